@@ -1,0 +1,128 @@
+"""The ``doubleedge`` command: serve the bot, scan it, grade submissions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from doubleedge.defenses import DEFENSES, get_defense
+from doubleedge.models import load_model
+from doubleedge.target import SupportBot, derive_secret, learner_id
+from doubleedge.target.server import LOOPBACK, ChatServer
+
+
+def build_bot(model: str, defense: str, learner: str | None) -> SupportBot:
+    secret = derive_secret(learner or learner_id())
+    return SupportBot(load_model(model), secret=secret, defense=get_defense(defense, secret))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    bot = build_bot(args.model, args.defense, args.learner)
+    if args.host not in (LOOPBACK, "localhost", "::1"):
+        print(f"warning: serving on {args.host}, reachable beyond this machine", file=sys.stderr)
+    server = ChatServer(bot, args.host, args.port)
+    print(f"Bell (defense: {args.defense}) answers POST {server.url}/chat  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from doubleedge.scan import ScanError, scan_bot, scan_for_lab, scan_url
+
+    spec = scan_for_lab(args.lab)
+    workdir = Path(args.workdir) if args.workdir else None
+    try:
+        if args.url:
+            if workdir is None:
+                raise SystemExit("--url needs --workdir (where garak writes its reports)")
+            report = scan_url(args.url, spec, workdir)
+        else:
+            report = scan_bot(build_bot(args.model, args.defense, args.learner), spec, workdir)
+    except ScanError as exc:
+        print(f"scan failed: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "lab": args.lab,
+            "defense": args.defense,
+            "results": [r.as_dict() for r in report.results],
+            "overall_attack_success_rate": round(report.overall_attack_success_rate, 4),
+        }, indent=1))
+    else:
+        print(report.table())
+        if workdir:
+            print(f"\nreport: {report.report_path}")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from doubleedge.grading.labs import get_lab
+    from doubleedge.grading.pipeline import Submission, find_submissions, grade, write_csv
+
+    lab = get_lab(args.lab)
+    if args.notebook:
+        submissions = [Submission(args.learner or learner_id(), Path(args.notebook))]
+    elif args.submissions:
+        submissions = find_submissions(Path(args.submissions), lab)
+    else:
+        raise SystemExit("give a folder of submissions (one sub-folder per learner) or --notebook FILE")
+    rows = grade(lab, submissions, Path(args.course_dir) if args.course_dir else None)
+    write_csv(rows, Path(args.out))
+    for row in rows:
+        print(f"{row.learner}: {row.score:g}/{row.max_score:g}" + "".join(f"\n  - {n}" for n in row.notes))
+    print(f"grades written to {args.out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="doubleedge", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def target_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--defense", default="none", choices=sorted(DEFENSES), help="hardening to apply (default: none)")
+        p.add_argument("--learner", help="learner id (default: $DOUBLEEDGE_LEARNER, the hub user, or 'local')")
+        p.add_argument("--model", default="reference", help="model backend (default: reference)")
+
+    serve = sub.add_parser("serve", help="serve the support bot over HTTP (POST /chat)")
+    serve.add_argument("--host", default=LOOPBACK, help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8765)
+    target_options(serve)
+    serve.set_defaults(run=cmd_serve)
+
+    scan = sub.add_parser("scan", help="run a lab's garak scan against the bot")
+    scan.add_argument("--lab", required=True)
+    target_options(scan)
+    scan.add_argument("--url", help="scan a bot already served at this /chat URL instead")
+    scan.add_argument("--workdir", help="keep garak's reports here (default: a temporary folder)")
+    scan.add_argument("--json", action="store_true", help="print machine-readable results")
+    scan.set_defaults(run=cmd_scan)
+
+    grade = sub.add_parser("grade", help="grade lab submissions into a CSV")
+    grade.add_argument("--lab", required=True)
+    grade.add_argument("submissions", nargs="?", help="folder with one sub-folder per learner")
+    grade.add_argument("--notebook", help="grade this one notebook (self-study)")
+    grade.add_argument("--learner", help="learner id for --notebook (default: as for serve)")
+    grade.add_argument("--out", default="grades.csv")
+    grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
+    grade.set_defaults(run=cmd_grade)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as exc:
+        print(f"doubleedge: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Grading: the labs' checks, the authoritative re-run of learners' code, the nbgrader pipeline."""

@@ -1,0 +1,18 @@
+"""Where the course's folders are. The lab kit is installed from the repository
+(editable), so the repository is found next to the package; each folder can be moved
+with an environment variable (e.g. a private held-out set for a class)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def labs_dir() -> Path:
+    return Path(os.environ.get("DOUBLEEDGE_LABS_DIR") or REPO_ROOT / "labs")
+
+
+def graders_dir() -> Path:
+    return Path(os.environ.get("DOUBLEEDGE_GRADERS_DIR") or REPO_ROOT / "graders")

@@ -1,0 +1,11 @@
+"""Running garak against the bot, reading its reports and comparing runs."""
+
+from doubleedge.scan.compare import Change, compare, plot_comparison
+from doubleedge.scan.report import ProbeResult, ScanError, ScanReport, hits_in, read_report
+from doubleedge.scan.runner import run_garak, scan_bot, scan_url
+from doubleedge.scan.specs import LAB_SCANS, ScanSpec, scan_for_lab
+
+__all__ = [
+    "LAB_SCANS", "Change", "ProbeResult", "ScanError", "ScanReport", "ScanSpec", "compare", "hits_in",
+    "plot_comparison", "read_report", "run_garak", "scan_bot", "scan_for_lab", "scan_url",
+]

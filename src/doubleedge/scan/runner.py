@@ -1,0 +1,115 @@
+"""Running garak as a subprocess against the bot over HTTP (garak's ``rest`` generator).
+
+garak keeps global state and some errors call ``exit()``, so a subprocess is the
+reliable way to run it more than once. Each run gets its own folder: its XDG
+directories (garak's data, cache and config), its config file and its reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from doubleedge.scan.report import ScanError, ScanReport, read_report
+from doubleedge.scan.specs import ScanSpec
+from doubleedge.target.bot import SupportBot
+from doubleedge.target.server import serving
+
+REPORT_PREFIX = "scan"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def rest_generator(chat_url: str, *, timeout: int = 120) -> dict:
+    """garak's RestGenerator settings for ``POST /chat {"message"} -> {"reply"}``."""
+    return {
+        "uri": chat_url,
+        "method": "post",
+        "headers": {"Content-Type": "application/json"},  # garak sends none by default
+        "req_template_json_object": {"message": "$INPUT"},
+        "response_json": True,
+        "response_json_field": "reply",
+        "request_timeout": timeout,  # a read timeout kills garak's run: be generous
+    }
+
+
+def garak_config(spec: ScanSpec, workdir: Path, *, target_type: str, generators: dict | None = None) -> dict:
+    return {
+        "system": {"lite": True, "narrow_output": True, "show_z": False},
+        "run": {
+            "seed": spec.seed,
+            "generations": spec.generations,
+            "soft_probe_prompt_cap": spec.prompt_cap,
+        },
+        "plugins": {
+            "target_type": target_type,
+            "extended_detectors": False,
+            "generators": generators or {},
+        },
+        "reporting": {
+            "report_dir": str(workdir / "reports"),
+            "report_prefix": REPORT_PREFIX,
+            "confidence_interval_method": "none",
+        },
+    }
+
+
+def garak_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OFFLINE)
+    for name in ("DATA", "CACHE", "CONFIG"):
+        env[f"XDG_{name}_HOME"] = str(workdir / name.lower())
+    return env
+
+
+def run_garak(spec: ScanSpec, workdir: Path, *, target_type: str = "rest", generators: dict | None = None,
+              timeout: float = 900) -> ScanReport:
+    """Run one garak scan and read its report. Raises ScanError if it did not finish."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "garak.yaml"  # JSON is valid YAML
+    config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
+    command = [sys.executable, "-m", "garak", "--config", str(config), "--spec", spec.spec]
+    try:
+        done = subprocess.run(command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
+    try:
+        return read_report(workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl")
+    except ScanError as exc:
+        output = (done.stdout + done.stderr)[-1500:]
+        raise ScanError(f"{exc}\n--- garak output (exit {done.returncode}) ---\n{output}{_log_tail(workdir)}") from None
+
+
+def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
+    """Scan a bot that is already being served at ``chat_url``."""
+    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": rest_generator(chat_url)}})
+
+
+def scan_bot(bot: SupportBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:
+    """Serve ``bot`` on a free loopback port for the length of one scan."""
+    with _workdir(workdir) as folder, serving(bot) as server:
+        return scan_url(server.chat_url, spec, folder)
+
+
+@contextmanager
+def _workdir(workdir: Path | None) -> Iterator[Path]:
+    if workdir is not None:
+        yield Path(workdir)
+        return
+    with tempfile.TemporaryDirectory(prefix="doubleedge-scan-") as tmp:
+        yield Path(tmp)
+
+
+def _log_tail(workdir: Path, lines: int = 20) -> str:
+    log = workdir / "data" / "garak" / "garak.log"
+    if not log.is_file():
+        return ""
+    tail = log.read_text("utf-8", errors="replace").splitlines()[-lines:]
+    return "\n--- garak.log tail ---\n" + "\n".join(tail)

@@ -1,0 +1,144 @@
+"""The bot over HTTP: ``POST /chat`` with ``{"message": "..."}`` answers ``{"reply": "..."}``.
+
+Standard library only. Every bad request gets a 4xx JSON error; nothing a client
+sends can stop the server. It binds to loopback unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from contextlib import contextmanager
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from doubleedge.models.base import ModelError
+from doubleedge.target.bot import SupportBot
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_MESSAGE_CHARS = 8000
+LOOPBACK = "127.0.0.1"
+
+log = logging.getLogger(__name__)
+
+
+class RequestError(Exception):
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_chat_request(body: bytes) -> str:
+    """The message in a ``/chat`` request body, or a RequestError saying what is wrong."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RequestError(HTTPStatus.BAD_REQUEST, 'body must be a JSON object like {"message": "..."}')
+    if "message" not in payload:
+        raise RequestError(HTTPStatus.BAD_REQUEST, 'missing field "message"')
+    message = payload["message"]
+    if not isinstance(message, str):
+        raise RequestError(HTTPStatus.BAD_REQUEST, '"message" must be a string')
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f'"message" is longer than {MAX_MESSAGE_CHARS} characters')
+    return message
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    server: ChatServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        try:
+            if self.path != "/chat":
+                raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {self.path!r}; use POST /chat")
+            message = parse_chat_request(self._read_body())
+            self._send(HTTPStatus.OK, {"reply": self.server.bot.reply(message)})
+        except RequestError as exc:
+            self._send(exc.status, {"error": str(exc)})
+        except ModelError as exc:
+            self._send(HTTPStatus.BAD_GATEWAY, {"error": f"model backend failed: {exc}"})
+        except Exception:  # a bug must not take the server down mid-scan
+            log.exception("unexpected error while answering")
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server log"})
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/health":
+            self._send(HTTPStatus.OK, {"status": "ok", "defense": self.server.bot.defense.name})
+        else:
+            self._send(HTTPStatus.METHOD_NOT_ALLOWED if self.path == "/chat" else HTTPStatus.NOT_FOUND,
+                       {"error": "use POST /chat with a JSON body"})
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # do not read (or wait for) an oversized body
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(int(length))
+
+    def _send(self, status: HTTPStatus, payload: dict) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: scans send thousands
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+class ChatServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, bot: SupportBot, host: str = LOOPBACK, port: int = 8765) -> None:
+        self.bot = bot
+        super().__init__((host, port), ChatHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+@dataclass
+class RunningServer:
+    server: ChatServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def chat_url(self) -> str:
+        return self.url + "/chat"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_in_thread(bot: SupportBot, host: str = LOOPBACK, port: int = 0) -> RunningServer:
+    """Serve ``bot`` from a background thread (port 0 picks a free port)."""
+    server = ChatServer(bot, host, port)
+    thread = threading.Thread(target=server.serve_forever, name="doubleedge-chat", daemon=True)
+    thread.start()
+    return RunningServer(server, thread)
+
+
+@contextmanager
+def serving(bot: SupportBot, host: str = LOOPBACK, port: int = 0) -> Iterator[RunningServer]:
+    running = start_in_thread(bot, host, port)
+    try:
+        yield running
+    finally:
+        running.stop()
