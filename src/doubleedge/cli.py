@@ -49,12 +49,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"scan failed: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({
-            "lab": args.lab,
-            "defense": args.defense,
-            "results": [r.as_dict() for r in report.results],
-            "overall_attack_success_rate": round(report.overall_attack_success_rate, 4),
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "lab": args.lab,
+                    "defense": args.defense,
+                    "results": [r.as_dict() for r in report.results],
+                    "overall_attack_success_rate": round(report.overall_attack_success_rate, 4),
+                },
+                indent=1,
+            )
+        )
     else:
         print(report.table())
         if workdir:
@@ -79,6 +84,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"{row.learner}: {row.score:g}/{row.max_score:g}" + "".join(f"\n  - {n}" for n in row.notes))
     print(f"grades written to {args.out}")
     return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from doubleedge.start import start
+
+    return start(args.site_port, args.lab_port, Path(args.workspace), no_browser=args.no_browser)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,6 +123,12 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", default="grades.csv")
     grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
     grade.set_defaults(run=cmd_grade)
+    start = sub.add_parser("start", help="build the site, make lab copies, serve the site and JupyterLab")
+    start.add_argument("--site-port", type=int, default=8000)
+    start.add_argument("--lab-port", type=int, default=8888)
+    start.add_argument("--workspace", default="workspace", help="where your lab copies live")
+    start.add_argument("--no-browser", action="store_true")
+    start.set_defaults(run=cmd_start)
     return top
 
 

@@ -65,8 +65,11 @@ def grade_lab01(cells: dict, learner: str, baseline_path: Path, heldout_path: Pa
     attempt("test_injection", "injection", lambda: lab01.check_injection(ns["MY_INJECTION"], learner))
     attempt("test_extracted_code", "extracted_code", lambda: lab01.check_extracted_code(ns["EXTRACTED_CODE"], learner))
     attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], baseline))
-    attempt("test_scan_reading", "scan_answers",
-            lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], baseline))
+    attempt(
+        "test_scan_reading",
+        "scan_answers",
+        lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], baseline),
+    )
     attempt("test_leaks_secret", "hardening", lambda: lab01.check_leaks_secret(ns["leaks_secret"], learner))
 
     hardening = None

@@ -88,8 +88,9 @@ class CourseFolder:
 
     def nbgrader(self, *args: str, env: dict | None = None, timeout: float = 600) -> None:
         command = [str(Path(sys.executable).with_name("nbgrader")), *args]
-        done = subprocess.run(command, cwd=self.root, env=_tool_env(env), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            command, cwd=self.root, env=tool_env(env), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if done.returncode != 0:
             raise GradingError(f"nbgrader {args[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
 
@@ -121,8 +122,15 @@ def grade_one(course: CourseFolder, submission: Submission, baseline: Path, scra
         target = course.submitted_path(submission.learner)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, target)
-        course.nbgrader("autograde", course.lab.slug, "--student", submission.learner, "--force",
-                        env={"DOUBLEEDGE_LEARNER": submission.learner}, timeout=AUTOGRADE_TIMEOUT)
+        course.nbgrader(
+            "autograde",
+            course.lab.slug,
+            "--student",
+            submission.learner,
+            "--force",
+            env={"DOUBLEEDGE_LEARNER": submission.learner},
+            timeout=AUTOGRADE_TIMEOUT,
+        )
         result = _authoritative(course, submission.learner, notebook, baseline, scratch)
         row.metrics = result["metrics"]
         row.notes += [f"{k}: {v['reason']}" for k, v in result["tests"].items() if not v["passed"]]
@@ -175,11 +183,32 @@ def _authoritative(course: CourseFolder, learner: str, notebook, baseline: Path,
     }
     work = Path(tempfile.mkdtemp(prefix=f"auth-{learner}-", dir=scratch))
     (work / "cells.json").write_text(json.dumps(cells), "utf-8")
-    command = [sys.executable, "-m", "doubleedge.grading.authoritative", "--lab", course.lab.number,
-               "--learner", learner, "--cells", "cells.json", "--baseline", str(baseline),
-               "--heldout", str(course.lab.heldout_attacks), "--out", "result.json"]
-    done = subprocess.run(command, cwd=work, env=_tool_env({"DOUBLEEDGE_LEARNER": learner}),
-                          capture_output=True, text=True, timeout=AUTHORITATIVE_TIMEOUT, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "doubleedge.grading.authoritative",
+        "--lab",
+        course.lab.number,
+        "--learner",
+        learner,
+        "--cells",
+        "cells.json",
+        "--baseline",
+        str(baseline),
+        "--heldout",
+        str(course.lab.heldout_attacks),
+        "--out",
+        "result.json",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=work,
+        env=tool_env({"DOUBLEEDGE_LEARNER": learner}),
+        capture_output=True,
+        text=True,
+        timeout=AUTHORITATIVE_TIMEOUT,
+        check=False,
+    )
     result = work / "result.json"
     if done.returncode != 0 or not result.is_file():
         raise GradingError(f"the grading process failed (exit {done.returncode}): {done.stderr[-300:]}")
@@ -209,7 +238,7 @@ def _baseline_report(lab: Lab, workdir: Path) -> Path:
     return scan_bot(bot, scan_for_lab(lab.number), workdir=workdir).report_path
 
 
-def _tool_env(extra: dict | None) -> dict[str, str]:
+def tool_env(extra: dict | None) -> dict[str, str]:
     env = dict(os.environ)
     # nbgrader calls alembic and jupyter by name: the venv's bin must come first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -224,5 +253,14 @@ def write_csv(rows: list[GradeRow], path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["learner", "lab", "score", "max_score", *tests, *metrics, "notes"])
         for r in rows:
-            writer.writerow([r.learner, r.lab, r.score, r.max_score, *(r.tests.get(t, 0.0) for t in tests),
-                             *(r.metrics.get(m, "") for m in metrics), " | ".join(r.notes)])
+            writer.writerow(
+                [
+                    r.learner,
+                    r.lab,
+                    r.score,
+                    r.max_score,
+                    *(r.tests.get(t, 0.0) for t in tests),
+                    *(r.metrics.get(m, "") for m in metrics),
+                    " | ".join(r.notes),
+                ]
+            )

@@ -6,6 +6,18 @@ from doubleedge.scan.runner import run_garak, scan_bot, scan_url
 from doubleedge.scan.specs import LAB_SCANS, ScanSpec, scan_for_lab
 
 __all__ = [
-    "LAB_SCANS", "Change", "ProbeResult", "ScanError", "ScanReport", "ScanSpec", "compare", "hits_in",
-    "plot_comparison", "read_report", "run_garak", "scan_bot", "scan_for_lab", "scan_url",
+    "LAB_SCANS",
+    "Change",
+    "ProbeResult",
+    "ScanError",
+    "ScanReport",
+    "ScanSpec",
+    "compare",
+    "hits_in",
+    "plot_comparison",
+    "read_report",
+    "run_garak",
+    "scan_bot",
+    "scan_for_lab",
+    "scan_url",
 ]

@@ -27,8 +27,9 @@ def compare(before: ScanReport, after: ScanReport) -> list[Change]:
     return [Change(p, rate(b, p), rate(a, p)) for p in probes]
 
 
-def plot_comparison(before: ScanReport, after: ScanReport, path: Path | str | None = None,
-                    labels: tuple[str, str] = ("before", "after")):
+def plot_comparison(
+    before: ScanReport, after: ScanReport, path: Path | str | None = None, labels: tuple[str, str] = ("before", "after")
+):
     """A horizontal bar chart of ASR per probe. Saves to ``path`` if given; returns the figure."""
     import matplotlib
 

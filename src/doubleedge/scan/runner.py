@@ -67,17 +67,19 @@ def garak_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_garak(spec: ScanSpec, workdir: Path, *, target_type: str = "rest", generators: dict | None = None,
-              timeout: float = 900) -> ScanReport:
+def run_garak(
+    spec: ScanSpec, workdir: Path, *, target_type: str = "rest", generators: dict | None = None, timeout: float = 900
+) -> ScanReport:
     """Run one garak scan and read its report. Raises ScanError if it did not finish."""
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # garak runs in it: relative paths would point elsewhere
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "garak.yaml"  # JSON is valid YAML
     config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
     command = [sys.executable, "-m", "garak", "--config", str(config), "--spec", spec.spec]
     try:
-        done = subprocess.run(command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
     try:

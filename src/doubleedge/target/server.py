@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,7 +45,9 @@ def parse_chat_request(body: bytes) -> str:
     if not isinstance(message, str):
         raise RequestError(HTTPStatus.BAD_REQUEST, '"message" must be a string')
     if len(message) > MAX_MESSAGE_CHARS:
-        raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f'"message" is longer than {MAX_MESSAGE_CHARS} characters')
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f'"message" is longer than {MAX_MESSAGE_CHARS} characters'
+        )
     return message
 
 
@@ -71,8 +73,10 @@ class ChatHandler(BaseHTTPRequestHandler):
         if self.path == "/health":
             self._send(HTTPStatus.OK, {"status": "ok", "defense": self.server.bot.defense.name})
         else:
-            self._send(HTTPStatus.METHOD_NOT_ALLOWED if self.path == "/chat" else HTTPStatus.NOT_FOUND,
-                       {"error": "use POST /chat with a JSON body"})
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED if self.path == "/chat" else HTTPStatus.NOT_FOUND,
+                {"error": "use POST /chat with a JSON body"},
+            )
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")

@@ -1,0 +1,103 @@
+"""nbgrader round trip: generate the learner copy, autograde submissions, authoritative scores."""
+
+import csv
+import json
+
+import nbformat
+import pytest
+
+from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import CourseFolder, Submission, grade, write_csv
+
+pytestmark = pytest.mark.integration
+
+LAB = get_lab("01")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    course = CourseFolder(tmp_path_factory.mktemp("course"), LAB)
+    course.prepare()
+    return course.root / "release" / LAB.slug / f"{LAB.slug}.ipynb"
+
+
+def _edited(path, out, **sources):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+    nbformat.write(nb, out)
+    return out
+
+
+def test_learner_copy_has_no_solution_or_hidden_test(release):
+    text = release.read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "check_injection", "squash(secret)",
+                   "HARDENED_SYSTEM_PROMPT = \"\"\"You are Bell"):
+        assert marker not in text
+    assert "raise NotImplementedError()" in text
+
+
+@pytest.fixture(scope="module")
+def graded(release, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    source = LAB.source_notebook
+    (folder / "model").mkdir()
+    (folder / "untouched").mkdir()
+    (folder / "tamper").mkdir()
+    (folder / "broken").mkdir()
+    (folder / "other-lab").mkdir()
+    subs = [
+        Submission("model", _edited(source, folder / "model" / "a.ipynb")),
+        Submission("untouched", _edited(release, folder / "untouched" / "a.ipynb")),
+        # a wrong injection, and the test cell that checks it replaced by a no-op
+        Submission("tamper", _edited(source, folder / "tamper" / "a.ipynb",
+                                     injection='MY_INJECTION = "hello"', test_injection="pass")),
+        Submission("broken", folder / "broken" / "a.ipynb"),
+        Submission("other-lab", folder / "other-lab" / "a.ipynb"),
+        Submission("empty", folder / "empty" / "a.ipynb"),
+    ]
+    (folder / "broken" / "a.ipynb").write_text('{"cells": [', "utf-8")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), folder / "other-lab" / "a.ipynb")
+    rows = grade(LAB, subs)
+    out = tmp_path_factory.mktemp("out") / "grades.csv"
+    write_csv(rows, out)
+    return {r.learner: r for r in rows}, out
+
+
+def test_source_notebook_gets_full_marks(graded):
+    row = graded[0]["model"]
+    assert row.max_score == 11 and row.score == 11, row.notes
+    assert row.metrics["attack_success_rate"] < 0.10 and row.metrics["benign_pass_rate"] >= 0.9
+
+
+def test_untouched_learner_copy_gets_nothing(graded):
+    row = graded[0]["untouched"]
+    assert row.score == 0
+    assert row.tests["test_hardening_asr"] == 0 and row.tests["test_hardening_benign"] == 0
+    assert any("NotImplementedError" in n for n in row.notes)
+
+
+def test_edited_test_cell_is_caught_and_does_not_help(graded):
+    row = graded[0]["tamper"]
+    assert row.tests["test_injection"] == 0
+    assert any("test_injection: test cell was modified" in n for n in row.notes)
+    assert row.tests["test_hardening_asr"] == 2  # the rest of the work still counts
+
+
+@pytest.mark.parametrize("learner, reason", [
+    ("broken", "not a valid notebook"),
+    ("other-lab", "not the Lab 01 notebook"),
+    ("empty", "no notebook submitted"),
+])
+def test_bad_submissions_get_a_clear_reason_and_zero(graded, learner, reason):
+    row = graded[0][learner]
+    assert row.score == 0 and row.max_score == 11
+    assert any(reason in n for n in row.notes)
+
+
+def test_csv_has_one_row_per_learner(graded):
+    rows = list(csv.DictReader(graded[1].open()))
+    assert [r["learner"] for r in rows] == ["model", "untouched", "tamper", "broken", "other-lab", "empty"]
+    assert rows[0]["score"] == "11.0" and json.loads(rows[0]["benign_pass_rate"]) >= 0.9
