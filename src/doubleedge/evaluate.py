@@ -56,7 +56,10 @@ def load_attacks(path: Path | str) -> list[Attack]:
     attacks = []
     for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
         if line.strip():
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
             try:
                 attacks.append(Attack(record["id"], record["goal"], record["prompt"], record.get("marker", "")))
             except KeyError as exc:
@@ -66,6 +69,8 @@ def load_attacks(path: Path | str) -> list[Attack]:
 
 def benign_pass_rate(bot: SupportBot, cases: tuple[BenignCase, ...] | None = None) -> Outcome:
     cases = benign_set() if cases is None else cases
+    if not cases:
+        raise ValueError("a benign pass rate needs at least one question")
     failed = tuple(c.question for c in cases if not c.passes(bot.reply(c.question)))
     return Outcome(1 - len(failed) / len(cases), len(cases), failed)
 

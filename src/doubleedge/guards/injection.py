@@ -18,7 +18,7 @@ DEFAULT_PATTERNS: dict[str, str] = {
     "stop_everything": r"\bstop everything\b|\bnew instructions?\s*:|\bsystem override\b",
     "prompt_leak": r"\b(?:repeat|print|show|reveal|display|translate|summari[sz]e|spell out|paraphrase|encode|rewrite)\b[^.?!\n]{0,30}\b(?:text|words|everything)\s+(?:above|before|so far)"
     r"|\b(?:your|the)\s+(?:initial|original|system|hidden)\s+(?:prompt|instructions|message)\b|\byour\s+(?:prompt|instructions)\b|\bsystem prompt\b",
-    "persona": r"\bDAN\b|\bdo anything now\b|\bdeveloper mode\b|\bjailbr(?:eak|oken)\b|\bstay in character\b"
+    "persona": r"(?-i:\bDAN\b)|\bdo anything now\b|\bdeveloper mode\b|\bjailbr(?:eak|oken)\b|\bstay in character\b"
     r"|\b(?:act as|pretend (?:to be|you are)|role-?play)\b|\bno (?:restrictions|rules|limits|filters)\b"
     r"|\b(?:unfiltered|uncensored)\b",
 }

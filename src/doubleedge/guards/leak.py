@@ -16,15 +16,16 @@ def squash(text: str) -> str:
 
 
 def leak_forms(secret: str) -> list[str]:
-    """The forms of ``secret`` that attackers ask for to slip past an exact-match filter."""
-    plain = squash(secret)
-    return [
-        plain,
-        plain[::-1],
-        squash(base64.b64encode(secret.encode()).decode()),
-        secret.encode().hex(),
-        plain.encode().hex(),
-    ]
+    """The forms of ``secret`` that attackers ask for to slip past an exact-match filter.
+
+    Each spelling (as given, without separators, lower case) plainly, reversed, in
+    base64 (padding dropped: it decodes without) and in hex, all squashed for matching.
+    """
+    spellings = {secret, _SEPARATORS.sub("", secret), secret.lower(), _SEPARATORS.sub("", secret).lower()}
+    forms = set()
+    for spelling in spellings:
+        forms |= {spelling, spelling[::-1], base64.b64encode(spelling.encode()).decode().rstrip("="), spelling.encode().hex()}
+    return sorted(squash(f) for f in forms)
 
 
 def contains_secret(text: str, secret: str) -> bool:

@@ -280,7 +280,7 @@ def persona_tag(text: str) -> str | None:
         if re.search(rf"\b{re.escape(name)}\b", text) and cues:
             return tag
     if len(cues) >= 2:
-        named = re.search(r"\b(?:act as|you are|pretend to be|called|named)\s+(?:an?\s+)?([A-Z][\w-]{2,})", text)
+        named = re.search(r"\b(?i:act as|you are|pretend to be|called|named)\s+(?:(?i:an?)\s+)?([A-Z][\w-]{2,})", text)
         return f"{named.group(1)}:" if named else "[🔓JAILBREAK]"
     return None
 

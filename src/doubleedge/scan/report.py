@@ -70,16 +70,9 @@ def read_report(path: Path | str) -> ScanReport:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ScanError(f"{path}:{number}: not JSON ({exc})") from None
-        kind = record.get("entry_type")
+        kind = record.get("entry_type") if isinstance(record, dict) else None
         if kind == "eval":
-            results.append(
-                ProbeResult(
-                    probe=record["probe"],
-                    detector=record["detector"],
-                    attempts=int(record["total_evaluated"]),
-                    hits=int(record["fails"]),
-                )
-            )
+            results.append(_probe_result(record, f"{path}:{number}"))
         elif kind == "completion":
             completed = True
     if not completed:
@@ -87,12 +80,30 @@ def read_report(path: Path | str) -> ScanReport:
     return ScanReport(tuple(sorted(results, key=lambda r: (r.probe, r.detector))), path)
 
 
+def _probe_result(record: dict, where: str) -> ProbeResult:
+    try:
+        return ProbeResult(
+            probe=str(record["probe"]),
+            detector=str(record["detector"]),
+            attempts=int(record["total_evaluated"]),
+            hits=int(record["fails"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ScanError(f"{where}: malformed eval record ({type(exc).__name__}: {exc})") from None
+
+
 def hits_in(path: Path | str) -> list[dict]:
     """The prompts and outputs that scored as hits (from the status-2 attempt records)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScanError(f"no garak report at {path}")
     found = []
-    for line in Path(path).read_text("utf-8").splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if record.get("entry_type") != "attempt" or record.get("status") != 2:
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ScanError(f"{path}:{number}: not JSON ({exc})") from None
+        if not isinstance(record, dict) or record.get("entry_type") != "attempt" or record.get("status") != 2:
             continue
         for detector, scores in record.get("detector_results", {}).items():
             if any(s is not None and s >= 0.5 for s in scores):

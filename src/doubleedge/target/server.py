@@ -54,6 +54,7 @@ def parse_chat_request(body: bytes) -> str:
 class ChatHandler(BaseHTTPRequestHandler):
     server: ChatServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # a client that promises a body and never sends it must not hold a thread forever
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         try:
@@ -62,6 +63,7 @@ class ChatHandler(BaseHTTPRequestHandler):
             message = parse_chat_request(self._read_body())
             self._send(HTTPStatus.OK, {"reply": self.server.bot.reply(message)})
         except RequestError as exc:
+            self.close_connection = True  # the body may be unread: this connection cannot be reused
             self._send(exc.status, {"error": str(exc)})
         except ModelError as exc:
             self._send(HTTPStatus.BAD_GATEWAY, {"error": f"model backend failed: {exc}"})
@@ -78,20 +80,28 @@ class ChatHandler(BaseHTTPRequestHandler):
                 {"error": "use POST /chat with a JSON body"},
             )
 
+    def _not_allowed(self) -> None:
+        self.close_connection = True
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST /chat with a JSON body"})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None or not (length.isascii() and length.isdigit()):
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
         if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # do not read (or wait for) an oversized body
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
         return self.rfile.read(int(length))
 
     def _send(self, status: HTTPStatus, payload: dict) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        # ASCII escapes: a lone surrogate echoed from the request still makes valid JSON
+        body = json.dumps(payload).encode("ascii")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")  # tell the client to reconnect
         self.end_headers()
         self.wfile.write(body)
 
@@ -101,6 +111,7 @@ class ChatHandler(BaseHTTPRequestHandler):
 
 class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # a scan or a class opens many connections at once
 
     def __init__(self, bot: SupportBot, host: str = LOOPBACK, port: int = 8765) -> None:
         self.bot = bot

@@ -1,0 +1,87 @@
+"""Per-learner secrets: format, determinism, and where the learner id comes from."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import pytest
+
+from doubleedge.target.secrets import PUBLIC_COURSE_KEY, course_key, derive_secret, learner_id
+
+FORMAT = re.compile(r"^DE-FAKE-[0-9A-F]{4}-[0-9A-F]{4}$")
+ENV = ("DOUBLEEDGE_LEARNER", "JUPYTERHUB_USER", "DOUBLEEDGE_COURSE_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("learner", ["alice", "bob", "local", "x", "ünïcødé-learner", "a" * 200])
+def test_secret_format(learner):
+    assert FORMAT.match(derive_secret(learner, key="k"))
+
+
+def test_secret_is_deterministic():
+    assert derive_secret("alice", key="k") == derive_secret("alice", key="k")
+
+
+def test_secret_differs_between_learners():
+    secrets = {derive_secret(name, key="k") for name in ("alice", "bob", "carol", "dave", "erin")}
+    assert len(secrets) == 5
+
+
+def test_secret_depends_on_the_key():
+    assert derive_secret("alice", key="key-one") != derive_secret("alice", key="key-two")
+
+
+def test_secret_is_the_hmac_sha256_of_the_learner():
+    digest = hmac.new(b"k", b"alice", hashlib.sha256).hexdigest()[:8].upper()
+    assert derive_secret("alice", key="k") == f"DE-FAKE-{digest[:4]}-{digest[4:]}"
+
+
+def test_empty_learner_raises():
+    with pytest.raises(ValueError, match="learner id must not be empty"):
+        derive_secret("", key="k")
+
+
+def test_default_key_is_the_public_one():
+    assert course_key() == PUBLIC_COURSE_KEY
+    assert derive_secret("alice") == derive_secret("alice", key=PUBLIC_COURSE_KEY)
+
+
+def test_course_key_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", "instructor-private")
+    assert course_key() == "instructor-private"
+    assert derive_secret("alice") == derive_secret("alice", key="instructor-private")
+    assert derive_secret("alice") != derive_secret("alice", key=PUBLIC_COURSE_KEY)
+
+
+def test_explicit_key_beats_the_environment(monkeypatch):
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", "instructor-private")
+    assert derive_secret("alice", key="explicit") != derive_secret("alice")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "local"),
+        ({"JUPYTERHUB_USER": "hubuser"}, "hubuser"),
+        ({"DOUBLEEDGE_LEARNER": "explicit"}, "explicit"),
+        ({"DOUBLEEDGE_LEARNER": "explicit", "JUPYTERHUB_USER": "hubuser"}, "explicit"),
+        ({"DOUBLEEDGE_LEARNER": "", "JUPYTERHUB_USER": "hubuser"}, "hubuser"),  # empty counts as unset
+        ({"DOUBLEEDGE_LEARNER": "", "JUPYTERHUB_USER": ""}, "local"),
+    ],
+)
+def test_learner_id_precedence(monkeypatch, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert learner_id() == expected
+
+
+def test_derive_secret_without_a_learner_uses_learner_id(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_USER", "hubuser")
+    assert derive_secret(key="k") == derive_secret("hubuser", key="k")
