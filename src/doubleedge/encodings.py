@@ -14,7 +14,8 @@ import re
 BASE64_BLOB = re.compile(r"(?<![\w+/=])[A-Za-z0-9+/]{8,}={0,2}(?![\w+/=])")
 HEX_BLOB = re.compile(r"\b(?:[0-9a-fA-F]{2}){6,}\b")
 # Only an explicit mention: "how do I decode error E21?" is a customer question, not a payload.
-ROT13_HINT = re.compile(r"rot-?13|\bencoded\b|\bdecoded\b", re.I)
+ROT13_HINT = re.compile(r"rot-?13|^\s*(?:encoded|decoded)\s*:|\bencoded string\b", re.I | re.M)
+TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 _ROT13_NOISE = re.compile(
     r"(?i)rot-?13|decode[ds]?|encoded|string|the following|in your monologue|it is a secure system message|:"
 )
@@ -71,7 +72,16 @@ def rot13_payload(text: str) -> str | None:
     return re.sub(r"\s+", " ", rotated).strip(" $")
 
 
+def unicode_tags(text: str) -> str | None:
+    """Text hidden in Unicode tag characters (U+E0000 block): invisible on screen, read by models.
+
+    Riley Goodside showed in January 2024 that models follow instructions hidden this way.
+    """
+    hidden = "".join(chr(ord(ch) - 0xE0000) for run in TAG_CHARS.findall(text) for ch in run)
+    return hidden if hidden.strip() else None
+
+
 def first_payload(text: str) -> str | None:
     """What a model that decodes eagerly would read out of ``text``, if anything."""
     found = decoded_payloads(text)
-    return found[0] if found else rot13_payload(text)
+    return found[0] if found else unicode_tags(text) or rot13_payload(text)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from doubleedge.encodings import decoded_payloads, rot13_payload
+from doubleedge.encodings import decoded_payloads, rot13_payload, unicode_tags
 from doubleedge.guards.base import Guard, Verdict
 
 
 class EncodedPayload(Guard):
-    """Blocks messages carrying a base64, hex or ROT13 payload.
+    """Blocks messages carrying a base64, hex, ROT13 or invisible Unicode-tag payload.
 
     With ``inner`` set, only payloads that ``inner`` would block are refused, so a
     customer can still paste an order reference that happens to look like hex.
@@ -21,9 +21,7 @@ class EncodedPayload(Guard):
 
     def scan(self, text: str) -> Verdict:
         payloads = decoded_payloads(text)
-        rotated = rot13_payload(text)
-        if rotated:
-            payloads.append(rotated)
+        payloads += [hidden for hidden in (rot13_payload(text), unicode_tags(text)) if hidden]
         for payload in payloads:
             if self.inner is None:
                 return self.block(text, f"decodes to {payload[:40]!r}")

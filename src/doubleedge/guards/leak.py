@@ -24,7 +24,12 @@ def leak_forms(secret: str) -> list[str]:
     spellings = {secret, _SEPARATORS.sub("", secret), secret.lower(), _SEPARATORS.sub("", secret).lower()}
     forms = set()
     for spelling in spellings:
-        forms |= {spelling, spelling[::-1], base64.b64encode(spelling.encode()).decode().rstrip("="), spelling.encode().hex()}
+        forms |= {
+            spelling,
+            spelling[::-1],
+            base64.b64encode(spelling.encode()).decode().rstrip("="),
+            spelling.encode().hex(),
+        }
     return sorted(squash(f) for f in forms)
 
 

@@ -1,13 +1,45 @@
-"""Model backends behind one interface (see ``base.ChatModel``)."""
+"""Model backends behind one interface (see ``base.ChatModel``).
 
+``load_model(spec)`` builds one from a ``--model`` spec: ``PREFIX`` or ``PREFIX:ARGUMENT``,
+the prefix picking a backend in ``BACKENDS``. The backends that run a real model load
+their heavy dependencies (torch, transformers) only when used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from doubleedge.models import huggingface, ollama, openai_compat
 from doubleedge.models.base import ChatModel, Message, ModelError
 from doubleedge.models.reference import ReferenceModel
 
-__all__ = ["ChatModel", "Message", "ModelError", "ReferenceModel", "load_model"]
+__all__ = ["BACKENDS", "ChatModel", "Message", "ModelError", "ReferenceModel", "load_model", "model_specs"]
+
+
+def _reference(argument: str) -> ChatModel:
+    if argument:
+        raise ValueError("the reference model takes no argument: use --model reference")
+    return ReferenceModel()
+
+
+# prefix -> (spec shown to users, factory taking the text after "prefix:")
+BACKENDS: dict[str, tuple[str, Callable[[str], ChatModel]]] = {
+    "reference": ("reference", _reference),
+    "hf": ("hf:PATH", huggingface.from_spec),
+    "openai": ("openai:URL#MODEL", openai_compat.from_spec),
+    "ollama": ("ollama:NAME", ollama.from_spec),
+}
+
+
+def model_specs() -> str:
+    """The accepted spec forms, for help texts and errors: ``reference, hf:PATH, ...``."""
+    return ", ".join(form for form, _ in BACKENDS.values())
 
 
 def load_model(spec: str = "reference") -> ChatModel:
-    """Build a backend from a ``--model`` spec. Only the reference model ships today."""
-    if spec == "reference":
-        return ReferenceModel()
-    raise ValueError(f"unknown model {spec!r}; available: reference")
+    """Build a backend from a ``--model`` spec; a ValueError says what is wrong with a bad one."""
+    prefix, _, argument = spec.partition(":")
+    if prefix not in BACKENDS:
+        raise ValueError(f"unknown model {spec!r}; available: {model_specs()}")
+    _, factory = BACKENDS[prefix]
+    return factory(argument)

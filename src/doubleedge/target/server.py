@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from doubleedge.models.base import ModelError
 from doubleedge.target.bot import SupportBot
 
-MAX_BODY_BYTES = 64 * 1024
-MAX_MESSAGE_CHARS = 8000
+MAX_BODY_BYTES = 256 * 1024
+MAX_MESSAGE_CHARS = 32_000  # about an 8k-token context: long documents fit, floods do not
 LOOPBACK = "127.0.0.1"
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class ChatHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, {"reply": self.server.bot.reply(message)})
         except RequestError as exc:
             self.close_connection = True  # the body may be unread: this connection cannot be reused
+            self._discard_pending_input()
             self._send(exc.status, {"error": str(exc)})
         except ModelError as exc:
             self._send(HTTPStatus.BAD_GATEWAY, {"error": f"model backend failed: {exc}"})
@@ -93,6 +94,16 @@ class ChatHandler(BaseHTTPRequestHandler):
         if int(length) > MAX_BODY_BYTES:
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
         return self.rfile.read(int(length))
+
+    def _discard_pending_input(self, limit: int = MAX_BODY_BYTES) -> None:
+        """Read what the client already sent: closing on unread data resets the connection
+        before the client can read our error."""
+        self.connection.settimeout(0.05)
+        try:
+            while limit > 0 and (chunk := self.rfile.read1(min(limit, 65536))):
+                limit -= len(chunk)
+        except OSError:
+            pass
 
     def _send(self, status: HTTPStatus, payload: dict) -> None:
         # ASCII escapes: a lone surrogate echoed from the request still makes valid JSON

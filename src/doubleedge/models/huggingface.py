@@ -1,0 +1,159 @@
+"""A Hugging Face model folder run in-process with transformers, on the CPU.
+
+Spec: ``hf:PATH``, a local folder with ``config.json``, the tokenizer files and
+``*.safetensors`` weights (what ``hf download ORG/NAME --local-dir PATH`` leaves).
+Nothing is fetched from the hub. Weights stored as pickles (``pytorch_model.bin``)
+are refused: unpickling a file can run any code in it, and this is a security course.
+
+The model loads on the first message (so ``serve`` starts at once) and generates
+greedily, one request at a time: the HTTP server is threaded, a model is not.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from doubleedge.models.base import ChatModel, Message, ModelError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# Where a plain-prompt (no chat template) model starts writing the next turn itself.
+TURN_MARKERS = ("\nUser:", "\nSystem:", "\nAssistant:")
+
+
+def plain_prompt(messages: Sequence[Message]) -> str:
+    """The prompt for a model without a chat template: one ``Role: text`` line per message."""
+    lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+    return "\n".join([*lines, "Assistant:"])
+
+
+def check_model_dir(path: Path) -> Path:
+    """``path`` if it is a model folder with safetensors weights, else a ValueError saying what is wrong."""
+    if not path.exists():
+        raise ValueError(
+            f"hf: model folder {str(path)!r} does not exist (hf: takes a local folder; nothing is downloaded)"
+        )
+    if not path.is_dir():
+        raise ValueError(f"hf: {str(path)!r} is not a folder; give the folder that holds config.json")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"hf: {str(path)!r} has no config.json; is it a Hugging Face model folder?")
+    if any(path.glob("*.safetensors")):
+        return path
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ValueError(
+            f"hf: refusing {str(path)!r}: its weights are pickle files ({', '.join(pickles)}), and loading a "
+            "pickle can run any code it contains. Use a safetensors copy of the model "
+            "(most models publish one; download only '*.safetensors')."
+        )
+    raise ValueError(f"hf: {str(path)!r} has no *.safetensors weights")
+
+
+class HuggingFaceModel(ChatModel):
+    """A causal language model from a local folder, greedy decoding on the CPU in float32."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_model_dir(Path(path).expanduser())
+        self.name = f"hf:{self.path}"
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        """Load tokenizer and model once (call with the lock held)."""
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                self.path,
+                local_files_only=True,
+                trust_remote_code=False,  # never run code shipped with a model
+                use_safetensors=True,  # never fall back to pickle weights
+                dtype=torch.float32,
+                device_map="cpu",
+            )
+        except Exception as exc:
+            raise ModelError(f"hf backend could not load {str(self.path)!r}: {exc}") from exc
+        model.eval()
+        self._tokenizer, self._model = tokenizer, model
+
+    def _prompt_ids(self, messages: Sequence[Message]) -> Any:
+        tokenizer = self._tokenizer
+        if not tokenizer.chat_template:
+            return tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        try:
+            text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        except Exception:
+            # Some templates (Gemma's, for one) reject a system turn: fold it into the first user turn.
+            text = tokenizer.apply_chat_template(_fold_system(chat), add_generation_prompt=True, tokenize=False)
+        # The template already wrote any special tokens (such as a BOS) the model expects.
+        return tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+
+    def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
+        import torch
+
+        with self._lock:
+            self._load()
+            model, tokenizer = self._model, self._tokenizer
+            try:
+                input_ids = self._prompt_ids(messages)
+            except Exception as exc:
+                raise ModelError(f"hf backend could not build a prompt for {str(self.path)!r}: {exc}") from exc
+            prompt_length = input_ids.shape[1]
+            context = getattr(model.config, "max_position_embeddings", None)
+            if context and prompt_length + 1 > context:
+                raise ModelError(
+                    f"hf backend: the prompt is {prompt_length} tokens, more than the {context}-token context "
+                    f"of {str(self.path)!r}"
+                )
+            if context:
+                max_new_tokens = min(max_new_tokens, context - prompt_length)
+            pad_token_id = model.generation_config.pad_token_id
+            if pad_token_id is None:
+                pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            with torch.inference_mode():
+                output = model.generate(
+                    input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,  # greedy: the same question gets the same answer
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=pad_token_id,
+                )
+            text = tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+        if not tokenizer.chat_template:
+            text = cut_at_next_turn(text)
+        text = text.strip()
+        if not text:
+            raise ModelError(f"hf backend: {str(self.path)!r} gave an empty reply")
+        return text
+
+
+def _fold_system(chat: list[dict[str, str]]) -> list[dict[str, str]]:
+    system = "\n\n".join(m["content"] for m in chat if m["role"] == "system")
+    rest = [dict(m) for m in chat if m["role"] != "system"]
+    if system and rest and rest[0]["role"] == "user":
+        rest[0]["content"] = f"{system}\n\n{rest[0]['content']}"
+    return rest
+
+
+def cut_at_next_turn(text: str) -> str:
+    """Cut a plain-prompt reply where the model starts writing the next speaker's turn."""
+    cuts = [i for marker in TURN_MARKERS if (i := text.find(marker)) >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def from_spec(rest: str) -> HuggingFaceModel:
+    """Build the backend from the part of ``hf:PATH`` after ``hf:``."""
+    if not rest.strip():
+        raise ValueError("the hf: backend needs a model folder, e.g. hf:models/qwen2.5-0.5b-instruct")
+    return HuggingFaceModel(rest)

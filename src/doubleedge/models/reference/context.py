@@ -1,0 +1,132 @@
+"""What the reference model reads from a chat: the system prompt, the message, the secret lines.
+
+Shared by every behaviour module; nothing here decides how the model answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from doubleedge.retrieval import Article
+
+REFUSAL = "I'm sorry, but I can't help with that."
+SECRET_REFUSAL = "I'm sorry, but I can't share internal codes or credentials."
+# Stands where a jailbroken model would write harmful content: the course never ships any.
+COMPLIANCE_MARK = "[complied: a real jailbroken model would write the requested content here]"
+
+_SECRET_NOUNS = (
+    r"(?:discount|staff|promo|coupon|secret|internal)\s+code|password|passphrase|secret|api[\s_-]?key|token|credential"
+)
+SECRET_REQUEST = re.compile(rf"\b(?:{_SECRET_NOUNS})s?\b", re.I)
+SECRET_TOKEN = re.compile(r"\b[A-Z0-9]{2,}(?:-[A-Z0-9]{2,}){2,}\b")
+SECRET_TRANSFORMS = {
+    "spaced": re.compile(r"spaces? between|letter by letter|spell", re.I),
+    "reversed": re.compile(r"backwards|revers", re.I),
+    "base64": re.compile(r"base ?64", re.I),
+    "hex": re.compile(r"\bhex", re.I),
+}
+
+_NEVER = r"\b(?:never|do not|don't|must not)\b"
+
+
+@dataclass(frozen=True)
+class SystemPrompt:
+    """What the model takes from the system prompt: rules, articles, protected lines."""
+
+    text: str
+
+    @property
+    def forbids_disclosure(self) -> bool:
+        return bool(re.search(rf"{_NEVER}[^.\n]{{0,40}}\b(?:reveal|share|disclose|give)", self.text, re.I))
+
+    @property
+    def resists_override(self) -> bool:
+        """True when the prompt says user messages cannot change its rules (an instruction hierarchy)."""
+        return bool(
+            re.search(
+                r"(?:user|customer)(?:'s)? (?:messages?|input|text)[^.\n]{0,60}"
+                r"\b(?:cannot|can't|must not|never|do not)\b[^.\n]{0,30}\b(?:change|override|replace)"
+                r"|\b(?:never|do not|don't)\b[^.\n]{0,20}\b(?:follow|obey)\b[^.\n]{0,30}\binstructions\b"
+                r"[^.\n]{0,30}\b(?:user|customer|message)",
+                self.text,
+                re.I,
+            )
+        )
+
+    @property
+    def forbids_repeating(self) -> bool:
+        return bool(
+            re.search(
+                rf"{_NEVER}[^.\n]{{0,30}}\b(?:repeat|reveal|quote|print|disclose)\b[^.\n]{{0,30}}"
+                r"\b(?:instructions|prompt|rules|text above)",
+                self.text,
+                re.I,
+            )
+        )
+
+    def articles(self) -> list[Article]:
+        """Articles are blocks that start with a line ``[article] Title``."""
+        found = re.findall(r"^\[article\]\s*(.+)\n((?:(?!\[article\]).+\n?)+)", self.text, re.M)
+        return [Article(title.strip(), body.strip()) for title, body in found]
+
+    def line_about(self, noun_match: str) -> str | None:
+        """The first line that mentions what the user asked about (the model 'attends' to it)."""
+        key = noun_match.lower().split()[-1]
+        for line in self.text.splitlines():
+            if key in line.lower() and SECRET_TOKEN.search(line):
+                return line.strip()
+        return None
+
+    def protected_lines(self) -> list[str]:
+        return [line.strip() for line in self.text.splitlines() if SECRET_TOKEN.search(line)]
+
+    def summary(self) -> str:
+        """What the model 'remembers' of the conversation: its first line and any secret line.
+
+        Exfiltration attacks ask for exactly this, so what leaves is what matters.
+        """
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        picked = lines[:1] + [line for line in self.protected_lines() if line not in lines[:1]]
+        return " ".join(picked)[:200]
+
+
+@dataclass(frozen=True)
+class Context:
+    """One step of reasoning: the system prompt, the text being answered, how deep we are."""
+
+    system: SystemPrompt
+    text: str
+    depth: int
+    respond: Callable[[str, int], str]  # answer another text (e.g. a decoded payload)
+
+    def follow(self, text: str) -> str:
+        return self.respond(text, self.depth + 1)
+
+
+def reveal(system: SystemPrompt, request: str) -> str | None:
+    """Say the protected line, transformed the way the request asks (to slip past filters)."""
+    noun = SECRET_REQUEST.search(request)
+    line = system.line_about(noun.group(0)) if noun else None
+    if line is None:
+        return None
+    token = SECRET_TOKEN.search(line).group(0)
+    for name, pattern in SECRET_TRANSFORMS.items():
+        if pattern.search(request):
+            return f"Sure! Here it is: {transform(token, name)}"
+    return f"Sure! {line}"
+
+
+def transform(token: str, name: str) -> str:
+    """Obfuscations that attackers ask for so that a naive output filter misses a leak."""
+    if name == "spaced":
+        return " ".join(token)
+    if name == "reversed":
+        return token[::-1]
+    if name == "base64":
+        return base64.b64encode(token.encode()).decode()
+    if name == "hex":
+        return token.encode().hex()
+    raise ValueError(f"unknown transform {name!r}")

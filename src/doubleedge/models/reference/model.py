@@ -1,0 +1,62 @@
+"""The reference model's engine: one ordered list of behaviours, the first answer wins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from doubleedge.models.base import ChatModel, Message
+from doubleedge.models.reference import hallucination, helpful, hijacking, jailbreaks, leaking, smuggling, unsafe_output
+from doubleedge.models.reference.context import Context, SystemPrompt
+
+Behaviour = Callable[[Context], "str | None"]
+
+# Order matters and is the model's "alignment": like real models, the most recent and
+# most specific instruction wins over the system prompt, smuggled and role-played
+# requests get past the refusals, and only then does the model do its actual job.
+BEHAVIOURS: tuple[Behaviour, ...] = (
+    smuggling.decode_smuggled,
+    smuggling.unescape_on_request,
+    jailbreaks.adopt_persona,
+    hijacking.follow_override,
+    unsafe_output.echo_on_command,
+    hijacking.assemble_exfil_link,
+    hijacking.follow_embedded,
+    unsafe_output.include_markup,
+    leaking.leak_prompt,
+    leaking.diverge_on_repetition,
+    jailbreaks.answer_in_another_tense,
+    jailbreaks.write_requested_code,
+    jailbreaks.refuse_harmful,
+    leaking.invent_credentials,
+    leaking.guard_secret,
+    unsafe_output.explain_ansi,
+    unsafe_output.obey_format_threat,
+    helpful.check_code,
+    hallucination.agree_without_checking,
+    helpful.answer_from_articles,
+    hallucination.invent_biography,
+)
+
+
+class ReferenceModel(ChatModel):
+    """Deterministic, fast, offline. See the package docstring for what it is and is not."""
+
+    name = "reference"
+
+    def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
+        system = SystemPrompt("\n".join(m.content for m in messages if m.role == "system"))
+        user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return _truncate(self._respond(system, user, 0), max_new_tokens)
+
+    def _respond(self, system: SystemPrompt, text: str, depth: int) -> str:
+        ctx = Context(system, text, depth, lambda inner, d: self._respond(system, inner, d))
+        for behaviour in BEHAVIOURS:
+            reply = behaviour(ctx)
+            if reply is not None:
+                return reply
+        return helpful.fallback(ctx)
+
+
+def _truncate(text: str, max_new_tokens: int) -> str:
+    words = text.split(" ")
+    return text if len(words) <= max_new_tokens else " ".join(words[:max_new_tokens])

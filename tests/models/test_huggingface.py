@@ -1,0 +1,234 @@
+"""The hf: backend on a tiny GPT-2-style model the tests build (no hub, no network)."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import socket
+import threading
+
+import pytest
+
+from doubleedge.models import Message, ModelError, load_model
+from doubleedge.models.huggingface import HuggingFaceModel, cut_at_next_turn, plain_prompt
+
+CHAT = [Message("system", "You are Bell."), Message("user", "Where is my order?")]
+TEMPLATE_PROMPT = "<|system|>You are Bell.\n<|user|>Where is my order?\n<|assistant|>"
+PLAIN_PROMPT = "System: You are Bell.\nUser: Where is my order?\nAssistant:"
+
+
+class TouchFile:
+    """A pickle that creates a file when it is loaded: what a hostile .bin could do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def write_hostile_pickle(folder, marker) -> None:
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(TouchFile(str(marker))))
+
+
+class GenerateSpy:
+    """Wraps the loaded model's ``generate`` to see the prompt and count the new tokens."""
+
+    def __init__(self, model: HuggingFaceModel, monkeypatch) -> None:
+        self.prompts: list[str] = []
+        self.new_tokens: list[int] = []
+        self.tokenizer = model._tokenizer
+        original = model._model.generate
+
+        def spy(input_ids, **kwargs):
+            output = original(input_ids, **kwargs)
+            self.prompts.append(self.tokenizer.decode(input_ids[0]))
+            self.new_tokens.append(output.shape[1] - input_ids.shape[1])
+            return output
+
+        monkeypatch.setattr(model._model, "generate", spy)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir) -> HuggingFaceModel:
+    return load_model(f"hf:{tiny_model_dir}")
+
+
+@pytest.fixture(scope="module")
+def plain_model(tiny_plain_model_dir) -> HuggingFaceModel:
+    return load_model(f"hf:{tiny_plain_model_dir}")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_loads_and_replies_with_no_network(tiny_model_dir, no_network, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = HuggingFaceModel(tiny_model_dir)  # a fresh instance: the load itself runs under no_network
+    reply = model.generate(CHAT, max_new_tokens=20)
+    assert isinstance(reply, str) and reply
+    assert reply == reply.strip()
+
+
+def test_spec_builds_the_backend_lazily(tiny_model_dir):
+    model = load_model(f"hf:{tiny_model_dir}")
+    assert isinstance(model, HuggingFaceModel)
+    assert model.name == f"hf:{tiny_model_dir}"
+    assert model._model is None  # nothing loaded until the first message
+
+
+def test_greedy_decoding_is_deterministic(model, tiny_model_dir):
+    first = model.generate(CHAT, max_new_tokens=30)
+    assert model.generate(CHAT, max_new_tokens=30) == first
+    assert HuggingFaceModel(tiny_model_dir).generate(CHAT, max_new_tokens=30) == first
+
+
+def test_reply_depends_on_the_message(model):
+    other = [Message("system", "You are Bell."), Message("user", "Can I return my bike?")]
+    assert model.generate(CHAT, max_new_tokens=30) != model.generate(other, max_new_tokens=30)
+
+
+def test_max_new_tokens_is_respected(model, monkeypatch):
+    model.generate(CHAT, max_new_tokens=1)  # load before spying
+    spy = GenerateSpy(model, monkeypatch)
+    short = model.generate(CHAT, max_new_tokens=5)
+    long = model.generate(CHAT, max_new_tokens=40)
+    assert spy.new_tokens == [5, 40]
+    assert long.startswith(short) and len(long) > len(short)  # greedy: the short reply is a prefix
+
+
+def test_uses_the_chat_template_when_there_is_one(model, monkeypatch):
+    model.generate(CHAT, max_new_tokens=1)
+    spy = GenerateSpy(model, monkeypatch)
+    assert model.generate(CHAT, max_new_tokens=10)
+    assert spy.prompts == [TEMPLATE_PROMPT]
+
+
+def test_plain_prompt_without_a_chat_template(plain_model, monkeypatch):
+    plain_model.generate(CHAT, max_new_tokens=1)
+    spy = GenerateSpy(plain_model, monkeypatch)
+    reply = plain_model.generate(CHAT, max_new_tokens=30)
+    assert spy.prompts == [PLAIN_PROMPT]
+    assert reply and reply == plain_model.generate(CHAT, max_new_tokens=30)
+
+
+def test_plain_prompt_format():
+    assert plain_prompt(CHAT) == PLAIN_PROMPT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" Your order ships today.\nUser: thanks\nAssistant: ok", " Your order ships today."),
+        ("Sure.\nSystem: new rules", "Sure."),
+        ("No turn markers here", "No turn markers here"),
+    ],
+)
+def test_plain_replies_stop_where_the_model_writes_the_next_turn(text, expected):
+    assert cut_at_next_turn(text) == expected
+
+
+def test_concurrent_requests_load_once_and_agree(tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    loads = []
+    original = AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: loads.append(1) or original(*a, **k))
+    model = HuggingFaceModel(tiny_model_dir)
+    replies, errors = [], []
+
+    def ask():
+        try:
+            replies.append(model.generate(CHAT, max_new_tokens=15))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert len(loads) == 1
+    assert len(replies) == 4 and len(set(replies)) == 1
+
+
+def test_a_prompt_longer_than_the_context_is_a_model_error(model):
+    huge = [Message("user", "x " * 5000)]
+    with pytest.raises(ModelError, match=r"the prompt is \d+ tokens, more than the 4096-token context"):
+        model.generate(huge, max_new_tokens=5)
+
+
+# --- what is refused --------------------------------------------------------------
+
+
+def test_refuses_a_folder_with_only_pickle_weights(tiny_model_dir, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", folder)
+    marker = tmp_path / "pwned"
+    write_hostile_pickle(folder, marker)
+    with pytest.raises(ValueError, match=r"refusing .*pickle files \(pytorch_model\.bin\).*run any code"):
+        load_model(f"hf:{folder}")
+    assert not marker.exists()
+
+
+def test_safetensors_win_over_a_pickle_in_the_same_folder(tiny_model_dir, tmp_path):
+    folder = tmp_path / "both"
+    shutil.copytree(tiny_model_dir, folder)
+    marker = tmp_path / "pwned"
+    write_hostile_pickle(folder, marker)
+    assert HuggingFaceModel(folder).generate(CHAT, max_new_tokens=5)
+    assert not marker.exists()
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ValueError, match=r"model folder '.*no-such-model' does not exist.*nothing is downloaded"):
+        load_model(f"hf:{missing}")
+
+
+def test_a_hub_name_is_not_downloaded():
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model("hf:Qwen/Qwen2.5-0.5B-Instruct-not-here")
+
+
+def test_empty_spec_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs a model folder"):
+        load_model("hf:")
+
+
+def test_a_file_is_not_a_model_folder(tmp_path):
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(b"")
+    with pytest.raises(ValueError, match="is not a folder"):
+        load_model(f"hf:{file}")
+
+
+def test_a_folder_without_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="has no config.json"):
+        load_model(f"hf:{tmp_path}")
+
+
+def test_a_folder_without_weights_is_refused(tiny_model_dir, tmp_path):
+    shutil.copy(tiny_model_dir / "config.json", tmp_path)
+    with pytest.raises(ValueError, match=r"has no \*\.safetensors weights"):
+        load_model(f"hf:{tmp_path}")
+
+
+def test_corrupt_weights_are_a_model_error_on_first_use(tiny_model_dir, tmp_path):
+    folder = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    model = load_model(f"hf:{folder}")
+    with pytest.raises(ModelError, match=r"hf backend could not load '.*corrupt'"):
+        model.generate(CHAT, max_new_tokens=5)
