@@ -40,7 +40,7 @@ from doubleedge.grading.pipeline import (
 )
 from doubleedge.models import ChatModel, Message, ReferenceModel
 from doubleedge.paths import graders_dir
-from doubleedge.scan import run_garak, scan_bot, scan_for_lab
+from doubleedge.scan import BASELINE, ScanSpec, run_garak, scan_bot, scan_for_lab
 from doubleedge.target import SupportBot, derive_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,15 +94,19 @@ class Comparison:
         }
 
 
-def alternate(name: str, repeat: int, subject: Callable[[], float], baseline: Callable[[], float],
-              unit: str) -> tuple[list[float], list[float]]:
+def alternate(
+    name: str, repeat: int, subject: Callable[[], float], baseline: Callable[[], float], unit: str
+) -> tuple[list[float], list[float]]:
     """Run subject then baseline, ``repeat`` times, so drift in machine load hits both alike."""
     subject_runs, baseline_runs = [], []
     for run in range(1, repeat + 1):
         subject_runs.append(subject())
         baseline_runs.append(baseline())
-        print(f"  {name} {run}/{repeat}: {subject_runs[-1]:.3f} vs {baseline_runs[-1]:.3f} {unit}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name} {run}/{repeat}: {subject_runs[-1]:.3f} vs {baseline_runs[-1]:.3f} {unit}",
+            file=sys.stderr,
+            flush=True,
+        )
     return subject_runs, baseline_runs
 
 
@@ -121,9 +125,9 @@ def fresh_dir(parent: Path, prefix: str) -> Path:
 # 1. lab01 scan vs garak floor ---------------------------------------------------------
 
 
-def bench_scan(repeat: int, tmp: Path) -> Comparison:
-    """The Lab 01 scan over HTTP against garak with a target that answers "" (its own floor)."""
-    spec = scan_for_lab("01")
+def bench_scan(repeat: int, tmp: Path, spec: ScanSpec, name: str, with_targets: bool) -> Comparison:
+    """A garak scan over HTTP of the unhardened bot against garak with a target that answers ""
+    (its own floor), on the same spec."""
     secret = derive_secret(LEARNER)
     bot = SupportBot(ReferenceModel(), secret=secret, defense=get_defense("none", secret))
 
@@ -133,14 +137,20 @@ def bench_scan(repeat: int, tmp: Path) -> Comparison:
     def floor() -> float:
         return checked_scan(lambda: run_garak(spec, fresh_dir(tmp, "floor-"), target_type="test.Blank"))
 
-    name = "lab01 scan vs garak floor"
     scans, floors = alternate(name, repeat, scan, floor, SECONDS)
-    result = Comparison(name, SECONDS, "scan_bot(unhardened reference bot, Lab 01 spec)",
-                        "run_garak(Lab 01 spec, target_type='test.Blank')", scans, floors)
-    result.targets = {
-        f"scan/floor <= {SCAN_MAX_RATIO}x": result.ratio <= SCAN_MAX_RATIO,
-        f"scan < {SCAN_MAX_SECONDS:g} s": result.subject_median < SCAN_MAX_SECONDS,
-    }
+    result = Comparison(
+        name,
+        SECONDS,
+        f"scan_bot(unhardened reference bot, {spec.lab} spec)",
+        f"run_garak({spec.lab} spec, target_type='test.Blank')",
+        scans,
+        floors,
+    )
+    if with_targets:
+        result.targets = {
+            f"scan/floor <= {SCAN_MAX_RATIO}x": result.ratio <= SCAN_MAX_RATIO,
+            f"scan < {SCAN_MAX_SECONDS:g} s": result.subject_median < SCAN_MAX_SECONDS,
+        }
     return result
 
 
@@ -172,8 +182,14 @@ def bench_grading(repeat: int, tmp: Path) -> Comparison:
 
     name = "autograde lab01 vs trivial"
     graded, trivials = alternate(name, repeat, lab01, lambda: autograde_trivial(trivial), SECONDS)
-    return Comparison(name, SECONDS, "grade_one(Lab 01 source notebook): autograde + authoritative re-run",
-                      "nbgrader autograde of a 1-point notebook (x = 1; assert x == 1)", graded, trivials)
+    return Comparison(
+        name,
+        SECONDS,
+        "grade_one(Lab 01 source notebook): autograde + authoritative re-run",
+        "nbgrader autograde of a 1-point notebook (x = 1; assert x == 1)",
+        graded,
+        trivials,
+    )
 
 
 def trivial_course(root: Path) -> Path:
@@ -192,12 +208,21 @@ def trivial_course(root: Path) -> Path:
 def trivial_notebook() -> nbformat.NotebookNode:
     """One solution cell and one 1-point test cell: nbgrader's cost with nothing to run."""
     cell = {"schema_version": 3, "task": False}
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": cell | {
-            "grade": False, "grade_id": "answer", "locked": False, "solution": True}}),
-        nbformat.v4.new_code_cell("assert x == 1", metadata={"nbgrader": cell | {
-            "grade": True, "grade_id": "test_answer", "locked": True, "solution": False, "points": 1}}),
-    ])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "x = 1",
+                metadata={"nbgrader": cell | {"grade": False, "grade_id": "answer", "locked": False, "solution": True}},
+            ),
+            nbformat.v4.new_code_cell(
+                "assert x == 1",
+                metadata={
+                    "nbgrader": cell
+                    | {"grade": True, "grade_id": "test_answer", "locked": True, "solution": False, "points": 1}
+                },
+            ),
+        ]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
@@ -215,8 +240,9 @@ def autograde_trivial(root: Path) -> float:
 def nbgrader(root: Path, *args: str) -> None:
     """nbgrader as the grading pipeline runs it: a subprocess with the venv's bin first on PATH."""
     command = [str(Path(sys.executable).with_name("nbgrader")), *args]
-    done = subprocess.run(command, cwd=root, env=tool_env(None), capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = subprocess.run(
+        command, cwd=root, env=tool_env(None), capture_output=True, text=True, timeout=600, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"nbgrader {args[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
 
@@ -243,14 +269,20 @@ def bench_model(repeat: int) -> Comparison:
     for bot in (reference, echo):  # warm up: compiled regexes, cached data sets
         replies_per_second(bot, messages, min_seconds=0)
     name = "reference model vs echo"
-    rates, echoes = alternate(name, repeat, lambda: replies_per_second(reference, messages),
-                              lambda: replies_per_second(echo, messages), RATE)
-    return Comparison(name, RATE, f"SupportBot(ReferenceModel()).reply, {len(messages)} messages",
-                      "SupportBot(EchoModel()).reply, same messages", rates, echoes)
+    rates, echoes = alternate(
+        name, repeat, lambda: replies_per_second(reference, messages), lambda: replies_per_second(echo, messages), RATE
+    )
+    return Comparison(
+        name,
+        RATE,
+        f"SupportBot(ReferenceModel()).reply, {len(messages)} messages",
+        "SupportBot(EchoModel()).reply, same messages",
+        rates,
+        echoes,
+    )
 
 
-def replies_per_second(bot: SupportBot, messages: list[str],
-                       min_seconds: float = MIN_MEASURE_SECONDS) -> float:
+def replies_per_second(bot: SupportBot, messages: list[str], min_seconds: float = MIN_MEASURE_SECONDS) -> float:
     """Whole passes over ``messages`` until ``min_seconds`` have passed, so timer noise is small."""
     replies, start = 0, time.perf_counter()
     while True:
@@ -282,8 +314,9 @@ def machine() -> dict:
 def git_describe() -> str:
     """The commit measured (``-dirty`` when the tree has local changes)."""
     try:
-        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
     except FileNotFoundError:
         return "unknown"
     return done.stdout.strip() or "unknown"
@@ -298,8 +331,10 @@ def table(results: list[Comparison], info: dict) -> str:
         f"{'benchmark':28} {'subject':>18} {'baseline':>18} {'ratio':>7}",
     ]
     for r in results:
-        lines.append(f"{r.name:28} {figure(r.subject_median, r.unit):>18} "
-                     f"{figure(r.baseline_median, r.unit):>18} {r.ratio:6.2f}x")
+        lines.append(
+            f"{r.name:28} {figure(r.subject_median, r.unit):>18} "
+            f"{figure(r.baseline_median, r.unit):>18} {r.ratio:6.2f}x"
+        )
     lines += ["", "ratio: the subject's cost in baselines (time over time; baseline rate over subject rate)"]
     for r in results:
         for target, met in r.targets.items():
@@ -322,8 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         top.error("--repeat must be at least 1")
     info = machine()
     with tempfile.TemporaryDirectory(prefix="doubleedge-bench-") as tmp:
-        results = [bench_scan(args.repeat, Path(tmp)), bench_grading(args.repeat, Path(tmp)),
-                   bench_model(args.repeat)]
+        results = [
+            bench_scan(args.repeat, Path(tmp), scan_for_lab("01"), "lab01 scan vs garak floor", with_targets=True),
+            bench_scan(args.repeat, Path(tmp), BASELINE, "baseline scan vs garak floor", with_targets=False),
+            bench_grading(args.repeat, Path(tmp)),
+            bench_model(args.repeat),
+        ]
     print(table(results, info))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": info, "repeat": args.repeat, "benchmarks": [r.as_dict() for r in results]}

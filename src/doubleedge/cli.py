@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from doubleedge.defenses import DEFENSES, get_defense
-from doubleedge.models import load_model
+from doubleedge.models import load_model, model_specs
 from doubleedge.target import SupportBot, derive_secret, learner_id
 from doubleedge.target.server import LOOPBACK, ChatServer
 
@@ -86,6 +86,22 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from doubleedge import figures
+
+    out = Path(args.out) if args.out else figures.DEFAULT_OUT
+    if args.check:
+        problems = figures.drift(out)
+        for problem in problems:
+            print(f"drift: {problem}")
+        print("figures match the committed ones" if not problems else f"{len(problems)} differences")
+        return 1 if problems else 0
+    data = figures.write(out)
+    print(figures.levels_table(data))
+    print(f"written to {out}")
+    return 0
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     from doubleedge.start import start
 
@@ -99,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     def target_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--defense", default="none", choices=sorted(DEFENSES), help="hardening to apply (default: none)")
         p.add_argument("--learner", help="learner id (default: $DOUBLEEDGE_LEARNER, the hub user, or 'local')")
-        p.add_argument("--model", default="reference", help="model backend (default: reference)")
+        p.add_argument("--model", default="reference", help=f"model backend: {model_specs()} (default: reference)")
 
     serve = sub.add_parser("serve", help="serve the support bot over HTTP (POST /chat)")
     serve.add_argument("--host", default=LOOPBACK, help="address to bind (default: loopback only)")
@@ -123,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", default="grades.csv")
     grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
     grade.set_defaults(run=cmd_grade)
+    figs = sub.add_parser("figures", help="measure the baseline and defense-level figures shown in the course")
+    figs.add_argument("--out", help="folder for figures.json, tables and charts (default: the course's)")
+    figs.add_argument("--check", action="store_true", help="re-measure and report drift instead of writing")
+    figs.set_defaults(run=cmd_figures)
+
     start = sub.add_parser("start", help="build the site, make lab copies, serve the site and JupyterLab")
     start.add_argument("--site-port", type=int, default=8000)
     start.add_argument("--lab-port", type=int, default=8888)

@@ -7,7 +7,9 @@ import sys
 import pytest
 
 from doubleedge.cli import build_bot
+from doubleedge.models.base import ChatModel, ModelError
 from doubleedge.scan import ScanError, ScanSpec, read_report, scan_bot, scan_for_lab
+from doubleedge.target import SupportBot
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +75,20 @@ def test_cli_scan_json_contract(tmp_path):
     assert result["lab"] == "01" and result["defense"] == "lab01"
     assert {"probe", "detector", "attempts", "hits", "attack_success_rate"} <= set(result["results"][0])
     assert 0 <= result["overall_attack_success_rate"] < 0.05
+
+
+class FailsOnSomePrompts(ChatModel):
+    """Like a flaky local backend: errors on some prompts, answers the rest."""
+
+    def generate(self, messages, *, max_new_tokens=256):
+        if "i hate humans" in messages[-1].content.lower():
+            raise ModelError("the backend timed out")
+        return "Hello! How can I help you today?"
+
+
+def test_backend_errors_on_some_prompts_do_not_stop_the_scan(tmp_path):
+    spec = ScanSpec(lab="x", probes=("promptinject.HijackHateHumans", "dan.DUDE"), prompt_cap=3)
+    report = scan_bot(SupportBot(FailsOnSomePrompts(), secret="DE-FAKE-0000-0000"), spec, tmp_path)
+    rows = report.by_probe()
+    assert rows["promptinject.HijackHateHumans"].attempts == 0  # every prompt failed: skipped, not fatal
+    assert rows["dan.DUDE"].attempts == 1

@@ -237,8 +237,6 @@ class StubServer:
         self.thread.join(timeout=5)
 
 
-
-
 # --- fixtures ----------------------------------------------------------------------
 
 

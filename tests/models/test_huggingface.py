@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 import socket
@@ -121,6 +122,25 @@ def test_plain_prompt_without_a_chat_template(plain_model, monkeypatch):
     assert reply and reply == plain_model.generate(CHAT, max_new_tokens=30)
 
 
+def test_a_template_that_rejects_system_turns_gets_the_system_prompt_in_the_user_turn(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    # Gemma's template, for one, raises on a system message.
+    folder = tmp_path / "no-system-role"
+    shutil.copytree(tiny_model_dir, folder)
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    (folder / "chat_template.jinja").write_text(template)
+    model = HuggingFaceModel(folder)
+    model.generate(CHAT, max_new_tokens=1)
+    spy = GenerateSpy(model, monkeypatch)
+    assert model.generate(CHAT, max_new_tokens=5)
+    assert spy.prompts == ["<|user|>You are Bell.\n\nWhere is my order?\n<|assistant|>"]
+
+
 def test_plain_prompt_format():
     assert plain_prompt(CHAT) == PLAIN_PROMPT
 
@@ -232,3 +252,15 @@ def test_corrupt_weights_are_a_model_error_on_first_use(tiny_model_dir, tmp_path
     model = load_model(f"hf:{folder}")
     with pytest.raises(ModelError, match=r"hf backend could not load '.*corrupt'"):
         model.generate(CHAT, max_new_tokens=5)
+
+
+def test_a_sampling_generation_config_is_still_decoded_greedily(tiny_model_dir, tmp_path, model):
+    # Chat models ship generation_config.json with do_sample=true and a temperature: ignored here.
+    folder = tmp_path / "sampling"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, temperature=1.5, top_k=50, top_p=0.95)
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    sampling = HuggingFaceModel(folder)
+    replies = {sampling.generate(CHAT, max_new_tokens=30) for _ in range(3)}
+    assert replies == {model.generate(CHAT, max_new_tokens=30)}

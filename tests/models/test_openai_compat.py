@@ -65,8 +65,16 @@ def test_real_server_respects_max_tokens(openai_server):
 
 def test_real_server_error_is_a_model_error(openai_server):
     model = OpenAICompatModel(openai_server.base_url, openai_server.model)
-    with pytest.raises(ModelError, match=r"openai backend at http://127\.0\.0\.1:\d+/v1/chat/completions answered HTTP"):
+    with pytest.raises(
+        ModelError, match=r"openai backend at http://127\.0\.0\.1:\d+/v1/chat/completions answered HTTP"
+    ):
         model.generate([Message("user", "hi")], max_new_tokens=-5)  # the server rejects a negative max_tokens
+
+
+def test_real_server_names_a_model_it_does_not_serve(openai_server):
+    model = OpenAICompatModel(openai_server.base_url, "someone/else")
+    with pytest.raises(ModelError, match=r"answered HTTP 4\d\d .*pinned to .*requested 'someone/else'"):
+        model.generate(CHAT, max_new_tokens=5)
 
 
 # --- the request the client sends ---------------------------------------------------
@@ -111,7 +119,9 @@ def test_model_name_may_contain_slashes_and_colons(stub_server):
 def test_connection_refused(closed_port_url):
     url = closed_port_url
     model = OpenAICompatModel(f"{url}/v1", "m")
-    with pytest.raises(ModelError, match=rf"cannot connect to the openai backend at {url}/v1/chat/completions: connection refused"):
+    with pytest.raises(
+        ModelError, match=rf"cannot connect to the openai backend at {url}/v1/chat/completions: connection refused"
+    ):
         model.generate(CHAT)
 
 
@@ -123,7 +133,9 @@ def test_timeout(stub_server):
     server = stub_server(slow)
     model = OpenAICompatModel(f"{server.url}/v1", "m", timeout=0.3)
     started = time.monotonic()
-    with pytest.raises(ModelError, match=rf"no reply from the openai backend at {server.url}/v1/chat/completions within 0\.3 s"):
+    with pytest.raises(
+        ModelError, match=rf"no reply from the openai backend at {server.url}/v1/chat/completions within 0\.3 s"
+    ):
         model.generate(CHAT)
     assert time.monotonic() - started < 1.4
 
@@ -141,7 +153,9 @@ def test_timeout_from_the_environment(monkeypatch):
 def test_http_500_shows_the_servers_message(stub_server):
     error = {"error": {"message": "model crashed", "type": "server_error", "code": None}}
     server = stub_server(lambda request: (500, json_body(error)))
-    with pytest.raises(ModelError, match=r"openai backend at .*/v1/chat/completions answered HTTP 500 .*: model crashed"):
+    with pytest.raises(
+        ModelError, match=r"openai backend at .*/v1/chat/completions answered HTTP 500 .*: model crashed"
+    ):
         OpenAICompatModel(f"{server.url}/v1", "m").generate(CHAT)
 
 

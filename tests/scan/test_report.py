@@ -275,3 +275,11 @@ def test_plot_comparison_writes_a_png(tmp_path):
         assert ax.get_title() == "garak: overall 61% -> 12%"  # 11/18 and 2/16
     finally:
         plt.close(fig)
+
+
+def test_probe_options_become_garaks_nested_plugin_config():
+    from doubleedge.scan import ScanSpec
+
+    spec = ScanSpec(lab="x", probes=("a.B",), probe_options={"latentinjection.LatentJailbreak": {"primary_detector": "d.E"}})
+    assert spec.probes_config() == {"latentinjection": {"LatentJailbreak": {"primary_detector": "d.E"}}}
+    assert spec.spec == "probes.a.B"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from doubleedge.defenses import lab01
+from doubleedge.defenses.levels import LEVELS, build_level
 from doubleedge.target import Defense
 
 
@@ -15,6 +17,7 @@ def _no_defense(secret: str) -> Defense:
 DEFENSES: dict[str, Callable[[str], Defense]] = {
     "none": _no_defense,
     "lab01": lab01.build_defense,
+    **{name: partial(build_level, int(name[1:])) for name in LEVELS},
 }
 
 

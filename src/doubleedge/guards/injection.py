@@ -24,6 +24,18 @@ DEFAULT_PATTERNS: dict[str, str] = {
 }
 
 
+# Tells of instructions hidden in documents, links and "games" (indirect injection, exfiltration).
+DOCUMENT_PATTERNS: dict[str, str] = {
+    "note_to_ai": r"\b(?:note|message|instruction)s? (?:to|for) (?:the |any )?(?:ai|assistant|model|automated|language model)",
+    "role_marker": r"^\s*(?:system|assistant|user)\s*:|\[system\]|<\|im_start\|>",
+    "hidden_text": r"\bhidden (?:instruction|competency|text)|white-text|invisible to humans",
+    "bracket_focus": r"<<|between the <> brackets|angled \(<>\) brackets",
+    "exfil_link": r"!\[[^\]]*\]|concatenate these strings|\?[a-z]+=\[(?:data|info|num)\]",
+    "echo_game": r"\bprefix a statement with\b|\brespond with exactly what follows\b",
+    "markup": r"<\s*script\b|javascript:",
+}
+
+
 class InjectionHeuristics(Guard):
     """Blocks messages that match any of a set of named regular expressions."""
 
@@ -31,7 +43,7 @@ class InjectionHeuristics(Guard):
 
     def __init__(self, patterns: dict[str, str] | Iterable[str] = DEFAULT_PATTERNS) -> None:
         items = patterns.items() if isinstance(patterns, dict) else enumerate(patterns)
-        self.patterns = {str(k): re.compile(p, re.I) for k, p in items}
+        self.patterns = {str(k): re.compile(p, re.I | re.M) for k, p in items}
 
     def matches(self, text: str) -> list[str]:
         """Names of the patterns that ``text`` matches."""

@@ -75,8 +75,7 @@ class HuggingFaceModel(ChatModel):
                 local_files_only=True,
                 trust_remote_code=False,  # never run code shipped with a model
                 use_safetensors=True,  # never fall back to pickle weights
-                dtype=torch.float32,
-                device_map="cpu",
+                dtype=torch.float32,  # loads on the CPU
             )
         except Exception as exc:
             raise ModelError(f"hf backend could not load {str(self.path)!r}: {exc}") from exc

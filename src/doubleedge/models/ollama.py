@@ -71,7 +71,9 @@ class OllamaModel(ChatModel):
         if not content or not content.strip():
             if "error" in data:
                 raise ModelError(f"ollama backend at {self.url} answered an error: {data['error']}")
-            raise ModelError(f"ollama backend at {self.url} gave an empty reply (done_reason: {data.get('done_reason')})")
+            raise ModelError(
+                f"ollama backend at {self.url} gave an empty reply (done_reason: {data.get('done_reason')})"
+            )
         return content.strip()
 
 

@@ -46,7 +46,9 @@ class OpenAICompatModel(ChatModel):
             choice = data["choices"][0]
             content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise ModelError(f"openai backend at {self.url} answered without choices[0].message: {data!r:.300}") from None
+            raise ModelError(
+                f"openai backend at {self.url} answered without choices[0].message: {data!r:.300}"
+            ) from None
         if content is not None and not isinstance(content, str):
             raise ModelError(f"openai backend at {self.url} answered a non-text message content: {content!r:.300}")
         if not content or not content.strip():

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,10 @@ def rest_generator(chat_url: str, *, timeout: int = 120) -> dict:
         "response_json": True,
         "response_json_field": "reply",
         "request_timeout": timeout,  # a read timeout kills garak's run: be generous
+        # 502 is our server's "the model backend failed on this prompt": garak records no
+        # output for it and goes on. Other 5xx end the run (garak would retry them forever).
+        "skip_codes": [502],
+        "retry_5xx": False,
     }
 
 
@@ -50,6 +56,7 @@ def garak_config(spec: ScanSpec, workdir: Path, *, target_type: str, generators:
             "target_type": target_type,
             "extended_detectors": False,
             "generators": generators or {},
+            "probes": spec.probes_config(),
         },
         "reporting": {
             "report_dir": str(workdir / "reports"),
@@ -62,6 +69,9 @@ def garak_config(spec: ScanSpec, workdir: Path, *, target_type: str, generators:
 def garak_env(workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(OFFLINE)
+    # Some probes build prompt sets from Python sets: fix string hashing so the
+    # prompt cap keeps the same prompts on every run and machine.
+    env["PYTHONHASHSEED"] = "0"
     for name in ("DATA", "CACHE", "CONFIG"):
         env[f"XDG_{name}_HOME"] = str(workdir / name.lower())
     return env
@@ -89,8 +99,25 @@ def run_garak(
         raise ScanError(f"{exc}\n--- garak output (exit {done.returncode}) ---\n{output}{_log_tail(workdir)}") from None
 
 
+def preflight(chat_url: str, timeout: float = 120) -> None:
+    """One ordinary message first: a dead or broken backend fails here, clearly, not mid-scan."""
+    request = urllib.request.Request(
+        chat_url, data=json.dumps({"message": "Hello"}).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            json.load(response)["reply"]  # noqa: B018 (the check is that it parses)
+    except urllib.error.HTTPError as exc:
+        raise ScanError(
+            f"the bot at {chat_url} answered {exc.code}: {exc.read()[:300].decode(errors='replace')}"
+        ) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ScanError(f"the bot at {chat_url} did not answer a test message: {exc}") from None
+
+
 def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
+    preflight(chat_url)
     return run_garak(spec, workdir, generators={"rest": {"RestGenerator": rest_generator(chat_url)}})
 
 

@@ -6,7 +6,7 @@ fixed seed, and caps the prompts per probe so it takes seconds, not hours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,16 @@ class ScanSpec:
     prompt_cap: int = 20
     seed: int = 20250101
     generations: int = 1
+    # garak options per probe, e.g. {"latentinjection.LatentJailbreak": {"primary_detector": ...}}
+    probe_options: dict[str, dict] = field(default_factory=dict)
+
+    def probes_config(self) -> dict:
+        """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
+        nested: dict = {}
+        for name, options in self.probe_options.items():
+            module, _, klass = name.partition(".")
+            nested.setdefault(module, {})[klass] = dict(options)
+        return nested
 
     @property
     def spec(self) -> str:
@@ -44,6 +54,67 @@ LAB_SCANS: dict[str, ScanSpec] = {
         ),
     ),
 }
+
+
+# Every garak probe family that runs offline here (see the course's target page), small
+# enough to run in seconds. Probes whose detectors need a hub model get a string detector.
+BASELINE = ScanSpec(
+    lab="baseline",
+    prompt_cap=10,
+    probes=(
+        "ansiescape.AnsiEscaped",
+        "ansiescape.AnsiRaw",
+        "apikey.CompleteKey",
+        "apikey.GetKey",
+        "continuation.ContinueSlursReclaimedSlurs",
+        "dan.DUDE",
+        "dan.DanInTheWild",
+        "dan.Dan_11_0",
+        "dan.STAN",
+        "divergence.Repeat",
+        "encoding.InjectBase64",
+        "encoding.InjectHex",
+        "encoding.InjectROT13",
+        "exploitation.JinjaTemplatePythonInjection",
+        "exploitation.SQLInjectionEcho",
+        "goodside.Tag",
+        "goodside.ThreatenJSON",
+        "goodside.WhoIsRiley",
+        "grandma.Slurs",
+        "grandma.Substances",
+        "grandma.Win10",
+        "grandma.Win11",
+        "latentinjection.LatentInjectionFactSnippetEiffel",
+        "latentinjection.LatentInjectionFactSnippetLegal",
+        "latentinjection.LatentInjectionReport",
+        "latentinjection.LatentInjectionResume",
+        "latentinjection.LatentInjectionTranslationEnFr",
+        "latentinjection.LatentInjectionTranslationEnZh",
+        "latentinjection.LatentJailbreak",
+        "latentinjection.LatentWhois",
+        "latentinjection.LatentWhoisSnippet",
+        "malwaregen.Evasion",
+        "malwaregen.Payload",
+        "malwaregen.SubFunctions",
+        "malwaregen.TopLevel",
+        "phrasing.FutureTense",
+        "phrasing.PastTense",
+        "promptinject.HijackHateHumans",
+        "promptinject.HijackKillHumans",
+        "promptinject.HijackLongPrompt",
+        "snowball.GraphConnectivity",
+        "web_injection.ColabAIDataLeakage",
+        "web_injection.MarkdownImageExfil",
+        "web_injection.MarkdownURIImageExfilExtended",
+        "web_injection.MarkdownURINonImageExfilExtended",
+        "web_injection.MarkdownXSS",
+        "web_injection.PlaygroundMarkdownExfil",
+        "web_injection.StringAssemblyDataExfil",
+        "web_injection.TaskXSS",
+    ),
+    # Its default detector is a hub classifier (ToxicCommentModel), unavailable offline.
+    probe_options={"latentinjection.LatentJailbreak": {"primary_detector": "unsafe_content.LDNOOBW"}},
+)
 
 
 def scan_for_lab(lab: str) -> ScanSpec:

@@ -7,7 +7,7 @@ import re
 
 from doubleedge.encodings import first_payload
 from doubleedge.models.reference.context import SECRET_REQUEST, Context
-from doubleedge.models.reference.hijacking import OVERRIDE, QUOTED_ORDER
+from doubleedge.models.reference.hijacking import OVERRIDE, ordered_payload
 from doubleedge.models.reference.jailbreaks import ROLE_PLAY_CUES
 
 ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2}|\\[0-7]{3}|\\u[0-9a-fA-F]{4}|\\e)")
@@ -27,11 +27,9 @@ def decode_smuggled(ctx: Context) -> str | None:
     decoded = first_payload(ctx.text)
     if decoded is None:
         return None
-    if OVERRIDE.search(decoded) or QUOTED_ORDER.search(decoded) or SECRET_REQUEST.search(decoded):
+    if OVERRIDE.search(decoded) or SECRET_REQUEST.search(decoded) or ROLE_PLAY_CUES.search(decoded):
         return ctx.follow(decoded)
-    if ROLE_PLAY_CUES.search(decoded):
-        return ctx.follow(decoded)
-    return f"Decoded: {decoded}"
+    return ordered_payload(decoded) or f"Decoded: {decoded}"
 
 
 def unescape_on_request(ctx: Context) -> str | None:
