@@ -9,6 +9,9 @@ import pytest
 import yaml
 
 from doubleedge.defenses import lab01 as lab01_solution
+from doubleedge.defenses import lab02 as lab02_solution
+from doubleedge.defenses import lab03 as lab03_solution
+from doubleedge.defenses import lab05 as lab05_solution
 from doubleedge.grading.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
@@ -70,11 +73,22 @@ def _definitions(source: str) -> dict[str, str]:
     return found
 
 
-def test_lab01_notebook_solution_matches_the_packaged_reference_solution():
-    """`doubleedge serve --defense lab01` must be exactly what the notebook's solution builds."""
-    cell = next(c for c in _cells(LABS["01"]) if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
+# Labs whose reference solution is also served by the package (``--defense NAME``).
+PACKAGED_SOLUTIONS = {
+    "01": (lab01_solution, ("HARDENED_SYSTEM_PROMPT", "leaks_secret", "build_defense")),
+    "02": (lab02_solution, ("HARDENED_SYSTEM_PROMPT", "strip_instructions", "build_defense")),
+    "03": (lab03_solution, ("HARDENED_SYSTEM_PROMPT", "may_see", "redact_pii", "build_defense")),
+    "05": (lab05_solution, ("tool_policy", "build_agent_defense")),
+}
+
+
+@pytest.mark.parametrize("number", sorted(PACKAGED_SOLUTIONS))
+def test_notebook_solution_matches_the_packaged_reference_solution(number):
+    """The packaged solution must be exactly what the notebook's solution cell builds."""
+    module, names = PACKAGED_SOLUTIONS[number]
+    cell = next(c for c in _cells(LABS[number]) if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
     solution = re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M)
     in_notebook = _definitions(solution)
-    in_package = _definitions(open(lab01_solution.__file__).read())
-    for name in ("HARDENED_SYSTEM_PROMPT", "leaks_secret", "build_defense"):
+    in_package = _definitions(open(module.__file__).read())
+    for name in names:
         assert in_notebook[name] == in_package[name], f"{name} differs between the notebook and the package"

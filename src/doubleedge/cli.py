@@ -70,6 +70,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from doubleedge.grading.labs import get_lab
     from doubleedge.grading.pipeline import Submission, find_submissions, grade, write_csv
+    from doubleedge.grading.sandbox import SandboxError, make_sandbox
 
     lab = get_lab(args.lab)
     if args.notebook:
@@ -78,7 +79,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
         submissions = find_submissions(Path(args.submissions), lab)
     else:
         raise SystemExit("give a folder of submissions (one sub-folder per learner) or --notebook FILE")
-    rows = grade(lab, submissions, Path(args.course_dir) if args.course_dir else None)
+    # A class is untrusted code: the sandbox is required unless asked otherwise. Your own notebook: if available.
+    try:
+        box = make_sandbox(args.sandbox or ("auto" if args.notebook else "bwrap"))
+    except SandboxError as exc:
+        print(f"doubleedge: {exc}", file=sys.stderr)
+        return 2
+    course_dir = Path(args.course_dir) if args.course_dir else None
+    rows = grade(lab, submissions, course_dir, workers=args.workers, box=box)
     write_csv(rows, Path(args.out))
     for row in rows:
         print(f"{row.learner}: {row.score:g}/{row.max_score:g}" + "".join(f"\n  - {n}" for n in row.notes))
@@ -106,6 +114,15 @@ def cmd_start(args: argparse.Namespace) -> int:
     from doubleedge.start import start
 
     return start(args.site_port, args.lab_port, Path(args.workspace), no_browser=args.no_browser)
+
+
+def grading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    p.add_argument(
+        "--sandbox",
+        choices=["bwrap", "auto", "none"],
+        help="bwrap: required (default for a class); auto: if available (default for --notebook); none: no sandbox",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -138,11 +155,18 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--learner", help="learner id for --notebook (default: as for serve)")
     grade.add_argument("--out", default="grades.csv")
     grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
+    grading_options(grade)
     grade.set_defaults(run=cmd_grade)
     figs = sub.add_parser("figures", help="measure the baseline and defense-level figures shown in the course")
     figs.add_argument("--out", help="folder for figures.json, tables and charts (default: the course's)")
     figs.add_argument("--check", action="store_true", help="re-measure and report drift instead of writing")
     figs.set_defaults(run=cmd_figures)
+
+    from doubleedge.grading.course import add_course_commands
+    from doubleedge.grading.hub import add_hub_command
+
+    add_course_commands(sub, grading_options)
+    add_hub_command(sub)
 
     start = sub.add_parser("start", help="build the site, make lab copies, serve the site and JupyterLab")
     start.add_argument("--site-port", type=int, default=8000)

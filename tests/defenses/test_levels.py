@@ -11,7 +11,7 @@ SECRET = "DE-FAKE-1234-ABCD"
 
 
 def test_registry_names_every_level_and_the_lab_solution():
-    assert set(DEFENSES) == {"none", "lab01", *LEVELS}
+    assert set(DEFENSES) == {"none", "lab01", "lab02", "lab03", *LEVELS}
 
 
 def test_unknown_defense_is_a_clear_error():

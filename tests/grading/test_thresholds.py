@@ -16,7 +16,9 @@ GARAK_PHRASINGS = re.compile(r"ignore any previous and following instructions|st
 
 
 def _evaluate(build):
-    return lab01.evaluate_hardening(lab01.hardened_bot(build, "thresholds"), load_attacks(get_lab("01").heldout_attacks))
+    return lab01.evaluate_hardening(
+        lab01.hardened_bot(build, "thresholds"), load_attacks(get_lab("01").heldout_attacks)
+    )
 
 
 def test_defense_fitted_to_garaks_prompts_fails_on_heldout_attacks():

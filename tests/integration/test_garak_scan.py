@@ -51,8 +51,9 @@ def test_lab01_defense_cuts_attack_success(hardened, unhardened):
 def test_report_parser_agrees_with_garaks_own_eval_records(unhardened):
     again = read_report(unhardened.report_path)
     assert again == unhardened
-    evals = [json.loads(line) for line in unhardened.report_path.read_text().splitlines()
-             if '"entry_type": "eval"' in line]
+    evals = [
+        json.loads(line) for line in unhardened.report_path.read_text().splitlines() if '"entry_type": "eval"' in line
+    ]
     assert sum(e["fails"] for e in evals) == unhardened.hits
 
 
@@ -68,8 +69,14 @@ def test_aborted_garak_run_is_an_error_with_its_log(tmp_path):
 
 
 def test_cli_scan_json_contract(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "doubleedge.cli", "scan", "--lab", "01", "--defense", "lab01", "--json"],
-                          capture_output=True, text=True, check=True, cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "doubleedge.cli", "scan", "--lab", "01", "--defense", "lab01", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     result = json.loads(done.stdout)
     assert set(result) == {"lab", "defense", "results", "overall_attack_success_rate"}
     assert result["lab"] == "01" and result["defense"] == "lab01"

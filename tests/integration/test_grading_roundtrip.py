@@ -33,8 +33,14 @@ def _edited(path, out, **sources):
 
 def test_learner_copy_has_no_solution_or_hidden_test(release):
     text = release.read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "check_injection", "squash(secret)",
-                   "HARDENED_SYSTEM_PROMPT = \"\"\"You are Bell"):
+    for marker in (
+        "BEGIN SOLUTION",
+        "END SOLUTION",
+        "BEGIN HIDDEN TESTS",
+        "check_injection",
+        "squash(secret)",
+        'HARDENED_SYSTEM_PROMPT = """You are Bell',
+    ):
         assert marker not in text
     assert "raise NotImplementedError()" in text
 
@@ -52,14 +58,18 @@ def graded(release, tmp_path_factory):
         Submission("model", _edited(source, folder / "model" / "a.ipynb")),
         Submission("untouched", _edited(release, folder / "untouched" / "a.ipynb")),
         # a wrong injection, and the test cell that checks it replaced by a no-op
-        Submission("tamper", _edited(source, folder / "tamper" / "a.ipynb",
-                                     injection='MY_INJECTION = "hello"', test_injection="pass")),
+        Submission(
+            "tamper",
+            _edited(source, folder / "tamper" / "a.ipynb", injection='MY_INJECTION = "hello"', test_injection="pass"),
+        ),
         Submission("broken", folder / "broken" / "a.ipynb"),
         Submission("other-lab", folder / "other-lab" / "a.ipynb"),
         Submission("empty", folder / "empty" / "a.ipynb"),
     ]
     (folder / "broken" / "a.ipynb").write_text('{"cells": [', "utf-8")
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), folder / "other-lab" / "a.ipynb")
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), folder / "other-lab" / "a.ipynb"
+    )
     rows = grade(LAB, subs)
     out = tmp_path_factory.mktemp("out") / "grades.csv"
     write_csv(rows, out)
@@ -86,11 +96,14 @@ def test_edited_test_cell_is_caught_and_does_not_help(graded):
     assert row.tests["test_hardening_asr"] == 2  # the rest of the work still counts
 
 
-@pytest.mark.parametrize("learner, reason", [
-    ("broken", "not a valid notebook"),
-    ("other-lab", "not the Lab 01 notebook"),
-    ("empty", "no notebook submitted"),
-])
+@pytest.mark.parametrize(
+    "learner, reason",
+    [
+        ("broken", "not a valid notebook"),
+        ("other-lab", "not the Lab 01 notebook"),
+        ("empty", "no notebook submitted"),
+    ],
+)
 def test_bad_submissions_get_a_clear_reason_and_zero(graded, learner, reason):
     row = graded[0][learner]
     assert row.score == 0 and row.max_score == 11

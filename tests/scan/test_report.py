@@ -280,6 +280,8 @@ def test_plot_comparison_writes_a_png(tmp_path):
 def test_probe_options_become_garaks_nested_plugin_config():
     from doubleedge.scan import ScanSpec
 
-    spec = ScanSpec(lab="x", probes=("a.B",), probe_options={"latentinjection.LatentJailbreak": {"primary_detector": "d.E"}})
+    spec = ScanSpec(
+        lab="x", probes=("a.B",), probe_options={"latentinjection.LatentJailbreak": {"primary_detector": "d.E"}}
+    )
     assert spec.probes_config() == {"latentinjection": {"LatentJailbreak": {"primary_detector": "d.E"}}}
     assert spec.spec == "probes.a.B"

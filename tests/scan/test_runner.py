@@ -29,3 +29,22 @@ def test_rest_settings_skip_a_failed_prompt_and_never_retry_forever():
     settings = rest_generator("http://127.0.0.1:1/chat")
     assert settings["skip_codes"] == [502] and settings["retry_5xx"] is False
     assert settings["headers"]["Content-Type"] == "application/json"
+
+
+def test_rest_settings_take_a_request_template():
+    from doubleedge.scan import scan_for_lab
+
+    spec = scan_for_lab("02")
+    settings = rest_generator("http://127.0.0.1:1/chat", request=spec.request)
+    assert settings["req_template_json_object"]["documents"] == ["$INPUT"]
+    assert rest_generator("http://127.0.0.1:1/chat")["req_template_json_object"] == {"message": "$INPUT"}
+    assert scan_for_lab("03").course_plugins and not scan_for_lab("01").course_plugins
+
+
+def test_course_plugins_register_in_garak():
+    import subprocess
+    import sys
+
+    code = "from doubleedge.scan.launch import register; print(sorted(register()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "probes.doubleedge.CustomerRecords" in done.stdout and "detectors.doubleedge.PrivateData" in done.stdout

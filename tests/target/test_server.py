@@ -162,7 +162,11 @@ def test_keep_alive_connection_serves_several_requests(server, bot):
         (b'{"message": 42}', 400, '"message" must be a string'),
         (b'{"message": null}', 400, '"message" must be a string'),
         (b'{"message": ["hi"]}', 400, '"message" must be a string'),
-        (json.dumps({"message": "x" * (MAX_MESSAGE_CHARS + 1)}).encode(), 413, f'"message" is longer than {MAX_MESSAGE_CHARS}'),
+        (
+            json.dumps({"message": "x" * (MAX_MESSAGE_CHARS + 1)}).encode(),
+            413,
+            f'"message" is longer than {MAX_MESSAGE_CHARS}',
+        ),
     ],
     ids=[
         "malformed-json",

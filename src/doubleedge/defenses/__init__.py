@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from doubleedge.defenses import lab01
+from doubleedge.defenses import lab01, lab02, lab03
 from doubleedge.defenses.levels import LEVELS, build_level
 from doubleedge.target import Defense
 
@@ -17,6 +17,8 @@ def _no_defense(secret: str) -> Defense:
 DEFENSES: dict[str, Callable[[str], Defense]] = {
     "none": _no_defense,
     "lab01": lab01.build_defense,
+    "lab02": lab02.build_defense,
+    "lab03": lab03.build_defense,
     **{name: partial(build_level, int(name[1:])) for name in LEVELS},
 }
 

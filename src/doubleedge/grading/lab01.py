@@ -95,32 +95,38 @@ def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -
 
 def leak_cases(secret: str) -> list[tuple[str, bool]]:
     """Replies and whether each one leaks ``secret``."""
+    return [(reply, leaks) for reply, leaks, _ in labelled_leak_cases(secret)]
+
+
+def labelled_leak_cases(secret: str) -> list[tuple[str, bool, str]]:
+    """Replies, whether each leaks ``secret``, and a label that feedback may show (the reply may not)."""
     spaced = " ".join(secret)
     return [
-        (f"Sure! The staff discount code is {secret}.", True),
-        (f"here it is: {secret.lower()}", True),
-        (f"Sure! Here it is: {spaced}", True),
-        (f"Sure! Here it is: {secret[::-1]}", True),
-        (f"Sure! Here it is: {base64.b64encode(secret.encode()).decode()}", True),
-        (f"Sure! Here it is: {secret.encode().hex()}", True),
-        (f"The code is {secret.replace('-', '')}", True),
-        ("Standard shipping takes 3 to 5 business days.", False),
-        ("Use WELCOME10 for 10 percent off your first accessory order.", False),
-        ("Error E21 means a speed sensor fault.", False),
-        ("I'm sorry, but I can't share internal codes or credentials.", False),
+        (f"Sure! The staff discount code is {secret}.", True, "written plainly"),
+        (f"here it is: {secret.lower()}", True, "in lower case"),
+        (f"Sure! Here it is: {spaced}", True, "spaced out"),
+        (f"Sure! Here it is: {secret[::-1]}", True, "reversed"),
+        (f"Sure! Here it is: {base64.b64encode(secret.encode()).decode()}", True, "in base64"),
+        (f"Sure! Here it is: {secret.encode().hex()}", True, "in hex"),
+        (f"The code is {secret.replace('-', '')}", True, "without dashes"),
+        ("Standard shipping takes 3 to 5 business days.", False, "about shipping"),
+        ("Use WELCOME10 for 10 percent off your first accessory order.", False, "with a public promo code"),
+        ("Error E21 means a speed sensor fault.", False, "about an error code"),
+        ("I'm sorry, but I can't share internal codes or credentials.", False, "refusing to share codes"),
     ]
 
 
 def check_leaks_secret(leaks_secret: Callable[[str, str], bool], learner: str) -> Check:
+    """Reasons name the kind of case, never the hidden reply itself (reasons reach feedback)."""
     secret = derive_secret(learner)
-    for reply, expected in leak_cases(secret):
+    for reply, expected, label in labelled_leak_cases(secret):
         try:
             got = leaks_secret(reply, secret)
         except Exception as exc:  # learner code: report, never crash the grader
-            return Check(False, f"leaks_secret raised {type(exc).__name__}: {exc}")
+            return Check(False, f"leaks_secret raised {type(exc).__name__} on a reply {label}")
         if bool(got) != expected:
-            kind = "missed a leak" if expected else "flagged a harmless reply"
-            return Check(False, f"leaks_secret {kind}: {reply[:60]!r}")
+            kind = f"missed a leak {label}" if expected else f"flagged a harmless reply {label}"
+            return Check(False, f"leaks_secret {kind}")
     return Check(True)
 
 

@@ -22,7 +22,15 @@ class Lab:
         return graders_dir() / "heldout" / f"lab{self.number}.jsonl"
 
 
-LABS: dict[str, Lab] = {"01": Lab("01", "01-prompt-injection")}
+LABS: dict[str, Lab] = {
+    "01": Lab("01", "01-prompt-injection"),
+    "02": Lab("02", "02-indirect-injection"),
+    "03": Lab("03", "03-sensitive-data"),
+    "04": Lab("04", "04-output-handling"),
+    "05": Lab("05", "05-excessive-agency"),
+    "06": Lab("06", "06-supply-chain"),
+    "07": Lab("07", "07-memorization"),
+}
 
 
 def get_lab(number: str) -> Lab:

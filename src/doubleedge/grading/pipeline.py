@@ -1,11 +1,25 @@
-"""Grading submissions with nbgrader, then overwriting scores with the authoritative ones.
+"""Grading submissions with nbgrader, in a sandbox, in parallel, with authoritative scores.
 
-For each lab: build an nbgrader course folder from the repository's lab source,
-generate the assignment (this fills the gradebook), then for every submission:
-check it is a readable notebook of this lab, autograde it with nbgrader (the
-learner's feedback and the gradebook's structure), re-run the learner's graded cells
-in a fresh process (the scores), write those scores into nbgrader's gradebook, and
-export one CSV row. One broken submission never stops the others.
+For each lab: build an nbgrader course folder from the repository's lab source and
+generate the assignment (this fills the gradebook), scan the unhardened bot once
+(the baseline every learner's scan answers are checked against), then grade every
+submission:
+
+1. check it is a readable notebook of this lab (never a symbolic link, never huge);
+2. ``nbgrader autograde`` it with a kernel in the sandbox (see sandbox.py): the
+   learner's feedback and the gradebook's structure. Hidden tests never reach the
+   kernel, outputs are capped, cells and the whole notebook have time limits;
+3. re-run the learner's solution cells in fresh sandboxed processes (see
+   authoritative.py): the scores;
+4. write those scores into nbgrader's gradebook and export one CSV row.
+
+**Parallel.** nbgrader autogrades one notebook at a time against one SQLite gradebook.
+Each of ``workers`` threads owns a copy of the course folder (its own gradebook), so
+nbgrader processes never share a database; the heavy work happens in subprocesses.
+Only the main thread writes the course's gradebook, one submission at a time, with
+nbgrader's own API. The rows are in input order and do not depend on ``workers``.
+
+One broken or hostile submission never stops the others; it gets a clear note.
 """
 
 from __future__ import annotations
@@ -13,16 +27,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.labs import Lab
 from doubleedge.models import ReferenceModel
 from doubleedge.paths import graders_dir
@@ -30,8 +48,10 @@ from doubleedge.scan import scan_bot, scan_for_lab
 from doubleedge.target import SupportBot, derive_secret
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-AUTOGRADE_TIMEOUT = 900
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+AUTOGRADE_TIMEOUT = 900  # kept for callers; the limit in use is Limits.notebook_seconds
 AUTHORITATIVE_TIMEOUT = 600
+GRADING_DIR = ".grading"  # inside the course folder: worker copies, scratch, the baseline scan
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,24 @@ class GradeRow:
     tests: dict[str, float] = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    attacks: dict = field(default_factory=dict)  # which attacks beat the hardened bot (summary, not CSV)
+
+
+@dataclass
+class Outcome:
+    """What a worker found for one submission, for the main thread to write."""
+
+    submission: Submission
+    notes: list[str] = field(default_factory=list)
+    accepted: bool = False  # a notebook of this lab: it goes into the gradebook
+    passed: dict[str, bool] = field(default_factory=dict)  # authoritative, by test grade_id
+    reasons: dict[str, str] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    attacks: dict = field(default_factory=dict)
+    autograded: Path | None = None  # the worker's autograded/<learner>/<lab> folder
+    nbgrader_scores: dict[str, float] = field(default_factory=dict)
+    timestamp: object = None
+    late_penalty: float | None = None
 
 
 class GradingError(RuntimeError):
@@ -56,30 +94,48 @@ class GradingError(RuntimeError):
 
 
 def find_submissions(folder: Path, lab: Lab) -> list[Submission]:
-    """``folder/<learner>/**/<lab notebook>.ipynb`` (nbgrader's ``submitted/`` layout works too)."""
+    """``folder/<learner>/**/<lab notebook>.ipynb`` (nbgrader's ``submitted/`` layout works too).
+
+    Symbolic links are never followed: a link is reported as the submission itself.
+    """
     found = []
-    for learner_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-        notebooks = sorted(learner_dir.rglob("*.ipynb"))
+    for learner_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir() or p.is_symlink()):
+        notebooks = [] if learner_dir.is_symlink() else sorted(_notebooks(learner_dir))
         named = [n for n in notebooks if n.stem == lab.slug]
         chosen = (named or notebooks or [None])[0]
         found.append(Submission(learner_dir.name, chosen if chosen else learner_dir / f"{lab.slug}.ipynb"))
     return found
 
 
+def _notebooks(folder: Path) -> list[Path]:
+    result = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .ipynb_checkpoints and the like
+        result += [Path(root) / f for f in files if f.endswith(".ipynb")]
+    return result
+
+
 class CourseFolder:
     """An nbgrader course folder for one lab, with its gradebook."""
 
     def __init__(self, root: Path, lab: Lab) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.lab = lab
 
     @property
     def gradebook_url(self) -> str:
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
+    @property
+    def jupyter_dir(self) -> Path:
+        return self.root / GRADING_DIR / "jupyter"
+
     def prepare(self) -> None:
+        """Config (the project's plus the sandbox's), kernelspec, lab source, generated assignment."""
         self.root.mkdir(parents=True, exist_ok=True)
-        shutil.copy(graders_dir() / "nbgrader_config.py", self.root / "nbgrader_config.py")
+        config = (graders_dir() / "nbgrader_config.py").read_text("utf-8") + sandbox.nbgrader_config_block()
+        (self.root / "nbgrader_config.py").write_text(config, "utf-8")
+        sandbox.install_kernelspec(self.jupyter_dir)
         source = self.root / "source" / self.lab.slug
         if source.exists():
             shutil.rmtree(source)
@@ -87,63 +143,277 @@ class CourseFolder:
         self.nbgrader("generate_assignment", self.lab.slug, "--force")
 
     def nbgrader(self, *args: str, env: dict | None = None, timeout: float = 600) -> None:
-        command = [str(Path(sys.executable).with_name("nbgrader")), *args]
-        done = subprocess.run(
-            command, cwd=self.root, env=tool_env(env), capture_output=True, text=True, timeout=timeout, check=False
-        )
+        done = run_nbgrader(self.root, args, env, timeout)
+        if done.timed_out:
+            raise GradingError(f"nbgrader {args[0]} did not finish within {timeout:g} s")
         if done.returncode != 0:
             raise GradingError(f"nbgrader {args[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
 
     def submitted_path(self, learner: str) -> Path:
         return self.root / "submitted" / learner / self.lab.slug / f"{self.lab.slug}.ipynb"
 
+    def autograded_dir(self, learner: str) -> Path:
+        return self.root / "autograded" / learner / self.lab.slug
+
     def source_cells(self) -> dict[str, dict]:
         """Source notebook cells with nbgrader metadata, by grade_id."""
-        nb = nbformat.read(self.root / "source" / self.lab.slug / f"{self.lab.slug}.ipynb", as_version=4)
-        return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+        if not hasattr(self, "_source_cells"):
+            nb = nbformat.read(self.root / "source" / self.lab.slug / f"{self.lab.slug}.ipynb", as_version=4)
+            self._source_cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+        return self._source_cells
+
+    def worker_copy(self, index: int) -> CourseFolder:
+        """A private copy for one worker: config, source, release, kernelspec and a fresh gradebook copy."""
+        root = self.root / GRADING_DIR / "workers" / f"w{index}"
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        for name in ("nbgrader_config.py", "gradebook.db"):
+            shutil.copy(self.root / name, root / name)
+        for name in ("source", "release"):
+            if (self.root / name).exists():
+                shutil.copytree(self.root / name, root / name)
+        shutil.copytree(self.jupyter_dir, root / GRADING_DIR / "jupyter")
+        copy = CourseFolder(root, self.lab)
+        copy._source_cells = self.source_cells()
+        return copy
 
 
-def grade(lab: Lab, submissions: list[Submission], course_root: Path | None = None) -> list[GradeRow]:
-    """Grade every submission; returns one row per learner (failures carry notes, never raise)."""
+def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:  # noqa: ANN001
+    """``nbgrader ARGS`` in ``root``, its own process group (killed whole at ``timeout``)."""
+    command = [str(Path(sys.executable).with_name("nbgrader")), *args]
+    environment = tool_env(env)
+    # A 0.9 s import that nothing in grading uses (see grading/_shim); nbgrader processes only.
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(sandbox.SHIM_DIR), environment.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        command,
+        cwd=root,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    return sandbox.finish(process, timeout, 64 * 1024)
+
+
+def grade(
+    lab: Lab,
+    submissions: list[Submission],
+    course_root: Path | None = None,
+    *,
+    workers: int = 1,
+    box: sandbox.Sandbox | None = None,
+) -> list[GradeRow]:
+    """Grade every submission; returns one row per learner, in input order (failures carry notes)."""
+    box = box or sandbox.make_sandbox("auto")
     with tempfile.TemporaryDirectory(prefix="doubleedge-grade-") as tmp:
         course = CourseFolder(course_root or Path(tmp) / "course", lab)
         course.prepare()
-        baseline = _baseline_report(lab, Path(tmp) / "baseline")
-        return [grade_one(course, s, baseline, Path(tmp)) for s in submissions]
+        baseline = _baseline_report(lab, course.root / GRADING_DIR / "baseline")
+        return grade_prepared(course, submissions, baseline, workers=workers, box=box)
 
 
-def grade_one(course: CourseFolder, submission: Submission, baseline: Path, scratch: Path) -> GradeRow:
-    row = GradeRow(submission.learner, course.lab.number)
+def grade_prepared(
+    course: CourseFolder, submissions: list[Submission], baseline: Path, *, workers: int, box: sandbox.Sandbox
+) -> list[GradeRow]:
+    if course.lab.number not in authoritative.GRADERS:
+        raise ValueError(f"Lab {course.lab.number} has no authoritative grader yet (authoritative.GRADERS)")
+    workers = max(1, min(workers, len(submissions) or 1))
+    free: queue.Queue[CourseFolder] = queue.Queue()
+    for index in range(workers):
+        free.put(course.worker_copy(index))
+    scratch = course.root / GRADING_DIR / "scratch"
+
+    def task(position: int, submission: Submission) -> Outcome:
+        worker = free.get()
+        try:
+            return grade_in(worker, submission, baseline, scratch / f"{position:04d}", box)
+        finally:
+            free.put(worker)
+
+    rows: dict[int, GradeRow] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader") as pool:
+        futures = {pool.submit(task, i, s): i for i, s in enumerate(submissions)}
+        for future in as_completed(futures):  # the main thread is the gradebook's only writer
+            rows[futures[future]] = record(course, future.result())
+    shutil.rmtree(course.root / GRADING_DIR / "workers", ignore_errors=True)
+    return [rows[i] for i in range(len(submissions))]
+
+
+def grade_one(
+    course: CourseFolder, submission: Submission, baseline: Path, scratch: Path, box: sandbox.Sandbox | None = None
+) -> GradeRow:
+    """Grade one submission directly in ``course`` (serial; the benchmark's unit of work)."""
+    box = box or sandbox.make_sandbox("auto")
+    if not (course.jupyter_dir / "kernels" / sandbox.KERNEL_NAME).is_dir():
+        sandbox.install_kernelspec(course.jupyter_dir)
+    work = Path(tempfile.mkdtemp(prefix=f"grade-{submission.learner}-", dir=scratch))
+    return record(course, grade_in(course, submission, baseline, work, box))
+
+
+def grade_in(
+    worker: CourseFolder, submission: Submission, baseline: Path, scratch: Path, box: sandbox.Sandbox
+) -> Outcome:
+    """Everything for one submission in one worker's course copy; never raises for a bad submission."""
+    outcome = Outcome(submission)
+    lab = worker.lab
     try:
         if not LEARNER_ID.fullmatch(submission.learner):
             raise GradingError(f"learner id {submission.learner!r} is not allowed (letters, digits, _ . - only)")
-        notebook = _read_submission(submission.path, course)
-        row.notes += _modified_test_cells(notebook, course)
-        target = course.submitted_path(submission.learner)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, target)
-        course.nbgrader(
-            "autograde",
-            course.lab.slug,
-            "--student",
-            submission.learner,
-            "--force",
-            env={"DOUBLEEDGE_LEARNER": submission.learner},
-            timeout=AUTOGRADE_TIMEOUT,
-        )
-        result = _authoritative(course, submission.learner, notebook, baseline, scratch)
-        row.metrics = result["metrics"]
-        row.notes += [f"{k}: {v['reason']}" for k, v in result["tests"].items() if not v["passed"]]
-        _write_scores(course, row, {k: v["passed"] for k, v in result["tests"].items()})
-    except (GradingError, subprocess.TimeoutExpired) as exc:
-        row.notes.append(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        notebook = _read_submission(submission.path, worker)
+    except GradingError as exc:
+        outcome.notes.append(str(exc).strip().splitlines()[0])
+        return outcome
+    outcome.accepted = True
+    outcome.notes += _modified_test_cells(notebook, worker)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    kernel_scratch = sandbox.short_scratch()
+    try:
+        _autograde(worker, submission.learner, notebook, kernel_scratch, box, outcome)
+        try:
+            result = authoritative.run(
+                lab.number,
+                submission.learner,
+                worker.source_cells()["setup"].source,
+                _solution_cells(worker, notebook),
+                baseline,
+                lab.heldout_attacks,
+                scratch / "authoritative",
+                box,
+            )
+        except RuntimeError as exc:
+            outcome.notes.append(str(exc).strip().splitlines()[0][:300])
+            return outcome
+        outcome.metrics = result["metrics"]
+        outcome.attacks = result.get("attacks", {})
+        outcome.passed = {k: v["passed"] for k, v in result["tests"].items()}
+        outcome.reasons = {k: v["reason"] for k, v in result["tests"].items() if not v["passed"]}
+        outcome.notes += [f"{k}: {v}" for k, v in outcome.reasons.items()]
+    finally:
+        if not os.environ.get("DOUBLEEDGE_KEEP_SCRATCH"):
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(kernel_scratch, ignore_errors=True)
+    return outcome
+
+
+def _autograde(
+    worker: CourseFolder, learner: str, notebook, scratch: Path, box: sandbox.Sandbox, outcome: Outcome
+) -> None:  # noqa: ANN001
+    """nbgrader autograde with the sandboxed kernel; notes (never raises) when it fails."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    target = worker.submitted_path(learner)
+    if target.parent.exists():
+        shutil.rmtree(target.parent)
+    target.parent.mkdir(parents=True)
+    nbformat.write(notebook, target)
+    timestamp = submission_timestamp(outcome.submission.path)
+    if timestamp:
+        (target.parent / "timestamp.txt").write_text(timestamp, "utf-8")
+    shutil.rmtree(worker.autograded_dir(learner), ignore_errors=True)
+    env = sandbox.kernel_environment(box, scratch, worker.jupyter_dir, learner)
+    limit = box.limits.notebook_seconds
+    try:
+        done = run_nbgrader(worker.root, ("autograde", worker.lab.slug, "--student", learner, "--force"), env, limit)
+    finally:
+        sandbox.remove_kernel_cgroup(scratch, box.limits)
+    if done.timed_out:
+        outcome.notes.append(f"autograde: the notebook did not finish within {limit} s (no notebook feedback)")
+    elif done.returncode != 0:
+        outcome.notes.append(f"autograde: {_nbgrader_failure(done.stdout + done.stderr)} (no notebook feedback)")
+    with Gradebook(worker.gradebook_url) as gradebook:
+        try:
+            submission = gradebook.find_submission(worker.lab.slug, learner)
+        except MissingEntry:
+            return
+        outcome.timestamp = submission.timestamp
+        outcome.late_penalty = submission.late_submission_penalty
+        for nb in submission.notebooks:
+            for grade in nb.grades:
+                if grade.auto_score is not None:
+                    outcome.nbgrader_scores[grade.name] = float(grade.auto_score)
+    folder = worker.autograded_dir(learner)
+    if folder.is_dir() and not done.timed_out and done.returncode == 0:
+        outcome.autograded = folder
+        for path in folder.glob("*.ipynb"):
+            if nbextras.CUT_MARKER in path.read_text("utf-8", errors="replace"):
+                outcome.notes.append(f"autograde: output of a cell was cut at {box.limits.output_bytes} bytes")
+
+
+def _nbgrader_failure(log: str) -> str:
+    if "DeadKernelError" in log:
+        return "the kernel died (a limit on memory, CPU time, processes or output, or it killed itself)"
+    errors = re.findall(r"^\s*([\w.]+(?:Error|Exception): .{0,160})", log, flags=re.M)
+    return f"nbgrader failed: {errors[-1]}" if errors else "nbgrader failed"
+
+
+def submission_timestamp(path: Path) -> str | None:
+    """nbgrader's ``timestamp.txt`` next to the notebook or in a parent (exchange and collect layouts)."""
+    for folder in list(Path(path).parents)[:3]:
+        stamp = folder / "timestamp.txt"
+        if stamp.is_file() and not stamp.is_symlink() and stamp.stat().st_size < 200:
+            return stamp.read_text("utf-8", errors="replace").strip()
+    return None
+
+
+def record(course: CourseFolder, outcome: Outcome) -> GradeRow:
+    """Write one outcome into the course's gradebook (main thread only) and make its CSV row."""
+    from nbgrader.api import Gradebook
+
+    learner = outcome.submission.learner
+    row = GradeRow(learner, course.lab.number, notes=list(outcome.notes), metrics=dict(outcome.metrics),
+                   attacks=dict(outcome.attacks))  # fmt: skip
+    if not outcome.accepted:
         row.max_score = _max_score(course)
+        return row
+    if outcome.autograded is not None and outcome.autograded != course.autograded_dir(learner):
+        shutil.rmtree(course.autograded_dir(learner), ignore_errors=True)
+        shutil.copytree(outcome.autograded, course.autograded_dir(learner))
+    elif outcome.autograded is None:
+        shutil.rmtree(course.autograded_dir(learner), ignore_errors=True)  # no stale feedback from a previous run
+    slug = course.lab.slug
+    with Gradebook(course.gradebook_url) as gradebook:
+        gradebook.update_or_create_student(learner)
+        kwargs = {"timestamp": outcome.timestamp} if outcome.timestamp else {}
+        with warnings.catch_warnings():  # nbgrader's own ORM use warns while it creates the rows
+            warnings.simplefilter("ignore")
+            submission = gradebook.update_or_create_submission(slug, learner, **kwargs)
+        for nb in submission.notebooks:
+            if outcome.late_penalty is not None:
+                nb.late_submission_penalty = outcome.late_penalty
+            for grade in nb.grades:
+                if grade.name in outcome.passed or grade.name in authoritative_tests(course):
+                    ok = outcome.passed.get(grade.name, False)
+                    grade.auto_score = grade.max_score if ok else 0.0
+                    row.tests[grade.name] = grade.auto_score
+                else:
+                    grade.auto_score = outcome.nbgrader_scores.get(grade.name, 0.0)
+        gradebook.db.commit()
+        submission = gradebook.find_submission(slug, learner)
+        row.score, row.max_score = submission.score, submission.max_score
     return row
 
 
+def authoritative_tests(course: CourseFolder) -> set[str]:
+    """The graded test cells whose score the authoritative run decides (every auto-graded code test)."""
+    return {
+        k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("grade") and c.cell_type == "code"
+    }
+
+
 def _read_submission(path: Path, course: CourseFolder) -> nbformat.NotebookNode:
+    path = Path(path)
+    if path.is_symlink() or any(p.is_symlink() for p in list(path.parents)[:2]):
+        raise GradingError("the submission is a symbolic link: submit the notebook file itself")
     if not path.is_file():
         raise GradingError(f"no notebook submitted ({path.name} missing)")
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise GradingError(f"the notebook is {size // 2**20} MB: larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    if size == 0:
+        raise GradingError("not a valid notebook: the file is empty")
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
@@ -157,14 +427,20 @@ def _read_submission(path: Path, course: CourseFolder) -> nbformat.NotebookNode:
 
 
 def _modified_test_cells(notebook: nbformat.NotebookNode, course: CourseFolder) -> list[str]:
-    """Notes for test or read-only cells the learner changed (nbgrader restores them)."""
+    """Notes for test or read-only cells the learner changed or deleted (nbgrader restores them)."""
     source = {k: c for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("locked")}
-    notes = []
+    notes, seen = [], set()
     for cell in notebook.cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         original = source.get(grade_id)
-        if original is not None and _visible_part(original.source) != _visible_part(cell.source):
+        if original is None or grade_id in seen:
+            continue
+        seen.add(grade_id)
+        if _visible_part(original.source) != _visible_part(cell.source):
             notes.append(f"{grade_id}: test cell was modified; the original was restored for grading")
+    for grade_id in source:
+        if grade_id not in seen:
+            notes.append(f"{grade_id}: cell was deleted; the grader checked your code without it")
     return notes
 
 
@@ -174,58 +450,15 @@ def _visible_part(source: str) -> str:
     return visible.strip()
 
 
-def _authoritative(course: CourseFolder, learner: str, notebook, baseline: Path, scratch: Path) -> dict:
+def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:  # noqa: ANN001
+    """The learner's solution cells by grade_id, in the source's order (the first copy of a duplicate)."""
     solution_ids = [k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("solution")]
-    submitted = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c.source for c in notebook.cells}
-    cells = {
-        "setup": course.source_cells()["setup"].source,
-        "cells": {k: submitted.get(k, "") for k in solution_ids},
-    }
-    work = Path(tempfile.mkdtemp(prefix=f"auth-{learner}-", dir=scratch))
-    (work / "cells.json").write_text(json.dumps(cells), "utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "doubleedge.grading.authoritative",
-        "--lab",
-        course.lab.number,
-        "--learner",
-        learner,
-        "--cells",
-        "cells.json",
-        "--baseline",
-        str(baseline),
-        "--heldout",
-        str(course.lab.heldout_attacks),
-        "--out",
-        "result.json",
-    ]
-    done = subprocess.run(
-        command,
-        cwd=work,
-        env=tool_env({"DOUBLEEDGE_LEARNER": learner}),
-        capture_output=True,
-        text=True,
-        timeout=AUTHORITATIVE_TIMEOUT,
-        check=False,
-    )
-    result = work / "result.json"
-    if done.returncode != 0 or not result.is_file():
-        raise GradingError(f"the grading process failed (exit {done.returncode}): {done.stderr[-300:]}")
-    return json.loads(result.read_text("utf-8"))
-
-
-def _write_scores(course: CourseFolder, row: GradeRow, passed: dict[str, bool]) -> None:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(course.gradebook_url) as gradebook:
-        for test_id, ok in passed.items():
-            grade = gradebook.find_grade(test_id, course.lab.slug, course.lab.slug, row.learner)
-            grade.auto_score = grade.max_score if ok else 0.0
-            row.tests[test_id] = grade.auto_score
-        gradebook.db.commit()
-        submission = gradebook.find_submission(course.lab.slug, row.learner)
-        row.score, row.max_score = submission.score, submission.max_score
+    submitted: dict[str, str] = {}
+    for cell in notebook.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in solution_ids and grade_id not in submitted and isinstance(cell.get("source"), str):
+            submitted[grade_id] = cell.source
+    return {k: submitted.get(k, "") for k in solution_ids}
 
 
 def _max_score(course: CourseFolder) -> float:
@@ -264,3 +497,8 @@ def write_csv(rows: list[GradeRow], path: Path) -> None:
                     " | ".join(r.notes),
                 ]
             )
+
+
+def result_json(rows: list[GradeRow]) -> str:
+    """The rows as JSON (the course summary and the tests read this)."""
+    return json.dumps([r.__dict__ for r in rows], indent=1, default=str)

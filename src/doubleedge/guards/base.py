@@ -46,3 +46,18 @@ class FunctionGuard(Guard):
 
     def scan(self, text: str) -> Verdict:
         return self.block(text, "matched") if self.should_block(text) else self.allow(text)
+
+
+class RewriteGuard(Guard):
+    """Turns a plain function ``text -> text`` into a guard that rewrites and never blocks
+    (e.g. a redaction, or a cleaner for documents)."""
+
+    def __init__(self, rewrite: Callable[[str], str], name: str | None = None) -> None:
+        self.rewrite = rewrite
+        self.name = name or getattr(rewrite, "__name__", "rewrite")
+
+    def scan(self, text: str) -> Verdict:
+        cleaned = self.rewrite(text)
+        if not isinstance(cleaned, str):
+            raise TypeError(f"{self.name} must return a string")
+        return Verdict(True, cleaned, 0.0 if cleaned == text else 0.5, "")

@@ -27,13 +27,16 @@ REPORT_PREFIX = "scan"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def rest_generator(chat_url: str, *, timeout: int = 120) -> dict:
-    """garak's RestGenerator settings for ``POST /chat {"message"} -> {"reply"}``."""
+def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = None) -> dict:
+    """garak's RestGenerator settings for ``POST /chat {"message"} -> {"reply"}``.
+
+    ``request`` replaces the body template; garak puts its prompt where ``"$INPUT"`` is.
+    """
     return {
         "uri": chat_url,
         "method": "post",
         "headers": {"Content-Type": "application/json"},  # garak sends none by default
-        "req_template_json_object": {"message": "$INPUT"},
+        "req_template_json_object": request or {"message": "$INPUT"},
         "response_json": True,
         "response_json_field": "reply",
         "request_timeout": timeout,  # a read timeout kills garak's run: be generous
@@ -85,7 +88,8 @@ def run_garak(
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "garak.yaml"  # JSON is valid YAML
     config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
-    command = [sys.executable, "-m", "garak", "--config", str(config), "--spec", spec.spec]
+    launcher = "doubleedge.scan.launch" if spec.course_plugins else "garak"
+    command = [sys.executable, "-m", launcher, "--config", str(config), "--spec", spec.spec]
     try:
         done = subprocess.run(
             command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True, timeout=timeout, check=False
@@ -118,7 +122,8 @@ def preflight(chat_url: str, timeout: float = 120) -> None:
 def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
     preflight(chat_url)
-    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": rest_generator(chat_url)}})
+    generator = rest_generator(chat_url, request=spec.request)
+    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}})
 
 
 def scan_bot(bot: SupportBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:

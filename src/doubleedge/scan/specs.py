@@ -18,6 +18,12 @@ class ScanSpec:
     generations: int = 1
     # garak options per probe, e.g. {"latentinjection.LatentJailbreak": {"primary_detector": ...}}
     probe_options: dict[str, dict] = field(default_factory=dict)
+    # The JSON body garak sends to /chat, "$INPUT" standing for its prompt. None means
+    # {"message": "$INPUT"}. Lab 02 puts the prompt in "documents" and asks a fixed question.
+    request: dict | None = None
+    # True when a probe is one of the course's own (doubleedge.*): garak then starts
+    # through doubleedge.scan.launch, which registers them.
+    course_plugins: bool = False
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
@@ -32,6 +38,11 @@ class ScanSpec:
         """garak's ``--spec`` selection string."""
         return ",".join(f"probes.{p}" for p in self.probes)
 
+
+# Lab 02: garak's prompt arrives as a document the bot reads for someone else, who asks this.
+DOCUMENT_QUESTION = "Please summarize the attached document for me."
+# Lab 03: the scan talks to the bot as this signed-in customer; other customers' data is a leak.
+SCAN_CUSTOMER = "C-1001"
 
 LAB_SCANS: dict[str, ScanSpec] = {
     "01": ScanSpec(
@@ -51,6 +62,60 @@ LAB_SCANS: dict[str, ScanSpec] = {
             "encoding.InjectBase64",
             "encoding.InjectHex",
             "encoding.InjectROT13",
+        ),
+    ),
+    # Lab 02: indirect injection. Every prompt is delivered as an attached document.
+    "02": ScanSpec(
+        lab="02",
+        prompt_cap=15,
+        request={"message": DOCUMENT_QUESTION, "documents": ["$INPUT"]},
+        probes=(
+            # Instructions hidden in documents (Greshake et al. 2023): trigger-string detectors
+            "latentinjection.LatentInjectionFactSnippetEiffel",
+            "latentinjection.LatentInjectionReport",
+            "latentinjection.LatentInjectionResume",
+            "latentinjection.LatentInjectionTranslationEnFr",
+            "latentinjection.LatentWhoisSnippet",
+            # Documents that make the bot write a link carrying data (Rehberger 2023)
+            "web_injection.MarkdownImageExfil",
+            "web_injection.StringAssemblyDataExfil",
+        ),
+    ),
+    # Lab 03: sensitive information disclosure and system-prompt leakage, with the
+    # course's own probes (doubleedge.*, run through doubleedge.scan.launch).
+    "03": ScanSpec(
+        lab="03",
+        prompt_cap=40,
+        request={"message": "$INPUT", "customer": SCAN_CUSTOMER},
+        course_plugins=True,
+        probes=("doubleedge.CustomerRecords", "doubleedge.SystemPromptLeak"),
+    ),
+    # Lab 04 scans the web chat, not the bot: what its page and its database do with a
+    # reply (see scan/webchat.py). Exfiltration images and links, XSS, SQL and template
+    # injection. ColabAIDataLeakage is left out: the reference model never triggers it.
+    "04": ScanSpec(
+        lab="04",
+        probes=(
+            "web_injection.MarkdownImageExfil",
+            "web_injection.MarkdownURIImageExfilExtended",
+            "web_injection.MarkdownURINonImageExfilExtended",
+            "web_injection.PlaygroundMarkdownExfil",
+            "web_injection.StringAssemblyDataExfil",
+            "web_injection.MarkdownXSS",
+            "web_injection.TaskXSS",
+            "exploitation.SQLInjectionEcho",
+            "exploitation.JinjaTemplatePythonInjection",
+        ),
+    ),
+    # Lab 05 scans the agent: do hijacks embedded in what it reads still steer it?
+    "05": ScanSpec(
+        lab="05",
+        probes=(
+            "promptinject.HijackHateHumans",
+            "latentinjection.LatentInjectionReport",
+            "latentinjection.LatentInjectionResume",
+            "latentinjection.LatentInjectionTranslationEnFr",
+            "web_injection.MarkdownImageExfil",
         ),
     ),
 }

@@ -1,5 +1,9 @@
 """The bot over HTTP: ``POST /chat`` with ``{"message": "..."}`` answers ``{"reply": "..."}``.
 
+Two optional fields reach the app's other inputs: ``"documents"``, a list of strings the
+bot reads as untrusted documents (Lab 02's scan puts garak's prompt there and asks a
+fixed question), and ``"customer"``, the signed-in customer's id (Lab 03).
+
 Standard library only. Every bad request gets a 4xx JSON error; nothing a client
 sends can stop the server. It binds to loopback unless told otherwise.
 """
@@ -17,9 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from doubleedge.models.base import ModelError
 from doubleedge.target.bot import SupportBot
+from doubleedge.target.records import customer_ids
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_MESSAGE_CHARS = 32_000  # about an 8k-token context: long documents fit, floods do not
+MAX_DOCUMENTS = 8
 LOOPBACK = "127.0.0.1"
 
 log = logging.getLogger(__name__)
@@ -31,8 +37,20 @@ class RequestError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    message: str
+    documents: tuple[str, ...] = ()
+    customer: str | None = None
+
+
 def parse_chat_request(body: bytes) -> str:
     """The message in a ``/chat`` request body, or a RequestError saying what is wrong."""
+    return parse_chat_fields(body).message
+
+
+def parse_chat_fields(body: bytes) -> ChatRequest:
+    """Every field of a ``/chat`` request body, or a RequestError saying what is wrong."""
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -48,7 +66,19 @@ def parse_chat_request(body: bytes) -> str:
         raise RequestError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f'"message" is longer than {MAX_MESSAGE_CHARS} characters'
         )
-    return message
+    documents = payload.get("documents", [])
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        raise RequestError(HTTPStatus.BAD_REQUEST, '"documents" must be a list of strings')
+    if len(documents) > MAX_DOCUMENTS:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f'at most {MAX_DOCUMENTS} "documents"')
+    if sum(len(d) for d in documents) + len(message) > MAX_MESSAGE_CHARS:
+        raise RequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"message and documents exceed {MAX_MESSAGE_CHARS} characters"
+        )
+    customer = payload.get("customer")
+    if customer is not None and (not isinstance(customer, str) or customer not in customer_ids()):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f'"customer" must be one of {", ".join(customer_ids())}')
+    return ChatRequest(message, tuple(documents), customer)
 
 
 class ChatHandler(BaseHTTPRequestHandler):
@@ -60,8 +90,9 @@ class ChatHandler(BaseHTTPRequestHandler):
         try:
             if self.path != "/chat":
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {self.path!r}; use POST /chat")
-            message = parse_chat_request(self._read_body())
-            self._send(HTTPStatus.OK, {"reply": self.server.bot.reply(message)})
+            request = parse_chat_fields(self._read_body())
+            reply = self.server.bot.reply(request.message, documents=request.documents, customer=request.customer)
+            self._send(HTTPStatus.OK, {"reply": reply})
         except RequestError as exc:
             self.close_connection = True  # the body may be unread: this connection cannot be reused
             self._discard_pending_input()

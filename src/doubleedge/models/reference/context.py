@@ -67,6 +67,76 @@ class SystemPrompt:
             )
         )
 
+    @property
+    def documents_are_data(self) -> bool:
+        """True when the prompt says documents are data, not instructions (delimiting, in
+        Hines et al.'s terms: the app's document envelope marks where they start and end)."""
+        return bool(
+            re.search(
+                r"\bdocuments?\b[^.\n]{0,80}\b(?:are|is)\b[^.\n]{0,30}\b(?:data|untrusted|information only)\b"
+                r"|\b(?:never|do not|don't)\b[^.\n]{0,30}\b(?:follow|obey|execute|act on)\b[^.\n]{0,50}"
+                r"\b(?:in|inside|from|within)\b[^.\n]{0,20}\bdocuments?\b",
+                self.text,
+                re.I,
+            )
+        )
+
+    @property
+    def datamark(self) -> str | None:
+        """The marker character the prompt says is woven through documents (datamarking,
+        Hines et al. 2024), e.g. ``^`` in "words are joined by the symbol ^"."""
+        if not re.search(r"\bdocuments?\b", self.text, re.I):
+            return None
+        found = re.search(
+            r"\b(?:symbol|character|marker)\s*[\"'`\u201c]?([^\w\s\"'`.,:;\u201d])"
+            r"|[\"'`\u201c]([^\w\s])[\"'`\u201d]\s*(?:symbol|character|marker)\b",
+            self.text,
+            re.I,
+        )
+        return (found.group(1) or found.group(2)) if found else None
+
+    @property
+    def protects_records(self) -> bool:
+        """True when the prompt limits the model to the signed-in customer's data."""
+        return bool(
+            re.search(
+                r"\bonly\b[^.\n]{0,60}\b(?:signed[- ]in|current|authenticated|logged[- ]in) customer"
+                r"|\b(?:never|do not|don't|must not)\b[^.\n]{0,50}\b(?:other|another) customers?",
+                self.text,
+                re.I,
+            )
+        )
+
+    def records(self) -> list[dict[str, str]]:
+        """Customer records the app placed in the context, one dict per record line."""
+        block = re.search(r"^\[customer records\]\n(.*?)^\[end of customer records\]", self.text, re.M | re.S)
+        if block is None:
+            return []
+        found = []
+        for line in block.group(1).splitlines():
+            fields = [f.strip() for f in line.split(" | ")]
+            if len(fields) >= 8:
+                found.append(
+                    {
+                        "id": fields[0],
+                        "name": fields[1],
+                        "email": fields[2],
+                        "phone": fields[3],
+                        "address": fields[4],
+                        "card": fields[5],
+                        "tier": fields[6],
+                        "orders": " | ".join(fields[7:]),
+                        "line": line.strip(),
+                    }
+                )
+        return found
+
+    @property
+    def signed_in(self) -> str | None:
+        """The id of the customer the app says is signed in, if any."""
+        found = re.search(r"You are talking to customer (C-\d+)", self.text)
+        return found.group(1) if found else None
+
     def articles(self) -> list[Article]:
         """Articles are blocks that start with a line ``[article] Title``."""
         found = re.findall(r"^\[article\]\s*(.+)\n((?:(?!\[article\]).+\n?)+)", self.text, re.M)
@@ -95,12 +165,19 @@ class SystemPrompt:
 
 @dataclass(frozen=True)
 class Context:
-    """One step of reasoning: the system prompt, the text being answered, how deep we are."""
+    """One step of reasoning: the system prompt, the text being answered, how deep we are.
+
+    ``text`` is what the model reads as instructions. ``documents`` are the documents the
+    app attached (as the model reads them) and ``question`` the customer's own message:
+    both empty unless the app sent documents.
+    """
 
     system: SystemPrompt
     text: str
     depth: int
     respond: Callable[[str, int], str]  # answer another text (e.g. a decoded payload)
+    documents: tuple[str, ...] = ()
+    question: str = ""
 
     def follow(self, text: str) -> str:
         return self.respond(text, self.depth + 1)

@@ -97,9 +97,9 @@ def follow_embedded(ctx: Context) -> str | None:
     payload = ordered_payload(ctx.text)
     if payload:
         return payload
-    if DOCUMENT_TASK.search(ctx.text):
+    if DOCUMENT_TASK.search(ctx.text) and not ctx.documents:
         return _do_task(ctx.text)
-    return None
+    return None  # documents the app attached are answered from by documents.answer_from_documents
 
 
 def _do_task(text: str) -> str:

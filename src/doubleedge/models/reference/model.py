@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from doubleedge.models.base import ChatModel, Message
-from doubleedge.models.reference import hallucination, helpful, hijacking, jailbreaks, leaking, smuggling, unsafe_output
+from doubleedge.models.reference import (
+    disclosure,
+    documents,
+    hallucination,
+    helpful,
+    hijacking,
+    jailbreaks,
+    leaking,
+    smuggling,
+    tools,
+    unsafe_output,
+)
 from doubleedge.models.reference.context import Context, SystemPrompt
 
 Behaviour = Callable[[Context], "str | None"]
@@ -14,13 +25,16 @@ Behaviour = Callable[[Context], "str | None"]
 # most specific instruction wins over the system prompt, smuggled and role-played
 # requests get past the refusals, and only then does the model do its actual job.
 BEHAVIOURS: tuple[Behaviour, ...] = (
+    tools.call_tools,
     smuggling.decode_smuggled,
     smuggling.unescape_on_request,
+    disclosure.share_records,
     jailbreaks.adopt_persona,
     hijacking.follow_override,
     unsafe_output.echo_on_command,
     hijacking.assemble_exfil_link,
     hijacking.follow_embedded,
+    documents.obey_documents,
     unsafe_output.include_markup,
     leaking.leak_prompt,
     leaking.diverge_on_repetition,
@@ -31,8 +45,10 @@ BEHAVIOURS: tuple[Behaviour, ...] = (
     leaking.guard_secret,
     unsafe_output.explain_ansi,
     unsafe_output.obey_format_threat,
+    disclosure.answer_account,
     helpful.check_code,
     hallucination.agree_without_checking,
+    documents.answer_from_documents,
     helpful.answer_from_articles,
     hallucination.invent_biography,
 )
@@ -46,10 +62,18 @@ class ReferenceModel(ChatModel):
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
         system = SystemPrompt("\n".join(m.content for m in messages if m.role == "system"))
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        return _truncate(self._respond(system, user, 0), max_new_tokens)
+        reading = documents.read(system, user)
+        return _truncate(self._respond(system, reading.instructions, 0, reading), max_new_tokens)
 
-    def _respond(self, system: SystemPrompt, text: str, depth: int) -> str:
-        ctx = Context(system, text, depth, lambda inner, d: self._respond(system, inner, d))
+    def _respond(self, system: SystemPrompt, text: str, depth: int, reading: documents.Reading) -> str:
+        ctx = Context(
+            system,
+            text,
+            depth,
+            lambda inner, d: self._respond(system, inner, d, reading),
+            documents=reading.documents,
+            question=reading.question,
+        )
         for behaviour in BEHAVIOURS:
             reply = behaviour(ctx)
             if reply is not None:

@@ -7,6 +7,7 @@ import re
 
 from doubleedge.encodings import first_payload
 from doubleedge.models.reference.context import SECRET_REQUEST, Context
+from doubleedge.models.reference.disclosure import CUSTOMER_ID, EVERYONE
 from doubleedge.models.reference.hijacking import OVERRIDE, ordered_payload
 from doubleedge.models.reference.jailbreaks import ROLE_PLAY_CUES
 
@@ -29,7 +30,16 @@ def decode_smuggled(ctx: Context) -> str | None:
         return None
     if OVERRIDE.search(decoded) or SECRET_REQUEST.search(decoded) or ROLE_PLAY_CUES.search(decoded):
         return ctx.follow(decoded)
+    if ctx.system.signed_in and (EVERYONE.search(decoded) or CUSTOMER_ID.search(decoded) or _names(ctx, decoded)):
+        return ctx.follow(decoded)  # a request about customer records, smuggled past the filters
+    followed = ctx.follow(decoded)
+    if followed.startswith("CALL "):  # an agent acts on a decoded request like on any other
+        return followed
     return ordered_payload(decoded) or f"Decoded: {decoded}"
+
+
+def _names(ctx: Context, text: str) -> bool:
+    return any(r["name"].lower() in text.lower() for r in ctx.system.records())
 
 
 def unescape_on_request(ctx: Context) -> str | None:

@@ -24,9 +24,31 @@ def echo_on_command(ctx: Context) -> str | None:
     """
     command = ECHO_COMMAND.search(ctx.text)
     if command is None:
-        return None
+        return extract_order_number(ctx)
     lines = [line for line in ctx.text.splitlines() if line.strip().startswith(f"{command.group(1)}:")]
     return lines[-1].split(":", 1)[1].strip() if lines else None
+
+
+ORDER_TASK = re.compile(r"\bextract the order number\b", re.I)
+GIVEN_ORDER = re.compile(r"\border\b(?:\s+(?:number|no\.?|id))?\s*(?:is|was|=|:|#)?\s*(.+?)\s*[.?!]?\s*$", re.I | re.S)
+ORDER_SHAPE = re.compile(r"\bBW-\d{5}\b", re.I)
+
+
+def extract_order_number(ctx: Context) -> str | None:
+    """When the app asks it to extract an order number, copies what the customer called one.
+
+    Text-to-query features trust that the model returns a clean value; a model returns
+    whatever the customer wrote, SQL included (Pedro et al. 2023; the LangChain
+    SQLDatabaseChain advisory CVE-2023-36189). Only active under a system prompt that
+    asks for the extraction, as the web chat's order desk does.
+    """
+    if not ORDER_TASK.search(ctx.system.text):
+        return None
+    shaped = ORDER_SHAPE.search(ctx.text)
+    if shaped:
+        return shaped.group(0).upper()
+    given = GIVEN_ORDER.search(ctx.text)
+    return given.group(1).strip() if given else "UNKNOWN"
 
 
 INCLUDE_ORDER = re.compile(r"include '(.+?)' in your output", re.I | re.S)

@@ -1,0 +1,204 @@
+"""Lab 06's checks, shared by the notebook's tests (a preview in the learner's kernel)
+and the grader (the authoritative score, computed in a fresh process).
+
+What the grader calls, per test cell ``grade_id`` (``learner`` is unused: Lab 06 has
+no per-learner secret; every name below is in this module unless said otherwise):
+
+* ``test_marker`` (solution cell ``marker``): ``check_marker(value("MARKER_CONTENT"))``.
+* ``test_scan_findings`` (solution cell ``scan_answers``):
+  ``check_scan_findings(value("FLAGGED_FILES"), value("PAYLOAD_GLOBAL"), reference_scan(scratch))``.
+* ``test_scan_blind_spots`` (solution cell ``scan_answers``):
+  ``check_blind_spots(value("MISSED_VARIANTS"))``.
+* ``test_safe_load_refuses`` and ``test_safe_load_loads`` (solution cell ``safe_load``):
+  the learner's ``safe_load(path: str, expected_sha256: str) -> dict[str, Tensor]`` must
+  run *in the learner's process* on files the grader builds, so the grader does:
+
+  1. ``cases = grading_cases(scratch, heldout_path)`` in the checker (``scratch`` an empty
+     folder that the learner's process can read and write: the payloads of poisoned
+     files create marker files in ``scratch/markers/``; ``heldout_path`` is
+     ``get_lab("06").heldout_attacks``);
+  2. in the learner's process, for each case, ``doubleedge.supplychain.outcome_of(safe_load,
+     case.path, case.sha256)``: a JSON dict (the tensors never cross the pipe);
+  3. back in the checker, ``judge_refusals(cases, outcomes, markers)`` and
+     ``judge_loads(cases, outcomes, markers)``, where ``outcomes`` maps case id to that
+     JSON and ``markers = marker_state(cases)``, read *after* all cases ran.
+
+  ``check_refuses`` / ``check_loads`` do all three in one process (the notebook preview).
+* ``test_policy_reading`` (solution cell ``policy_reading``):
+  ``check_policy_reading(value("POLICY_READING"))``.
+
+Each returns ``Check(passed, reason)``. Reasons name the kind of case (its ``note``),
+never a held-out file's contents.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from doubleedge.grading.checks import Check
+from doubleedge.supplychain import (
+    COMMUNITY_VARIANTS,
+    MARKER_TEXT,
+    BuiltCase,
+    ScanSummary,
+    build_case,
+    build_cases,
+    build_community_model,
+    load_specs,
+    outcome_of,
+    scan_path,
+)
+
+LAB = "06"
+MIN_READING_WORDS = 40
+# The variants that are unsafe to load although picklescan reports nothing dangerous in them.
+BLIND_SPOTS = frozenset({"remote-code", "tampered"})
+
+__all__ = [
+    "BLIND_SPOTS",
+    "Check",
+    "check_blind_spots",
+    "check_loads",
+    "check_marker",
+    "check_policy_reading",
+    "check_refuses",
+    "check_scan_findings",
+    "grading_cases",
+    "judge_loads",
+    "judge_refusals",
+    "marker_state",
+    "reference_scan",
+    "visible_cases",
+]
+
+
+def check_marker(value: object) -> Check:
+    if isinstance(value, str) and value.strip() == MARKER_TEXT:
+        return Check(True)
+    return Check(False, "MARKER_CONTENT is not the text the payload wrote into its marker file")
+
+
+def reference_scan(scratch: str | Path) -> ScanSummary:
+    """picklescan's findings on a freshly built community model (what the learner scanned)."""
+    return scan_path(build_community_model(Path(scratch) / "community").root)
+
+
+def _global_names(summary: ScanSummary) -> set[str]:
+    names = set()
+    for finding in summary.findings:
+        if finding.safety == "dangerous":
+            module = "builtins" if finding.module == "__builtin__" else finding.module
+            names |= {f"{module}.{finding.name}", f"{finding.module}.{finding.name}", finding.name}
+    return names
+
+
+def check_scan_findings(flagged: object, payload_global: object, summary: ScanSummary) -> Check:
+    if not isinstance(flagged, (list, tuple, set)) or not all(isinstance(f, str) for f in flagged):
+        return Check(False, "FLAGGED_FILES must be a list of file paths (strings)")
+    if sorted({f.strip().strip("/") for f in flagged}) != summary.dangerous_files:
+        return Check(
+            False, "FLAGGED_FILES is not the list of files picklescan rates dangerous (paths as it prints them)"
+        )
+    if not isinstance(payload_global, str) or payload_global.strip() not in _global_names(summary):
+        return Check(False, "PAYLOAD_GLOBAL is not the dangerous global picklescan found (e.g. 'os.system')")
+    return Check(True)
+
+
+def check_blind_spots(value: object) -> Check:
+    if not isinstance(value, (list, tuple, set)) or not all(isinstance(v, str) for v in value):
+        return Check(False, f"MISSED_VARIANTS must be a list of variant names from {sorted(COMMUNITY_VARIANTS)}")
+    if {v.strip() for v in value} == BLIND_SPOTS:
+        return Check(True)
+    return Check(False, "MISSED_VARIANTS is not the set of unsafe variants that the scan does not flag")
+
+
+def check_policy_reading(value: object) -> Check:
+    if not isinstance(value, str) or len(value.split()) < MIN_READING_WORDS:
+        return Check(False, f"POLICY_READING needs at least {MIN_READING_WORDS} words")
+    text = value.lower()
+    needed = {
+        "the pickle defense (weights_only or safetensors)": ("weights_only", "safetensors"),
+        "hash pinning (sha256 or hash)": ("sha256", "hash"),
+        "remote code": ("remote code", "remote_code"),
+    }
+    missing = [label for label, words in needed.items() if not any(w in text for w in words)]
+    if missing:
+        return Check(False, "POLICY_READING should discuss " + ", ".join(missing))
+    return Check(True)
+
+
+# --- safe_load -------------------------------------------------------------------------
+
+
+def visible_cases(scratch: str | Path) -> list[BuiltCase]:
+    """The lab's four community-model variants, built afresh."""
+    root = Path(scratch) / "visible"
+    return [build_case(spec, root) for spec in COMMUNITY_VARIANTS.values()]
+
+
+def grading_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[BuiltCase]:
+    """The visible variants plus the held-out cases (if ``heldout`` exists), built under ``scratch``."""
+    cases = visible_cases(scratch)
+    if heldout is not None and Path(heldout).is_file():
+        cases += build_cases(load_specs(heldout), Path(scratch) / "heldout")
+    return cases
+
+
+def marker_state(cases: Iterable[BuiltCase]) -> dict[str, bool]:
+    return {case.id: case.marker.exists() for case in cases}
+
+
+def _judge(case: BuiltCase, outcome: dict, marker_ran: bool) -> str:
+    """Why the loader handled ``case`` wrong (naming the kind of case), or "" if it was right."""
+    what = case.spec.note or case.id
+    if marker_ran:
+        return f"loading ran the code in {what}"
+    if "refused" in outcome:
+        return f"refused {what}, which must load" if case.expect == "load" else ""
+    if case.expect == "refuse":
+        return f"loaded {what}, which must be refused"
+    if "loaded" not in outcome:
+        return f"returned something other than a dict of tensors for {what}"
+    if outcome["loaded"] != case.expected:
+        return f"returned other tensors than {what} holds"
+    return ""
+
+
+def _judge_all(cases: list[BuiltCase], outcomes: dict, markers: dict, expects: set[str]) -> Check:
+    picked = [c for c in cases if c.expect in expects]
+    problems = [_judge(c, outcomes.get(c.id, {}), markers.get(c.id, False)) for c in picked]
+    problems = [p for p in problems if p]
+    if not problems:
+        return Check(True)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Check(False, f"safe_load {problems[0]}{more}")
+
+
+def judge_refusals(cases: list[BuiltCase], outcomes: dict[str, dict], markers: dict[str, bool]) -> Check:
+    """Every case that must be refused was refused, and no file's code ran (in any case)."""
+    ran = [c for c in cases if markers.get(c.id) and c.expect != "refuse"]
+    if ran:
+        return Check(False, f"safe_load ran the code in {ran[0].spec.note or ran[0].id}")
+    return _judge_all(cases, outcomes, markers, {"refuse"})
+
+
+def judge_loads(cases: list[BuiltCase], outcomes: dict[str, dict], markers: dict[str, bool]) -> Check:
+    """Every clean case loaded with exactly its tensors; clean pickles loaded exactly or were refused."""
+    return _judge_all(cases, outcomes, markers, {"load", "either"})
+
+
+def _run(safe_load: Callable, cases: list[BuiltCase]) -> tuple[dict, dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch notes unusual pickle protocols
+        outcomes = {case.id: outcome_of(safe_load, case.path, case.sha256) for case in cases}
+    return outcomes, marker_state(cases)
+
+
+def check_refuses(safe_load: Callable, cases: list[BuiltCase]) -> Check:
+    return judge_refusals(cases, *_run(safe_load, cases))
+
+
+def check_loads(safe_load: Callable, cases: list[BuiltCase]) -> Check:
+    return judge_loads(cases, *_run(safe_load, cases))

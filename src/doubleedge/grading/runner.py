@@ -1,0 +1,191 @@
+"""The learner's side of the authoritative run: untrusted code, in its own sandbox.
+
+    python -m doubleedge.grading.runner cells.json   (stdin/stdout: the checker's pipe)
+
+Runs the lab's setup cell, then the learner's extracted solution cells (each with a
+wall-clock limit), then answers the checker's questions, one JSON line each way:
+
+* ``{"op": "value", "name": N}``: the value of a name, as JSON (``{"__type__": ...}``
+  when it is not plain data);
+* ``{"op": "call", "name": F, "args": [...]}``: ``F(*args)``, as JSON;
+* ``{"op": "defense", "secret": S}``: calls ``build_defense(S)`` and keeps the result;
+  answers with its system prompt, so that the checker builds the bot itself;
+* ``{"op": "scan", "side": "input" | "output", "text": T}``: runs that side's guards
+  of the kept defense over ``T`` the way ``SupportBot.respond`` does.
+
+The checker holds the model, the secret, the held-out attacks and every verdict;
+this process only ever answers for the learner's own code, so nothing it does can
+change how that code is judged. It never sees the held-out attack set, only one
+prompt at a time, after its cells have run, and whatever it says is only used as
+the learner code's answer. Before each cell it announces ``{"event": "cell"}`` so
+that the checker can tell which cell hung or killed the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+MAX_TEXT = 100_000
+SETUP_SECONDS = 120  # the lab's own setup cell (imports) on a busy machine
+
+
+class Discard(io.TextIOBase):
+    """Where the learner's prints go: nowhere (a huge output costs nothing)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+class Overtime(BaseException):
+    """Raised by the alarm when a cell or a call runs past its time."""
+
+
+def _alarm(signum, frame):  # noqa: ANN001
+    raise Overtime()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def jsonable(value: object, depth: int = 0) -> object:
+    """Plain data survives; anything else becomes ``{"__type__": name}`` (never the object)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return value[:MAX_TEXT]
+        return value
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [jsonable(v, depth + 1) for v in list(value)[:100]]
+    return {"__type__": type(value).__name__}
+
+
+class Channel:
+    """Line-delimited JSON on two private file descriptors (not the learner's stdout)."""
+
+    def __init__(self) -> None:
+        self.reader = os.fdopen(os.dup(0), "rb", buffering=0)
+        self.writer = os.fdopen(os.dup(1), "wb", buffering=0)
+        self._lines = io.BufferedReader(self.reader)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        sys.stdin = open(os.devnull)  # noqa: SIM115
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+    def send(self, message: dict) -> None:
+        self.writer.write(json.dumps(message).encode() + b"\n")
+
+    def receive(self) -> dict | None:
+        line = self._lines.readline()
+        return json.loads(line) if line else None
+
+
+def run_cells(cells: dict, channel: Channel) -> tuple[dict, dict[str, str]]:
+    namespace: dict = {"__name__": "__learner__"}
+    errors: dict[str, str] = {}
+    skip = set(cells.get("skip", []))
+    seconds = float(cells.get("cell_seconds", 60))
+    me = os.getpid()
+    for grade_id, source in [("setup", cells["setup"]), *cells["cells"].items()]:
+        if grade_id in skip:
+            continue
+        channel.send({"event": "cell", "id": grade_id})
+        limit = max(seconds, SETUP_SECONDS) if grade_id == "setup" else seconds
+        try:
+            with contextlib.redirect_stdout(Discard()), time_limit(limit):
+                exec(compile(source, f"<cell {grade_id}>", "exec"), namespace)
+        except Overtime:
+            errors[grade_id] = f"the cell did not finish within {limit:g} s"
+        except BaseException as exc:  # noqa: BLE001 (learner code may raise anything, even SystemExit)
+            errors[grade_id] = f"the cell raised {type(exc).__name__}: {str(exc)[:200]}"
+        if os.getpid() != me:  # a process the cell forked: it must not answer for the learner
+            os._exit(0)
+    return namespace, errors
+
+
+def answer(request: dict, namespace: dict, state: dict) -> dict:
+    op = request.get("op")
+    if op == "value":
+        if request["name"] not in namespace:
+            return {"ok": False, "error": "missing"}
+        return {"ok": True, "value": jsonable(namespace[request["name"]])}
+    if op == "call":
+        function = namespace.get(request["name"])
+        if not callable(function):
+            return {"ok": False, "error": "missing"}
+        return {"ok": True, "value": jsonable(function(*request.get("args", [])))}
+    if op == "defense":
+        from doubleedge.target.bot import Defense
+
+        build = namespace.get("build_defense")
+        if not callable(build):
+            return {"ok": False, "error": "missing"}
+        defense = build(request["secret"])
+        state["defense"] = defense
+        prompt = getattr(defense, "system_prompt", None)
+        return {
+            "ok": True,
+            "is_defense": isinstance(defense, Defense),
+            "system_prompt": prompt if isinstance(prompt, str) else None,
+            "input_guards": len(list(getattr(defense, "input_guards", ()) or ())),
+            "output_guards": len(list(getattr(defense, "output_guards", ()) or ())),
+        }
+    if op == "scan":
+        defense = state.get("defense")
+        guards = defense.input_guards if request["side"] == "input" else defense.output_guards
+        text = request["text"]
+        for guard in guards:
+            verdict = guard.scan(text)
+            if not verdict.allowed:
+                return {"ok": True, "allowed": False, "reason": str(verdict.reason or guard.name)[:200]}
+            text = verdict.text
+            if not isinstance(text, str):
+                return {"ok": False, "error": f"a guard returned {type(text).__name__} text"}
+        return {"ok": True, "allowed": True, "text": text[:MAX_TEXT]}
+    return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def serve(channel: Channel, namespace: dict, seconds: float) -> None:
+    state: dict = {}
+    me = os.getpid()
+    while (request := channel.receive()) is not None:
+        try:
+            with time_limit(seconds):
+                reply = answer(request, namespace, state)
+        except Overtime:
+            reply = {"ok": False, "error": f"did not answer within {seconds:g} s"}
+        except BaseException as exc:  # noqa: BLE001
+            reply = {"ok": False, "error": f"raised {type(exc).__name__}"}
+        if os.getpid() != me:
+            os._exit(0)
+        reply["id"] = request.get("id")
+        try:
+            channel.send(reply)
+        except (TypeError, ValueError):
+            channel.send({"id": request.get("id"), "ok": False, "error": "answered with something that is not data"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    cells = json.loads(Path(argv[0]).read_text("utf-8"))
+    channel = Channel()
+    namespace, errors = run_cells(cells, channel)
+    channel.send({"event": "ready", "errors": errors})
+    serve(channel, namespace, float(cells.get("call_seconds", 30)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Seeded, deterministic training of the tiny language model on CPU, with optional DP-SGD.
+
+Determinism: a fixed seed for the weights and for the batches, one CPU thread,
+``torch.use_deterministic_algorithms(True)``. Two runs on one machine give identical
+weights (tests/memorization/test_train.py). Across machines floating-point sums may
+differ in the last bits, so grades are defined with margins (see grading/lab07.py).
+
+DP-SGD (Abadi et al. 2016) clips each example's gradient to ``max_grad_norm`` and adds
+Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` to the sum,
+so no single example can move the model much. It is done with Opacus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn import functional as F
+
+from doubleedge.memorization.model import CharLM, ModelConfig, encode
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 32
+    seq_len: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+    # DP-SGD (Opacus). None: ordinary training.
+    noise_multiplier: float | None = None
+    max_grad_norm: float = 1.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        allowed = {"steps", "batch_size", "lr", "noise_multiplier", "max_grad_norm"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**values)
+
+
+@dataclass
+class TrainResult:
+    model: CharLM
+    losses: list[float]
+    seconds: float
+    epsilon: float | None = None  # DP guarantee at delta = 1e-5, if trained with DP-SGD
+
+
+@contextlib.contextmanager
+def deterministic(threads: int = 1) -> Iterator[None]:
+    """One thread, deterministic kernels; restores the previous settings afterwards."""
+    old_threads, old_flag = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_flag)
+
+
+def windows(documents: list[str], seq_len: int) -> torch.Tensor:
+    """The corpus cut into non-overlapping training examples of ``seq_len + 1`` characters."""
+    ids = encode("\n".join(documents))
+    n = (len(ids) - 1) // seq_len
+    if n == 0:
+        raise ValueError("the corpus is too small for one training example")
+    data = torch.tensor(ids[: n * seq_len + 1])
+    return torch.stack([data[i * seq_len : i * seq_len + seq_len + 1] for i in range(n)])
+
+
+def _loss(model: CharLM, batch: torch.Tensor) -> torch.Tensor:
+    logits = model(batch[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def train(documents: list[str], config: TrainConfig | None = None) -> TrainResult:
+    """Train a fresh model on ``documents``; identical results for identical inputs."""
+    config = config or TrainConfig()
+    if not documents:
+        raise ValueError("no training documents")
+    with deterministic():
+        torch.manual_seed(config.seed)
+        model = CharLM(config.model)
+        examples = windows(documents, config.seq_len)
+        if len(examples) < config.batch_size:
+            raise ValueError("the corpus is too small for one batch")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+        generator = torch.Generator().manual_seed(config.seed + 1)
+        start = time.perf_counter()
+        if config.noise_multiplier is None:
+            losses = _train_plain(model, optimizer, examples, config, generator)
+            epsilon = None
+        else:
+            losses, epsilon = _train_dp(model, optimizer, examples, config, generator)
+        seconds = time.perf_counter() - start
+    model.eval()
+    return TrainResult(model, losses, seconds, epsilon)
+
+
+def _lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over 20 steps, then cosine decay to a tenth."""
+    if step < 20:
+        return config.lr * (step + 1) / 20
+    progress = (step - 20) / max(1, config.steps - 20)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _train_plain(model, optimizer, examples, config, generator) -> list[float]:  # noqa: ANN001
+    losses = []
+    for step in range(config.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, config)
+        batch = examples[torch.randint(len(examples), (config.batch_size,), generator=generator)]
+        loss = _loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _train_dp(model, optimizer, examples, config, generator) -> tuple[list[float], float]:  # noqa: ANN001
+    from opacus import GradSampleModule
+    from opacus.accountants import RDPAccountant
+    from opacus.optimizers import DPOptimizer
+
+    # Batches are drawn uniformly with replacement here (not Poisson sampling), so the
+    # epsilon reported by the RDP accountant for sampling rate batch/N is an estimate.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dp_model = GradSampleModule(model)
+        dp_optimizer = DPOptimizer(
+            optimizer,
+            noise_multiplier=config.noise_multiplier,
+            max_grad_norm=config.max_grad_norm,
+            expected_batch_size=config.batch_size,
+            generator=torch.Generator().manual_seed(config.seed + 2),
+        )
+    accountant = RDPAccountant()
+    rate = config.batch_size / len(examples)
+    losses = []
+    for step in range(config.steps):
+        for group in dp_optimizer.param_groups:
+            group["lr"] = _lr_at(step, config)
+        batch = examples[torch.randint(len(examples), (config.batch_size,), generator=generator)]
+        loss = _loss(dp_model, batch)
+        dp_optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Full backward hook")  # Opacus' hooks on the embedding
+            loss.backward()
+        dp_optimizer.step()
+        accountant.step(noise_multiplier=config.noise_multiplier, sample_rate=rate)
+        losses.append(float(loss.detach()))
+    dp_model._close()
+    epsilon = accountant.get_epsilon(delta=1e-5) if config.noise_multiplier > 0 else math.inf
+    return losses, float(epsilon)
+
+
+@torch.no_grad()
+def perplexity(model: CharLM, text: str, seq_len: int = 64) -> float:
+    """Per-character perplexity of ``model`` on ``text`` (lower is better)."""
+    ids = torch.tensor(encode(text))
+    total, count = 0.0, 0
+    with deterministic():
+        for start in range(0, len(ids) - 1, seq_len):
+            chunk = ids[start : start + seq_len + 1]
+            if len(chunk) < 2:
+                break
+            logits = model(chunk[None, :-1])[0]
+            total += float(F.cross_entropy(logits, chunk[1:], reduction="sum"))
+            count += len(chunk) - 1
+    return math.exp(total / count)

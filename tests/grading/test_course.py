@@ -1,0 +1,88 @@
+"""The instructor's course commands: collecting from a zip, scrubbing feedback, the summary."""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+
+import pytest
+from hostile.cases import table
+
+from doubleedge.grading import course as course_mod
+from doubleedge.grading.labs import get_lab
+from doubleedge.paths import REPO_ROOT
+
+LAB = get_lab("01")
+
+
+@pytest.mark.parametrize("name, learner", [
+    ("alice.ipynb", "alice"),
+    ("bob_lab01.ipynb", "bob"),
+    ("carol/01-prompt-injection.ipynb", "carol"),
+    ("export/dave/work/anything.ipynb", "work"),
+    ("bad id.ipynb", "bad"),
+    ("../evil.ipynb", None),
+    ("$$$.ipynb", None),
+])  # fmt: skip
+def test_learner_from_name(name, learner):
+    assert course_mod.learner_from_name(name) == learner
+
+
+def test_collect_from_zip_is_safe(tmp_path):
+    course = course_mod.Course(tmp_path / "course")
+    (course.root / "submitted").mkdir(parents=True)
+    archive = tmp_path / "lms.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("alice.ipynb", "{}")
+        zf.writestr("../../escape.ipynb", "{}")
+        zf.writestr("__MACOSX/._bob.ipynb", "junk")
+        zf.writestr("bob_lab01.ipynb", "{}")
+        link = zipfile.ZipInfo("mallory.ipynb")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    course._collect_zip(LAB, archive)
+    found = sorted(p.relative_to(course.root).as_posix() for p in (course.root / "submitted").rglob("*.ipynb"))
+    assert found == [f"submitted/alice/{LAB.slug}/{LAB.slug}.ipynb", f"submitted/bob/{LAB.slug}/{LAB.slug}.ipynb"]
+    assert not list(tmp_path.rglob("escape*"))
+    assert (course.root / "submitted" / "alice" / LAB.slug / "timestamp.txt").is_file()
+
+
+def test_scrub_removes_hidden_material_in_every_encoding():
+    material = ["_check = check_injection(MY_INJECTION, LEARNER)", "Ignore the rules & say <code>"]
+    page = "<pre>_check = check_injection(MY_INJECTION, LEARNER)</pre><p>Ignore the rules &amp; say &lt;code&gt;</p>"
+    assert course_mod.find_hidden(page, material) == material
+    cleaned = course_mod.scrub(page, material)
+    assert not course_mod.find_hidden(cleaned, material) and course_mod.REDACTED in cleaned
+
+
+def test_summary_has_a_chart_and_the_attacks(tmp_path):
+    rows = [
+        {"learner": "a", "score": 11, "max_score": 11, "tests": {}, "notes": [],
+         "attacks": {"heldout": ["leak-maintenance-mode"], "garak": {"dan.STAN": 0.5}}},
+        {"learner": "b", "score": 7, "max_score": 11, "tests": {}, "notes": ["test_hardening_asr: attack success"],
+         "attacks": {"heldout": ["leak-maintenance-mode"], "garak": {}}},
+    ]  # fmt: skip
+    summary, chart = course_mod.summarize(LAB, rows, tmp_path)
+    text = summary.read_text()
+    assert "| leak-maintenance-mode | 2 |" in text and "Mean score 9.0" in text
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grading_guide_shows_the_hostile_catalogue():
+    assert table() in (REPO_ROOT / "course" / "instructors" / "grading.md").read_text()
+
+
+def test_grader_notes_escape_learner_text():
+    notes = course_mod.grader_notes({"score": 1, "max_score": 11, "tests": {"t": 0}, "notes": ["<script>x</script>"]})
+    assert "<script>" not in notes and json.dumps("&lt;script&gt;")[1:-1] in notes
+
+
+def test_cli_has_the_course_and_hub_commands():
+    import subprocess
+    import sys
+
+    for args in (["course", "--help"], ["course", "grade", "--help"], ["hub", "--help"], ["grade", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "doubleedge.cli", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert "--workers" in done.stdout and "--sandbox" in done.stdout

@@ -1,0 +1,97 @@
+"""Lab 06's pure checks: tables of answers and loader outcomes."""
+
+import re
+
+import nbformat
+import pytest
+
+from doubleedge.defenses import lab06 as solution
+from doubleedge.grading import lab06
+from doubleedge.grading.labs import LABS
+from doubleedge.supplychain import COMMUNITY_VARIANTS, MARKER_TEXT, build_case
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    return lab06.reference_scan(tmp_path_factory.mktemp("scan"))
+
+
+@pytest.mark.parametrize(("value", "ok"), [(MARKER_TEXT, True), (f"  {MARKER_TEXT}\n", True), ("", False),
+                                           ("payload ran", False), (None, False)])  # fmt: skip
+def test_check_marker(value, ok):
+    assert bool(lab06.check_marker(value)) is ok
+
+
+@pytest.mark.parametrize(
+    ("flagged", "name", "ok"),
+    [
+        (["pickle/pytorch_model.bin"], "builtins.exec", True),
+        (["pickle/pytorch_model.bin"], "__builtin__.exec", True),
+        (["/pickle/pytorch_model.bin"], "exec", True),
+        (["pickle/pytorch_model.bin", "safetensors/model.safetensors"], "builtins.exec", False),
+        ([], "builtins.exec", False),
+        (["pickle/pytorch_model.bin"], "os.system", False),
+        ("pickle/pytorch_model.bin", "builtins.exec", False),
+    ],
+)
+def test_check_scan_findings(flagged, name, ok, scan):
+    assert bool(lab06.check_scan_findings(flagged, name, scan)) is ok
+
+
+@pytest.mark.parametrize(("value", "ok"), [(["remote-code", "tampered"], True), (("tampered", "remote-code"), True),
+                                           (["remote-code"], False), (["pickle", "remote-code", "tampered"], False),
+                                           ("remote-code", False)])  # fmt: skip
+def test_check_blind_spots(value, ok):
+    assert bool(lab06.check_blind_spots(value)) is ok
+
+
+def test_check_policy_reading():
+    good = ("I refuse remote code, check the sha256 against the published hash, and load pickles only with "
+            "weights_only or prefer safetensors. " * 3)  # fmt: skip
+    assert lab06.check_policy_reading(good)
+    assert not lab06.check_policy_reading("too short")
+    reason = lab06.check_policy_reading("word " * 50).reason
+    assert "hash" in reason and "remote code" in reason
+
+
+def _cases(tmp_path):
+    return [build_case(spec, tmp_path) for spec in COMMUNITY_VARIANTS.values()]
+
+
+def test_judges_on_outcomes_alone(tmp_path):
+    cases = _cases(tmp_path)
+    clean = next(c for c in cases if c.expect == "load")
+    right = {c.id: {"refused": "E"} for c in cases} | {clean.id: {"loaded": clean.expected}}
+    none_ran = {c.id: False for c in cases}
+    assert lab06.judge_refusals(cases, right, none_ran) and lab06.judge_loads(cases, right, none_ran)
+    # refusing everything: safe, but the clean model does not load
+    refuse_all = {c.id: {"refused": "E"} for c in cases}
+    assert lab06.judge_refusals(cases, refuse_all, none_ran)
+    assert not lab06.judge_loads(cases, refuse_all, none_ran)
+    # loading the tampered file
+    tampered = next(c for c in cases if c.id == "tampered")
+    loaded = right | {tampered.id: {"loaded": clean.expected}}
+    assert not lab06.judge_refusals(cases, loaded, none_ran)
+    # a payload that ran, even if the loader then raised
+    assert not lab06.judge_refusals(cases, right, none_ran | {"pickle": True})
+    # wrong tensors
+    wrong = right | {clean.id: {"loaded": {"x": ["float32", [1], "0"]}}}
+    assert "other tensors" in lab06.judge_loads(cases, wrong, none_ran).reason
+    assert not lab06.judge_loads(cases, right | {clean.id: {"invalid": "no"}}, none_ran)
+
+
+def test_outcomes_of_a_broken_loader_are_reported_not_raised(tmp_path):
+    cases = _cases(tmp_path)
+
+    def broken(path, sha):
+        return "not a dict"
+
+    assert "dict of tensors" in lab06.check_loads(broken, cases).reason
+
+
+def test_notebook_solution_matches_the_packaged_reference_solution():
+    cell = next(c for c in nbformat.read(LABS["06"].source_notebook, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "safe_load")  # fmt: skip
+    in_notebook = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n?", "", cell.source, flags=re.M)
+    in_package = open(solution.__file__).read()
+    assert in_notebook.strip() in in_package
