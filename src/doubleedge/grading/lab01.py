@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from doubleedge.evaluate import Attack, Outcome, attack_success_rate, benign_pass_rate
+from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
 from doubleedge.guards.leak import contains_secret
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
@@ -27,15 +28,6 @@ BENIGN_THRESHOLD = 0.90
 MAX_INJECTIONS = 5
 MIN_READING_WORDS = 40
 PROBE_FAMILIES = ("promptinject", "dan", "encoding")
-
-
-@dataclass(frozen=True)
-class Check:
-    passed: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.passed
 
 
 def fresh_bot(learner: str, defense: Defense | None = None) -> SupportBot:

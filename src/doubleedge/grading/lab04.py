@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from doubleedge.evaluate import benign_set
+from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport
 from doubleedge.target.bot import SupportBot
@@ -82,15 +83,6 @@ URL_ATTRIBUTES = frozenset(
      "cite", "longdesc", "lowsrc", "dynsrc", "manifest", "codebase", "srcdoc"}
 )  # fmt: skip
 SAME_TAG = {"b": "strong", "i": "em"}
-
-
-@dataclass(frozen=True)
-class Check:
-    passed: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.passed
 
 
 # Reading HTML the way a page would ------------------------------------------------------
