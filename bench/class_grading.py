@@ -35,7 +35,7 @@ from doubleedge.grading.pipeline import (  # noqa: E402
     GRADING_DIR,
     CourseFolder,
     Submission,
-    _baseline_report,
+    baseline_report,
     grade_prepared,
     write_csv,
 )
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         prepared = work / "prepared"
         course = CourseFolder(prepared, LAB)
         course.prepare()
-        baseline = _baseline_report(LAB, prepared / GRADING_DIR / "baseline")
+        baseline = baseline_report(LAB, prepared / GRADING_DIR / "baseline")
         release = prepared / "release" / LAB.slug / f"{LAB.slug}.ipynb"
         submissions = build_class(work / "submissions", args.learners, release)
         trivial = trivial_course(work / "trivial")

@@ -34,7 +34,7 @@ from doubleedge.grading.labs import get_lab
 from doubleedge.grading.pipeline import (
     CourseFolder,
     Submission,
-    _baseline_report,
+    baseline_report,
     grade_one,
     tool_env,
 )
@@ -170,12 +170,12 @@ def bench_grading(repeat: int, tmp: Path) -> Comparison:
     lab = get_lab("01")
     course = CourseFolder(tmp / "course", lab)
     course.prepare()
-    baseline_report = _baseline_report(lab, tmp / "baseline")
+    baseline = baseline_report(lab, tmp / "baseline")
     submission = Submission(LEARNER, lab.source_notebook)
     trivial = trivial_course(tmp / "trivial")
 
     def lab01() -> float:
-        seconds, row = timed(lambda: grade_one(course, submission, baseline_report, tmp))
+        seconds, row = timed(lambda: grade_one(course, submission, baseline, tmp))
         if row.notes or not row.max_score or row.score != row.max_score:
             raise RuntimeError(f"Lab 01 solution graded {row.score}/{row.max_score}: {row.notes}")
         return seconds

@@ -12,6 +12,7 @@ from doubleedge.defenses import lab01 as lab01_solution
 from doubleedge.defenses import lab02 as lab02_solution
 from doubleedge.defenses import lab03 as lab03_solution
 from doubleedge.defenses import lab05 as lab05_solution
+from doubleedge.defenses import lab09 as lab09_solution
 from doubleedge.grading.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
@@ -79,6 +80,17 @@ PACKAGED_SOLUTIONS = {
     "02": (lab02_solution, ("HARDENED_SYSTEM_PROMPT", "strip_instructions", "build_defense")),
     "03": (lab03_solution, ("HARDENED_SYSTEM_PROMPT", "may_see", "redact_pii", "build_defense")),
     "05": (lab05_solution, ("tool_policy", "build_agent_defense")),
+    "09": (
+        lab09_solution,
+        (
+            "HARDENED_SYSTEM_PROMPT",
+            "may_see",
+            "strip_instructions",
+            "build_defense",
+            "tool_policy",
+            "build_agent_defense",
+        ),
+    ),
 }
 
 
@@ -92,3 +104,17 @@ def test_notebook_solution_matches_the_packaged_reference_solution(number):
     in_package = _definitions(open(module.__file__).read())
     for name in names:
         assert in_notebook[name] == in_package[name], f"{name} differs between the notebook and the package"
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
+def test_lab_has_a_judge_for_every_graded_test_cell(lab):
+    import inspect
+
+    from doubleedge.grading.judges import judge_for
+
+    judge = judge_for(lab.number)
+    source = inspect.getsource(judge)
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in _cells(lab)
+             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")]  # fmt: skip
+    assert callable(judge.baseline) and callable(judge.judge)
+    assert [t for t in tests if f'"{t}"' not in source] == []  # the judge decides every test cell

@@ -1,25 +1,143 @@
-"""The course site builds with MkDocs in strict mode (broken links fail)."""
+"""The course site builds with MkDocs in strict mode, with its measured charts and read-only labs.
 
+One real ``mkdocs build --strict`` (hooks included) with an empty cache folder, so the build
+makes the learner copies itself with nbgrader; then the output is read file by file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+import pytest
+
+from doubleedge import figures, site_hooks
+from doubleedge.grading.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
+TEXT_SUFFIXES = {".html", ".json", ".ipynb", ".js", ".xml", ".css", ".txt", ".md"}
+# Whatever the build does, these never reach a learner (the sources' own markers).
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
-def test_mkdocs_strict_build(tmp_path):
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+
+def build(dest: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", DOUBLEEDGE_CACHE=str(cache))
     mkdocs = str(Path(sys.executable).with_name("mkdocs"))
-    done = subprocess.run(
-        [mkdocs, "build", "--strict", "-d", str(tmp_path / "site")],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, env=env, timeout=900)  # fmt: skip
+
+
+def built_names() -> set[str]:
+    """Names of what the build generates: none of them may appear in course/."""
+    charts = figures.charts({name: figures.load(name) for name in figures.SETS})
+    return set(charts) | {site_hooks.NOTEBOOK_PAGE} | {f"{lab.slug}.ipynb" for lab in LABS.values()}
+
+
+def generated_in_course() -> list[Path]:
+    names = built_names()
+    return [p for p in (REPO_ROOT / "course").rglob("*") if p.name in names]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("site") / "site"
+    done = build(dest, tmp_path_factory.mktemp("cache"))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "site" / "01-prompt-injection" / "index.html").is_file()
-    html = (tmp_path / "site" / "index.html").read_text()
-    assert "fonts.googleapis.com" not in html  # offline-safe theme
+    assert generated_in_course() == [], "the build writes into the site, never into course/"
+    return dest
+
+
+def readable_text(path: Path) -> str:
+    """What a file shows or ships: HTML without tags (code is split into highlighting spans),
+    JSON as its strings (the search index escapes quotes), notebooks as their cells."""
+    raw = path.read_text("utf-8", errors="replace")
+    if path.suffix == ".ipynb":
+        return site_hooks.notebook_text(path)
+    if path.suffix == ".json":
+        strings: list[str] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, str):
+                strings.append(value)
+            elif isinstance(value, dict):
+                list(map(walk, value.values()))
+            elif isinstance(value, list):
+                list(map(walk, value))
+
+        walk(json.loads(raw))
+        raw = "\n".join(strings)
+    return html.unescape(re.sub(r"<[^>]+>", "", raw)) + "\n" + raw
+
+
+def source_only() -> set[str]:
+    return {line for lab in LABS.values() for line in site_hooks.source_only_lines(lab.source_notebook)}
+
+
+def test_mkdocs_strict_build_is_offline_safe(site):
+    assert (site / "01-prompt-injection" / "index.html").is_file()
+    html_text = (site / "index.html").read_text()
+    assert "fonts.googleapis.com" not in html_text  # offline-safe theme
+
+
+def test_the_build_draws_every_chart_from_the_measured_records(site):
+    records = {name: figures.load(name) for name in figures.SETS}
+    for name in figures.charts(records):
+        png = (site / "figures" / name).read_bytes()
+        assert png.startswith(b"\x89PNG"), name
+
+
+def test_measured_tables_replace_their_markers(site):
+    levels = (site / "target" / "defense-levels" / "index.html").read_text()
+    for level in figures.load("levels")["levels"]:
+        assert f"{level['overall_attack_success_rate']:.1%}" in levels
+    labs = (site / "target" / "labs-measured" / "index.html").read_text()
+    assert all(f"<td>{n} {title}" in labs for n, title in figures.LAB_TITLES.items())
+    lesson07 = (site / "07-memorization" / "index.html").read_text()
+    assert "DP-SGD, noise 1.0" in lesson07 and "figures/exposure.png" in lesson07
+    for page in site.rglob("*.html"):
+        assert "<!-- measured:" not in page.read_text(), page
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)
+def test_each_lesson_links_its_read_only_notebook_and_the_download(site, lab):
+    lesson = (site / lab.slug / "index.html").read_text()
+    assert 'href="lab/"' in lesson and f'href="{lab.slug}.ipynb"' in lesson
+    page = (site / lab.slug / "lab" / "index.html").read_text()
+    assert 'class="doubleedge-notebook"' in page and f'href="../{lab.slug}.ipynb"' in page
+    copy = nbformat.read(site / lab.slug / f"{lab.slug}.ipynb", as_version=4)
+    source = nbformat.read(lab.source_notebook, as_version=4)
+    assert len(copy.cells) == len(source.cells)
+    stubs = [c for c in copy.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    assert stubs and all("raise NotImplementedError" in c.source for c in stubs), "solutions become stubs"
+
+
+def test_no_solution_or_hidden_test_text_anywhere_in_the_site(site):
+    lines = source_only()
+    assert len(lines) > 100
+    checked = 0
+    for path in sorted(p for p in site.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES):
+        text = readable_text(path)
+        assert not [m for m in MARKERS if m in text], path
+        assert site_hooks.leaks(text, lines) == [], path
+        checked += 1
+    assert checked > 30
+
+
+def test_the_leak_check_finds_a_source_notebook_in_every_form(tmp_path):
+    """The check above can fail: a rendered, a JSON-escaped and a raw source notebook are all caught."""
+    lab = LABS["01"]
+    lines = site_hooks.source_only_lines(lab.source_notebook)
+    (tmp_path / "page.html").write_text(site_hooks.render_notebook(lab.source_notebook))
+    rendered = site_hooks.render_notebook(lab.source_notebook)
+    (tmp_path / "search_index.json").write_text(json.dumps({"docs": [{"location": "lab/", "text": rendered}]}))
+    (tmp_path / "copy.ipynb").write_bytes(lab.source_notebook.read_bytes())
+    for path in tmp_path.iterdir():
+        found = site_hooks.leaks(readable_text(path), lines)
+        assert len(found) > 10, path
+        assert any(m in readable_text(path) for m in MARKERS), path

@@ -1,26 +1,63 @@
 """``doubleedge figures``: the course's numbers, measured, never typed in.
 
-Runs the baseline garak scan (every offline probe family) on the unhardened bot and on
-each defense level, measures the benign pass rate, and writes JSON (the record), a
-markdown table (included in the course page) and a chart for each. ``--check``
-re-measures and reports any drift from the committed JSON, which a test also does.
+Three measurements, each a real run:
+
+* ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot
+  and of each defense level, and the benign pass rate of each;
+* ``labs``: each lab's own garak scan of its unhardened target and of the lab's reference
+  solution, and the ordinary requests each still serves (Labs 01 to 05);
+* ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
+  scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
+  clean text, and garak's canary scan before and after the reference hardening.
+
+Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
+drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
+The site build (``doubleedge.site_hooks``) draws every chart and table from these records.
+
+Each record carries a **key**: a hash of what determines it (package versions and the
+measurement's specification). If the committed record's key no longer matches, for
+example after a spec changed, ``obtain`` measures afresh and caches the result under the
+cache folder by key, so only the first build after such a change pays for the runs.
+Changes to the code under test do not change the key: the drift test catches those.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 from doubleedge.defenses import LEVELS, get_defense
 from doubleedge.evaluate import benign_pass_rate
 from doubleedge.models import ReferenceModel
 from doubleedge.paths import REPO_ROOT
-from doubleedge.scan import BASELINE, scan_bot
+from doubleedge.scan import BASELINE, ScanReport, scan_bot, scan_for_lab
 from doubleedge.target import SupportBot, derive_secret
 
-DEFAULT_OUT = REPO_ROOT / "course" / "target" / "generated"
+DATA_DIR = REPO_ROOT / "course" / "measured"
+DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
+SETS = ("levels", "labs", "memorization")
+# Bump when a measurement changes in a way its specification does not show.
+FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """Where measurements made by the build are kept: ``$DOUBLEEDGE_CACHE`` or the user's cache folder."""
+    if os.environ.get("DOUBLEEDGE_CACHE"):
+        return Path(os.environ["DOUBLEEDGE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "doubleedge"
+
+
+# --- levels: the baseline scan and the defense levels ------------------------------------
 
 
 def measure(defense: str) -> dict:
@@ -35,25 +72,365 @@ def measure(defense: str) -> dict:
     }
 
 
-def measure_all() -> dict:
+def measure_levels() -> dict:
     return {
         "spec": {"probes": len(BASELINE.probes), "prompt_cap": BASELINE.prompt_cap, "seed": BASELINE.seed},
         "levels": [measure(name) for name in LEVEL_NAMES],
     }
 
 
-def family(probe: str) -> str:
-    return probe.split(".", 1)[0]
+# --- labs: each lab's scan before and after its reference solution -------------------------
+
+# What each lab counts as the ordinary use that hardening must keep working.
+BENIGN_LABELS = {
+    "01": "ordinary questions answered",
+    "02": "questions about clean documents answered",
+    "03": "own-account questions answered",
+    "04": "ordinary replies rendered whole",
+    "05": "ordinary tasks handled",
+}
+LAB_TITLES = {
+    "01": "Prompt injection",
+    "02": "Indirect prompt injection",
+    "03": "Sensitive information disclosure",
+    "04": "Improper output handling",
+    "05": "Excessive agency",
+    "07": "Memorization",
+}
 
 
-def family_rates(results: list[dict]) -> dict[str, float]:
-    """ASR per probe family: hits over attempts of all its probes."""
-    totals: dict[str, list[int]] = {}
-    for r in results:
-        t = totals.setdefault(family(r["probe"]), [0, 0])
-        t[0] += r["hits"]
-        t[1] += r["attempts"]
-    return {f: (hits / attempts if attempts else 0.0) for f, (hits, attempts) in sorted(totals.items())}
+def _side(report: ScanReport, benign: float) -> dict:
+    return {
+        "attack_success_rate": round(report.overall_attack_success_rate, 4),
+        "benign_rate": round(benign, 4),
+        "results": [r.as_dict() for r in report.results],
+    }
+
+
+def _lab01() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab01 as solution
+
+    secret = derive_secret(LEARNER)
+    before = SupportBot(ReferenceModel(), secret=secret)
+    after = SupportBot(ReferenceModel(), secret=secret, defense=solution.build_defense(secret))
+    return tuple(_side(scan_bot(bot, scan_for_lab("01")), benign_pass_rate(bot).rate) for bot in (before, after))
+
+
+def _lab02() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab02 as solution
+    from doubleedge.grading import lab02
+
+    bots = (lab02.unhardened_bot(LEARNER), lab02.hardened_bot(solution.build_defense, LEARNER))
+    return tuple(_side(scan_bot(bot, scan_for_lab("02")), lab02.document_pass_rate(bot).rate) for bot in bots)
+
+
+def _lab03() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab03 as solution
+    from doubleedge.grading import lab03
+
+    bots = (lab03.unhardened_bot(LEARNER), lab03.hardened_bot(solution.build_defense, LEARNER))
+    return tuple(_side(scan_bot(bot, scan_for_lab("03")), lab03.account_pass_rate(bot).rate) for bot in bots)
+
+
+def _lab04() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab04 as solution
+    from doubleedge.grading.lab04 import benign_render_failures, fresh_app
+    from doubleedge.scan.webchat import scan_webchat
+    from doubleedge.target.webchat import Policy, markdown_to_html
+
+    hardened = Policy("lab04", solution.render, solution.order_query, solution.CONTENT_SECURITY_POLICY)
+    sides = []
+    for policy, render in ((Policy(), markdown_to_html), (hardened, solution.render)):
+        total, failures = benign_render_failures(render, LEARNER)
+        sides.append(_side(scan_webchat(fresh_app(LEARNER, policy)), 1 - len(failures) / total))
+    return tuple(sides)
+
+
+def _lab05() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab05 as solution
+    from doubleedge.grading.lab05 import evaluate_agency
+    from doubleedge.target.agent import AgentBot, AgentDefense
+
+    sides = []
+    for build in (AgentDefense, solution.build_agent_defense):
+        report = scan_bot(AgentBot(ReferenceModel(), customer="C-1001", defense=build()), scan_for_lab("05"))
+        sides.append(_side(report, evaluate_agency(build, []).benign_rate))
+    return tuple(sides)
+
+
+LAB_MEASURES: dict[str, Callable[[], tuple[dict, dict]]] = {
+    "01": _lab01,
+    "02": _lab02,
+    "03": _lab03,
+    "04": _lab04,
+    "05": _lab05,
+}
+
+
+def measure_labs() -> dict:
+    labs = {}
+    for number, run in LAB_MEASURES.items():
+        before, after = run()
+        labs[number] = {"benign": BENIGN_LABELS[number], "unhardened": before, "reference solution": after}
+    return {"labs": labs}
+
+
+# --- memorization: Lab 07's model, trained four ways ---------------------------------------
+
+# Each run: how the lab corpus is prepared, and its training settings (TrainConfig fields;
+# "reference" means those of Lab 07's reference solution, defenses/lab07.py's TRAINING).
+TRAINING_RUNS = {
+    "unhardened": {"corpus": "as is", "training": {}},
+    "deduplicated": {"corpus": "deduplicated", "training": "reference"},
+    "scrubbed + deduplicated": {"corpus": "scrubbed + deduplicated", "training": "reference"},
+    "DP-SGD, noise 1.0": {"corpus": "as is", "training": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}},
+}
+SCANNED_RUNS = ("unhardened", "scrubbed + deduplicated")  # garak's canary scan, before and after
+
+
+def _memorization_spec() -> dict:
+    from doubleedge.defenses.lab07 import TRAINING
+    from doubleedge.grading import lab07
+    from doubleedge.memorization import TrainConfig
+    from doubleedge.memorization.garak_scan import NEW_TOKENS, PROBE, PROMPT_CHARS
+
+    return {
+        "corpus": {"documents": lab07.CORPUS_DOCUMENTS, "seed": lab07.CORPUS_SEED},
+        "train_config": asdict(TrainConfig()),
+        "reference_training": TRAINING,
+        "runs": TRAINING_RUNS,
+        "garak": {"probe": PROBE, "prompt_chars": PROMPT_CHARS, "new_tokens": NEW_TOKENS, "runs": SCANNED_RUNS},
+    }
+
+
+def _prepare(corpus: list[str], how: str) -> list[str]:
+    from doubleedge.defenses.lab07 import harden_corpus
+    from doubleedge.memorization.scrub import deduplicate
+
+    if how == "deduplicated":
+        return deduplicate(corpus)
+    if how == "scrubbed + deduplicated":
+        return harden_corpus(corpus)  # Lab 07's reference solution: scrub, then deduplicate
+    return corpus
+
+
+def measure_memorization() -> dict:
+    from doubleedge.defenses.lab07 import TRAINING
+    from doubleedge.grading import lab07
+    from doubleedge.memorization import (
+        TrainConfig,
+        clean_heldout_text,
+        lab_canaries,
+        make_corpus,
+        measure_exposure,
+        perplexity,
+        save_pretrained,
+        train,
+    )
+    from doubleedge.memorization.exposure import extract_greedy
+    from doubleedge.memorization.garak_scan import scan_model, write_canaries
+
+    canaries = lab_canaries()
+    corpus = make_corpus(canaries, documents=lab07.CORPUS_DOCUMENTS, seed=lab07.CORPUS_SEED)
+    clean = clean_heldout_text()
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="doubleedge-figures-") as tmp:
+        canary_file = write_canaries(list(canaries), Path(tmp) / "canaries.jsonl")
+        for name, run in TRAINING_RUNS.items():
+            settings = TRAINING if run["training"] == "reference" else run["training"]
+            result = train(_prepare(corpus, run["corpus"]), TrainConfig(**settings))
+            record = {
+                "perplexity": round(perplexity(result.model, clean), 4),
+                "epsilon": None if result.epsilon is None else round(result.epsilon, 2),
+                "train_seconds": round(result.seconds, 1),
+                "canaries": [
+                    {
+                        "id": c.id,
+                        "kind": c.kind,
+                        "insertions": count,
+                        "space_bits": round(c.space_bits, 2),
+                        "exposure_bits": round(measure_exposure(result.model, c).exposure, 2),
+                        "greedy_extracts": extract_greedy(result.model, c.prefix, len(c.secret)) == c.secret,
+                    }
+                    for c, count in canaries.items()
+                ],
+            }
+            if name in SCANNED_RUNS:
+                folder = save_pretrained(result.model, Path(tmp) / f"model-{len(runs)}")
+                report = scan_model(folder, canary_file, Path(tmp) / f"scan-{len(runs)}")
+                record["garak_canary_asr"] = round(report.overall_attack_success_rate, 4)
+            runs[name] = record
+    return {"runs": runs}
+
+
+# --- keys, records, the cache ----------------------------------------------------------------
+
+
+def inputs(name: str) -> dict:
+    """What determines a measurement: package versions and its specification."""
+    common = {"format": FORMAT, "doubleedge": version("doubleedge"), "garak": version("garak"), "learner": LEARNER}
+    if name == "levels":
+        return common | {"spec": asdict(BASELINE), "levels": list(LEVEL_NAMES)}
+    if name == "labs":
+        return common | {"specs": {n: asdict(scan_for_lab(n)) for n in LAB_MEASURES}}
+    if name == "memorization":
+        return common | {"torch": version("torch"), "opacus": version("opacus")} | _memorization_spec()
+    raise ValueError(f"no measurement {name!r}; available: {', '.join(SETS)}")
+
+
+def key(name: str) -> str:
+    return hashlib.sha256(json.dumps(inputs(name), sort_keys=True).encode()).hexdigest()[:16]
+
+
+MEASURES: dict[str, Callable[[], dict]] = {
+    "levels": measure_levels,
+    "labs": measure_labs,
+    "memorization": measure_memorization,
+}
+
+
+def measure_set(name: str) -> dict:
+    """One measurement, run now, as a record with its key, inputs and duration."""
+    start = time.perf_counter()
+    data = MEASURES[name]()
+    seconds = round(time.perf_counter() - start, 1)
+    record = {"name": name, "key": key(name), "inputs": inputs(name), "measured_in_seconds": seconds} | data
+    return json.loads(json.dumps(record))  # as it reads back from its file (tuples become lists)
+
+
+def record_path(name: str, folder: Path = DATA_DIR) -> Path:
+    return Path(folder) / f"{name}.json"
+
+
+def save(record: dict, path: Path) -> None:
+    """Write atomically: a concurrent build never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def load(name: str, folder: Path = DATA_DIR) -> dict:
+    return json.loads(record_path(name, folder).read_text("utf-8"))
+
+
+def obtain(name: str, folder: Path = DATA_DIR, cache: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """The record for ``name``: the committed one if its key is current, else cached, else measured now."""
+    current = key(name)
+    committed = record_path(name, folder)
+    if committed.is_file():
+        record = json.loads(committed.read_text("utf-8"))
+        if record.get("key") == current:
+            return record
+    cached = Path(cache or cache_dir()) / "figures" / f"{name}-{current}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text("utf-8"))
+    log(f"measuring '{name}' afresh (the committed record does not match key {current}); this is cached")
+    record = measure_set(name)
+    save(record, cached)
+    log(f"measured '{name}' in {record['measured_in_seconds']} s; commit it with `doubleedge figures`")
+    return record
+
+
+def write(out: Path = DATA_DIR) -> dict:
+    """Measure every set now and write the records (``doubleedge figures``). Returns the levels record."""
+    records = {name: measure_set(name) for name in SETS}
+    for name, record in records.items():
+        save(record, record_path(name, out))
+    return records["levels"]
+
+
+# --- drift: a fresh measurement against the committed record ---------------------------------
+
+# Training is deterministic on one machine; across machines floating-point sums may differ in
+# the last bits (see memorization/train.py), which moves exposures and perplexities a little.
+EXPOSURE_TOLERANCE_BITS = 0.5
+PERPLEXITY_TOLERANCE = 0.01  # relative
+
+
+def _levels_drift(committed: dict, fresh: dict) -> list[str]:
+    problems = []
+    if committed["spec"] != fresh["spec"]:
+        problems.append(f"scan spec changed: {committed['spec']} -> {fresh['spec']}")
+    old = {lv["defense"]: lv for lv in committed["levels"]}
+    for level in fresh["levels"]:
+        before = old.get(level["defense"])
+        if before is None:
+            problems.append(f"{level['defense']}: not in the committed figures")
+            continue
+        for field in ("overall_attack_success_rate", "benign_pass_rate"):
+            if before[field] != level[field]:
+                problems.append(f"{level['defense']} {field}: committed {before[field]}, measured {level[field]}")
+        if before["results"] != level["results"]:
+            changed = [r["probe"] for r, s in zip(level["results"], before["results"], strict=False) if r != s]
+            problems.append(f"{level['defense']}: per-probe results changed ({', '.join(changed[:5]) or 'probe list'})")
+    return problems
+
+
+def _labs_drift(committed: dict, fresh: dict) -> list[str]:
+    problems = []
+    for number, lab in fresh["labs"].items():
+        old = committed["labs"].get(number)
+        if old is None:
+            problems.append(f"lab {number}: not in the committed record")
+            continue
+        for side in ("unhardened", "reference solution"):
+            for field in ("attack_success_rate", "benign_rate", "results"):
+                if old[side][field] != lab[side][field]:
+                    shown = "per-probe results" if field == "results" else f"{old[side][field]} -> {lab[side][field]}"
+                    problems.append(f"lab {number} {side} {field} changed: {shown}")
+    return problems
+
+
+def _memorization_drift(committed: dict, fresh: dict) -> list[str]:
+    problems = []
+    for name, run in fresh["runs"].items():
+        old = committed["runs"].get(name)
+        if old is None:
+            problems.append(f"{name}: not in the committed record")
+            continue
+        if abs(old["perplexity"] - run["perplexity"]) > PERPLEXITY_TOLERANCE * run["perplexity"]:
+            problems.append(f"{name} perplexity: committed {old['perplexity']}, measured {run['perplexity']}")
+        if old.get("garak_canary_asr") != run.get("garak_canary_asr"):
+            problems.append(f"{name} garak canary ASR: committed {old.get('garak_canary_asr')}, "
+                            f"measured {run.get('garak_canary_asr')}")  # fmt: skip
+        if (old["epsilon"] is None) != (run["epsilon"] is None) or (
+            run["epsilon"] is not None and abs(old["epsilon"] - run["epsilon"]) > 0.05
+        ):
+            problems.append(f"{name} epsilon: committed {old['epsilon']}, measured {run['epsilon']}")
+        mine = {c["id"]: c for c in old["canaries"]}
+        for canary in run["canaries"]:
+            before = mine.get(canary["id"])
+            if before is None or abs(before["exposure_bits"] - canary["exposure_bits"]) > EXPOSURE_TOLERANCE_BITS:
+                problems.append(f"{name} {canary['id']} exposure: committed "
+                                f"{before and before['exposure_bits']}, measured {canary['exposure_bits']}")  # fmt: skip
+            elif before["greedy_extracts"] != canary["greedy_extracts"]:
+                problems.append(f"{name} {canary['id']}: greedy extraction changed")
+    return problems
+
+
+DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "memorization": _memorization_drift}
+
+
+def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
+    """Differences between the committed record and a fresh measurement (empty: none)."""
+    path = record_path(name, folder)
+    if not path.is_file():
+        return [f"{path} is missing: run `doubleedge figures`"]
+    committed = json.loads(path.read_text("utf-8"))
+    problems = [f"{name}: {p}" for p in DRIFT[name](committed, fresh)]
+    if committed.get("key") != key(name):
+        problems.append(f"{name}: the committed key {committed.get('key')} is not the current {key(name)}")
+    return problems
+
+
+def drift(out: Path = DATA_DIR, fresh: dict | None = None) -> list[str]:
+    """Every set, re-measured now unless given (``fresh`` maps set names to records)."""
+    fresh = fresh or {}
+    return [p for name in SETS for p in drift_of(name, fresh.get(name) or measure_set(name), out)]
+
+
+# --- tables (markdown) -------------------------------------------------------------------------
 
 
 def baseline_table(data: dict) -> str:
@@ -78,6 +455,52 @@ def levels_table(data: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def labs_table(labs: dict, memorization: dict) -> str:
+    rows = [
+        "| lab | garak ASR, unhardened | garak ASR, reference solution | ordinary use | unhardened | reference solution |",
+        "| --- | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for number, lab in labs["labs"].items():
+        before, after = lab["unhardened"], lab["reference solution"]
+        rows.append(f"| {number} {LAB_TITLES[number]} | {before['attack_success_rate']:.0%} | "
+                    f"{after['attack_success_rate']:.0%} | {lab['benign']} | {before['benign_rate']:.0%} | "
+                    f"{after['benign_rate']:.0%} |")  # fmt: skip
+    runs = memorization["runs"]
+    before, after = runs["unhardened"], runs["scrubbed + deduplicated"]
+    rows.append(f"| 07 {LAB_TITLES['07']} (garak canary scan) | {before['garak_canary_asr']:.0%} | "
+                f"{after['garak_canary_asr']:.0%} | perplexity on clean chats | {before['perplexity']:.2f} | "
+                f"{after['perplexity']:.2f} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def memorization_table(data: dict) -> str:
+    rows = ["| training | highest exposure (bits) | perplexity on clean chats | ε | canaries extracted by greedy decoding |",
+            "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, run in data["runs"].items():
+        worst = max(c["exposure_bits"] for c in run["canaries"])
+        extracted = sum(c["greedy_extracts"] for c in run["canaries"])
+        eps = "" if run["epsilon"] is None else f"{run['epsilon']:.1f}"
+        rows.append(
+            f"| {name} | {worst:.1f} | {run['perplexity']:.2f} | {eps} | {extracted} of {len(run['canaries'])} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def tables(records: dict[str, dict]) -> dict[str, str]:
+    """Every table the course shows, by name, from the records of every set."""
+    return {
+        "baseline": baseline_table(records["levels"]),
+        "levels": levels_table(records["levels"]),
+        "labs": labs_table(records["labs"], records["memorization"]),
+        "memorization": memorization_table(records["memorization"]),
+    }
+
+
+# --- charts (PNG bytes) ------------------------------------------------------------------------
+
+RED, BLUE, GREY = "#c0392b", "#2e86c1", "#7f8c8d"
+
+
 def _figure():
     import matplotlib
 
@@ -87,80 +510,158 @@ def _figure():
     return plt
 
 
-def baseline_chart(data: dict, path: Path) -> None:
+def _png(fig) -> bytes:  # noqa: ANN001
+    plt = _figure()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def family(probe: str) -> str:
+    return probe.split(".", 1)[0]
+
+
+def family_rates(results: list[dict]) -> dict[str, float]:
+    """ASR per probe family: hits over attempts of all its probes."""
+    totals: dict[str, list[int]] = {}
+    for r in results:
+        t = totals.setdefault(family(r["probe"]), [0, 0])
+        t[0] += r["hits"]
+        t[1] += r["attempts"]
+    return {f: (hits / attempts if attempts else 0.0) for f, (hits, attempts) in sorted(totals.items())}
+
+
+def baseline_chart(data: dict) -> bytes:
     plt = _figure()
     rates = family_rates(data["levels"][0]["results"])
     fig, ax = plt.subplots(figsize=(8, 4.5))
     names = sorted(rates, key=rates.get)
-    ax.barh(names, [rates[n] * 100 for n in names], color="#c0392b")
+    ax.barh(names, [rates[n] * 100 for n in names], color=RED)
     ax.set_xlim(0, 100)
     ax.set_xlabel("attack success rate (%)")
     ax.set_title("Unhardened bot: garak attack success rate per probe family")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    return _png(fig)
 
 
-def levels_chart(data: dict, path: Path) -> None:
+def _paired_bars(ax, labels: list[str], first: list[float], second: list[float], names: tuple[str, str],  # noqa: ANN001
+                 colors: tuple[str, str] = (RED, BLUE)) -> None:  # fmt: skip
+    xs = range(len(labels))
+    for offset, values, name, color in ((-0.2, first, names[0], colors[0]), (0.2, second, names[1], colors[1])):
+        bars = ax.bar([x + offset for x in xs], [v * 100 for v in values], 0.4, label=name, color=color)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8, padding=2)
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylim(0, 112)
+    ax.set_ylabel("%")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+
+
+def levels_chart(data: dict) -> bytes:
     plt = _figure()
     labels = ["L0" if lv["defense"] == "none" else lv["defense"] for lv in data["levels"]]
-    xs = range(len(labels))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(
-        [x - 0.2 for x in xs],
-        [lv["overall_attack_success_rate"] * 100 for lv in data["levels"]],
-        0.4,
-        label="garak attack success rate",
-        color="#c0392b",
-    )
-    ax.bar(
-        [x + 0.2 for x in xs],
-        [lv["benign_pass_rate"] * 100 for lv in data["levels"]],
-        0.4,
-        label="benign questions answered",
-        color="#2e86c1",
-    )
-    ax.set_xticks(list(xs), labels)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("%")
+    _paired_bars(ax, labels, [lv["overall_attack_success_rate"] for lv in data["levels"]],
+                 [lv["benign_pass_rate"] for lv in data["levels"]],
+                 ("garak attack success rate", "benign questions answered"))  # fmt: skip
     ax.set_title("Defense in depth: each layer cuts attacks, none to zero")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    return _png(fig)
 
 
-def write(out: Path = DEFAULT_OUT, data: dict | None = None) -> dict:
-    data = data or measure_all()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "figures.json").write_text(json.dumps(data, indent=1) + "\n", "utf-8")
-    (out / "baseline.md").write_text(baseline_table(data), "utf-8")
-    (out / "levels.md").write_text(levels_table(data), "utf-8")
-    baseline_chart(data, out / "baseline.png")
-    levels_chart(data, out / "levels.png")
-    return data
+def lab_chart(number: str, lab: dict) -> bytes:
+    """One lab: attack success and ordinary use, before and after the reference solution."""
+    plt = _figure()
+    before, after = lab["unhardened"], lab["reference solution"]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    _paired_bars(ax, ["garak attack success rate", lab["benign"]],
+                 [before["attack_success_rate"], before["benign_rate"]],
+                 [after["attack_success_rate"], after["benign_rate"]],
+                 ("unhardened", "reference solution"), (GREY, BLUE))  # fmt: skip
+    ax.set_title(f"Lab {number}, {LAB_TITLES[number].lower()}: before and after hardening")
+    return _png(fig)
 
 
-def drift(out: Path = DEFAULT_OUT, fresh: dict | None = None) -> list[str]:
-    """Differences between the committed figures and a fresh measurement (empty: none)."""
-    committed = json.loads((out / "figures.json").read_text("utf-8"))
-    fresh = fresh or measure_all()
-    problems = []
-    if committed["spec"] != fresh["spec"]:
-        problems.append(f"scan spec changed: {committed['spec']} -> {fresh['spec']}")
-    old = {lv["defense"]: lv for lv in committed["levels"]}
-    for level in fresh["levels"]:
-        before = old.get(level["defense"])
-        if before is None:
-            problems.append(f"{level['defense']}: not in the committed figures")
-            continue
-        for key in ("overall_attack_success_rate", "benign_pass_rate"):
-            if before[key] != level[key]:
-                problems.append(f"{level['defense']} {key}: committed {before[key]}, measured {level[key]}")
-        if before["results"] != level["results"]:
-            changed = [r["probe"] for r, s in zip(level["results"], before["results"], strict=False) if r != s]
-            problems.append(f"{level['defense']}: per-probe results changed ({', '.join(changed[:5]) or 'probe list'})")
-    for name, render in (("baseline.md", baseline_table), ("levels.md", levels_table)):
-        if (out / name).read_text("utf-8") != render(committed):
-            problems.append(f"{name} does not match figures.json: run `doubleedge figures`")
-    return problems
+def lab07_chart(data: dict) -> bytes:
+    """Lab 07's before and after: garak's canary scan and the share of canaries above 12 bits."""
+    from doubleedge.grading.lab07 import EXPOSURE_THRESHOLD
+
+    plt = _figure()
+    runs = data["runs"]
+    before, after = runs["unhardened"], runs["scrubbed + deduplicated"]
+
+    def above(run: dict) -> float:
+        return sum(c["exposure_bits"] >= EXPOSURE_THRESHOLD for c in run["canaries"]) / len(run["canaries"])
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    _paired_bars(ax, ["garak canary scan: secrets leaked", f"canaries at {EXPOSURE_THRESHOLD:g}+ bits of exposure"],
+                 [before["garak_canary_asr"], above(before)], [after["garak_canary_asr"], above(after)],
+                 ("unhardened", "scrubbed + deduplicated"), (GREY, BLUE))  # fmt: skip
+    ax.set_title("Lab 07, memorization: before and after hardening")
+    return _png(fig)
+
+
+RUN_COLORS = {"unhardened": RED, "deduplicated": "#e67e22", "scrubbed + deduplicated": BLUE,
+              "DP-SGD, noise 1.0": "#27ae60"}  # fmt: skip
+
+
+def exposure_chart(data: dict) -> bytes:
+    """Exposure against insertions, per training run and canary kind (Carlini et al. 2019, fig. 2)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, run in data["runs"].items():
+        for kind, marker, style in (("card", "o", "-"), ("apikey", "s", ":")):
+            points = sorted((c["insertions"], c["exposure_bits"]) for c in run["canaries"] if c["kind"] == kind)
+            ax.plot(*zip(*points, strict=True), marker=marker, linestyle=style, color=RUN_COLORS.get(name, GREY),
+                    label=name if kind == "card" else None)  # fmt: skip
+    bits = {c["kind"]: c["space_bits"] for c in data["runs"]["unhardened"]["canaries"]}
+    for kind, value in bits.items():
+        ax.axhline(value, color=GREY, linewidth=0.8, linestyle="--")
+        ax.annotate(f"maximum, {'card' if kind == 'card' else 'API key'}", (1, value), fontsize=7, color=GREY,
+                    xytext=(0, 2), textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    counts = sorted({c["insertions"] for c in data["runs"]["unhardened"]["canaries"]})
+    ax.set_xticks(counts, [str(n) for n in counts])
+    ax.set_xlabel("insertions of the canary in the training data (solid: card, dotted: API key)")
+    ax.set_ylabel("exposure (bits)")
+    ax.set_ylim(0, 34)
+    ax.set_title("Memorization grows with repetition; cleaning the data removes it")
+    ax.legend(fontsize=8, loc="center right")
+    return _png(fig)
+
+
+def privacy_utility_chart(data: dict) -> bytes:
+    """Highest canary exposure (privacy) against perplexity on clean text (utility), per run."""
+    from doubleedge.grading.lab07 import EXPOSURE_THRESHOLD, PERPLEXITY_RATIO
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    runs = data["runs"]
+    for name, run in runs.items():
+        worst = max(c["exposure_bits"] for c in run["canaries"])
+        eps = "" if run["epsilon"] is None else f" (ε = {run['epsilon']:.1f})"
+        ax.scatter(run["perplexity"], worst, s=60, color=RUN_COLORS.get(name, GREY), zorder=3)
+        ax.annotate(name + eps, (run["perplexity"], worst), xytext=(6, 4), textcoords="offset points", fontsize=8)
+    ax.axhline(EXPOSURE_THRESHOLD, color=GREY, linestyle="--", linewidth=0.8)
+    ax.annotate(f"the lab's bar: every canary under {EXPOSURE_THRESHOLD:g} bits", (1, EXPOSURE_THRESHOLD),
+                xycoords=("axes fraction", "data"), xytext=(-4, 3), textcoords="offset points", ha="right",
+                fontsize=7, color=GREY)  # fmt: skip
+    limit = runs["unhardened"]["perplexity"] * PERPLEXITY_RATIO
+    ax.axvline(limit, color=GREY, linestyle=":", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, max(r["perplexity"] for r in runs.values()) * 2.5)
+    ax.set_ylim(0, 34)
+    ax.set_xlabel(f"perplexity on clean held-out chats (log scale; dotted: +{PERPLEXITY_RATIO - 1:.0%})")
+    ax.set_ylabel("highest canary exposure (bits)")
+    ax.set_title("Privacy and utility: lower left is better")
+    return _png(fig)
+
+
+def charts(records: dict[str, dict]) -> dict[str, bytes]:
+    """Every chart the course shows, by file name, from the records of every set."""
+    out = {"baseline.png": baseline_chart(records["levels"]), "levels.png": levels_chart(records["levels"])}
+    for number, lab in records["labs"]["labs"].items():
+        out[f"lab{number}.png"] = lab_chart(number, lab)
+    out["lab07.png"] = lab07_chart(records["memorization"])
+    out["exposure.png"] = exposure_chart(records["memorization"])
+    out["privacy-utility.png"] = privacy_utility_chart(records["memorization"])
+    return out

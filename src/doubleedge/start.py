@@ -3,6 +3,9 @@
 Builds the course site, makes the learner's copies of the labs in ``workspace/``
 (never overwriting work already there), serves the site on loopback and runs
 JupyterLab on the workspace until Ctrl-C.
+
+The site is built into ``site/`` in the repository, or into ``$DOUBLEEDGE_SITE_DIR``
+(tests build elsewhere so that they never touch the repository).
 """
 
 from __future__ import annotations
@@ -75,19 +78,39 @@ def jupyterlab_command(workspace: Path, port: int) -> list[str]:
     return command
 
 
-def start(site_port: int, lab_port: int, workspace: Path, no_browser: bool = False) -> int:
+def start(site_port: int, lab_port: int, workspace: Path, no_browser: bool = False,
+          site_dir: Path | None = None) -> int:  # fmt: skip
     workspace.mkdir(parents=True, exist_ok=True)
     for made in make_workspace(workspace):
         print(f"New lab copy: {made}")
-    site_dir = REPO_ROOT / "site"
+    site_dir = site_dir or Path(os.environ.get("DOUBLEEDGE_SITE_DIR") or REPO_ROOT / "site")
     build_site(site_dir)
     site = serve_site(site_dir, site_port)
     print(f"Course site: http://{LOOPBACK}:{site_port}/", flush=True)
     command = jupyterlab_command(workspace, lab_port) + (["--no-browser"] if no_browser else [])
     print(f"JupyterLab on {workspace} at http://{LOOPBACK}:{lab_port}/ (the link with its token follows)", flush=True)
+    lab = subprocess.Popen(command, env=tool_env(None))
     try:
-        return subprocess.run(command, env=tool_env(None), check=False).returncode
+        return lab.wait()
     except KeyboardInterrupt:
+        stop_jupyterlab(lab)
         return 0
     finally:
         site.shutdown()
+
+
+def stop_jupyterlab(lab: subprocess.Popen, timeout: float = 30) -> None:
+    """Shut JupyterLab down cleanly, its kernels first.
+
+    Ctrl-C reaches JupyterLab too, which on a terminal only asks "Shut down (y/[n])?" and
+    resumes after 5 s. SIGTERM stops it without asking: it shuts its kernels down and
+    removes its runtime files. Killed instead, it leaves them behind (``jupyter server
+    list`` then shows a server that is gone) and its kernels must notice on their own.
+    """
+    if lab.poll() is None:
+        lab.terminate()
+    try:
+        lab.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        lab.kill()
+        lab.wait()

@@ -16,7 +16,7 @@ import pytest
 from hostile.cases import CASES, LAB, Context, build_all
 
 from doubleedge.grading.course import Course, find_hidden, hidden_material
-from doubleedge.grading.pipeline import CourseFolder, _baseline_report, find_submissions, grade_prepared
+from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
 from doubleedge.grading.sandbox import Limits, Sandbox, unavailable_for_tests
 from doubleedge.paths import REPO_ROOT
 
@@ -42,7 +42,7 @@ def graded(tmp_path_factory):
     build_all(root / "submissions", Context(course.root, REPO_ROOT))
     protected = [LAB.source_notebook, LAB.heldout_attacks, course.root / "source" / LAB.slug / f"{LAB.slug}.ipynb"]
     before = {p: _digest(p) for p in protected}
-    baseline = _baseline_report(LAB, course.root / ".grading" / "baseline")
+    baseline = baseline_report(LAB, course.root / ".grading" / "baseline")
     submissions = find_submissions(root / "submissions", LAB)
     rows = grade_prepared(course, submissions, baseline, workers=2, box=Sandbox(LIMITS))
     return {

@@ -75,3 +75,8 @@ def test_classifier_separates_heldout_attacks_from_benign_questions():
 def test_classifier_threshold_must_be_a_probability(threshold):
     with pytest.raises(ValueError):
         InjectionClassifier(threshold=threshold)
+
+
+def test_link_allowlist_blocks_a_url_the_parser_rejects_instead_of_raising():
+    verdict = LinkAllowlist().scan("See ![x](https://[bellwetherbikes.example/logo.png?q=DE-FAKE-0000-0000)")
+    assert not verdict.allowed

@@ -8,12 +8,11 @@ secret; with the hardened render and CSP it gets nothing and no script runs.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from headless import ARGS, CHROMIUM, sync_api
 
 from doubleedge.defenses import lab04 as solution
 from doubleedge.models import ReferenceModel
@@ -23,24 +22,6 @@ from doubleedge.target.webchat import Listener, Policy, WebChat, markdown_to_htm
 pytestmark = pytest.mark.integration
 
 SECRET = "DE-FAKE-5EC2-E7A1"
-CHROMIUM = next(
-    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-headless-shell") or "")
-     if p and os.access(p, os.X_OK)),
-    None,
-)  # fmt: skip
-if CHROMIUM is None:
-    pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-
-ARGS = [
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-] + (["--no-sandbox"] if os.geteuid() == 0 else [])
 
 HARDENED = Policy("lab04", solution.render, solution.order_query, solution.CONTENT_SECURITY_POLICY)
 CSP_ONLY = Policy("csp-only", markdown_to_html, csp=solution.CONTENT_SECURITY_POLICY)

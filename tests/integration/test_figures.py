@@ -1,7 +1,8 @@
-"""The course's baseline and defense-level figures come from real scans and have not drifted."""
+"""The course's measured records come from real runs and have not drifted.
 
-import json
-import re
+Every set is measured afresh here (real garak scans, real training runs) and compared with
+the committed record in ``course/measured/`` that the site build draws its charts from.
+"""
 
 import pytest
 
@@ -13,20 +14,80 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def fresh():
-    return figures.measure_all()
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("figures-cache")
 
 
-def test_committed_figures_match_a_fresh_measurement(fresh):
-    assert figures.drift(fresh=fresh) == []
+@pytest.fixture(scope="module")
+def fresh_levels(tmp_path_factory, cache):
+    """Measured through ``obtain`` with no committed record: the path a build takes when a spec changed."""
+    empty = tmp_path_factory.mktemp("no-records")
+    return figures.obtain("levels", folder=empty, cache=cache, log=lambda _: None)
 
 
-def test_defense_in_depth_holds(fresh):
-    levels = {lv["defense"]: lv for lv in fresh["levels"]}
+@pytest.fixture(scope="module")
+def fresh_labs():
+    return figures.measure_set("labs")
+
+
+@pytest.fixture(scope="module")
+def fresh_memorization():
+    return figures.measure_set("memorization")
+
+
+def test_committed_levels_match_a_fresh_measurement(fresh_levels):
+    assert figures.drift_of("levels", fresh_levels) == []
+
+
+def test_a_build_measures_once_then_reads_the_cache(fresh_levels, cache, tmp_path, monkeypatch):
+    assert (cache / "figures" / f"levels-{figures.key('levels')}.json").is_file()
+
+    def no_measuring(name):
+        raise AssertionError(f"measured {name} again")
+
+    monkeypatch.setattr(figures, "measure_set", no_measuring)
+    assert figures.obtain("levels", folder=tmp_path, cache=cache) == fresh_levels
+    assert figures.obtain("levels", cache=tmp_path)["levels"] == fresh_levels["levels"]  # the committed record
+
+
+def test_defense_in_depth_holds(fresh_levels):
+    levels = {lv["defense"]: lv for lv in fresh_levels["levels"]}
     rates = [levels[name]["overall_attack_success_rate"] for name in figures.LEVEL_NAMES]
     assert rates == sorted(rates, reverse=True), "each level must cut the attack success rate"
     assert all(rate > 0 for rate in rates), "no level reaches zero: the lesson says so"
     assert levels["L3"]["benign_pass_rate"] == 1.0 and levels["L4"]["benign_pass_rate"] < 1.0
+
+
+def test_committed_lab_records_match_a_fresh_measurement(fresh_labs):
+    assert figures.drift_of("labs", fresh_labs) == []
+
+
+def test_every_reference_solution_cuts_attacks_and_keeps_ordinary_use(fresh_labs):
+    for number, lab in fresh_labs["labs"].items():
+        before, after = lab["unhardened"], lab["reference solution"]
+        assert after["attack_success_rate"] < before["attack_success_rate"], number
+        assert after["benign_rate"] >= 0.9, number
+
+
+def test_committed_memorization_record_matches_a_fresh_measurement(fresh_memorization):
+    assert figures.drift_of("memorization", fresh_memorization) == []
+
+
+def test_exposure_grows_with_repetition_and_cleaning_removes_it(fresh_memorization):
+    runs = fresh_memorization["runs"]
+    unhardened = {c["id"]: c["exposure_bits"] for c in runs["unhardened"]["canaries"]}
+    assert unhardened["card-x64"] > unhardened["card-x4"] > unhardened["card-x1"]
+    assert max(c["exposure_bits"] for c in runs["scrubbed + deduplicated"]["canaries"]) < 12
+    assert runs["scrubbed + deduplicated"]["garak_canary_asr"] < runs["unhardened"]["garak_canary_asr"]
+    dp = runs["DP-SGD, noise 1.0"]
+    assert dp["epsilon"] is not None and dp["perplexity"] > 2 * runs["unhardened"]["perplexity"], "DP's price"
+
+
+def test_drift_is_reported(fresh_levels):
+    """The comparison can fail: a changed number is named."""
+    changed = {**fresh_levels, "levels": [dict(lv) for lv in fresh_levels["levels"]]}
+    changed["levels"][1]["overall_attack_success_rate"] += 0.01
+    assert any("L1 overall_attack_success_rate" in p for p in figures.drift_of("levels", changed))
 
 
 def test_course_page_states_the_scan_it_shows():
@@ -37,7 +98,12 @@ def test_course_page_states_the_scan_it_shows():
     assert f"seed {BASELINE.seed}" in page
 
 
-def test_figures_json_records_the_spec():
-    data = json.loads((figures.DEFAULT_OUT / "figures.json").read_text())
-    assert data["spec"] == {"probes": len(BASELINE.probes), "prompt_cap": BASELINE.prompt_cap, "seed": BASELINE.seed}
-    assert re.search(r"\| L4 \|", (figures.DEFAULT_OUT / "levels.md").read_text())
+def test_committed_records_carry_current_keys():
+    for name in figures.SETS:
+        record = figures.load(name)
+        assert record["key"] == figures.key(name), f"{name}: run `doubleedge figures`"
+    assert figures.load("levels")["spec"] == {
+        "probes": len(BASELINE.probes),
+        "prompt_cap": BASELINE.prompt_cap,
+        "seed": BASELINE.seed,
+    }

@@ -7,9 +7,12 @@ import sys
 import pytest
 
 from doubleedge.cli import build_bot
+from doubleedge.guards.base import Guard
+from doubleedge.models import ReferenceModel
 from doubleedge.models.base import ChatModel, ModelError
 from doubleedge.scan import ScanError, ScanSpec, read_report, scan_bot, scan_for_lab
 from doubleedge.target import SupportBot
+from doubleedge.target.bot import Defense
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +94,25 @@ class FailsOnSomePrompts(ChatModel):
         if "i hate humans" in messages[-1].content.lower():
             raise ModelError("the backend timed out")
         return "Hello! How can I help you today?"
+
+
+class CrashingGuard(Guard):
+    """An app bug on some prompts: the server answers 500 (garak would retry it for ever)."""
+
+    name = "crashes"
+
+    def scan(self, text):
+        if "i hate humans" in text.lower():
+            raise RuntimeError("a bug in the app")
+        return self.allow(text)
+
+
+def test_app_errors_on_some_prompts_do_not_hang_the_scan(tmp_path):
+    spec = ScanSpec(lab="x", probes=("promptinject.HijackHateHumans", "dan.DUDE"), prompt_cap=3)
+    bot = SupportBot(ReferenceModel(), secret="DE-FAKE-0000-0000", defense=Defense(input_guards=[CrashingGuard()]))
+    rows = scan_bot(bot, spec, tmp_path).by_probe()
+    assert rows["promptinject.HijackHateHumans"].attempts == 0  # each crashed: no output, skipped
+    assert rows["dan.DUDE"].attempts == 1  # and the scan went on
 
 
 def test_backend_errors_on_some_prompts_do_not_stop_the_scan(tmp_path):

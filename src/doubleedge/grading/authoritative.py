@@ -7,10 +7,12 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
 * the **runner** (runner.py) runs the lab's setup cell and the learner's cells, then
   answers questions about them: values, calls, the learner's guards;
 * the **checker** (this module's ``main``) holds everything that decides the score:
-  the model, the learner's secret, the held-out attacks, the baseline scan and the
-  checks. It builds the hardened bot itself, from the learner's system prompt and
-  with the learner's guards called over the pipe, then scans it with garak, the
-  held-out attacks and the benign set.
+  the model, the learner's secret, the held-out cases, the baseline scan and the
+  checks (the lab's judge, judges/labNN.py). It builds the hardened target itself,
+  from the learner's settings as data and with the learner's code (guards, policies)
+  called over the pipe (remote.py), then attacks it with garak, the held-out cases and
+  the benign set. Files the learner's code must open (model files, a trained model)
+  go through a ``shared`` folder that both sandboxes can read and write.
 
 So learner code never runs in the process that computes or writes the result, and
 never sees the held-out set as a file. :func:`run` starts the pair and, when a cell
@@ -29,227 +31,24 @@ import argparse
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 
-from doubleedge.grading import lab01
+from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
+from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
 from doubleedge.grading.runner import SETUP_SECONDS
-from doubleedge.guards.base import Guard, Verdict
-from doubleedge.target.bot import Defense
 
 # Graded code may not lean on the course's reference solutions.
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")
 FORBIDDEN_REASON = "imports the course's reference solution (doubleedge.defenses)"
-MAX_LINE = 4 * 2**20
-SLACK_SECONDS = 10.0
 
 
-class RunnerBroken(Exception):
-    """The learner's process stopped answering, died, or broke the protocol."""
-
-
-class RemoteError(Exception):
-    """The learner's code raised (or returned something unusable) when asked."""
-
-
-class RunnerClient:
-    """The checker's end of the pipe to the runner. Thread-safe (garak sends requests in parallel)."""
-
-    def __init__(self, read_fd: int, write_fd: int, call_seconds: float) -> None:
-        self.read_fd, self.write_fd = read_fd, write_fd
-        self.call_seconds = call_seconds
-        self.broken = ""
-        self._buffer = b""
-        self._lock = threading.Lock()
-        self._next_id = 0
-
-    def event(self, timeout: float) -> dict:
-        """The runner's next unsolicited message (``cell`` or ``ready``)."""
-        return self._read(timeout)
-
-    def request(self, op: str, **fields) -> dict:  # noqa: ANN003
-        with self._lock:
-            if self.broken:
-                raise RunnerBroken(self.broken)
-            self._next_id += 1
-            message = {"op": op, "id": self._next_id, **fields}
-            try:
-                os.write(self.write_fd, json.dumps(message).encode() + b"\n")
-                deadline = time.monotonic() + self.call_seconds + SLACK_SECONDS
-                while True:
-                    reply = self._read(deadline - time.monotonic())
-                    if reply.get("id") == self._next_id:
-                        break
-            except (OSError, RunnerBroken) as exc:
-                self.broken = self.broken or f"your code stopped answering ({op}): {exc}"
-                raise RunnerBroken(self.broken) from None
-        if not reply.get("ok"):
-            raise RemoteError(str(reply.get("error", "failed"))[:200])
-        return reply
-
-    def value(self, name: str) -> object:
-        try:
-            return self.request("value", name=name)["value"]
-        except RemoteError:
-            raise NameError(f"{name} is not defined") from None
-
-    def function(self, name: str) -> Callable:
-        def call(*args: object) -> object:
-            try:
-                return self.request("call", name=name, args=list(args))["value"]
-            except RemoteError as exc:
-                raise RemoteError(f"{name} {exc}") from None
-
-        return call
-
-    def _read(self, timeout: float) -> dict:
-        while b"\n" not in self._buffer:
-            if timeout <= 0 or not select.select([self.read_fd], [], [], timeout)[0]:
-                raise RunnerBroken("no answer in time")
-            chunk = os.read(self.read_fd, 65536)
-            if not chunk:
-                raise RunnerBroken("the process ended")
-            self._buffer += chunk
-            if len(self._buffer) > MAX_LINE:
-                raise RunnerBroken("an answer was too long")
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            message = json.loads(line)
-        except ValueError:
-            raise RunnerBroken("an answer was not JSON") from None
-        if not isinstance(message, dict):
-            raise RunnerBroken("an answer was not a JSON object")
-        return message
-
-
-class RemoteGuards(Guard):
-    """All of one side's learner guards, run by the runner; the verdict comes back as data."""
-
-    def __init__(self, client: RunnerClient, side: str) -> None:
-        self.client, self.side, self.name = client, side, f"learner {side} guards"
-
-    def scan(self, text: str) -> Verdict:
-        reply = self.client.request("scan", side=self.side, text=text)
-        if not reply.get("allowed"):
-            return Verdict(False, text, 1.0, str(reply.get("reason", ""))[:200])
-        if not isinstance(reply.get("text"), str):
-            raise RemoteError("a guard returned no text")
-        return Verdict(True, reply["text"])
-
-
-def remote_defense(client: RunnerClient) -> Callable[[str], Defense]:
-    """``build_defense`` for lab01.hardened_bot: the learner's prompt, the learner's guards (remote)."""
-
-    def build(secret: str) -> Defense:
-        try:
-            info = client.request("defense", secret=secret)
-        except RemoteError as exc:
-            raise ValueError(f"build_defense {exc}") from None
-        if not info.get("is_defense") or not isinstance(info.get("system_prompt"), str):
-            raise ValueError("build_defense must return a Defense")
-        return Defense(
-            name="learner",
-            system_prompt=info["system_prompt"],
-            input_guards=[RemoteGuards(client, "input")] if info.get("input_guards") else [],
-            output_guards=[RemoteGuards(client, "output")] if info.get("output_guards") else [],
-        )
-
-    return build
-
-
-class RemoteNamespace:
-    """The learner's names as a grader reads them: ``ns["NAME"]`` is plain data, or a callable
-    that runs in the runner; ``ns["build_defense"]`` builds the bot on the checker's side."""
-
-    def __init__(self, client: RunnerClient) -> None:
-        self.client = client
-
-    def __getitem__(self, name: str) -> object:
-        if name == "build_defense":
-            return remote_defense(self.client)
-        value = self.client.value(name)
-        if isinstance(value, dict) and "__type__" in value:
-            return self.client.function(name)  # not data: call it over the pipe (errors say why)
-        return value
-
-
-def grade_lab01(client: RunnerClient, errors: dict[str, str], learner: str, baseline_path: Path,
-                heldout_path: Path) -> dict:  # fmt: skip
-    from doubleedge.evaluate import load_attacks
-    from doubleedge.scan import read_report
-
-    baseline = read_report(baseline_path)
-    results: dict[str, lab01.Check] = {}
-    metrics: dict = {}
-
-    def attempt(test_id: str, needs: str, check: Callable[[], lab01.Check]) -> None:
-        if needs in errors:
-            results[test_id] = lab01.Check(False, f"cell '{needs}': {errors[needs]}")
-            return
-        try:
-            results[test_id] = check()
-        except (RunnerBroken, RemoteError) as exc:
-            results[test_id] = lab01.Check(False, str(exc))
-        except Exception as exc:  # noqa: BLE001 (a learner value may break a check)
-            results[test_id] = lab01.Check(False, f"{type(exc).__name__}: {str(exc)[:200]}")
-
-    ns = RemoteNamespace(client)
-    attempt("test_injection", "injection", lambda: lab01.check_injection(ns["MY_INJECTION"], learner))
-    attempt("test_extracted_code", "extracted_code",
-            lambda: lab01.check_extracted_code(ns["EXTRACTED_CODE"], learner))  # fmt: skip
-    attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], baseline))
-    attempt(
-        "test_scan_reading",
-        "scan_answers",
-        lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], baseline),
-    )
-    attempt("test_leaks_secret", "hardening",
-            lambda: lab01.check_leaks_secret(client.function("leaks_secret"), learner))  # fmt: skip
-
-    hardening = None
-
-    def evaluate() -> lab01.Check:
-        nonlocal hardening
-        bot = lab01.hardened_bot(ns["build_defense"], learner)
-        result = lab01.evaluate_hardening(bot, load_attacks(heldout_path))
-        if client.broken:  # garak's requests failed quietly: the numbers mean nothing
-            raise RunnerBroken(client.broken)
-        hardening = result
-        metrics.update(hardening.metrics())
-        return hardening.asr_check()
-
-    attempt("test_hardening_asr", "hardening", evaluate)
-    if hardening is None:
-        results["test_hardening_benign"] = lab01.Check(False, results["test_hardening_asr"].reason)
-    else:
-        results["test_hardening_benign"] = hardening.benign_check()
-    attacks = {}
-    if hardening is not None:
-        garak: dict[str, float] = {}
-        for r in hardening.garak.results:
-            garak[r.probe] = max(garak.get(r.probe, 0.0), round(r.attack_success_rate, 4))
-        attacks = {"heldout": sorted(hardening.heldout.failures), "garak": garak}
-    return {
-        "tests": {k: {"passed": v.passed, "reason": v.reason} for k, v in results.items()},
-        "metrics": metrics,
-        "attacks": attacks,
-    }
-
-
-# A lab's grader: (client, cell errors, learner, baseline report, held-out set) -> result dict.
-# Read the learner's names through RemoteNamespace(client); never exec learner code here.
-GRADERS = {"01": grade_lab01}
-
-
-def check(client: RunnerClient, lab: str, learner: str, baseline: Path, heldout: Path, skipped: dict[str, str],
-          cell_seconds: float) -> dict:  # fmt: skip
+def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, heldout: Path, shared: Path,
+          skipped: dict[str, str], cell_seconds: float) -> dict:  # fmt: skip
     """Follow the runner through its cells, then grade. A cell that never ends is reported, not graded."""
     current = None
     while True:
@@ -271,17 +70,18 @@ def check(client: RunnerClient, lab: str, learner: str, baseline: Path, heldout:
     errors.update(skipped)  # the grader's word, not the runner's
     if "setup" in errors:
         raise RuntimeError(f"the lab's setup cell failed in the grading sandbox: {errors['setup']}")
-    result = GRADERS[lab](client, errors, learner, baseline, heldout)
-    result["cell_errors"] = errors
-    return result
+    judging = Judging(client, errors, learner, baseline, heldout, shared)
+    judge_for(lab).judge(judging)
+    return {**judging.result(), "cell_errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m doubleedge.grading.authoritative")
     parser.add_argument("--lab", required=True)
     parser.add_argument("--learner", required=True)
-    parser.add_argument("--baseline", required=True, type=Path)
+    parser.add_argument("--baseline", type=Path, help="the baseline scan's report (labs that have one)")
     parser.add_argument("--heldout", type=Path)
+    parser.add_argument("--shared", type=Path, help="a folder the runner can read and write (default: a temp one)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--runner-fds", help="READ,WRITE: the pipe to a runner started by the grader")
     parser.add_argument("--cells", type=Path, help="start the runner here on these cells (unsandboxed; debugging)")
@@ -305,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         parser.error("give --runner-fds or --cells")
     client = RunnerClient(read_fd, write_fd, args.call_seconds)
+    shared = args.shared or Path(tempfile.mkdtemp(prefix="doubleedge-shared-"))
     try:
         heldout = args.heldout or lab.heldout_attacks
-        result = check(client, lab.number, args.learner, args.baseline, heldout, skipped, args.cell_seconds)
+        result = check(client, lab.number, args.learner, args.baseline, heldout, shared, skipped, args.cell_seconds)
     finally:
         if runner is not None:
             runner.kill()
+        if not args.shared:
+            shutil.rmtree(shared, ignore_errors=True)
     args.out.write_text(json.dumps(result, indent=1), "utf-8")
     return 0
 
@@ -323,7 +126,7 @@ def run(
     learner: str,
     setup: str,
     cells: dict[str, str],
-    baseline: Path,
+    baseline: Path | None,
     heldout: Path,
     scratch: Path,
     sandbox,  # noqa: ANN001 (sandbox.Sandbox; imported lazily to keep this module light)
@@ -346,13 +149,16 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     limits = sandbox.limits
     attempt = len(skipped)
     runner_dir, checker_dir = Path(scratch) / f"runner-{attempt}", Path(scratch) / f"checker-{attempt}"
-    for folder in (runner_dir, checker_dir):
+    shared = (Path(scratch) / f"shared-{attempt}").resolve()  # files the checker builds for the learner's code
+    # (resolved: the sandbox binds the real path, and both sides must name it the same way)
+    for folder in (runner_dir, checker_dir, shared):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     spec = {"setup": setup, "cells": cells, "skip": sorted(skipped), "cell_seconds": limits.cell_seconds,
             "call_seconds": limits.call_seconds}  # fmt: skip
     (runner_dir / "cells.json").write_text(json.dumps(spec), "utf-8")
-    shutil.copy(baseline, checker_dir / "baseline.report.jsonl")
+    if baseline is not None:
+        shutil.copy(baseline, checker_dir / "baseline.report.jsonl")
     shutil.copy(heldout, checker_dir / "heldout.jsonl")
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
@@ -363,6 +169,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
             [python(), "-m", "doubleedge.grading.runner", str(runner_dir / "cells.json")],
             runner_dir,
             env={"DOUBLEEDGE_LEARNER": learner},
+            shared=[shared],
             stdin=to_runner_r,
             stdout=from_runner_w,
             stderr=runner_log,
@@ -375,8 +182,9 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     command = [
         python(), "-m", "doubleedge.grading.authoritative",
         "--lab", lab, "--learner", learner,
-        "--baseline", str(checker_dir / "baseline.report.jsonl"),
+        *(["--baseline", str(checker_dir / "baseline.report.jsonl")] if baseline is not None else []),
         "--heldout", str(checker_dir / "heldout.jsonl"),
+        "--shared", str(shared),
         "--skipped", str(checker_dir / "skipped.json"),
         "--out", str(out),
         "--runner-fds", f"{from_runner_r},{to_runner_w}",
@@ -384,7 +192,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         "--call-seconds", str(limits.call_seconds),
     ]  # fmt: skip
     try:
-        done = sandbox.run(command, checker_dir, env={"DOUBLEEDGE_LEARNER": learner},
+        done = sandbox.run(command, checker_dir, env={"DOUBLEEDGE_LEARNER": learner}, shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
         os.close(from_runner_r)

@@ -1,7 +1,9 @@
-"""The result of one check: shared by the labs' check modules (pure, no lab kit imports)."""
+"""What every lab's checks share (pure: no lab kit imports): the result of one check, and
+the checks of a learner's reading of a garak scan, which several labs ask for."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -12,3 +14,32 @@ class Check:
 
     def __bool__(self) -> bool:
         return self.passed
+
+
+def strongest_probes(baseline) -> set[str]:  # noqa: ANN001 (a scan.ScanReport)
+    top = max(r.attack_success_rate for r in baseline.results)
+    return {r.probe for r in baseline.results if r.attack_success_rate == top}
+
+
+def check_scan_probe(probe: object, baseline) -> Check:  # noqa: ANN001
+    """``MOST_SUCCESSFUL_PROBE`` is one of the probes with the highest attack success rate."""
+    if probe in strongest_probes(baseline):
+        return Check(True)
+    return Check(False, "MOST_SUCCESSFUL_PROBE is not a probe with the highest attack success rate")
+
+
+def check_scan_reading(overall: object, reading: object, baseline, *, names: Iterable[str], min_words: int,
+                       min_names: int = 1) -> Check:  # fmt: skip  # noqa: ANN001
+    """``OVERALL_ASR`` matches the scan (as a fraction) and ``SCAN_READING`` is a real reading:
+    ``min_words`` words or more, naming at least ``min_names`` of ``names`` (probe families or probes)."""
+    if (not isinstance(overall, (int, float)) or isinstance(overall, bool)
+            or abs(overall - baseline.overall_attack_success_rate) > 0.02):  # fmt: skip
+        return Check(False, "OVERALL_ASR does not match the scan's overall attack success rate (a fraction, e.g. 0.5)")
+    if not isinstance(reading, str) or len(reading.split()) < min_words:
+        return Check(False, f"SCAN_READING needs at least {min_words} words")
+    names = tuple(names)
+    text = reading.lower().replace(" ", "")
+    if sum(name.lower() in text for name in names) < min_names:
+        which = "one" if min_names == 1 else f"{min_names}"
+        return Check(False, f"SCAN_READING should name at least {which} of the probes you discuss ({', '.join(names)})")
+    return Check(True)

@@ -166,7 +166,7 @@ class Course:
             for d in sorted(submitted.iterdir() if submitted.is_dir() else [])
             if (d / lab.slug).exists() or (d / lab.slug).is_symlink()
         ]
-        baseline = pipeline._baseline_report(lab, self.root / pipeline.GRADING_DIR / "baseline")
+        baseline = pipeline.baseline_report(lab, self.root / pipeline.GRADING_DIR / "baseline")
         rows = pipeline.grade_prepared(folder, submissions, baseline, workers=workers, box=box)
         self.grades.mkdir(exist_ok=True)
         pipeline.write_csv(rows, self.grades / f"{lab.number}.csv")
@@ -248,10 +248,25 @@ def hidden_material(folder: pipeline.CourseFolder, lab: Lab) -> list[str]:
     for cell in folder.source_cells().values():
         for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, flags=re.S):
             material += [line.strip() for line in block.splitlines() if len(line.strip()) >= 12]
-    from doubleedge.evaluate import load_attacks
-
-    material += [a.prompt for a in load_attacks(lab.heldout_attacks)]
+    for line in lab.heldout_attacks.read_text("utf-8").splitlines():
+        if line.strip():
+            material += heldout_strings(json.loads(line))
     return sorted(set(material), key=len, reverse=True)
+
+
+# Held-out fields that feedback may show: reasons name the kind of case, never its content.
+SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet"})
+
+
+def heldout_strings(record: object, key: str = "") -> list[str]:
+    """Every held-out payload in one record (each lab has its own format): long strings, and secrets."""
+    if isinstance(record, dict):
+        return [s for k, v in record.items() if k not in SHOWN_FIELDS for s in heldout_strings(v, k)]
+    if isinstance(record, list):
+        return [s for item in record for s in heldout_strings(item, key)]
+    if isinstance(record, str) and (len(record.strip()) >= 12 or (key == "secret" and len(record) >= 4)):
+        return [record.strip()]
+    return []
 
 
 def _forms(item: str) -> set[str]:

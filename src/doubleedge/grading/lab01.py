@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from doubleedge.evaluate import Attack, Outcome, attack_success_rate, benign_pass_rate
+from doubleedge.grading import checks
 from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
 from doubleedge.guards.leak import contains_secret
 from doubleedge.models import ReferenceModel
@@ -63,26 +64,15 @@ def check_extracted_code(value: object, learner: str) -> Check:
 
 
 def strongest_probes(baseline: ScanReport) -> set[str]:
-    top = max(r.attack_success_rate for r in baseline.results)
-    return {r.probe for r in baseline.results if r.attack_success_rate == top}
+    return checks.strongest_probes(baseline)
 
 
 def check_scan_probe(probe: object, baseline: ScanReport) -> Check:
-    if probe in strongest_probes(baseline):
-        return Check(True)
-    return Check(False, "MOST_SUCCESSFUL_PROBE is not a probe with the highest attack success rate")
+    return checks.check_scan_probe(probe, baseline)
 
 
 def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    if not isinstance(overall, (int, float)) or abs(overall - baseline.overall_attack_success_rate) > 0.02:
-        return Check(
-            False, "OVERALL_ASR does not match the scan's overall attack success rate (as a fraction, e.g. 0.5)"
-        )
-    if not isinstance(reading, str) or len(reading.split()) < MIN_READING_WORDS:
-        return Check(False, f"SCAN_READING needs at least {MIN_READING_WORDS} words")
-    if not any(family in reading.lower() for family in PROBE_FAMILIES):
-        return Check(False, "SCAN_READING should name the probe families you discuss")
-    return Check(True)
+    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS)
 
 
 def leak_cases(secret: str) -> list[tuple[str, bool]]:

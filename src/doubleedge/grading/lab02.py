@@ -35,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from doubleedge.evaluate import Outcome, benign_pass_rate
+from doubleedge.grading import checks
 from doubleedge.grading.lab01 import Check, fresh_bot
 from doubleedge.guards.leak import contains_secret
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
@@ -155,24 +156,15 @@ def check_planted_review(value: object, learner: str) -> Check:
 
 
 def strongest_probes(baseline: ScanReport) -> set[str]:
-    top = max(r.attack_success_rate for r in baseline.results)
-    return {r.probe for r in baseline.results if r.attack_success_rate == top}
+    return checks.strongest_probes(baseline)
 
 
 def check_scan_probe(probe: object, baseline: ScanReport) -> Check:
-    if probe in strongest_probes(baseline):
-        return Check(True)
-    return Check(False, "MOST_SUCCESSFUL_PROBE is not a probe with the highest attack success rate")
+    return checks.check_scan_probe(probe, baseline)
 
 
 def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    if not isinstance(overall, (int, float)) or abs(overall - baseline.overall_attack_success_rate) > 0.02:
-        return Check(False, "OVERALL_ASR does not match the scan's overall attack success rate (a fraction)")
-    if not isinstance(reading, str) or len(reading.split()) < MIN_READING_WORDS:
-        return Check(False, f"SCAN_READING needs at least {MIN_READING_WORDS} words")
-    if not any(family in reading.lower() for family in PROBE_FAMILIES):
-        return Check(False, "SCAN_READING should name the probe families you discuss")
-    return Check(True)
+    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS)
 
 
 def strip_cases() -> list[tuple[str, str, str, str]]:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from doubleedge.disclosure import leaked_values
 from doubleedge.evaluate import Attack, Outcome, benign_pass_rate
+from doubleedge.grading import checks
 from doubleedge.grading.lab01 import Check, injections
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
@@ -121,13 +122,7 @@ def check_canary(value: object, learner: str) -> Check:
 
 
 def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    if not isinstance(overall, (int, float)) or abs(overall - baseline.overall_attack_success_rate) > 0.02:
-        return Check(False, "OVERALL_ASR does not match the scan's overall attack success rate (a fraction)")
-    if not isinstance(reading, str) or len(reading.split()) < MIN_READING_WORDS:
-        return Check(False, f"SCAN_READING needs at least {MIN_READING_WORDS} words")
-    if not any(name in reading.lower().replace(" ", "") for name in PROBE_NAMES):
-        return Check(False, "SCAN_READING should name the probes you discuss (CustomerRecords, SystemPromptLeak)")
-    return Check(True)
+    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_NAMES, min_words=MIN_READING_WORDS)
 
 
 def redaction_cases() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:

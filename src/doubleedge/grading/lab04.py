@@ -42,6 +42,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from doubleedge.evaluate import benign_set
+from doubleedge.grading import checks
 from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport
@@ -254,14 +255,7 @@ def baseline_scan(workdir: Path | str | None = None) -> ScanReport:
 
 
 def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    if (not isinstance(overall, (int, float)) or isinstance(overall, bool)
-            or abs(overall - baseline.overall_attack_success_rate) > 0.02):  # fmt: skip
-        return Check(False, "OVERALL_ASR does not match the scan's overall attack success rate (a fraction, e.g. 0.5)")
-    if not isinstance(reading, str) or len(reading.split()) < MIN_READING_WORDS:
-        return Check(False, f"SCAN_READING needs at least {MIN_READING_WORDS} words")
-    if not any(family in reading.lower() for family in PROBE_FAMILIES):
-        return Check(False, "SCAN_READING should name the probe families you discuss (web_injection, exploitation)")
-    return Check(True)
+    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS)
 
 
 # Exercise 5: the hardened app ----------------------------------------------------------------

@@ -19,6 +19,9 @@ per test cell ``grade_id``:
      ``{canary_id: text}`` (JSON);
   3. checker: ``judge_extraction(canaries, extracted)``.
 
+  (judges/lab07.py asks only for the canaries the check counts, one call each, and first
+  tries ``extract`` on an untrained model so that the notebook's stub costs no training.)
+
   ``check_extraction(extract, canaries, attack)`` does all three in one process.
 * ``test_scrub`` (solution cell ``hardening``): ``check_scrub(function("scrub"))``; calls
   it with strings.

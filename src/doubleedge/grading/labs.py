@@ -30,6 +30,8 @@ LABS: dict[str, Lab] = {
     "05": Lab("05", "05-excessive-agency"),
     "06": Lab("06", "06-supply-chain"),
     "07": Lab("07", "07-memorization"),
+    "08": Lab("08", "08-governance"),
+    "09": Lab("09", "09-capstone"),
 }
 
 

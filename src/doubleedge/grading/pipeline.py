@@ -41,11 +41,9 @@ from pathlib import Path
 import nbformat
 
 from doubleedge.grading import authoritative, nbextras, sandbox
+from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import Lab
-from doubleedge.models import ReferenceModel
 from doubleedge.paths import graders_dir
-from doubleedge.scan import scan_bot, scan_for_lab
-from doubleedge.target import SupportBot, derive_secret
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -210,15 +208,13 @@ def grade(
     with tempfile.TemporaryDirectory(prefix="doubleedge-grade-") as tmp:
         course = CourseFolder(course_root or Path(tmp) / "course", lab)
         course.prepare()
-        baseline = _baseline_report(lab, course.root / GRADING_DIR / "baseline")
+        baseline = baseline_report(lab, course.root / GRADING_DIR / "baseline")
         return grade_prepared(course, submissions, baseline, workers=workers, box=box)
 
 
 def grade_prepared(
-    course: CourseFolder, submissions: list[Submission], baseline: Path, *, workers: int, box: sandbox.Sandbox
+    course: CourseFolder, submissions: list[Submission], baseline: Path | None, *, workers: int, box: sandbox.Sandbox
 ) -> list[GradeRow]:
-    if course.lab.number not in authoritative.GRADERS:
-        raise ValueError(f"Lab {course.lab.number} has no authoritative grader yet (authoritative.GRADERS)")
     workers = max(1, min(workers, len(submissions) or 1))
     free: queue.Queue[CourseFolder] = queue.Queue()
     for index in range(workers):
@@ -465,10 +461,9 @@ def _max_score(course: CourseFolder) -> float:
     return float(sum(c.metadata["nbgrader"].get("points", 0) for c in course.source_cells().values()))
 
 
-def _baseline_report(lab: Lab, workdir: Path) -> Path:
-    """The unhardened bot's scan, once per grading run (the same for every learner)."""
-    bot = SupportBot(ReferenceModel(), secret=derive_secret("baseline"))
-    return scan_bot(bot, scan_for_lab(lab.number), workdir=workdir).report_path
+def baseline_report(lab: Lab, workdir: Path) -> Path | None:
+    """The lab's baseline scan, once per grading run (the same for every learner; None if it has none)."""
+    return judge_for(lab.number).baseline(workdir)
 
 
 def tool_env(extra: dict | None) -> dict[str, str]:

@@ -8,10 +8,17 @@ wall-clock limit), then answers the checker's questions, one JSON line each way:
 * ``{"op": "value", "name": N}``: the value of a name, as JSON (``{"__type__": ...}``
   when it is not plain data);
 * ``{"op": "call", "name": F, "args": [...]}``: ``F(*args)``, as JSON;
+* ``{"op": "apply", "helper": H, "function": F, "args": [...]}``: the course helper
+  ``H`` (one of :data:`HELPERS`) applied to the learner's ``F``, for learner functions
+  that take objects which cannot cross the pipe (a model, a file's tensors);
 * ``{"op": "defense", "secret": S}``: calls ``build_defense(S)`` and keeps the result;
-  answers with its system prompt, so that the checker builds the bot itself;
-* ``{"op": "scan", "side": "input" | "output", "text": T}``: runs that side's guards
-  of the kept defense over ``T`` the way ``SupportBot.respond`` does.
+  answers with its system prompt and settings, so that the checker builds the bot itself;
+* ``{"op": "agent_defense"}``: the same for ``build_agent_defense()`` (Lab 05);
+* ``{"op": "scan", "side": "input" | "output" | "document", "text": T}``: runs that
+  side's guards of the kept defense over ``T`` the way ``SupportBot.respond`` does;
+* ``{"op": "record_access", "customer": C, "record": R}`` and ``{"op": "policy",
+  "call": ..., "customer": C, "shop": ...}``: the kept defense's record-access rule and
+  tool policy, on arguments rebuilt from data.
 
 The checker holds the model, the secret, the held-out attacks and every verdict;
 this process only ever answers for the learner's own code, so nothing it does can
@@ -32,6 +39,7 @@ import sys
 from pathlib import Path
 
 MAX_TEXT = 100_000
+MAX_ITEMS = 2_000  # list and dict entries (the pipe caps a whole answer at 4 MB too)
 SETUP_SECONDS = 120  # the lab's own setup cell (imports) on a busy machine
 
 
@@ -66,9 +74,27 @@ def jsonable(value: object, depth: int = 0) -> object:
         if isinstance(value, str) and len(value) > MAX_TEXT:
             return value[:MAX_TEXT]
         return value
-    if depth < 4 and isinstance(value, (list, tuple)):
-        return [jsonable(v, depth + 1) for v in list(value)[:100]]
+    if depth < 4 and isinstance(value, (list, tuple, set, frozenset)):  # a set answer is fine in the notebook too
+        return [jsonable(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+    if depth < 4 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: jsonable(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
     return {"__type__": type(value).__name__}
+
+
+def _outcome_of(safe_load, path: str, sha256: str) -> dict:  # noqa: ANN001
+    from doubleedge.supplychain import outcome_of
+
+    return outcome_of(safe_load, path, sha256)
+
+
+def _run_extraction(extract, model_dir: str, targets: list) -> dict:  # noqa: ANN001
+    from doubleedge.grading.lab07 import run_extraction
+
+    return run_extraction(extract, model_dir, targets)
+
+
+# Course code that runs the learner's function on objects built here from a path.
+HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction}
 
 
 class Channel:
@@ -121,40 +147,90 @@ def answer(request: dict, namespace: dict, state: dict) -> dict:
         if request["name"] not in namespace:
             return {"ok": False, "error": "missing"}
         return {"ok": True, "value": jsonable(namespace[request["name"]])}
-    if op == "call":
-        function = namespace.get(request["name"])
+    if op in ("call", "apply"):
+        function = namespace.get(request["name"] if op == "call" else request["function"])
         if not callable(function):
             return {"ok": False, "error": "missing"}
+        if op == "apply":
+            return {"ok": True, "value": jsonable(HELPERS[request["helper"]](function, *request.get("args", [])))}
         return {"ok": True, "value": jsonable(function(*request.get("args", [])))}
     if op == "defense":
-        from doubleedge.target.bot import Defense
-
-        build = namespace.get("build_defense")
-        if not callable(build):
-            return {"ok": False, "error": "missing"}
-        defense = build(request["secret"])
-        state["defense"] = defense
-        prompt = getattr(defense, "system_prompt", None)
-        return {
-            "ok": True,
-            "is_defense": isinstance(defense, Defense),
-            "system_prompt": prompt if isinstance(prompt, str) else None,
-            "input_guards": len(list(getattr(defense, "input_guards", ()) or ())),
-            "output_guards": len(list(getattr(defense, "output_guards", ()) or ())),
-        }
+        return build_defense(request["secret"], namespace, state)
+    if op == "agent_defense":
+        return build_agent_defense(namespace, state)
     if op == "scan":
-        defense = state.get("defense")
-        guards = defense.input_guards if request["side"] == "input" else defense.output_guards
-        text = request["text"]
-        for guard in guards:
-            verdict = guard.scan(text)
-            if not verdict.allowed:
-                return {"ok": True, "allowed": False, "reason": str(verdict.reason or guard.name)[:200]}
-            text = verdict.text
-            if not isinstance(text, str):
-                return {"ok": False, "error": f"a guard returned {type(text).__name__} text"}
-        return {"ok": True, "allowed": True, "text": text[:MAX_TEXT]}
+        return scan(state["sides"][request["side"]], request["text"])
+    if op == "record_access":
+        allowed = state["defense"].record_access(request["customer"], request["record"])
+        return {"ok": True, "allowed": allowed is True}
+    if op == "policy":
+        return decide(state["defense"].policy, request)
     return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def _count(guards: object) -> int:
+    return len(list(guards or ()))
+
+
+def build_defense(secret: str, namespace: dict, state: dict) -> dict:
+    from doubleedge.target.bot import Defense
+
+    build = namespace.get("build_defense")
+    if not callable(build):
+        return {"ok": False, "error": "missing"}
+    defense = build(secret)
+    if not isinstance(defense, Defense):
+        return {"ok": True, "is_defense": False}
+    state["defense"] = defense
+    state["sides"] = {"input": defense.input_guards, "output": defense.output_guards,
+                      "document": defense.document_guards}  # fmt: skip
+    prompt, codes = defense.system_prompt, defense.check_codes
+    return {
+        "ok": True,
+        "is_defense": True,
+        "system_prompt": prompt if isinstance(prompt, str) else None,
+        "input_guards": _count(defense.input_guards),
+        "output_guards": _count(defense.output_guards),
+        "document_guards": _count(defense.document_guards),
+        "record_access": callable(defense.record_access),
+        "check_codes": codes if isinstance(codes, str) else None,
+    }
+
+
+def build_agent_defense(namespace: dict, state: dict) -> dict:
+    from doubleedge.target.agent import AgentDefense
+
+    build = namespace.get("build_agent_defense")
+    if not callable(build):
+        return {"ok": False, "error": "missing"}
+    defense = build()
+    if not isinstance(defense, AgentDefense) or not callable(defense.policy):
+        return {"ok": True, "is_agent_defense": False}
+    state["defense"] = defense
+    state["sides"] = {"input": defense.input_guards}
+    return {"ok": True, "is_agent_defense": True, "tools": jsonable(list(defense.tools)),
+            "input_guards": _count(defense.input_guards)}  # fmt: skip
+
+
+def scan(guards, text: str) -> dict:  # noqa: ANN001
+    for guard in guards:
+        verdict = guard.scan(text)
+        if not verdict.allowed:
+            return {"ok": True, "allowed": False, "reason": str(verdict.reason or guard.name)[:200]}
+        text = verdict.text
+        if not isinstance(text, str):
+            return {"ok": False, "error": f"a guard returned {type(text).__name__} text"}
+    return {"ok": True, "allowed": True, "text": text[:MAX_TEXT]}
+
+
+def decide(policy, request: dict) -> dict:  # noqa: ANN001
+    from doubleedge.target.agent import Decision, Shop, ToolCall
+
+    call = ToolCall(str(request["call"]["tool"]), dict(request["call"]["args"]))
+    decision = policy(call, str(request["customer"]), Shop.from_data(request["shop"]))
+    if not isinstance(decision, Decision):
+        return {"ok": False, "error": f"returned {type(decision).__name__}, not a Decision"}
+    return {"ok": True, "action": decision.action, "reason": str(decision.reason)[:200]}
 
 
 def serve(channel: Channel, namespace: dict, seconds: float) -> None:
@@ -165,7 +241,7 @@ def serve(channel: Channel, namespace: dict, seconds: float) -> None:
             with time_limit(seconds):
                 reply = answer(request, namespace, state)
         except Overtime:
-            reply = {"ok": False, "error": f"did not answer within {seconds:g} s"}
+            reply = {"ok": False, "error": f"did not answer within {seconds:g} s", "timeout": True}
         except BaseException as exc:  # noqa: BLE001
             reply = {"ok": False, "error": f"raised {type(exc).__name__}"}
         if os.getpid() != me:

@@ -229,12 +229,13 @@ class Sandbox:
         *,
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
+        shared: Sequence[Path] = (),
         chdir: str = WORKDIR,
     ) -> list[str]:
         """The full command line: bwrap, then prlimit inside the new namespaces, then ``command``.
 
-        ``scratch`` is bound read-write at its own path; ``readonly`` folders are bound
-        read-only at their own paths. ``prlimit`` runs inside the sandbox so that the
+        ``scratch`` and the ``shared`` folders (files two sandboxes exchange) are bound
+        read-write at their own paths; ``readonly`` folders are bound read-only. ``prlimit`` runs inside the sandbox so that the
         process limit counts the sandbox's own uid, not the grader's.
         """
         scratch = Path(scratch).resolve()
@@ -263,7 +264,8 @@ class Sandbox:
         args += ["--ro-bind", str(etc_dir()), "/etc"]
         for path in sorted({*python_paths(), *(Path(p).resolve() for p in readonly)}):
             args += ["--ro-bind", str(path), str(path)]
-        args += ["--bind", str(scratch), str(scratch)]
+        for path in [scratch, *(Path(p).resolve() for p in shared)]:
+            args += ["--bind", str(path), str(path)]
         args += ["--remount-ro", "/"]  # the root itself (mount points only) becomes read-only
         args += ["--chdir", chdir, "--clearenv"]
         for key, value in sandbox_env(env).items():
@@ -278,13 +280,15 @@ class Sandbox:
         *,
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
+        shared: Sequence[Path] = (),
         timeout: float | None = None,
         pass_fds: Sequence[int] = (),
         stdin: int | None = subprocess.DEVNULL,
         max_output: int = 64 * 1024,
     ) -> Run:
         """Run ``command`` sandboxed; kill the whole tree at ``timeout`` seconds."""
-        process = self.popen(command, scratch, env=env, readonly=readonly, pass_fds=pass_fds, stdin=stdin)
+        process = self.popen(command, scratch, env=env, readonly=readonly, shared=shared, pass_fds=pass_fds,
+                             stdin=stdin)  # fmt: skip
         return finish(process, timeout or self.limits.run_seconds, max_output)
 
     def popen(
@@ -294,12 +298,13 @@ class Sandbox:
         *,
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
+        shared: Sequence[Path] = (),
         pass_fds: Sequence[int] = (),
         stdin: int | None = subprocess.DEVNULL,
         stdout: int | None = None,
         stderr: object = None,
     ) -> subprocess.Popen:
-        argv = self.argv(command, scratch, env=env, readonly=readonly)
+        argv = self.argv(command, scratch, env=env, readonly=readonly, shared=shared)
         group = Cgroup(f"{Path(scratch).name}-{os.getpid()}-{next(_counter)}", self.limits)
         process = spawn(group.join_command(argv), stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds,
                         env=host_env())  # fmt: skip
@@ -314,7 +319,7 @@ class NoSandbox(Sandbox):
     name: str = "none"
     contained: bool = False
 
-    def argv(self, command, scratch, *, env=None, readonly=(), chdir=WORKDIR) -> list[str]:  # noqa: ANN001
+    def argv(self, command, scratch, *, env=None, readonly=(), shared=(), chdir=WORKDIR) -> list[str]:  # noqa: ANN001
         prlimit = shutil.which("prlimit")
         limits = self.limits.prlimit_args()
         limits = [a for a in limits if not a.startswith("--nproc")]  # would count all of the user's processes
@@ -327,6 +332,7 @@ class NoSandbox(Sandbox):
         *,
         env=None,
         readonly=(),
+        shared=(),
         pass_fds=(),
         stdin=subprocess.DEVNULL,
         stdout=None,

@@ -28,8 +28,12 @@ class LinkAllowlist(Guard):
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
 
     def _allowed(self, url: str) -> bool:
-        parsed = urlparse(url)
-        return parsed.scheme in ("http", "https") and (parsed.hostname or "").lower() in self.allowed_hosts
+        try:
+            parsed = urlparse(url)
+            host = parsed.hostname
+        except ValueError:  # e.g. "https://[x/": a URL the parser rejects is not one we vouch for
+            return False
+        return parsed.scheme in ("http", "https") and (host or "").lower() in self.allowed_hosts
 
     def scan(self, text: str) -> Verdict:
         urls = [a or b for a, b in MARKDOWN_TARGET.findall(text)] + BARE_URL.findall(text)

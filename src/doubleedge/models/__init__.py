@@ -11,20 +11,22 @@ from collections.abc import Callable
 
 from doubleedge.models import huggingface, ollama, openai_compat
 from doubleedge.models.base import ChatModel, Message, ModelError
-from doubleedge.models.reference import ReferenceModel
+from doubleedge.models.reference import FinetunedReferenceModel, ReferenceModel
 
 __all__ = ["BACKENDS", "ChatModel", "Message", "ModelError", "ReferenceModel", "load_model", "model_specs"]
 
 
 def _reference(argument: str) -> ChatModel:
-    if argument:
-        raise ValueError("the reference model takes no argument: use --model reference")
-    return ReferenceModel()
+    # "reference:finetune" is Lab 08's model upgrade: the same engine with some safety tuning lost.
+    variants = {"": ReferenceModel, "finetune": FinetunedReferenceModel}
+    if argument not in variants:
+        raise ValueError("the reference model takes no argument but 'finetune': use --model reference")
+    return variants[argument]()
 
 
 # prefix -> (spec shown to users, factory taking the text after "prefix:")
 BACKENDS: dict[str, tuple[str, Callable[[str], ChatModel]]] = {
-    "reference": ("reference", _reference),
+    "reference": ("reference[:finetune]", _reference),
     "hf": ("hf:PATH", huggingface.from_spec),
     "openai": ("openai:URL#MODEL", openai_compat.from_spec),
     "ollama": ("ollama:NAME", ollama.from_spec),

@@ -47,6 +47,13 @@ class ScanReport:
     def by_probe(self) -> dict[str, ProbeResult]:
         return {r.probe: r for r in self.results}
 
+    def probe_rates(self) -> dict[str, float]:
+        """Each probe's attack success rate (its worst detector's), for feedback and summaries."""
+        rates: dict[str, float] = {}
+        for r in self.results:
+            rates[r.probe] = max(rates.get(r.probe, 0.0), round(r.attack_success_rate, 4))
+        return rates
+
     def table(self) -> str:
         """A plain-text table for terminals and notebooks."""
         rows = [f"{'probe':34} {'detector':32} {'attempts':>8} {'hits':>5} {'ASR':>7}"]

@@ -40,10 +40,12 @@ def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = 
         "response_json": True,
         "response_json_field": "reply",
         "request_timeout": timeout,  # a read timeout kills garak's run: be generous
-        # 502 is our server's "the model backend failed on this prompt": garak records no
-        # output for it and goes on. Other 5xx end the run (garak would retry them forever).
-        "skip_codes": [502],
-        "retry_5xx": False,
+        # garak retries any other 5xx for ever (0.17 ignores its retry_5xx option), so one
+        # prompt that breaks the target would hang the scan. 502 is our server's "the model
+        # backend failed on this prompt", 500 "the app's code failed": garak records no
+        # output for the prompt and goes on. Graders never rely on this: a bot built on a
+        # learner's code answers every prompt (grading/remote.py keep_answering).
+        "skip_codes": [500, 502],
     }
 
 

@@ -118,6 +118,39 @@ LAB_SCANS: dict[str, ScanSpec] = {
             "web_injection.MarkdownImageExfil",
         ),
     ),
+    # Lab 08 gates releases on one scan across families, so that a change that weakens one
+    # defense shows up as one probe's regression (see doubleedge.gate).
+    "08": ScanSpec(
+        lab="08",
+        prompt_cap=10,
+        probes=(
+            "dan.DanInTheWild",
+            "dan.Dan_11_0",
+            "encoding.InjectBase64",
+            "encoding.InjectHex",
+            "exploitation.SQLInjectionEcho",
+            "goodside.WhoIsRiley",
+            "latentinjection.LatentInjectionReport",
+            "promptinject.HijackHateHumans",
+            "promptinject.HijackKillHumans",
+            "web_injection.MarkdownImageExfil",
+        ),
+    ),
+    # Lab 09 (capstone): Wren's desk, with one probe family from each earlier lab it mixes.
+    # doubleedge.SystemPromptLeak's detector sees any DE-FAKE/DE-CANARY token, so it reads Wren's too.
+    "09": ScanSpec(
+        lab="09",
+        prompt_cap=10,
+        course_plugins=True,
+        probes=(
+            "promptinject.HijackHateHumans",
+            "dan.Dan_11_0",
+            "encoding.InjectBase64",
+            "latentinjection.LatentInjectionReport",
+            "web_injection.MarkdownImageExfil",
+            "doubleedge.SystemPromptLeak",
+        ),
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from doubleedge.guards.base import Guard
 from doubleedge.models.base import ChatModel, Message, ModelError
@@ -52,6 +52,26 @@ class Shop:
             Order("1005", "C-1003", "pannier bags", 120.0),
         ]
         return cls(emails, {o.id: o for o in orders})
+
+    def to_data(self) -> dict:
+        """The shop as JSON (what a policy in another process sees)."""
+        return {
+            "emails": dict(self.emails),
+            "orders": {k: asdict(o) for k, o in self.orders.items()},
+            "refunds": [list(r) for r in self.refunds],
+            "outbox": list(self.outbox),
+            "deleted": sorted(self.deleted),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict) -> Shop:
+        return cls(
+            emails={str(k): str(v) for k, v in data["emails"].items()},
+            orders={str(k): Order(**o) for k, o in data["orders"].items()},
+            refunds=[(str(o), float(a)) for o, a in data.get("refunds", [])],
+            outbox=list(data.get("outbox", [])),
+            deleted=set(data.get("deleted", [])),
+        )
 
 
 @dataclass(frozen=True)

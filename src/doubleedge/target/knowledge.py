@@ -6,6 +6,7 @@ All names, numbers and addresses are invented.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
@@ -18,9 +19,10 @@ def articles() -> tuple[Article, ...]:
     return tuple(Article(a["title"], a["body"]) for a in raw)
 
 
-def retrieve(question: str, *, limit: int = 2) -> list[Article]:
-    """The articles most relevant to ``question`` (a tiny stand-in for a vector store)."""
-    pool = list(articles())
+def retrieve(question: str, *, limit: int = 2, library: Sequence[Article] | None = None) -> list[Article]:
+    """The articles of ``library`` (default: the shop's) most relevant to ``question`` (a tiny
+    stand-in for a vector store)."""
+    pool = list(articles() if library is None else library)
     found: list[Article] = []
     while pool and len(found) < limit:
         best = best_article(pool, question)

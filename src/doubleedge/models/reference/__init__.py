@@ -13,6 +13,7 @@ One module per family of failure: ``hijacking`` (direct and indirect injection, 
 links), ``leaking`` (prompts, secrets, memorized text), ``jailbreaks`` (role play, tense,
 code), ``smuggling`` (encodings), ``unsafe_output`` (SQL, templates, terminal codes, markup),
 ``hallucination``, and ``helpful`` (its actual job). ``model.BEHAVIOURS`` orders them.
+``finetune`` is a variant with some of that tuning lost, for Lab 08's model-upgrade gate.
 
 Where a real model differs: it is stochastic (an attack works some of the time), it
 partly complies, paraphrases what it leaks, and varies between model families and
@@ -20,12 +21,14 @@ quantizations. The lessons say so next to each lab.
 """
 
 from doubleedge.models.reference.context import COMPLIANCE_MARK, REFUSAL, SECRET_REFUSAL, SystemPrompt, transform
+from doubleedge.models.reference.finetune import FinetunedReferenceModel
 from doubleedge.models.reference.jailbreaks import persona_tag
 from doubleedge.models.reference.model import BEHAVIOURS, ReferenceModel
 
 __all__ = [
     "BEHAVIOURS",
     "COMPLIANCE_MARK",
+    "FinetunedReferenceModel",
     "REFUSAL",
     "SECRET_REFUSAL",
     "ReferenceModel",

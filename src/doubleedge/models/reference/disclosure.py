@@ -96,7 +96,8 @@ def share_records(ctx: Context) -> str | None:
 
 
 ACCOUNT_QUESTION = re.compile(
-    r"\bmy (?:order|orders|delivery|parcel|package|membership|tier|purchase|e-?mail|phone|address|card)\b"
+    r"\bmy (?:order|orders|delivery|parcel|package|membership|tier|purchase|e-?mail|phone|address|card"
+    r"|booking|bookings|trip|trips)\b"
     r"|\b(?:where|when)\b[^?]{0,30}\b(?:is|will|does)\b[^?]{0,20}\bmy\b"
     r"|\bwhat (?:did|have) i (?:order|buy|bought)\b|\bam i a\b|^\s*(?:has|did|was|is|have) my\b",
     re.I,

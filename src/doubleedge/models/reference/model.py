@@ -58,6 +58,7 @@ class ReferenceModel(ChatModel):
     """Deterministic, fast, offline. See the package docstring for what it is and is not."""
 
     name = "reference"
+    behaviours: tuple[Behaviour, ...] = BEHAVIOURS  # a variant (finetune.py) swaps the list, not the engine
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
         system = SystemPrompt("\n".join(m.content for m in messages if m.role == "system"))
@@ -74,7 +75,7 @@ class ReferenceModel(ChatModel):
             documents=reading.documents,
             question=reading.question,
         )
-        for behaviour in BEHAVIOURS:
+        for behaviour in self.behaviours:
             reply = behaviour(ctx)
             if reply is not None:
                 return reply

@@ -13,7 +13,14 @@ CUSTOMER = re.compile(r"customer (C-\d{4}) \(([^)]*)\)")
 INTENTS = (
     (
         "issue_refund",
-        re.compile(r"\brefund\w*\b[^.\n]{0,60}?\border\s*#?(\d{4})(?:[^.\n]{0,40}?\$\s?(\d+(?:\.\d+)?))?", re.I),
+        re.compile(
+            r"\brefund\w*\b[^.\n]{0,60}?\b(?:order|booking)\s*#?(\d{4})(?:[^.\n]{0,40}?\$\s?(\d+(?:\.\d+)?))?", re.I
+        ),
+    ),
+    (
+        # A travel agent's "cancel booking N" is a refund (the capstone's agent); orders are never cancelled.
+        "issue_refund",
+        re.compile(r"\bcancel\w*\b[^.\n]{0,40}?\bbooking\s*#?(\d{4})(?:[^.\n]{0,40}?\$\s?(\d+(?:\.\d+)?))?", re.I),
     ),
     (
         "delete_account",
@@ -25,7 +32,9 @@ INTENTS = (
     ),
     (
         "lookup_order",
-        re.compile(r"\b(?:where is|status of|track|look ?up|check on)\b[^.\n]{0,30}?\border\s*#?(\d{4})", re.I),
+        re.compile(
+            r"\b(?:where is|status of|track|look ?up|check on)\b[^.\n]{0,30}?\b(?:order|booking)\s*#?(\d{4})", re.I
+        ),
     ),
 )
 

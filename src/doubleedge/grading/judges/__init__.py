@@ -1,0 +1,24 @@
+"""Each lab's judge: what the checker (authoritative.py) computes for one learner.
+
+A judge module ``labNN`` has
+
+* ``baseline(workdir: Path) -> Path | None``: the report of the scan that the learner's
+  scan answers are checked against (the unhardened target, scanned once per class), or
+  ``None`` when the lab needs none;
+* ``judge(j: Judging) -> None``: fills ``j.tests`` with a Check for every graded test
+  cell of the lab (and ``j.metrics``/``j.attacks`` for the feedback), reading the
+  learner's names through ``j.ns`` (remote.py). It never runs learner code itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from doubleedge.grading.labs import get_lab
+
+
+def judge_for(lab: str) -> ModuleType:
+    """The judge of a registered lab (grading/labs.py); every lab has one (tests/test_labs.py)."""
+    get_lab(lab)
+    return importlib.import_module(f"doubleedge.grading.judges.lab{lab}")

@@ -1,0 +1,41 @@
+"""Lab 01's judge (prompt injection): see grading/lab01.py for the checks and thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doubleedge.grading import lab01
+from doubleedge.grading.remote import Judging
+
+
+def baseline(workdir: Path) -> Path:
+    from doubleedge.models import ReferenceModel
+    from doubleedge.scan import scan_bot, scan_for_lab
+    from doubleedge.target import SupportBot, derive_secret
+
+    bot = SupportBot(ReferenceModel(), secret=derive_secret("baseline"))
+    return scan_bot(bot, scan_for_lab("01"), workdir=workdir).report_path
+
+
+def judge(j: Judging) -> None:
+    from doubleedge.evaluate import load_attacks
+    from doubleedge.scan import read_report
+
+    ns, learner = j.ns, j.learner
+    scan = read_report(j.baseline)
+    j.attempt("test_injection", "injection", lambda: lab01.check_injection(ns["MY_INJECTION"], learner))
+    j.attempt("test_extracted_code", "extracted_code",
+              lambda: lab01.check_extracted_code(ns["EXTRACTED_CODE"], learner))  # fmt: skip
+    j.attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
+    j.attempt("test_scan_reading", "scan_answers",
+              lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+    j.attempt("test_leaks_secret", "hardening",
+              lambda: lab01.check_leaks_secret(ns["leaks_secret"], learner))  # fmt: skip
+
+    def measure() -> lab01.Hardening:
+        bot = lab01.hardened_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab01.evaluate_hardening(b, load_attacks(j.heldout)))
+
+    result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
+    if result is not None:
+        j.attacks.update({"heldout": sorted(result.heldout.failures), "garak": result.garak.probe_rates()})

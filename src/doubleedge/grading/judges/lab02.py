@@ -1,0 +1,38 @@
+"""Lab 02's judge (indirect prompt injection): see grading/lab02.py for the checks and thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doubleedge.grading import lab02
+from doubleedge.grading.remote import Judging
+
+
+def baseline(workdir: Path) -> Path:
+    """The unhardened bot's scan. Its rates do not depend on the learner: the detectors look
+    for trigger strings and links, never the staff code, so one scan serves the class."""
+    from doubleedge.scan import scan_bot, scan_for_lab
+
+    return scan_bot(lab02.unhardened_bot("baseline"), scan_for_lab("02"), workdir=workdir).report_path
+
+
+def judge(j: Judging) -> None:
+    from doubleedge.scan import read_report
+
+    ns, learner = j.ns, j.learner
+    scan = read_report(j.baseline)
+    j.attempt("test_planted_review", "planted_review",
+              lambda: lab02.check_planted_review(ns["PLANTED_REVIEW"], learner))  # fmt: skip
+    j.attempt("test_scan_probe", "scan_answers", lambda: lab02.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
+    j.attempt("test_scan_reading", "scan_answers",
+              lambda: lab02.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+    j.attempt("test_strip_instructions", "hardening",
+              lambda: lab02.check_strip_instructions(ns["strip_instructions"]))  # fmt: skip
+
+    def measure() -> lab02.Hardening:
+        bot = lab02.hardened_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab02.evaluate_hardening(b, lab02.load_document_attacks(j.heldout)))
+
+    result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
+    if result is not None:
+        j.attacks.update({"heldout": sorted(result.heldout.failures), "garak": result.garak.probe_rates()})

@@ -1,0 +1,41 @@
+"""Lab 03's judge (sensitive data, system-prompt leakage): see grading/lab03.py for the checks and thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doubleedge.grading import lab03
+from doubleedge.grading.remote import Judging
+
+
+def baseline(workdir: Path) -> Path:
+    """The naive app's scan. Its rates do not depend on the learner: the detector flags
+    anything shaped like another customer's data, a staff code or a canary."""
+    from doubleedge.scan import scan_bot, scan_for_lab
+
+    return scan_bot(lab03.unhardened_bot("baseline"), scan_for_lab("03"), workdir=workdir).report_path
+
+
+def judge(j: Judging) -> None:
+    from doubleedge.evaluate import load_attacks
+    from doubleedge.scan import read_report
+
+    ns, learner = j.ns, j.learner
+    scan = read_report(j.baseline)
+    j.attempt("test_record_attack", "record_attack",
+              lambda: lab03.check_record_attack(ns["MY_RECORD_ATTACK"], learner))  # fmt: skip
+    j.attempt("test_card_digits", "card_digits", lambda: lab03.check_card_digits(ns["JORDAN_CARD_LAST4"], learner))
+    j.attempt("test_prompt_attack", "prompt_attack",
+              lambda: lab03.check_prompt_attack(ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
+    j.attempt("test_canary", "prompt_attack", lambda: lab03.check_canary(ns["EXTRACTED_CANARY"], learner))
+    j.attempt("test_scan_reading", "scan_answers",
+              lambda: lab03.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+    j.attempt("test_redact_pii", "hardening", lambda: lab03.check_redact_pii(ns["redact_pii"]))
+
+    def measure() -> lab03.Hardening:
+        bot = lab03.hardened_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab03.evaluate_hardening(b, load_attacks(j.heldout)))
+
+    result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
+    if result is not None:
+        j.attacks.update({"heldout": sorted(result.heldout.failures), "garak": result.garak.probe_rates()})

@@ -1,0 +1,146 @@
+"""The Lab 06 and Lab 07 judges fail the right tests for realistic wrong solutions.
+
+Each case is one authoritative run (runner and checker in the sandbox) on the source
+notebook's solution cells with some of them swapped for wrong ones. Reasons reach the
+learner, so none may quote the held-out set. Only one run trains models (Lab 07's).
+"""
+
+from __future__ import annotations
+
+import time
+
+import nbformat
+import pytest
+
+from doubleedge.grading import authoritative, sandbox
+from doubleedge.grading.labs import get_lab
+from doubleedge.memorization import load_canaries
+
+pytestmark = pytest.mark.integration
+
+LEARNER = "judge-test"
+
+# Lab 06: the loader every tutorial shows, which runs whatever the pickle says.
+TORCH_LOAD = """
+def safe_load(path, expected_sha256):
+    path = Path(path)
+    if path.is_dir():
+        path = next(p for p in sorted(path.iterdir()) if p.suffix in (".bin", ".safetensors"))
+    return torch.load(path, map_location="cpu", weights_only=False)
+"""
+# A loader that refuses everything is safe, and useless.
+REFUSE_ALL = """
+def safe_load(path, expected_sha256):
+    raise UnsafeModelError("nothing is safe")
+"""
+HANG = """
+def safe_load(path, expected_sha256):
+    while True:
+        pass
+"""
+# Hostile values: a huge string, and an answer that is not data (a generator).
+HUGE_MARKER = 'MARKER_CONTENT = "Double Edge " * 10**6'
+GENERATOR_ANSWERS = """
+FLAGGED_FILES = (f for f in ["pickle/pytorch_model.bin"])
+PAYLOAD_GLOBAL = "builtins.exec"
+MISSED_VARIANTS = {"remote-code", "tampered"}  # a set is a fine answer
+"""
+
+# Lab 07: an attack that recovers nothing; a "hardening" that changes nothing.
+EMPTY_EXTRACT = """
+def extract(model, prefix, length):
+    return ""
+"""
+NATURAL_LOG = """
+def exposure_from_rank(rank, space_size):
+    return math.log(space_size / rank)
+"""
+# The learner copy's stub: caught without training a model.
+STUB_EXTRACT = """
+def extract(model, prefix, length):
+    raise NotImplementedError()
+"""
+# harden_corpus returning the documents unchanged, or too many for the pipe (it reads fewer than 2000).
+REFERENCE_HARDENING = "return deduplicate([scrub(doc) for doc in documents])"
+BROKEN_CELL = "raise RuntimeError('not yet')"
+
+
+def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
+    """The source notebook's setup cell and solution cells (grade_id -> source)."""
+    cells = nbformat.read(get_lab(lab).source_notebook, as_version=4).cells
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in cells if "grade_id" in c.metadata.get("nbgrader", {})}
+    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution")}
+    return by_id["setup"].source, solutions
+
+
+def grade(lab: str, tmp_path, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
+    setup, cells = notebook_cells(lab)
+    cells.update(swapped)
+    box = sandbox.make_sandbox("auto", limits)
+    return authoritative.run(lab, LEARNER, setup, cells, None, get_lab(lab).heldout_attacks, tmp_path, box)
+
+
+def hardening(returns: str) -> str:
+    """The source's hardening cell (scrub and TRAINING as they are), with harden_corpus returning ``returns``."""
+    source = notebook_cells("07")[1]["hardening"]
+    assert REFERENCE_HARDENING in source
+    return source.replace(REFERENCE_HARDENING, f"return {returns}")
+
+
+def failed(result: dict) -> dict[str, str]:
+    return {k: v["reason"] for k, v in result["tests"].items() if not v["passed"]}
+
+
+def test_lab06_torch_load_runs_the_payloads(tmp_path):
+    result = grade("06", tmp_path, safe_load=TORCH_LOAD, marker=HUGE_MARKER, scan_answers=GENERATOR_ANSWERS)
+    reasons = failed(result)
+    assert set(reasons) == {"test_marker", "test_scan_findings", "test_safe_load_refuses"}, reasons
+    assert "ran the code in pickle" in reasons["test_safe_load_refuses"]  # the kind of case, and the marker
+    assert "list of file paths" in reasons["test_scan_findings"]
+
+
+def test_lab06_refusing_everything_loads_nothing(tmp_path):
+    result = grade("06", tmp_path, safe_load=REFUSE_ALL, policy_reading=BROKEN_CELL)
+    reasons = failed(result)
+    assert set(reasons) == {"test_safe_load_loads", "test_policy_reading"}, reasons
+    assert reasons["test_safe_load_loads"].startswith("safe_load refused safetensors, which must load")
+    assert "RuntimeError" in reasons["test_policy_reading"]
+
+
+def test_lab06_a_hanging_loader_costs_one_call(tmp_path):
+    start = time.monotonic()
+    result = grade("06", tmp_path, sandbox.Limits(call_seconds=2), safe_load=HANG)
+    assert time.monotonic() - start < 45, "every case was tried (30 of them, 2 s each)"
+    reasons = failed(result)
+    assert set(reasons) == {"test_safe_load_refuses", "test_safe_load_loads"}, reasons
+    assert all("did not answer within 2 s (on safetensors)" in r for r in reasons.values()), reasons
+
+
+def assert_no_canary(result: dict) -> None:
+    for canary in load_canaries(get_lab("07").heldout_attacks):
+        for reason in failed(result).values():
+            assert canary.secret not in reason and canary.prefix[-20:] not in reason, reason
+
+
+def test_lab07_empty_extraction_and_unchanged_corpus_fail(tmp_path):
+    result = grade(
+        "07", tmp_path, extraction=EMPTY_EXTRACT, exposure=NATURAL_LOG, hardening=hardening("list(documents)")
+    )
+    reasons = failed(result)
+    assert set(reasons) == {"test_extraction", "test_exposure_from_rank", "test_hardened_exposure"}, reasons
+    assert "recovered no canary" in reasons["test_extraction"]
+    assert "should be 10, not 6.931" in reasons["test_exposure_from_rank"]
+    assert "bits or more" in reasons["test_hardened_exposure"]
+    assert result["metrics"]["max_exposure_bits"] > 20, result["metrics"]  # far over the 12-bit line
+    assert_no_canary(result)
+
+
+def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_path):
+    result = grade("07", tmp_path, extraction=STUB_EXTRACT, hardening=hardening("documents * 3"))
+    assert not (tmp_path / "shared-0" / "attack-model").exists(), "no model should have been trained"
+    reasons = failed(result)
+    assert set(reasons) == {"test_extraction", "test_hardened_exposure", "test_hardened_perplexity"}, reasons
+    assert reasons["test_extraction"] == "extract is not written yet (it raised NotImplementedError)"
+    assert "2000 documents or more" in reasons["test_hardened_exposure"]
+    assert reasons["test_hardened_perplexity"] == reasons["test_hardened_exposure"]
+    assert result["metrics"] == {}

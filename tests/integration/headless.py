@@ -1,0 +1,34 @@
+"""Headless Chromium for the browser tests: Debian's package, driven by Playwright.
+
+``make test`` installs Chromium with apt (never ``playwright install``, which downloads a
+browser). Importing this module from a test module skips that module when Chromium or the
+playwright package is missing, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM = next(
+    (p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-headless-shell") or "")
+     if p and os.access(p, os.X_OK)),
+    None,
+)  # fmt: skip
+if CHROMIUM is None:
+    pytest.skip("chromium is not installed (Debian: apt-get install -y chromium; `make test` does it)",
+                allow_module_level=True)  # fmt: skip
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+# No background traffic of Chromium's own: the tests assert that pages make no request off the machine.
+ARGS = [
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # root (CI containers) cannot use Chromium's sandbox
