@@ -45,7 +45,7 @@ DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
-SETS = ("levels", "labs", "memorization")
+SETS = ("levels", "labs", "memorization", "releases")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -88,6 +88,7 @@ BENIGN_LABELS = {
     "03": "own-account questions answered",
     "04": "ordinary replies rendered whole",
     "05": "ordinary tasks handled",
+    "09": "ordinary requests handled",
 }
 LAB_TITLES = {
     "01": "Prompt injection",
@@ -96,6 +97,7 @@ LAB_TITLES = {
     "04": "Improper output handling",
     "05": "Excessive agency",
     "07": "Memorization",
+    "09": "Capstone",
 }
 
 
@@ -158,13 +160,49 @@ def _lab05() -> tuple[dict, dict]:
     return tuple(sides)
 
 
+def _lab09() -> tuple[dict, dict]:
+    from doubleedge.defenses import lab09 as solution
+    from doubleedge.grading import lab09
+
+    sides = []
+    for desk, agent in ((None, None), (solution.build_defense, solution.build_agent_defense)):
+        measured = lab09.evaluate_hardening(desk, agent, LEARNER, [])  # the desk's scan, every ordinary request
+        sides.append(_side(measured.garak, measured.benign_rate))
+    return tuple(sides)
+
+
 LAB_MEASURES: dict[str, Callable[[], tuple[dict, dict]]] = {
     "01": _lab01,
     "02": _lab02,
     "03": _lab03,
     "04": _lab04,
     "05": _lab05,
+    "09": _lab09,
 }
+
+
+# --- releases: Lab 08's candidates, each scanned and gated against the approved one ------------
+
+APPROVED = "v1.0"
+
+
+def measure_releases() -> dict:
+    """Every release of Lab 08 measured as the lab does (its garak scan and the benign set), and
+    the verdict of the reference gate against the approved release with the lab's default config."""
+    from doubleedge import gate
+    from doubleedge.defenses.lab08 import gate_violations
+
+    secret = derive_secret(LEARNER)
+    with tempfile.TemporaryDirectory(prefix="doubleedge-releases-") as tmp:
+        measured = {n: gate.measure_bot(gate.release_bot(n, secret), name=n, workdir=tmp) for n in gate.RELEASES}
+    releases = []
+    for name, m in measured.items():
+        hits, attempts = sum(r["hits"] for r in m["results"]), sum(r["attempts"] for r in m["results"])
+        verdict = None if name == APPROVED else gate_violations(measured[APPROVED], m, gate.DEFAULT_CONFIG)
+        releases.append({"name": name, "change": gate.RELEASES[name].change,
+                         "attack_success_rate": round(hits / attempts, 4), "benign_pass_rate": m["benign_pass_rate"],
+                         "results": m["results"], "violations": verdict})  # fmt: skip
+    return {"approved": APPROVED, "releases": releases}
 
 
 def measure_labs() -> dict:
@@ -275,6 +313,11 @@ def inputs(name: str) -> dict:
         return common | {"specs": {n: asdict(scan_for_lab(n)) for n in LAB_MEASURES}}
     if name == "memorization":
         return common | {"torch": version("torch"), "opacus": version("opacus")} | _memorization_spec()
+    if name == "releases":
+        from doubleedge import gate
+
+        releases = {n: [r.change, r.model] for n, r in gate.RELEASES.items()}
+        return common | {"spec": asdict(scan_for_lab(gate.SCAN)), "config": gate.DEFAULT_CONFIG, "releases": releases}
     raise ValueError(f"no measurement {name!r}; available: {', '.join(SETS)}")
 
 
@@ -286,6 +329,7 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "levels": measure_levels,
     "labs": measure_labs,
     "memorization": measure_memorization,
+    "releases": measure_releases,
 }
 
 
@@ -409,7 +453,22 @@ def _memorization_drift(committed: dict, fresh: dict) -> list[str]:
     return problems
 
 
-DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "memorization": _memorization_drift}
+def _releases_drift(committed: dict, fresh: dict) -> list[str]:
+    old = {r["name"]: r for r in committed["releases"]}
+    problems = []
+    for release in fresh["releases"]:
+        before = old.get(release["name"])
+        if before is None:
+            problems.append(f"{release['name']}: not in the committed record")
+            continue
+        for field in ("attack_success_rate", "benign_pass_rate", "results", "violations"):
+            if before[field] != release[field]:
+                problems.append(f"{release['name']} {field} changed")
+    return problems
+
+
+DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "memorization": _memorization_drift,
+         "releases": _releases_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -486,6 +545,22 @@ def memorization_table(data: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+def releases_table(data: dict) -> str:
+    rows = ["| release | what changed | garak ASR | benign pass rate | gate against " + data["approved"] + " |",
+            "| --- | --- | ---: | ---: | --- |"]  # fmt: skip
+    for r in data["releases"]:
+        if r["violations"] is None:
+            verdict = "the approved baseline"
+        elif r["violations"]:
+            verdict = "**fails**: " + "; ".join(v.replace("|", "/") for v in r["violations"][:3])
+            verdict += f" (and {len(r['violations']) - 3} more)" if len(r["violations"]) > 3 else ""
+        else:
+            verdict = "passes"
+        rows.append(f"| `{r['name']}` | {r['change']} | {r['attack_success_rate']:.1%} | "
+                    f"{r['benign_pass_rate']:.0%} | {verdict} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
 def tables(records: dict[str, dict]) -> dict[str, str]:
     """Every table the course shows, by name, from the records of every set."""
     return {
@@ -493,6 +568,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "levels": levels_table(records["levels"]),
         "labs": labs_table(records["labs"], records["memorization"]),
         "memorization": memorization_table(records["memorization"]),
+        "releases": releases_table(records["releases"]),
     }
 
 
@@ -656,6 +732,24 @@ def privacy_utility_chart(data: dict) -> bytes:
     return _png(fig)
 
 
+def releases_chart(data: dict) -> bytes:
+    """Lab 08: each release's attack success rate and benign pass rate; the gate's failures in red."""
+    plt = _figure()
+    releases = data["releases"]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    names = [r["name"] for r in releases]
+    _paired_bars(ax, names, [r["attack_success_rate"] for r in releases], [r["benign_pass_rate"] for r in releases],
+                 ("garak attack success rate", "benign pass rate"), (RED, BLUE))  # fmt: skip
+    for label, release in zip(ax.get_xticklabels(), releases, strict=True):
+        label.set_color(RED if release["violations"] else "black")
+        label.set_rotation(20)
+        label.set_horizontalalignment("right")
+    ax.set_ylim(0, 130)  # room for the legend above the bars: the tick labels take the space below
+    ax.legend(loc="upper center", ncol=2, frameon=False)
+    ax.set_title(f"Lab 08: every release against the approved {data['approved']} (red: the gate fails it)")
+    return _png(fig)
+
+
 def charts(records: dict[str, dict]) -> dict[str, bytes]:
     """Every chart the course shows, by file name, from the records of every set."""
     out = {"baseline.png": baseline_chart(records["levels"]), "levels.png": levels_chart(records["levels"])}
@@ -664,4 +758,5 @@ def charts(records: dict[str, dict]) -> dict[str, bytes]:
     out["lab07.png"] = lab07_chart(records["memorization"])
     out["exposure.png"] = exposure_chart(records["memorization"])
     out["privacy-utility.png"] = privacy_utility_chart(records["memorization"])
+    out["lab08.png"] = releases_chart(records["releases"])
     return out

@@ -69,6 +69,22 @@ def test_every_reference_solution_cuts_attacks_and_keeps_ordinary_use(fresh_labs
         assert after["benign_rate"] >= 0.9, number
 
 
+@pytest.fixture(scope="module")
+def fresh_releases():
+    return figures.measure_set("releases")
+
+
+def test_committed_release_records_match_a_fresh_measurement(fresh_releases):
+    assert figures.drift_of("releases", fresh_releases) == []
+
+
+def test_the_gate_passes_the_clean_releases_and_fails_the_regressions(fresh_releases):
+    verdicts = {r["name"]: r["violations"] for r in fresh_releases["releases"]}
+    assert verdicts.pop(figures.APPROVED) is None
+    passed = {name for name, violations in verdicts.items() if not violations}
+    assert passed == {"v1.1-friendlier", "v1.1-short-prompt"}  # the others regress (the lesson says how)
+
+
 def test_committed_memorization_record_matches_a_fresh_measurement(fresh_memorization):
     assert figures.drift_of("memorization", fresh_memorization) == []
 
