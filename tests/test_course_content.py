@@ -543,3 +543,27 @@ def test_grading_page_states_the_graders_thresholds():
     for lab, phrases in expected.items():
         for phrase in phrases:
             assert phrase in rows[lab], (lab, phrase)
+
+
+# --- figures quoted in the prose -------------------------------------------------------------
+
+
+def test_lesson_07_quotes_the_measured_memorization_figures():
+    """The figures Module 07's prose quotes are those of course/measured/memorization.json, the
+    records the site's table and charts are drawn from: re-committing the records fails this
+    test until the prose agrees."""
+    runs = json.loads((COURSE / "measured" / "memorization.json").read_text("utf-8"))["runs"]
+    plain, clean, dp = runs["unhardened"], runs["scrubbed + deduplicated"], runs["DP-SGD, noise 1.0"]
+    page = (COURSE / "07-memorization" / "index.md").read_text("utf-8")
+    measured = " ".join(page.split("### What the lab measured", 1)[1].split("### The grade", 1)[0].split())
+    for phrase in [
+        f"perplexity on clean held-out chats is {plain['perplexity']:.2f}",
+        f"({clean['perplexity']:.2f} against {plain['perplexity']:.2f} unhardened)",
+        f"ε ≈ {dp['epsilon']}",
+        f"from about {plain['perplexity']:.2f} to about {dp['perplexity']:.1f}",
+    ]:
+        assert phrase in measured, phrase
+    assert clean["perplexity"] < plain["perplexity"], "the prose says scrubbing lowers perplexity"
+    assert max(c["exposure_bits"] for c in dp["canaries"]) < 5, "the prose says every DP canary is under 5 bits"
+    quoted = {f"{run['perplexity']:.2f}" for run in runs.values()} | {str(dp["epsilon"])}
+    assert set(re.findall(r"\b\d\.\d\d\b", measured)) <= quoted, "a figure the records do not hold"
