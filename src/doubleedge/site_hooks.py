@@ -27,7 +27,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
 from doubleedge import figures
-from doubleedge.grading.labs import LABS, Lab
+from doubleedge.labs import LABS, Lab
 from doubleedge.paths import graders_dir
 
 log = logging.getLogger("mkdocs.hooks.doubleedge")

@@ -8,7 +8,7 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   answers questions about them: values, calls, the learner's guards;
 * the **checker** (this module's ``main``) holds everything that decides the score:
   the model, the learner's secret, the held-out cases, the baseline scan and the
-  checks (the lab's judge, judges/labNN.py). It builds the hardened target itself,
+  checks (the lab's judge, doubleedge/labs/labNN_slug/judge.py). It builds the hardened target itself,
   from the learner's settings as data and with the learner's code (guards, policies)
   called over the pipe (remote.py), then attacks it with garak, the held-out cases and
   the benign set. Files the learner's code must open (model files, a trained model)
@@ -38,9 +38,9 @@ import tempfile
 from pathlib import Path
 
 from doubleedge.grading.judges import judge_for
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
 from doubleedge.grading.runner import SETUP_SECONDS
+from doubleedge.labs import get_lab
 
 # Graded code may not lean on the course's reference solutions.
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")

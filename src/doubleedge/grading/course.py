@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doubleedge.grading.labs import LABS, Lab, get_lab
+from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.paths import graders_dir
 
 if TYPE_CHECKING:

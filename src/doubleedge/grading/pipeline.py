@@ -42,7 +42,7 @@ import nbformat
 
 from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.judges import judge_for
-from doubleedge.grading.labs import Lab
+from doubleedge.labs import Lab
 from doubleedge.paths import graders_dir
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -4,7 +4,7 @@ The checker never runs learner code. It reads the learner's names as plain data,
 where the lab needs learner *code* (a guard, a tool policy, a record-access rule) it
 builds a stand-in that asks the runner each time: the learner's answer comes back as
 data and the checker decides what it means. :class:`Judging` collects one learner's
-test results for a lab's judge (judges/labNN.py).
+test results for a lab's judge (its ``judge`` module, doubleedge/labs/labNN_slug/judge.py).
 """
 
 from __future__ import annotations

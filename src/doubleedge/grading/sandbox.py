@@ -56,7 +56,7 @@ ENV_LIMITS = "DOUBLEEDGE_SANDBOX_LIMITS"
 ENV_MODE = "DOUBLEEDGE_SANDBOX"
 ENV_IPC = "DOUBLEEDGE_KERNEL_IPC"
 # Variables a sandboxed process may inherit; everything else is dropped.
-PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_COURSE_KEY", "LANG", "LC_ALL", "TZ")
+PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_COURSE_KEY", "DOUBLEEDGE_LAB_PATH", "LANG", "LC_ALL", "TZ")
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -431,6 +431,7 @@ def python_paths() -> tuple[Path, ...]:
     package_root = Path(doubleedge.__file__).resolve().parents[1]  # src/ of an editable install
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package_root}
     paths |= {Path(p).resolve() for p in _pythonpath()}
+    paths |= {Path(p).resolve() for p in os.environ.get("DOUBLEEDGE_LAB_PATH", "").split(os.pathsep) if p}  # labs
     if package_root.name != "src" and package_root.parent in paths:
         paths.discard(package_root)  # a site-packages install: the prefix covers it
     paths = {p for p in paths if not _under_system(p)}
