@@ -502,7 +502,7 @@ def _figure():
     return plt
 
 
-def _png(fig) -> bytes:  # noqa: ANN001
+def _png(fig) -> bytes:
     plt = _figure()
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -537,7 +537,7 @@ def baseline_chart(data: dict) -> bytes:
     return _png(fig)
 
 
-def _paired_bars(ax, labels: list[str], first: list[float], second: list[float], names: tuple[str, str],  # noqa: ANN001
+def _paired_bars(ax, labels: list[str], first: list[float], second: list[float], names: tuple[str, str],
                  colors: tuple[str, str] = (RED, BLUE)) -> None:  # fmt: skip
     xs = range(len(labels))
     for offset, values, name, color in ((-0.2, first, names[0], colors[0]), (0.2, second, names[1], colors[1])):

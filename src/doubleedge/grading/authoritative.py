@@ -129,7 +129,7 @@ def run(
     baseline: Path | None,
     heldout: Path,
     scratch: Path,
-    sandbox,  # noqa: ANN001 (sandbox.Sandbox; imported lazily to keep this module light)
+    sandbox,  # sandbox.Sandbox; imported lazily to keep this module light
 ) -> dict:
     """The authoritative result for one learner. Raises RuntimeError if it cannot be computed."""
     skipped = {k: FORBIDDEN_REASON for k, source in cells.items() if FORBIDDEN.search(source)}
@@ -143,7 +143,7 @@ def run(
     raise RuntimeError("the grading process kept failing")
 
 
-def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, sandbox) -> dict:  # noqa: ANN001
+def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, sandbox) -> dict:
     from doubleedge.grading.sandbox import kill_group, python
 
     limits = sandbox.limits
@@ -163,7 +163,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
-    runner_log = open(runner_dir / "stderr.log", "wb")  # noqa: SIM115
+    runner_log = open(runner_dir / "stderr.log", "wb")
     try:
         runner = sandbox.popen(
             [python(), "-m", "doubleedge.grading.runner", str(runner_dir / "cells.json")],

@@ -351,7 +351,7 @@ def summarize(lab: Lab, rows: list[dict], out: Path) -> list[Path]:
 # The command line ----------------------------------------------------------------------
 
 
-def add_course_commands(sub, grading_options) -> None:  # noqa: ANN001
+def add_course_commands(sub, grading_options) -> None:
     course = sub.add_parser("course", help="the instructor's workflow: init, release, collect, grade, feedback, export")
     steps = course.add_subparsers(dest="step", required=True)
 

@@ -56,7 +56,7 @@ class RunnerClient:
         """The runner's next unsolicited message (``cell`` or ``ready``)."""
         return self._read(timeout)
 
-    def request(self, op: str, **fields) -> dict:  # noqa: ANN003
+    def request(self, op: str, **fields) -> dict:
         target = f"{op}:{fields.get('name') or fields.get('function') or fields.get('side') or ''}"
         with self._lock:
             if self.broken:
@@ -278,7 +278,7 @@ class Judging:
             self.raise_if_broken()
         except (RunnerBroken, RemoteError) as exc:
             self.tests[test_id] = Check(False, str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.tests[test_id] = Check(False, f"{type(exc).__name__}: {str(exc)[:200]}")
         return self.tests[test_id].passed
 

@@ -56,4 +56,3 @@ def get_lab(number: str) -> Lab:
         return LABS[number]
     except KeyError:
         raise ValueError(f"no graded lab {number!r}; available: {', '.join(LABS)}") from None
-

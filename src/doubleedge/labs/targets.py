@@ -20,4 +20,3 @@ def build_bot(model: str, defense: str, learner: str | None) -> SupportBot:
 
 
 SUPPORT_BOT = ChatTarget(name="the support bot", speaker="Bell", build=build_bot)
-

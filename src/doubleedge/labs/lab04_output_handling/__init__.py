@@ -96,7 +96,14 @@ LAB = Lab(
     benign="ordinary replies rendered whole",
     measure=measure,
     thresholds=thresholds,
-    hidden=("check_render", "check_order_query", "check_csp", "attribute_filter=keep_shop_urls",
-            "customer = ? AND number = ?", 'onerror=\\"alert(document.cookie)', "logo.png?q=[DATA]",
-            "' OR '1'='1\""),  # fmt: skip
+    hidden=(
+        "check_render",
+        "check_order_query",
+        "check_csp",
+        "attribute_filter=keep_shop_urls",
+        "customer = ? AND number = ?",
+        'onerror=\\"alert(document.cookie)',
+        "logo.png?q=[DATA]",
+        "' OR '1'='1\"",
+    ),
 )

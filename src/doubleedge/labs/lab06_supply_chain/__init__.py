@@ -14,6 +14,11 @@ LAB = Lab(
     checks="doubleedge.grading.lab06",
     solution="doubleedge.defenses.lab06",
     thresholds=lambda: ["no held-out poisoned file's code runs"],
-    hidden=("weights_only=True)  # an allowlist", "check_refuses", "Double Edge lab 06: this file ran code",
-            '"remote-code", "tampered"]', "auto_map"),  # fmt: skip
+    hidden=(
+        "weights_only=True)  # an allowlist",
+        "check_refuses",
+        "Double Edge lab 06: this file ran code",
+        '"remote-code", "tampered"]',
+        "auto_map",
+    ),
 )

@@ -26,6 +26,11 @@ LAB = Lab(
     checks="doubleedge.grading.lab07",
     solution="doubleedge.defenses.lab07",
     thresholds=thresholds,
-    hidden=("SECRET_PATTERNS", "check_extraction", "exposure_check", "math.log2(space_size) - math.log2(rank)",
-            "max(logprobs, key=logprobs.get)"),  # fmt: skip
+    hidden=(
+        "SECRET_PATTERNS",
+        "check_extraction",
+        "exposure_check",
+        "math.log2(space_size) - math.log2(rank)",
+        "max(logprobs, key=logprobs.get)",
+    ),
 )

@@ -31,6 +31,11 @@ LAB = Lab(
             "web_injection.MarkdownImageExfil",
         ),
     ),
-    hidden=("check_gate", "check_card", "BANANAPHONE", "round((asr - before.get((probe, detector), 0.0)) * 100, 6)",
-            "after run {released['run_id']}"),  # fmt: skip
+    hidden=(
+        "check_gate",
+        "check_card",
+        "BANANAPHONE",
+        "round((asr - before.get((probe, detector), 0.0)) * 100, 6)",
+        "after run {released['run_id']}",
+    ),
 )
