@@ -1,6 +1,6 @@
 """Labs 02 onwards through the whole grading pipeline: the learner copy holds no solution
 or hidden test; the source notebook gets full marks and an untouched learner copy none,
-through nbgrader autograde in the sandbox and the authoritative re-run (judges/labNN.py).
+through nbgrader autograde in the sandbox and the authoritative re-run (the lab package's judge.py).
 Lab 01 has its own, longer round trip (test_grading_roundtrip.py)."""
 
 from __future__ import annotations
