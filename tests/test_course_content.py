@@ -33,8 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
-from doubleedge.scan.specs import LAB_SCANS
 
 COURSE = REPO_ROOT / "course"
 SYLLABUS = COURSE / "syllabus.md"
@@ -42,8 +42,9 @@ GLOSSARY = COURSE / "learners" / "glossary.md"
 GRADING_PAGE = COURSE / "learners" / "grading.md"
 
 # Lab 07 scans a trained model, not the bot, so its garak probe is not in LAB_SCANS.
+LAB_SCANS = {number: lab.scan for number, lab in LABS.items() if lab.scan}  # the labs' own garak scans
 COURSE_ONLY_SCANS = {"07": ("doubleedge_canaries.Canaries",)}
-CAPSTONE_LAB = "09"  # the capstone's lab number (scan/specs.py)
+CAPSTONE_LAB = "09"  # the capstone's lab number (doubleedge/labs/lab09_capstone)
 
 # The official names, from genai.owasp.org: the 2025 list, and the 2026 list as published on
 # 4 August 2026 (GenAI-Security-Project/GenAI-LLM-Top10, 2026/README.md).
@@ -523,22 +524,8 @@ def test_the_wording_check_catches_variants(line):
 
 
 def test_grading_page_states_the_graders_thresholds():
-    from doubleedge.grading import lab01, lab02, lab03, lab04, lab05, lab07
-
     rows = {cells[0]: " ".join(cells[1:]) for cells in table(GRADING_PAGE.read_text("utf-8"), "## The thresholds")}
-    expected = {
-        "01": [f"below {lab01.ASR_THRESHOLD:.0%}", f"at least {lab01.BENIGN_THRESHOLD:.0%}"],
-        "02": [f"below {lab02.ASR_THRESHOLD:.0%}", f"at least {lab02.BENIGN_THRESHOLD:.0%}"],
-        "03": [f"below {lab03.ASR_THRESHOLD:.0%}", f"at least {lab03.BENIGN_THRESHOLD:.0%}"],
-        "04": [f"below {lab04.ASR_THRESHOLD:.0%}", f"at least {lab04.BENIGN_THRESHOLD:.0%}"],
-        "05": [f"{lab05.MAX_ATTACK_RATE:.0%} of held-out", f"at least {lab05.BENIGN_THRESHOLD:.0%}"],
-        "06": ["no held-out poisoned file's code runs"],
-        "07": [
-            f"below {lab07.EXPOSURE_THRESHOLD:g} bits",
-            f"inserted {lab07.EXTRACT_MIN_COUNT} times",
-            f"at most {lab07.PERPLEXITY_RATIO - 1:.0%} above",
-        ],
-    }
+    expected = {number: lab.thresholds() for number, lab in LABS.items() if lab.thresholds}
     assert set(expected) <= set(rows)
     for lab, phrases in expected.items():
         for phrase in phrases:

@@ -1,6 +1,8 @@
-"""Contract tests over every lab: sources, solutions, lessons and held-out sets."""
+"""Contract tests over every discovered lab (doubleedge.labs): sources, solutions, lessons, held-out
+sets, scans, targets and judges. A new lab package gets all of them by being found."""
 
 import ast
+import importlib
 import json
 import re
 
@@ -8,12 +10,7 @@ import nbformat
 import pytest
 import yaml
 
-from doubleedge.defenses import lab01 as lab01_solution
-from doubleedge.defenses import lab02 as lab02_solution
-from doubleedge.defenses import lab03 as lab03_solution
-from doubleedge.defenses import lab05 as lab05_solution
-from doubleedge.defenses import lab09 as lab09_solution
-from doubleedge.grading.labs import LABS
+from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
 LAB_LIST = list(LABS.values())
@@ -48,12 +45,69 @@ def test_every_test_cell_says_what_it_checks(lab):
             assert cell.source.startswith('"""Check'), meta["grade_id"]
 
 
+def _nav_entries(nav: list) -> dict[str, str]:
+    """Every titled page of the nav: page -> title."""
+    found = {}
+    for item in nav:
+        for title, value in item.items() if isinstance(item, dict) else ():
+            found |= _nav_entries(value) if isinstance(value, list) else {value: title}
+    return found
+
+
 @pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
-def test_lab_has_a_lesson_in_the_nav(lab):
+def test_lab_has_a_lesson_in_the_nav_under_its_title(lab):
     config = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text())
-    lesson = f"{lab.slug}/index.md"
-    assert lesson in json.dumps(config["nav"])
-    assert (REPO_ROOT / "course" / lesson).is_file()
+    assert _nav_entries(config["nav"]).get(f"{lab.slug}/index.md") == lab.label
+    assert lab.lesson.is_file()
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
+def test_syllabus_links_the_lesson_under_its_title(lab):
+    assert f"[{lab.label}]({lab.slug}/index.md)" in (REPO_ROOT / "course" / "syllabus.md").read_text("utf-8")
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
+def test_lab_package_is_named_after_the_lab(lab):
+    assert lab.package == f"doubleedge.labs.lab{lab.number}_{lab.slug[3:].replace('-', '_')}"
+    assert lab.slug.startswith(f"{lab.number}-") and lab.source_notebook.is_file()
+    assert importlib.import_module(lab.checks).LAB == lab.number
+    assert lab.solution is None or importlib.import_module(lab.solution)
+
+
+@pytest.mark.parametrize("lab", [lab for lab in LAB_LIST if lab.scan], ids=lambda lab: lab.slug)
+def test_scan_is_the_labs_and_names_real_probes(lab):
+    assert lab.scan.lab == lab.number and lab.scan.probes and len(set(lab.scan.probes)) == len(lab.scan.probes)
+    for probe in lab.scan.probes:
+        family, name = probe.split(".")
+        package = "doubleedge.scan.plugins.probes" if family == "doubleedge" else "garak.probes"
+        assert hasattr(importlib.import_module(f"{package}.{family}"), name), probe
+    assert lab.scan.course_plugins == any(p.startswith("doubleedge.") for p in lab.scan.probes)
+
+
+@pytest.mark.parametrize("lab", [lab for lab in LAB_LIST if lab.measure], ids=lambda lab: lab.slug)
+def test_measured_lab_has_a_scan_and_names_its_ordinary_use(lab):
+    assert lab.scan and lab.benign
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
+def test_target_builds_with_each_of_its_defenses(lab):
+    from doubleedge.defenses import DEFENSES
+    from doubleedge.labs import ChatTarget
+
+    if not isinstance(lab.target, ChatTarget):
+        assert f"Lab {lab.number}" in lab.target.message
+        return
+    defenses = lab.target.defenses or ("none", *([lab.defense] if lab.defense else []))
+    assert lab.defense is None or lab.defense in (lab.target.defenses or DEFENSES)
+    for defense in defenses:
+        assert lab.target.build("reference", defense, "contract") is not None
+
+
+@pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
+def test_hidden_text_is_in_the_source_notebook(lab):
+    """What the learner copy must not hold is really in the source: else that check proves nothing."""
+    source = "\n".join(cell.source for cell in _cells(lab))
+    assert [text for text in lab.hidden if text not in source] == []
 
 
 @pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)
@@ -74,36 +128,27 @@ def _definitions(source: str) -> dict[str, str]:
     return found
 
 
-# Labs whose reference solution is also served by the package (``--defense NAME``).
-PACKAGED_SOLUTIONS = {
-    "01": (lab01_solution, ("HARDENED_SYSTEM_PROMPT", "leaks_secret", "build_defense")),
-    "02": (lab02_solution, ("HARDENED_SYSTEM_PROMPT", "strip_instructions", "build_defense")),
-    "03": (lab03_solution, ("HARDENED_SYSTEM_PROMPT", "may_see", "redact_pii", "build_defense")),
-    "05": (lab05_solution, ("tool_policy", "build_agent_defense")),
-    "09": (
-        lab09_solution,
-        (
-            "HARDENED_SYSTEM_PROMPT",
-            "may_see",
-            "strip_instructions",
-            "build_defense",
-            "tool_policy",
-            "build_agent_defense",
-        ),
-    ),
-}
+def _solution_definitions(lab) -> dict[str, str]:
+    """Top-level definitions of the notebook's solution cells, solution markers dropped."""
+    found = {}
+    for cell in _cells(lab):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            found |= _definitions(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M))
+    return found
 
 
-@pytest.mark.parametrize("number", sorted(PACKAGED_SOLUTIONS))
-def test_notebook_solution_matches_the_packaged_reference_solution(number):
-    """The packaged solution must be exactly what the notebook's solution cell builds."""
-    module, names = PACKAGED_SOLUTIONS[number]
-    cell = next(c for c in _cells(LABS[number]) if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
-    solution = re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M)
-    in_notebook = _definitions(solution)
-    in_package = _definitions(open(module.__file__).read())
-    for name in names:
-        assert in_notebook[name] == in_package[name], f"{name} differs between the notebook and the package"
+# Labs whose reference solution the package serves as a --defense (doubleedge.defenses.labNN).
+SERVED = [lab for lab in LAB_LIST if lab.defense]
+
+
+@pytest.mark.parametrize("lab", SERVED, ids=lambda lab: lab.slug)
+def test_notebook_solution_matches_the_packaged_reference_solution(lab):
+    """Every name the packaged solution shares with the notebook's solution cells is defined identically."""
+    in_notebook = _solution_definitions(lab)
+    in_package = _definitions(open(importlib.import_module(lab.solution).__file__).read())
+    shared = sorted(set(in_notebook) & set(in_package))
+    assert {"build_defense", "build_agent_defense", "render"} & set(shared), shared  # what --defense builds
+    assert [name for name in shared if in_notebook[name] != in_package[name]] == []
 
 
 @pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)

@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from doubleedge import progress
 from doubleedge.cli import main
-from doubleedge.grading.labs import LABS
+from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
 COMPLETION = {"entry_type": "completion", "end_time": "2026-01-01T00:00:00", "run": "r-1"}

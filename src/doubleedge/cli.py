@@ -6,99 +6,45 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from doubleedge.defenses import DEFENSES, get_defense
-from doubleedge.models import load_model, model_specs
-from doubleedge.target import SupportBot, derive_secret, learner_id
-from doubleedge.target.server import LOOPBACK, ChatServer
-
-if TYPE_CHECKING:
-    from doubleedge.scan import ScanReport, ScanSpec
-    from doubleedge.target.agent import AgentBot
-    from doubleedge.target.webchat import WebChat, WebChatServer
+from doubleedge.defenses import DEFENSES
+from doubleedge.labs import LABS, ChatTarget, NoChatTarget, get_lab
+from doubleedge.labs.targets import SUPPORT_BOT
+from doubleedge.models import model_specs
+from doubleedge.target import learner_id
+from doubleedge.target.server import LOOPBACK
 
 
-def build_bot(model: str, defense: str, learner: str | None) -> SupportBot:
-    secret = derive_secret(learner or learner_id())
-    return SupportBot(load_model(model), secret=secret, defense=get_defense(defense, secret))
+def app_targets() -> dict[str, ChatTarget]:
+    """The labs whose chat target is not the support bot, by number."""
+    return {n: lab.target for n, lab in LABS.items() if isinstance(lab.target, ChatTarget) and lab.target.defenses}
 
 
-# Labs whose target is not the support bot, with the defenses that harden it: Lab 04's web
-# chat (its page and order desk do the damage, see scan/webchat.py), Lab 05's agent and the
-# capstone's chat desk (Wren, target/capstone.py).
-APP_DEFENSES = {"04": ("none", "lab04"), "05": ("none", "lab05"), "09": ("none", "lab09")}
-APP_NAMES = {"04": "the web chat", "05": "the agent", "09": "Wren's desk (the capstone)"}
-# Labs with no chat target: what their notebook scans instead.
-NO_CHAT_TARGET = {
-    "06": "Lab 06's target is model files, not a chat: the notebook scans them with picklescan "
-    "(doubleedge.supplychain.scan_path)",
-    "07": "Lab 07's target is the model you train in the notebook, not a chat: the notebook scans it with garak "
-    "(doubleedge.memorization.garak_scan.scan_model)",
-}
-
-
-def check_target(lab: str | None, defense: str) -> None:
-    """Refuse a defense that does not fit the lab's target (ValueError: the CLI's exit 2)."""
-    if lab in NO_CHAT_TARGET:
-        raise ValueError(NO_CHAT_TARGET[lab])
-    if lab in APP_DEFENSES and defense not in APP_DEFENSES[lab]:
-        raise ValueError(f"Lab {lab} targets {APP_NAMES[lab]}: --defense is one of {', '.join(APP_DEFENSES[lab])}")
-    if lab not in APP_DEFENSES and defense not in DEFENSES:
-        owner = next(n for n, names in APP_DEFENSES.items() if defense in names)
-        raise ValueError(f"--defense {defense} hardens {APP_NAMES[owner]}: add --lab {owner}")
-
-
-def build_agent(model: str, defense: str) -> AgentBot:
-    from doubleedge.defenses import lab05
-    from doubleedge.target.agent import AgentBot, AgentDefense
-
-    return AgentBot(load_model(model), defense=lab05.build_agent_defense() if defense == "lab05" else AgentDefense())
-
-
-def build_webchat(model: str, defense: str, learner: str | None) -> WebChat:
-    from doubleedge.defenses import lab04
-    from doubleedge.target.webchat import Policy, WebChat
-
-    hardened = Policy("lab04", lab04.render, lab04.order_query, lab04.CONTENT_SECURITY_POLICY)
-    return WebChat(build_bot(model, "none", learner), hardened if defense == "lab04" else Policy())
-
-
-def build_capstone_desk(model: str, defense: str, learner: str | None) -> SupportBot:
-    from doubleedge.defenses import lab09
-    from doubleedge.target.capstone import WrenDesk, capstone_secret
-
-    secret = capstone_secret(learner or learner_id())
-    return WrenDesk(
-        load_model(model), secret=secret, defense=lab09.build_defense(secret) if defense == "lab09" else None
-    )
-
-
-def chat_server(args: argparse.Namespace) -> ChatServer | WebChatServer:
-    """The lab's target over HTTP: the web chat (04), the agent (05) or the support bot."""
-    if args.lab is not None:
-        from doubleedge.grading.labs import get_lab
-
-        get_lab(args.lab)
-    check_target(args.lab, args.defense)
-    if args.lab == "04":
-        from doubleedge.target.webchat import WebChatServer
-
-        return WebChatServer(build_webchat(args.model, args.defense, args.learner), args.host, args.port)
-    if args.lab == "05":
-        return ChatServer(build_agent(args.model, args.defense), args.host, args.port)
-    if args.lab == "09":
-        return ChatServer(build_capstone_desk(args.model, args.defense, args.learner), args.host, args.port)
-    return ChatServer(build_bot(args.model, args.defense, args.learner), args.host, args.port)
+def target_for(lab: str | None, defense: str) -> ChatTarget:
+    """The lab's chat target (the support bot for no lab, or for a number that is no lab: the
+    caller names that error), refusing a defense that does not fit it (ValueError: the CLI's exit 2)."""
+    found = LABS[lab].target if lab in LABS else SUPPORT_BOT
+    if isinstance(found, NoChatTarget):
+        raise ValueError(found.message)
+    allowed = found.defenses or tuple(DEFENSES)
+    if defense in allowed:
+        return found
+    if found.defenses:
+        raise ValueError(f"Lab {lab} targets {found.name}: --defense is one of {', '.join(found.defenses)}")
+    owner = next(n for n, target in app_targets().items() if defense in target.defenses)
+    raise ValueError(f"--defense {defense} hardens {app_targets()[owner].name}: add --lab {owner}")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in (LOOPBACK, "localhost", "::1"):
         print(f"warning: serving on {args.host}, reachable beyond this machine", file=sys.stderr)
-    server = chat_server(args)
-    more = f" and /order, its page at {server.url}/" if args.lab == "04" else ""
-    name = "Wren" if args.lab == "09" else "Bell"
-    print(f"{name} (defense: {args.defense}) answers POST {server.url}/chat{more}  (Ctrl-C to stop)", flush=True)
+    if args.lab is not None:
+        get_lab(args.lab)
+    target = target_for(args.lab, args.defense)
+    server = target.serve(target.build(args.model, args.defense, args.learner), args.host, args.port)
+    more = target.routes.format(url=server.url)
+    print(f"{target.speaker} (defense: {args.defense}) answers POST {server.url}/chat{more}  (Ctrl-C to stop)",
+          flush=True)  # fmt: skip
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -108,36 +54,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def scan_target(args: argparse.Namespace, spec: ScanSpec, workdir: Path | None) -> ScanReport:
-    """Serve the lab's target for one scan: the web chat (04), the agent (05) or the support bot."""
-    from doubleedge.scan import scan_bot
-
-    if args.lab == "04":
-        from doubleedge.scan.webchat import scan_webchat
-
-        return scan_webchat(build_webchat(args.model, args.defense, args.learner), spec, workdir)
-    if args.lab == "05":
-        return scan_bot(build_agent(args.model, args.defense), spec, workdir)
-    if args.lab == "09":
-        return scan_bot(build_capstone_desk(args.model, args.defense, args.learner), spec, workdir)
-    return scan_bot(build_bot(args.model, args.defense, args.learner), spec, workdir)
-
-
 def cmd_scan(args: argparse.Namespace) -> int:
     from doubleedge.scan import ScanError, scan_for_lab, scan_url
 
-    check_target(args.lab, args.defense)
+    target = target_for(args.lab, args.defense)
     spec = scan_for_lab(args.lab)
     workdir = Path(args.workdir) if args.workdir else None
     try:
         if args.url:
             if workdir is None:
                 raise SystemExit("--url needs --workdir (where garak writes its reports)")
-            if args.lab == "04":
-                raise ValueError("Lab 04 scans what the web chat's page and order desk make of replies: drop --url")
+            if target.url_refusal:
+                raise ValueError(target.url_refusal)
             report = scan_url(args.url, spec, workdir)
         else:
-            report = scan_target(args, spec, workdir)
+            report = target.scan(target.build(args.model, args.defense, args.learner), spec, workdir)
     except ScanError as exc:
         print(f"scan failed: {exc}", file=sys.stderr)
         return 2
@@ -161,7 +92,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from doubleedge.grading.labs import get_lab
     from doubleedge.grading.pipeline import Submission, find_submissions, grade, write_csv
     from doubleedge.grading.sandbox import SandboxError, make_sandbox
 
@@ -223,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     def target_options(p: argparse.ArgumentParser) -> None:
-        defenses = sorted({*DEFENSES, *(d for names in APP_DEFENSES.values() for d in names)})
+        defenses = sorted({*DEFENSES, *(d for target in app_targets().values() for d in target.defenses)})
         p.add_argument("--defense", default="none", choices=defenses, help="hardening to apply (default: none)")
         p.add_argument("--learner", help="learner id (default: $DOUBLEEDGE_LEARNER, the hub user, or 'local')")
         p.add_argument("--model", default="reference", help=f"model backend: {model_specs()} (default: reference)")

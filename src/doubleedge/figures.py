@@ -28,6 +28,7 @@ import io
 import json
 import os
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from doubleedge.defenses import LEVELS, get_defense
 from doubleedge.evaluate import benign_pass_rate
+from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.models import ReferenceModel
 from doubleedge.paths import REPO_ROOT
 from doubleedge.scan import BASELINE, ScanReport, scan_bot, scan_for_lab
@@ -81,27 +83,8 @@ def measure_levels() -> dict:
 
 # --- labs: each lab's scan before and after its reference solution -------------------------
 
-# What each lab counts as the ordinary use that hardening must keep working.
-BENIGN_LABELS = {
-    "01": "ordinary questions answered",
-    "02": "questions about clean documents answered",
-    "03": "own-account questions answered",
-    "04": "ordinary replies rendered whole",
-    "05": "ordinary tasks handled",
-    "09": "ordinary requests handled",
-}
-LAB_TITLES = {
-    "01": "Prompt injection",
-    "02": "Indirect prompt injection",
-    "03": "Sensitive information disclosure",
-    "04": "Improper output handling",
-    "05": "Excessive agency",
-    "07": "Memorization",
-    "09": "Capstone",
-}
-
-
-def _side(report: ScanReport, benign: float) -> dict:
+def side(report: ScanReport, benign: float) -> dict:
+    """One side of a lab's measure (doubleedge.labs.base.Measure): its scan and its ordinary use."""
     return {
         "attack_success_rate": round(report.overall_attack_success_rate, 4),
         "benign_rate": round(benign, 4),
@@ -109,76 +92,9 @@ def _side(report: ScanReport, benign: float) -> dict:
     }
 
 
-def _lab01() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab01 as solution
-
-    secret = derive_secret(LEARNER)
-    before = SupportBot(ReferenceModel(), secret=secret)
-    after = SupportBot(ReferenceModel(), secret=secret, defense=solution.build_defense(secret))
-    return tuple(_side(scan_bot(bot, scan_for_lab("01")), benign_pass_rate(bot).rate) for bot in (before, after))
-
-
-def _lab02() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab02 as solution
-    from doubleedge.grading import lab02
-
-    bots = (lab02.unhardened_bot(LEARNER), lab02.hardened_bot(solution.build_defense, LEARNER))
-    return tuple(_side(scan_bot(bot, scan_for_lab("02")), lab02.document_pass_rate(bot).rate) for bot in bots)
-
-
-def _lab03() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab03 as solution
-    from doubleedge.grading import lab03
-
-    bots = (lab03.unhardened_bot(LEARNER), lab03.hardened_bot(solution.build_defense, LEARNER))
-    return tuple(_side(scan_bot(bot, scan_for_lab("03")), lab03.account_pass_rate(bot).rate) for bot in bots)
-
-
-def _lab04() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab04 as solution
-    from doubleedge.grading.lab04 import benign_render_failures, fresh_app
-    from doubleedge.scan.webchat import scan_webchat
-    from doubleedge.target.webchat import Policy, markdown_to_html
-
-    hardened = Policy("lab04", solution.render, solution.order_query, solution.CONTENT_SECURITY_POLICY)
-    sides = []
-    for policy, render in ((Policy(), markdown_to_html), (hardened, solution.render)):
-        total, failures = benign_render_failures(render, LEARNER)
-        sides.append(_side(scan_webchat(fresh_app(LEARNER, policy)), 1 - len(failures) / total))
-    return tuple(sides)
-
-
-def _lab05() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab05 as solution
-    from doubleedge.grading.lab05 import evaluate_agency
-    from doubleedge.target.agent import AgentBot, AgentDefense
-
-    sides = []
-    for build in (AgentDefense, solution.build_agent_defense):
-        report = scan_bot(AgentBot(ReferenceModel(), customer="C-1001", defense=build()), scan_for_lab("05"))
-        sides.append(_side(report, evaluate_agency(build, []).benign_rate))
-    return tuple(sides)
-
-
-def _lab09() -> tuple[dict, dict]:
-    from doubleedge.defenses import lab09 as solution
-    from doubleedge.grading import lab09
-
-    sides = []
-    for desk, agent in ((None, None), (solution.build_defense, solution.build_agent_defense)):
-        measured = lab09.evaluate_hardening(desk, agent, LEARNER, [])  # the desk's scan, every ordinary request
-        sides.append(_side(measured.garak, measured.benign_rate))
-    return tuple(sides)
-
-
-LAB_MEASURES: dict[str, Callable[[], tuple[dict, dict]]] = {
-    "01": _lab01,
-    "02": _lab02,
-    "03": _lab03,
-    "04": _lab04,
-    "05": _lab05,
-    "09": _lab09,
-}
+def measured_labs() -> list[Lab]:
+    """The labs that declare a measure, in order."""
+    return [lab for lab in LABS.values() if lab.measure]
 
 
 # --- releases: Lab 08's candidates, each scanned and gated against the approved one ------------
@@ -207,9 +123,9 @@ def measure_releases() -> dict:
 
 def measure_labs() -> dict:
     labs = {}
-    for number, run in LAB_MEASURES.items():
-        before, after = run()
-        labs[number] = {"benign": BENIGN_LABELS[number], "unhardened": before, "reference solution": after}
+    for lab in measured_labs():
+        before, after = lab.measure()
+        labs[lab.number] = {"benign": lab.benign, "unhardened": before, "reference solution": after}
     return {"labs": labs}
 
 
@@ -310,7 +226,7 @@ def inputs(name: str) -> dict:
     if name == "levels":
         return common | {"spec": asdict(BASELINE), "levels": list(LEVEL_NAMES)}
     if name == "labs":
-        return common | {"specs": {n: asdict(scan_for_lab(n)) for n in LAB_MEASURES}}
+        return common | {"specs": {lab.number: asdict(lab.scan) for lab in measured_labs()}}
     if name == "memorization":
         return common | {"torch": version("torch"), "opacus": version("opacus")} | _memorization_spec()
     if name == "releases":
@@ -521,12 +437,12 @@ def labs_table(labs: dict, memorization: dict) -> str:
     ]
     for number, lab in labs["labs"].items():
         before, after = lab["unhardened"], lab["reference solution"]
-        rows.append(f"| {number} {LAB_TITLES[number]} | {before['attack_success_rate']:.0%} | "
+        rows.append(f"| {number} {get_lab(number).title} | {before['attack_success_rate']:.0%} | "
                     f"{after['attack_success_rate']:.0%} | {lab['benign']} | {before['benign_rate']:.0%} | "
                     f"{after['benign_rate']:.0%} |")  # fmt: skip
     runs = memorization["runs"]
     before, after = runs["unhardened"], runs["scrubbed + deduplicated"]
-    rows.append(f"| 07 {LAB_TITLES['07']} (garak canary scan) | {before['garak_canary_asr']:.0%} | "
+    rows.append(f"| 07 {get_lab('07').title} (garak canary scan) | {before['garak_canary_asr']:.0%} | "
                 f"{after['garak_canary_asr']:.0%} | perplexity on clean chats | {before['perplexity']:.2f} | "
                 f"{after['perplexity']:.2f} |")  # fmt: skip
     return "\n".join(rows) + "\n"
@@ -586,7 +502,7 @@ def _figure():
     return plt
 
 
-def _png(fig) -> bytes:  # noqa: ANN001
+def _png(fig) -> bytes:
     plt = _figure()
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -621,7 +537,7 @@ def baseline_chart(data: dict) -> bytes:
     return _png(fig)
 
 
-def _paired_bars(ax, labels: list[str], first: list[float], second: list[float], names: tuple[str, str],  # noqa: ANN001
+def _paired_bars(ax, labels: list[str], first: list[float], second: list[float], names: tuple[str, str],
                  colors: tuple[str, str] = (RED, BLUE)) -> None:  # fmt: skip
     xs = range(len(labels))
     for offset, values, name, color in ((-0.2, first, names[0], colors[0]), (0.2, second, names[1], colors[1])):
@@ -653,7 +569,8 @@ def lab_chart(number: str, lab: dict) -> bytes:
                  [before["attack_success_rate"], before["benign_rate"]],
                  [after["attack_success_rate"], after["benign_rate"]],
                  ("unhardened", "reference solution"), (GREY, BLUE))  # fmt: skip
-    ax.set_title(f"Lab {number}, {LAB_TITLES[number].lower()}: before and after hardening")
+    # Titles run long ("Sensitive information disclosure and ..."): wrapped to the chart's width.
+    ax.set_title("\n".join(textwrap.wrap(f"Lab {number}, {get_lab(number).title}: before and after hardening", 60)))
     return _png(fig)
 
 

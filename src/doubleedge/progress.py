@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from doubleedge.grading.labs import LABS, Lab
+from doubleedge.labs import LABS, Lab
 from doubleedge.scan.report import ScanError, read_report
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"

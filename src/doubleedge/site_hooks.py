@@ -27,7 +27,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
 from doubleedge import figures
-from doubleedge.grading.labs import LABS, Lab
+from doubleedge.labs import LABS, Lab
 from doubleedge.paths import graders_dir
 
 log = logging.getLogger("mkdocs.hooks.doubleedge")
@@ -41,7 +41,7 @@ _tables: dict[str, str] = {}
 _notebook_html: dict[str, str] = {}  # page src_uri -> rendered notebook
 
 
-def on_files(files: Files, config) -> Files:  # noqa: ANN001 (MkDocsConfig; typed loosely like MkDocs' own hooks)
+def on_files(files: Files, config) -> Files:  # MkDocsConfig; typed loosely like MkDocs' own hooks
     records = {name: figures.obtain(name, log=log.info) for name in figures.SETS}
     _tables.clear()
     _tables.update(figures.tables(records))
@@ -57,7 +57,7 @@ def on_files(files: Files, config) -> Files:  # noqa: ANN001 (MkDocsConfig; type
     return files
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
+def on_page_markdown(markdown: str, page, config, files) -> str:
     def table(match: re.Match) -> str:
         indent, name = match.groups()
         if name not in _tables:
@@ -67,7 +67,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001
     return MARKER.sub(table, markdown)
 
 
-def on_page_content(html: str, page, config, files) -> str:  # noqa: ANN001
+def on_page_content(html: str, page, config, files) -> str:
     # Added after the markdown step: the notebook is HTML already, and Markdown must not touch its <pre> blocks.
     notebook = _notebook_html.get(page.file.src_uri)
     if notebook is None:

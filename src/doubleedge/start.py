@@ -20,8 +20,8 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from doubleedge.grading.labs import LABS
 from doubleedge.grading.pipeline import CourseFolder, tool_env
+from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
 LOOPBACK = "127.0.0.1"

@@ -6,8 +6,8 @@ import json
 import nbformat
 import pytest
 
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.pipeline import CourseFolder, Submission, grade, write_csv
+from doubleedge.labs import get_lab
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 
 from doubleedge.grading.course import Course
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.sandbox import Limits, Sandbox, unavailable_for_tests
+from doubleedge.labs import get_lab
 
 LAB = get_lab("01")
 COURSE_ID = "double-edge"

@@ -11,7 +11,7 @@ from doubleedge.defenses import lab03 as solution03
 from doubleedge.evaluate import load_attacks
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.judges import judge_for
-from doubleedge.grading.labs import get_lab
+from doubleedge.labs import get_lab
 from doubleedge.scan import hits_in, read_report, scan_bot, scan_for_lab
 
 pytestmark = pytest.mark.integration

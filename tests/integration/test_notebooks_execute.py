@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from doubleedge.grading.labs import LABS
+from doubleedge.labs import LABS
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ import sqlite3
 import nbformat
 import pytest
 
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.pipeline import CourseFolder, Submission, grade, write_csv
 from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
+from doubleedge.labs import get_lab
 
 pytestmark = [
     pytest.mark.integration,

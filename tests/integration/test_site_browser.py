@@ -24,7 +24,7 @@ import pytest
 from headless import ARGS, CHROMIUM, sync_api
 
 from doubleedge import site_hooks
-from doubleedge.grading.labs import LABS
+from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration

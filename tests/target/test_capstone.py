@@ -10,11 +10,11 @@ from doubleedge.target.capstone import (
     BLOCKED_REPLY,
     HOTEL_REVIEWS,
     SYSTEM_PROMPT,
+    WREN,
     WrenAgent,
     WrenDesk,
     capstone_secret,
     exfiltration_link,
-    find,
     harmful_calls,
     larkspur_bookings,
     leaks,
@@ -36,7 +36,7 @@ def test_records_are_invented_and_card_digits_depend_on_the_secret():
     people = travellers("a")
     assert all(p.email.endswith("@example.com") and p.phone.startswith("555-01") for p in people)
     assert [p.card_last4 for p in people] != [p.card_last4 for p in travellers("b")]
-    assert "booking 4821" in find("a", "C-2001").line()
+    assert "booking 4821" in WREN.find("a", "C-2001").line()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   answers questions about them: values, calls, the learner's guards;
 * the **checker** (this module's ``main``) holds everything that decides the score:
   the model, the learner's secret, the held-out cases, the baseline scan and the
-  checks (the lab's judge, judges/labNN.py). It builds the hardened target itself,
+  checks (the lab's judge, doubleedge/labs/labNN_slug/judge.py). It builds the hardened target itself,
   from the learner's settings as data and with the learner's code (guards, policies)
   called over the pipe (remote.py), then attacks it with garak, the held-out cases and
   the benign set. Files the learner's code must open (model files, a trained model)
@@ -38,9 +38,9 @@ import tempfile
 from pathlib import Path
 
 from doubleedge.grading.judges import judge_for
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
 from doubleedge.grading.runner import SETUP_SECONDS
+from doubleedge.labs import get_lab
 
 # Graded code may not lean on the course's reference solutions.
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")
@@ -129,7 +129,7 @@ def run(
     baseline: Path | None,
     heldout: Path,
     scratch: Path,
-    sandbox,  # noqa: ANN001 (sandbox.Sandbox; imported lazily to keep this module light)
+    sandbox,  # sandbox.Sandbox; imported lazily to keep this module light
 ) -> dict:
     """The authoritative result for one learner. Raises RuntimeError if it cannot be computed."""
     skipped = {k: FORBIDDEN_REASON for k, source in cells.items() if FORBIDDEN.search(source)}
@@ -143,7 +143,7 @@ def run(
     raise RuntimeError("the grading process kept failing")
 
 
-def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, sandbox) -> dict:  # noqa: ANN001
+def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, sandbox) -> dict:
     from doubleedge.grading.sandbox import kill_group, python
 
     limits = sandbox.limits
@@ -163,7 +163,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
-    runner_log = open(runner_dir / "stderr.log", "wb")  # noqa: SIM115
+    runner_log = open(runner_dir / "stderr.log", "wb")
     try:
         runner = sandbox.popen(
             [python(), "-m", "doubleedge.grading.runner", str(runner_dir / "cells.json")],

@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doubleedge.grading.labs import LABS, Lab, get_lab
+from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.paths import graders_dir
 
 if TYPE_CHECKING:
@@ -351,7 +351,7 @@ def summarize(lab: Lab, rows: list[dict], out: Path) -> list[Path]:
 # The command line ----------------------------------------------------------------------
 
 
-def add_course_commands(sub, grading_options) -> None:  # noqa: ANN001
+def add_course_commands(sub, grading_options) -> None:
     course = sub.add_parser("course", help="the instructor's workflow: init, release, collect, grade, feedback, export")
     steps = course.add_subparsers(dest="step", required=True)
 

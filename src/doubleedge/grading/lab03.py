@@ -44,9 +44,9 @@ from doubleedge.disclosure import leaked_values
 from doubleedge.evaluate import Attack, Outcome, benign_pass_rate
 from doubleedge.grading import checks, lab01
 from doubleedge.grading.lab01 import Check, injections
+from doubleedge.labs.lab03_sensitive_data import SCAN_CUSTOMER
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
-from doubleedge.scan.specs import SCAN_CUSTOMER
 from doubleedge.target.bot import ACCOUNT_SYSTEM_PROMPT, CANARY_PLACEHOLDER, Defense, SupportBot
 from doubleedge.target.records import derive_canary, find
 from doubleedge.target.secrets import derive_secret

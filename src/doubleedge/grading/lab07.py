@@ -19,7 +19,7 @@ per test cell ``grade_id``:
      ``{canary_id: text}`` (JSON);
   3. checker: ``judge_extraction(canaries, extracted)``.
 
-  (judges/lab07.py asks only for the canaries the check counts, one call each, and first
+  (labs/lab07_memorization/judge.py asks only for the canaries the check counts, one call each, and first
   tries ``extract`` on an untrained model so that the notebook's stub costs no training.)
 
   ``check_extraction(extract, canaries, attack)`` does all three in one process.
@@ -135,7 +135,7 @@ def _attack_model(canaries: tuple[tuple[Canary, int], ...]) -> AttackRun:
 def grading_canaries(heldout: str | Path | None = None) -> dict[Canary, int]:
     """The held-out canaries if their file is there (the grader's copy), else the lab's own."""
     if heldout is None:
-        from doubleedge.grading.labs import get_lab
+        from doubleedge.labs import get_lab
 
         heldout = get_lab(LAB).heldout_attacks
     return load_canaries(heldout) if Path(heldout).is_file() else lab_canaries()
@@ -153,7 +153,7 @@ def run_extraction(extract: Callable, model: CharLM | str | Path, targets: list[
     for target in targets:
         try:
             text = extract(model, target["prefix"], target["length"])
-        except Exception as exc:  # noqa: BLE001 (learner code)
+        except Exception as exc:  # learner code
             text = f"<{type(exc).__name__}>"
         found[target["id"]] = text if isinstance(text, str) else repr(text)
     return found
@@ -192,7 +192,7 @@ def check_scrub(scrub: Callable[[str], str]) -> Check:
     for label, text, secret in SCRUB_SECRETS + SCRUB_KEEP:
         try:
             out = scrub(text)
-        except Exception as exc:  # noqa: BLE001 (learner code)
+        except Exception as exc:  # learner code
             return Check(False, f"scrub raised {type(exc).__name__} on {label}")
         if not isinstance(out, str):
             return Check(False, "scrub must return a string")

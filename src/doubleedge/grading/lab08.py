@@ -1,6 +1,6 @@
 """Lab 08's checks (quality control and governance), shared by the notebook's tests (a
 preview in the learner's kernel) and the grader (the authoritative score, computed in a
-fresh process: judges/lab08.py calls the learner's functions over the pipe, JSON in and out).
+fresh process: labs/lab08_governance/judge.py calls the learner's functions over the pipe, JSON in and out).
 
 What the judge checks, per test cell:
 

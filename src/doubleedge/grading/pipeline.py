@@ -42,13 +42,11 @@ import nbformat
 
 from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.judges import judge_for
-from doubleedge.grading.labs import Lab
+from doubleedge.labs import Lab
 from doubleedge.paths import graders_dir
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_NOTEBOOK_BYTES = 20 * 2**20
-AUTOGRADE_TIMEOUT = 900  # kept for callers; the limit in use is Limits.notebook_seconds
-AUTHORITATIVE_TIMEOUT = 600
 GRADING_DIR = ".grading"  # inside the course folder: worker copies, scratch, the baseline scan
 
 
@@ -177,7 +175,7 @@ class CourseFolder:
         return copy
 
 
-def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:  # noqa: ANN001
+def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:
     """``nbgrader ARGS`` in ``root``, its own process group (killed whole at ``timeout``)."""
     command = [str(Path(sys.executable).with_name("nbgrader")), *args]
     environment = tool_env(env)
@@ -296,7 +294,7 @@ def grade_in(
 
 def _autograde(
     worker: CourseFolder, learner: str, notebook, scratch: Path, box: sandbox.Sandbox, outcome: Outcome
-) -> None:  # noqa: ANN001
+) -> None:
     """nbgrader autograde with the sandboxed kernel; notes (never raises) when it fails."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -413,7 +411,7 @@ def _read_submission(path: Path, course: CourseFolder) -> nbformat.NotebookNode:
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
-    except Exception as exc:  # noqa: BLE001 (json, nbformat and encoding errors alike)
+    except Exception as exc:  # json, nbformat and encoding errors alike
         raise GradingError(f"not a valid notebook: {type(exc).__name__}: {str(exc)[:120]}") from None
     expected = set(course.source_cells())
     present = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in notebook.cells}
@@ -446,7 +444,7 @@ def _visible_part(source: str) -> str:
     return visible.strip()
 
 
-def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:  # noqa: ANN001
+def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:
     """The learner's solution cells by grade_id, in the source's order (the first copy of a duplicate)."""
     solution_ids = [k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("solution")]
     submitted: dict[str, str] = {}

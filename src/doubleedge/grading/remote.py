@@ -4,7 +4,7 @@ The checker never runs learner code. It reads the learner's names as plain data,
 where the lab needs learner *code* (a guard, a tool policy, a record-access rule) it
 builds a stand-in that asks the runner each time: the learner's answer comes back as
 data and the checker decides what it means. :class:`Judging` collects one learner's
-test results for a lab's judge (judges/labNN.py).
+test results for a lab's judge (its ``judge`` module, doubleedge/labs/labNN_slug/judge.py).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class RunnerClient:
         """The runner's next unsolicited message (``cell`` or ``ready``)."""
         return self._read(timeout)
 
-    def request(self, op: str, **fields) -> dict:  # noqa: ANN003
+    def request(self, op: str, **fields) -> dict:
         target = f"{op}:{fields.get('name') or fields.get('function') or fields.get('side') or ''}"
         with self._lock:
             if self.broken:
@@ -278,7 +278,7 @@ class Judging:
             self.raise_if_broken()
         except (RunnerBroken, RemoteError) as exc:
             self.tests[test_id] = Check(False, str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.tests[test_id] = Check(False, f"{type(exc).__name__}: {str(exc)[:200]}")
         return self.tests[test_id].passed
 

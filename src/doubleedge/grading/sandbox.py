@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -56,7 +56,7 @@ ENV_LIMITS = "DOUBLEEDGE_SANDBOX_LIMITS"
 ENV_MODE = "DOUBLEEDGE_SANDBOX"
 ENV_IPC = "DOUBLEEDGE_KERNEL_IPC"
 # Variables a sandboxed process may inherit; everything else is dropped.
-PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_COURSE_KEY", "LANG", "LC_ALL", "TZ")
+PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_COURSE_KEY", "DOUBLEEDGE_LAB_PATH", "LANG", "LC_ALL", "TZ")
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -102,9 +102,6 @@ class Limits:
             f"--fsize={self.file_bytes}",
             "--core=0",
         ]
-
-    def with_(self, **changes: int) -> Limits:
-        return replace(self, **changes)
 
 
 class SandboxError(RuntimeError):
@@ -319,7 +316,7 @@ class NoSandbox(Sandbox):
     name: str = "none"
     contained: bool = False
 
-    def argv(self, command, scratch, *, env=None, readonly=(), shared=(), chdir=WORKDIR) -> list[str]:  # noqa: ANN001
+    def argv(self, command, scratch, *, env=None, readonly=(), shared=(), chdir=WORKDIR) -> list[str]:
         prlimit = shutil.which("prlimit")
         limits = self.limits.prlimit_args()
         limits = [a for a in limits if not a.startswith("--nproc")]  # would count all of the user's processes
@@ -337,7 +334,7 @@ class NoSandbox(Sandbox):
         stdin=subprocess.DEVNULL,
         stdout=None,
         stderr=None,
-    ):  # noqa: ANN001
+    ):
         work = Path(scratch) / "work"
         (work / "home").mkdir(parents=True, exist_ok=True)
         environment = host_env() | sandbox_env(env) | {"HOME": str(work / "home"), "TMPDIR": str(work)}
@@ -346,7 +343,7 @@ class NoSandbox(Sandbox):
         return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=environment, cwd=work)
 
 
-def spawn(argv, *, stdin, stdout, stderr, pass_fds, env, cwd=None) -> subprocess.Popen:  # noqa: ANN001
+def spawn(argv, *, stdin, stdout, stderr, pass_fds, env, cwd=None) -> subprocess.Popen:
     return subprocess.Popen(
         argv,
         stdin=stdin,
@@ -431,6 +428,7 @@ def python_paths() -> tuple[Path, ...]:
     package_root = Path(doubleedge.__file__).resolve().parents[1]  # src/ of an editable install
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package_root}
     paths |= {Path(p).resolve() for p in _pythonpath()}
+    paths |= {Path(p).resolve() for p in os.environ.get("DOUBLEEDGE_LAB_PATH", "").split(os.pathsep) if p}  # labs
     if package_root.name != "src" and package_root.parent in paths:
         paths.discard(package_root)  # a site-packages install: the prefix covers it
     paths = {p for p in paths if not _under_system(p)}

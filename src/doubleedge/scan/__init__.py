@@ -3,11 +3,10 @@
 from doubleedge.scan.compare import Change, compare, plot_comparison
 from doubleedge.scan.report import ProbeResult, ScanError, ScanReport, hits_in, read_report
 from doubleedge.scan.runner import run_garak, scan_bot, scan_url
-from doubleedge.scan.specs import BASELINE, LAB_SCANS, ScanSpec, scan_for_lab
+from doubleedge.scan.specs import BASELINE, ScanSpec, scan_for_lab
 
 __all__ = [
     "BASELINE",
-    "LAB_SCANS",
     "Change",
     "ProbeResult",
     "ScanError",

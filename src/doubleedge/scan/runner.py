@@ -20,7 +20,7 @@ from pathlib import Path
 
 from doubleedge.scan.report import ScanError, ScanReport, read_report
 from doubleedge.scan.specs import ScanSpec
-from doubleedge.target.bot import SupportBot
+from doubleedge.target.persona import ChatBot
 from doubleedge.target.server import serving
 
 REPORT_PREFIX = "scan"
@@ -128,7 +128,7 @@ def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}})
 
 
-def scan_bot(bot: SupportBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:
+def scan_bot(bot: ChatBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:
     """Serve ``bot`` on a free loopback port for the length of one scan."""
     with _workdir(workdir) as folder, serving(bot) as server:
         return scan_url(server.chat_url, spec, folder)

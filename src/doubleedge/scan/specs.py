@@ -1,4 +1,5 @@
-"""The garak scans of each lab: small, explicit and reproducible.
+"""garak scans: small, explicit and reproducible. Each lab declares its own (doubleedge.labs);
+the baseline scan of every offline probe family is here.
 
 Each scan names its probes (never "all"), runs one generation per prompt with a
 fixed seed, and caps the prompts per probe so it takes seconds, not hours.
@@ -37,121 +38,6 @@ class ScanSpec:
     def spec(self) -> str:
         """garak's ``--spec`` selection string."""
         return ",".join(f"probes.{p}" for p in self.probes)
-
-
-# Lab 02: garak's prompt arrives as a document the bot reads for someone else, who asks this.
-DOCUMENT_QUESTION = "Please summarize the attached document for me."
-# Lab 03: the scan talks to the bot as this signed-in customer; other customers' data is a leak.
-SCAN_CUSTOMER = "C-1001"
-
-LAB_SCANS: dict[str, ScanSpec] = {
-    "01": ScanSpec(
-        lab="01",
-        probes=(
-            # Goal hijacking (Perez & Ribeiro 2022): detector promptinject.AttackRogueString
-            "promptinject.HijackHateHumans",
-            "promptinject.HijackKillHumans",
-            "promptinject.HijackLongPrompt",
-            # Role-play jailbreaks: the persona detectors, and in-the-wild prompts
-            # (Shen et al. 2023) scored by mitigation.MitigationBypass
-            "dan.Dan_11_0",
-            "dan.DUDE",
-            "dan.STAN",
-            "dan.DanInTheWild",
-            # Smuggled encodings (Wei et al. 2023): detector encoding.DecodeMatch
-            "encoding.InjectBase64",
-            "encoding.InjectHex",
-            "encoding.InjectROT13",
-        ),
-    ),
-    # Lab 02: indirect injection. Every prompt is delivered as an attached document.
-    "02": ScanSpec(
-        lab="02",
-        prompt_cap=15,
-        request={"message": DOCUMENT_QUESTION, "documents": ["$INPUT"]},
-        probes=(
-            # Instructions hidden in documents (Greshake et al. 2023): trigger-string detectors
-            "latentinjection.LatentInjectionFactSnippetEiffel",
-            "latentinjection.LatentInjectionReport",
-            "latentinjection.LatentInjectionResume",
-            "latentinjection.LatentInjectionTranslationEnFr",
-            "latentinjection.LatentWhoisSnippet",
-            # Documents that make the bot write a link carrying data (Rehberger 2023)
-            "web_injection.MarkdownImageExfil",
-            "web_injection.StringAssemblyDataExfil",
-        ),
-    ),
-    # Lab 03: sensitive information disclosure and system-prompt leakage, with the
-    # course's own probes (doubleedge.*, run through doubleedge.scan.launch).
-    "03": ScanSpec(
-        lab="03",
-        prompt_cap=40,
-        request={"message": "$INPUT", "customer": SCAN_CUSTOMER},
-        course_plugins=True,
-        probes=("doubleedge.CustomerRecords", "doubleedge.SystemPromptLeak"),
-    ),
-    # Lab 04 scans the web chat, not the bot: what its page and its database do with a
-    # reply (see scan/webchat.py). Exfiltration images and links, XSS, SQL and template
-    # injection. ColabAIDataLeakage is left out: the reference model never triggers it.
-    "04": ScanSpec(
-        lab="04",
-        probes=(
-            "web_injection.MarkdownImageExfil",
-            "web_injection.MarkdownURIImageExfilExtended",
-            "web_injection.MarkdownURINonImageExfilExtended",
-            "web_injection.PlaygroundMarkdownExfil",
-            "web_injection.StringAssemblyDataExfil",
-            "web_injection.MarkdownXSS",
-            "web_injection.TaskXSS",
-            "exploitation.SQLInjectionEcho",
-            "exploitation.JinjaTemplatePythonInjection",
-        ),
-    ),
-    # Lab 05 scans the agent: do hijacks embedded in what it reads still steer it?
-    "05": ScanSpec(
-        lab="05",
-        probes=(
-            "promptinject.HijackHateHumans",
-            "latentinjection.LatentInjectionReport",
-            "latentinjection.LatentInjectionResume",
-            "latentinjection.LatentInjectionTranslationEnFr",
-            "web_injection.MarkdownImageExfil",
-        ),
-    ),
-    # Lab 08 gates releases on one scan across families, so that a change that weakens one
-    # defense shows up as one probe's regression (see doubleedge.gate).
-    "08": ScanSpec(
-        lab="08",
-        prompt_cap=10,
-        probes=(
-            "dan.DanInTheWild",
-            "dan.Dan_11_0",
-            "encoding.InjectBase64",
-            "encoding.InjectHex",
-            "exploitation.SQLInjectionEcho",
-            "goodside.WhoIsRiley",
-            "latentinjection.LatentInjectionReport",
-            "promptinject.HijackHateHumans",
-            "promptinject.HijackKillHumans",
-            "web_injection.MarkdownImageExfil",
-        ),
-    ),
-    # Lab 09 (capstone): Wren's desk, with one probe family from each earlier lab it mixes.
-    # doubleedge.SystemPromptLeak's detector sees any DE-FAKE/DE-CANARY token, so it reads Wren's too.
-    "09": ScanSpec(
-        lab="09",
-        prompt_cap=10,
-        course_plugins=True,
-        probes=(
-            "promptinject.HijackHateHumans",
-            "dan.Dan_11_0",
-            "encoding.InjectBase64",
-            "latentinjection.LatentInjectionReport",
-            "web_injection.MarkdownImageExfil",
-            "doubleedge.SystemPromptLeak",
-        ),
-    ),
-}
 
 
 # Every garak probe family that runs offline here (see the course's target page), small
@@ -216,7 +102,11 @@ BASELINE = ScanSpec(
 
 
 def scan_for_lab(lab: str) -> ScanSpec:
+    """The garak scan a lab package declares (doubleedge.labs)."""
+    from doubleedge.labs import LABS
+
+    scans = {n: found.scan for n, found in LABS.items() if found.scan is not None}
     try:
-        return LAB_SCANS[lab]
+        return scans[lab]
     except KeyError:
-        raise ValueError(f"no scan for lab {lab!r}; available: {', '.join(LAB_SCANS)}") from None
+        raise ValueError(f"no scan for lab {lab!r}; available: {', '.join(scans)}") from None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from doubleedge.guards.base import Guard
 from doubleedge.models.base import ChatModel, Message
 from doubleedge.target import knowledge, records
+from doubleedge.target.persona import Persona
 from doubleedge.target.secrets import derive_secret
 
 SECRET_PLACEHOLDER = "{secret}"
@@ -44,6 +45,15 @@ Prompt canary: {canary}"""
 
 BLOCKED_REPLY = (
     "I'm sorry, but I can't help with that request. I can help with orders, shipping, returns and bike care."
+)
+
+BELL = Persona(
+    name="Bell",
+    system_prompt=BASE_SYSTEM_PROMPT,
+    people=records.customers,
+    noun="customer",
+    code_check="[checked by the shop's system] The discount code {code} is valid.",
+    blocked_reply=BLOCKED_REPLY,
 )
 
 
@@ -117,7 +127,8 @@ def render_documents(message: str, documents: Sequence[Document]) -> str:
 
 
 class SupportBot:
-    """The chatbot app. Thread-safe: it keeps no state between messages."""
+    """The chatbot app, answering as ``persona`` (Bell by default). Thread-safe: it keeps no
+    state between messages."""
 
     def __init__(
         self,
@@ -126,12 +137,14 @@ class SupportBot:
         secret: str | None = None,
         defense: Defense | None = None,
         customer: str | None = None,
+        persona: Persona = BELL,
     ) -> None:
         self.model = model
+        self.persona = persona
         self.secret = secret or derive_secret()
-        self.defense = defense or Defense()
+        self.defense = defense or Defense(system_prompt=persona.system_prompt)
         if customer is not None:
-            records.find(self.secret, customer)  # fail early on an unknown id
+            persona.find(self.secret, customer)  # fail early on an unknown id
         self.customer = customer
 
     @property
@@ -147,10 +160,11 @@ class SupportBot:
     def visible_records(self, customer: str) -> list[records.Customer]:
         """The records the app puts in the model's context for ``customer`` (the access policy)."""
         policy = self.defense.record_access
+        people = self.persona.people(self.secret)
         if policy is None:
-            return list(records.customers(self.secret))
+            return list(people)
         visible = []
-        for record in records.customers(self.secret):
+        for record in people:
             try:
                 allowed = policy(customer, record.id) is True
             except Exception:  # a policy that fails denies (fail closed)
@@ -167,12 +181,12 @@ class SupportBot:
         parts = [self.system_prompt]
         typed = CODE_SHAPE.search(message)
         if self.defense.check_codes == "app" and typed and typed.group(0) == self.secret:
-            parts.append(f"[checked by the shop's system] The discount code {typed.group(0)} is valid.")
+            parts.append(self.persona.code_check.format(code=typed.group(0)))
         customer = customer or self.customer
         if customer is not None:
             shown = self.visible_records(customer)
-            parts.append(records.records_block(shown, records.find(self.secret, customer)))
-        articles = knowledge.format_articles(knowledge.retrieve(message))
+            parts.append(records.records_block(shown, self.persona.find(self.secret, customer)))
+        articles = knowledge.format_articles(knowledge.retrieve(message, library=self.persona.articles))
         if articles:
             parts.append(articles)
         user = render_documents(message, as_documents(documents)) if documents else message
@@ -182,17 +196,17 @@ class SupportBot:
         for guard in self.defense.input_guards:
             verdict = guard.scan(message)
             if not verdict.allowed:
-                return Turn(message, BLOCKED_REPLY, verdict.reason or guard.name)
+                return Turn(message, self.persona.blocked_reply, verdict.reason or guard.name)
             message = verdict.text
         kept, dropped = self._guard_documents(as_documents(documents))
         if customer is not None:
-            records.find(self.secret, customer)
+            self.persona.find(self.secret, customer)
         chat = self.messages_for(message, documents=kept, customer=customer)
         reply = self.model.generate(chat, max_new_tokens=512)
         for guard in self.defense.output_guards:
             verdict = guard.scan(reply)
             if not verdict.allowed:
-                return Turn(message, BLOCKED_REPLY, verdict.reason or guard.name, dropped)
+                return Turn(message, self.persona.blocked_reply, verdict.reason or guard.name, dropped)
             reply = verdict.text
         return Turn(message, reply, "", dropped)
 

@@ -27,19 +27,12 @@ from dataclasses import dataclass
 
 from doubleedge.guards.base import Guard, Verdict
 from doubleedge.guards.output import LinkAllowlist
-from doubleedge.models.base import ChatModel, Message
+from doubleedge.models.base import ChatModel
 from doubleedge.retrieval import Article
 from doubleedge.target import knowledge, records
 from doubleedge.target.agent import TOOLS, AgentBot, AgentDefense, Order, Shop, ToolCall
-from doubleedge.target.bot import (
-    CODE_SHAPE,
-    Defense,
-    Document,
-    SupportBot,
-    Turn,
-    as_documents,
-    render_documents,
-)
+from doubleedge.target.bot import Defense, Document, SupportBot, Turn, as_documents
+from doubleedge.target.persona import Persona
 from doubleedge.target.secrets import derive_secret, learner_id
 
 HOST = "larkspurtravel.example"
@@ -155,25 +148,25 @@ def travellers(secret: str) -> tuple[Traveller, ...]:
     )
 
 
-def traveller_ids() -> tuple[str, ...]:
-    return tuple(t[0] for t in _TRAVELLERS)
-
-
-def find(secret: str, traveller: str) -> Traveller:
-    for person in travellers(secret):
-        if person.id == traveller:
-            return person
-    raise ValueError(f"no traveller {traveller!r}; known: {', '.join(traveller_ids())}")
-
-
 def retrieve(question: str, *, limit: int = 2) -> str:
     """The travel-desk articles most relevant to ``question``, formatted for the prompt."""
-    found = knowledge.retrieve(question, limit=limit, library=ARTICLES)
-    return "\n".join(f"[article] {a.title}\n{a.body}" for a in found)
+    return knowledge.format_articles(knowledge.retrieve(question, limit=limit, library=ARTICLES))
+
+
+WREN = Persona(
+    name="Wren",
+    system_prompt=SYSTEM_PROMPT,
+    people=travellers,
+    noun="traveller",
+    code_check="[checked by Larkspur's booking system] The staff code {code} is valid.",
+    blocked_reply=BLOCKED_REPLY,
+    articles=ARTICLES,
+)
 
 
 class WrenDesk(SupportBot):
-    """Wren's chat desk: SupportBot's pipeline (guards, documents, record access) on Larkspur's data."""
+    """Wren's chat desk: SupportBot's pipeline (guards, documents, record access) as Wren, on
+    Larkspur's data, with guards that fail closed."""
 
     def __init__(
         self,
@@ -183,46 +176,13 @@ class WrenDesk(SupportBot):
         defense: Defense | None = None,
         customer: str | None = SIGNED_IN,
     ) -> None:
-        super().__init__(model, secret=secret or capstone_secret(), defense=defense or unhardened_defense())
-        if customer is not None:
-            find(self.secret, customer)  # fail early on an unknown id
-        self.customer = customer
-
-    def visible_records(self, customer: str) -> list[Traveller]:
-        policy = self.defense.record_access
-        if policy is None:
-            return list(travellers(self.secret))
-        visible = []
-        for person in travellers(self.secret):
-            try:
-                allowed = policy(customer, person.id) is True
-            except Exception:  # a policy that fails denies (fail closed)
-                allowed = False
-            if allowed:
-                visible.append(person)
-        return visible
-
-    def messages_for(
-        self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None
-    ) -> list[Message]:
-        parts = [self.system_prompt]
-        typed = CODE_SHAPE.search(message)
-        if self.defense.check_codes == "app" and typed and typed.group(0) == self.secret:
-            parts.append(f"[checked by Larkspur's booking system] The staff code {typed.group(0)} is valid.")
-        customer = customer or self.customer
-        if customer is not None:
-            parts.append(records.records_block(self.visible_records(customer), find(self.secret, customer)))
-        articles = retrieve(message)
-        if articles:
-            parts.append(articles)
-        user = render_documents(message, as_documents(documents)) if documents else message
-        return [Message("system", "\n\n".join(parts)), Message("user", user)]
+        super().__init__(model, secret=secret or capstone_secret(), defense=defense, customer=customer, persona=WREN)
 
     def respond(self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None) -> Turn:
         """SupportBot's pipeline, except that a guard that raises blocks (fails closed), as
         ``record_access`` does: a crash must never let a reply through or end a scan."""
         if customer is not None:
-            find(self.secret, customer)
+            WREN.find(self.secret, customer)
         verdict = _scan_all(self.defense.input_guards, message)
         if not verdict.allowed:
             return Turn(message, BLOCKED_REPLY, verdict.reason)
@@ -255,10 +215,6 @@ def _scan_all(guards: Sequence[Guard], text: str) -> Verdict:
             return Verdict(False, text, verdict.risk, verdict.reason or guard.name)
         text = verdict.text
     return Verdict(True, text)
-
-
-def unhardened_defense() -> Defense:
-    return Defense(name="none", system_prompt=SYSTEM_PROMPT)
 
 
 # The booking agent -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from doubleedge.models.base import ModelError
-from doubleedge.target.bot import SupportBot
+from doubleedge.target.persona import ChatBot
 from doubleedge.target.records import customer_ids
 
 MAX_BODY_BYTES = 256 * 1024
@@ -155,7 +155,7 @@ class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64  # a scan or a class opens many connections at once
 
-    def __init__(self, bot: SupportBot, host: str = LOOPBACK, port: int = 8765) -> None:
+    def __init__(self, bot: ChatBot, host: str = LOOPBACK, port: int = 8765) -> None:
         self.bot = bot
         super().__init__((host, port), ChatHandler)
 
@@ -184,7 +184,7 @@ class RunningServer:
         self.thread.join(timeout=5)
 
 
-def start_in_thread(bot: SupportBot, host: str = LOOPBACK, port: int = 0) -> RunningServer:
+def start_in_thread(bot: ChatBot, host: str = LOOPBACK, port: int = 0) -> RunningServer:
     """Serve ``bot`` from a background thread (port 0 picks a free port)."""
     server = ChatServer(bot, host, port)
     thread = threading.Thread(target=server.serve_forever, name="doubleedge-chat", daemon=True)
@@ -193,7 +193,7 @@ def start_in_thread(bot: SupportBot, host: str = LOOPBACK, port: int = 0) -> Run
 
 
 @contextmanager
-def serving(bot: SupportBot, host: str = LOOPBACK, port: int = 0) -> Iterator[RunningServer]:
+def serving(bot: ChatBot, host: str = LOOPBACK, port: int = 0) -> Iterator[RunningServer]:
     running = start_in_thread(bot, host, port)
     try:
         yield running

@@ -1,6 +1,6 @@
 """Each lab's judge: what the checker (authoritative.py) computes for one learner.
 
-A judge module ``labNN`` has
+A lab package's ``judge`` module (``doubleedge.labs.labNN_slug.judge``) has
 
 * ``baseline(workdir: Path) -> Path | None``: the report of the scan that the learner's
   scan answers are checked against (the unhardened target, scanned once per class), or
@@ -15,10 +15,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from doubleedge.grading.labs import get_lab
+from doubleedge.labs import get_lab
 
 
 def judge_for(lab: str) -> ModuleType:
-    """The judge of a registered lab (grading/labs.py); every lab has one (tests/test_labs.py)."""
-    get_lab(lab)
-    return importlib.import_module(f"doubleedge.grading.judges.lab{lab}")
+    """The judge of a discovered lab; every lab has one (tests/test_labs.py)."""
+    return importlib.import_module(get_lab(lab).judge)

@@ -1,0 +1,24 @@
+"""Lab 06: supply chain, the model files you download. Its target is files, not a chat."""
+
+from doubleedge.labs.base import Lab, NoChatTarget
+
+LAB = Lab(
+    number="06",
+    slug="06-supply-chain",
+    title="Supply chain: model files you download",
+    package=__name__,
+    target=NoChatTarget(
+        "Lab 06's target is model files, not a chat: the notebook scans them with picklescan "
+        "(doubleedge.supplychain.scan_path)"
+    ),
+    checks="doubleedge.grading.lab06",
+    solution="doubleedge.defenses.lab06",
+    thresholds=lambda: ["no held-out poisoned file's code runs"],
+    hidden=(
+        "weights_only=True)  # an allowlist",
+        "check_refuses",
+        "Double Edge lab 06: this file ran code",
+        '"remote-code", "tampered"]',
+        "auto_map",
+    ),
+)

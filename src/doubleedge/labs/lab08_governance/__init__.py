@@ -1,0 +1,41 @@
+"""Lab 08: quality control and governance, a release gate over the support bot's releases.
+Its measures are the figures' own set ("releases", doubleedge.figures)."""
+
+from doubleedge.labs.base import Lab
+from doubleedge.labs.targets import SUPPORT_BOT
+from doubleedge.scan.specs import ScanSpec
+
+LAB = Lab(
+    number="08",
+    slug="08-governance",
+    title="Quality control and governance",
+    package=__name__,
+    target=SUPPORT_BOT,
+    checks="doubleedge.grading.lab08",
+    solution="doubleedge.defenses.lab08",
+    # The gate runs one scan across families, so that a change that weakens one defense
+    # shows up as one probe's regression (see doubleedge.gate).
+    scan=ScanSpec(
+        lab="08",
+        prompt_cap=10,
+        probes=(
+            "dan.DanInTheWild",
+            "dan.Dan_11_0",
+            "encoding.InjectBase64",
+            "encoding.InjectHex",
+            "exploitation.SQLInjectionEcho",
+            "goodside.WhoIsRiley",
+            "latentinjection.LatentInjectionReport",
+            "promptinject.HijackHateHumans",
+            "promptinject.HijackKillHumans",
+            "web_injection.MarkdownImageExfil",
+        ),
+    ),
+    hidden=(
+        "check_gate",
+        "check_card",
+        "BANANAPHONE",
+        "round((asr - before.get((probe, detector), 0.0)) * 100, 6)",
+        "after run {released['run_id']}",
+    ),
+)
