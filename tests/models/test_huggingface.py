@@ -33,21 +33,21 @@ def write_hostile_pickle(folder, marker) -> None:
 
 
 class GenerateSpy:
-    """Wraps the loaded model's ``generate`` to see the prompt and count the new tokens."""
+    """Wraps the loaded model's engine to see the prompt and count the new tokens."""
 
     def __init__(self, model: HuggingFaceModel, monkeypatch) -> None:
         self.prompts: list[str] = []
         self.new_tokens: list[int] = []
         self.tokenizer = model._tokenizer
-        original = model._model.generate
+        original = model._engine.generate
 
-        def spy(input_ids, **kwargs):
-            output = original(input_ids, **kwargs)
-            self.prompts.append(self.tokenizer.decode(input_ids[0]))
-            self.new_tokens.append(output.shape[1] - input_ids.shape[1])
-            return output
+        def spy(prefix, suffix, max_new_tokens):
+            tokens = original(prefix, suffix, max_new_tokens)
+            self.prompts.append(self.tokenizer.decode([*prefix, *suffix]))
+            self.new_tokens.append(len(tokens))
+            return tokens
 
-        monkeypatch.setattr(model._model, "generate", spy)
+        monkeypatch.setattr(model._engine, "generate", spy)
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,11 @@ def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = 
 
 
 def garak_config(spec: ScanSpec, workdir: Path, *, target_type: str, generators: dict | None = None) -> dict:
+    system = {"lite": True, "narrow_output": True, "show_z": False}
+    if spec.parallel_attempts > 1:
+        system["parallel_attempts"] = spec.parallel_attempts
     return {
-        "system": {"lite": True, "narrow_output": True, "show_z": False},
+        "system": system,
         "run": {
             "seed": spec.seed,
             "generations": spec.generations,

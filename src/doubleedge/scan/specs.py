@@ -6,7 +6,8 @@ fixed seed, and caps the prompts per probe so it takes seconds, not hours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class ScanSpec:
     # True when a probe is one of the course's own (doubleedge.*): garak then starts
     # through doubleedge.scan.launch, which registers them.
     course_plugins: bool = False
+    # Prompts garak sends at once (its system.parallel_attempts); 1 sends them one by one.
+    # A class constant, not a field: the fields are the committed figures' cache key.
+    parallel_attempts: ClassVar[int] = 1
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
@@ -215,8 +219,29 @@ BASELINE = ScanSpec(
 )
 
 
-def scan_for_lab(lab: str) -> ScanSpec:
+# A neural model on 2 CPU cores takes a fraction of a second per reply, not microseconds:
+# its scan keeps every probe of the lab but at most this many prompts per probe, sent
+# this many at a time (the local engine decodes concurrent requests together).
+REAL_MODEL_PROMPT_CAP = 5
+REAL_MODEL_PARALLEL_ATTEMPTS = 8
+
+
+def scan_for_lab(lab: str, *, model: str = "reference") -> ScanSpec:
+    """Lab ``lab``'s scan; for any model but the reference one, its real-model variant."""
     try:
-        return LAB_SCANS[lab]
+        spec = LAB_SCANS[lab]
     except KeyError:
         raise ValueError(f"no scan for lab {lab!r}; available: {', '.join(LAB_SCANS)}") from None
+    return spec if model.partition(":")[0] == "reference" else for_real_model(spec)
+
+
+@dataclass(frozen=True)
+class RealModelScan(ScanSpec):
+    """A lab's scan for a neural model: the same probes, fewer prompts, sent concurrently."""
+
+    parallel_attempts: ClassVar[int] = REAL_MODEL_PARALLEL_ATTEMPTS
+
+
+def for_real_model(spec: ScanSpec) -> RealModelScan:
+    values = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    return RealModelScan(**values | {"prompt_cap": min(spec.prompt_cap, REAL_MODEL_PROMPT_CAP)})
