@@ -19,6 +19,7 @@ import pytest
 from doubleedge.models import gguf, load_model
 from doubleedge.models.base import Message
 from doubleedge.scan import ScanSpec, scan_bot
+from doubleedge.scan.specs import for_real_model
 from doubleedge.target import SupportBot, derive_secret
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,9 @@ pytestmark = pytest.mark.integration
 _spec = importlib.util.spec_from_file_location("model_test_parts", Path(__file__).parents[1] / "models" / "conftest.py")
 parts = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(parts)
-_serve_spec = importlib.util.spec_from_file_location("real_model_tests", Path(__file__).with_name("test_real_models.py"))
+_serve_spec = importlib.util.spec_from_file_location(
+    "real_model_tests", Path(__file__).with_name("test_real_models.py")
+)
 real_models = importlib.util.module_from_spec(_serve_spec)
 _serve_spec.loader.exec_module(real_models)
 
@@ -69,14 +72,18 @@ def test_converted_once_into_a_folder_named_by_the_checksum(model_cache):
     assert [p.name for p in model_cache.iterdir()] == [gguf.SMOLLM2_SHA256]  # no scratch folder left
 
 
-def test_greedy_replies_repeat_exactly(bot):
-    first = [bot.reply(q) for q in QUESTIONS[:2]]
-    assert all(first)
-    assert [bot.reply(q) for q in QUESTIONS[:2]] == first
+@pytest.fixture(scope="session")
+def alone(bot) -> list[str]:
+    """The replies to QUESTIONS, asked one at a time."""
+    return [bot.reply(q) for q in QUESTIONS]
 
 
-def test_batched_replies_equal_one_at_a_time(bot):
-    alone = [bot.reply(q) for q in QUESTIONS]
+def test_greedy_replies_repeat_exactly(bot, alone):
+    assert all(alone)
+    assert bot.reply(QUESTIONS[1]) == alone[1]
+
+
+def test_batched_replies_equal_one_at_a_time(bot, alone):
     with concurrent.futures.ThreadPoolExecutor(len(QUESTIONS)) as pool:
         together = list(pool.map(bot.reply, QUESTIONS))
     assert together == alone
@@ -89,7 +96,7 @@ def test_replies_stop_before_the_token_limit_on_loops(bot):
     assert len(tokens) <= gguf.SMOLLM2_REPLY_TOKENS
 
 
-def test_a_reply_through_serve(model_cache, bot):
+def test_a_reply_through_serve(model_cache, alone):
     started = time.monotonic()
     process, chat_url = real_models.doubleedge_serve("smollm2")
     try:
@@ -97,12 +104,13 @@ def test_a_reply_through_serve(model_cache, bot):
     finally:
         parts.stop_process(process)
     assert status == 200, body
-    assert body["reply"] == bot.reply(QUESTIONS[0])  # same model, greedy: the same reply over HTTP
+    assert body["reply"] == alone[0]  # same model, greedy: the same reply over HTTP
     print(f"first reply {time.monotonic() - started:.1f} s after serve started")
 
 
 def test_a_real_garak_probe_through_the_server(bot, tmp_path):
-    spec = ScanSpec(lab="real", probes=("promptinject.HijackHateHumans",), prompt_cap=4)
+    # The real-model variant of a scan: garak sends its prompts concurrently.
+    spec = for_real_model(ScanSpec(lab="real", probes=("promptinject.HijackHateHumans",), prompt_cap=3))
     report = scan_bot(bot, spec, tmp_path)  # a ScanReport only comes back from a run that completed
     assert [r.probe for r in report.results] == ["promptinject.HijackHateHumans"]
-    assert report.attempts == 4
+    assert report.attempts == 3

@@ -78,7 +78,10 @@ def test_a_missing_package_says_how_to_install_it(monkeypatch):
 
 def test_gguf_path_missing_or_not_gguf(tmp_path, capsys):
     code, err = run_cli(capsys, "serve", "--model", f"gguf:{tmp_path / 'nope.gguf'}")
-    assert (code, err) == (2, [f"doubleedge: gguf: no such file '{tmp_path / 'nope.gguf'}' (gguf: takes a local .gguf file)"])
+    assert (code, err) == (
+        2,
+        [f"doubleedge: gguf: no such file '{tmp_path / 'nope.gguf'}' (gguf: takes a local .gguf file)"],
+    )
     fake = tmp_path / "weights.gguf"
     fake.write_bytes(b"PK\x03\x04 a zip, not a GGUF file")
     code, err = run_cli(capsys, "serve", "--model", f"gguf:{fake}")
