@@ -46,8 +46,8 @@ def prompts() -> list[str]:
     from doubleedge.evaluate import benign_set, load_attacks
     from doubleedge.grading.labs import get_lab
 
-    benign = [c.question for c in benign_set()][:8]
-    attacks = [a.prompt for a in load_attacks(get_lab("01").heldout_attacks)][:8]
+    benign = [c.question for c in benign_set()][:4]
+    attacks = [a.prompt for a in load_attacks(get_lab("01").heldout_attacks)][:4]
     return [m for pair in zip(benign, attacks, strict=False) for m in pair]
 
 
@@ -92,6 +92,7 @@ def naive_rate(bot, messages: list[str]) -> float:
     from doubleedge.models import engine
 
     model, tokenizer = bot.model._model, bot.model._tokenizer
+    torch.set_num_threads(engine.torch_threads())  # the engine's thread count, set here for this thread too
     generated = 0
     start = time.perf_counter()
     for message in messages:
@@ -177,7 +178,10 @@ def bench_scan(repeat: int) -> dict:
         "real": real,
         "reference": reference,
         "ratio": round(real_s / statistics.median(r["seconds"] for r in reference), 2),
-        "targets": {f"real scan < {MAX_SCAN_S:g} s": real_s < MAX_SCAN_S, f"peak < {MAX_PEAK_MB} MB": peak < MAX_PEAK_MB},
+        "targets": {
+            f"real scan < {MAX_SCAN_S:g} s": real_s < MAX_SCAN_S,
+            f"peak < {MAX_PEAK_MB} MB": peak < MAX_PEAK_MB,
+        },
     }
 
 
@@ -236,16 +240,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child-scan", help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="serving,scan,first_reply", help="comma-separated benchmarks to run")
     args = parser.parse_args()
     if args.child_scan:
         child_scan(args.child_scan)
         return 0
     import os
 
-    results = {
-        "serving": bench_serving(args.repeat),
-        "scan": bench_scan(args.repeat),
-        "first_reply": bench_first_reply(args.repeat),
+    benches = {"serving": bench_serving, "scan": bench_scan, "first_reply": bench_first_reply}
+    results = {name: benches[name](args.repeat) for name in args.only.split(",")}
+    results |= {
         "machine": {
             "cores": len(os.sched_getaffinity(0)),
             "python": platform.python_version(),
@@ -256,7 +260,7 @@ def main() -> int:
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     }
-    print(table(results))
+    print(table(results) if len(results) == 4 else json.dumps(results, indent=1))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
     print(f"\nfigures written to {RESULTS.relative_to(REPO_ROOT)}")

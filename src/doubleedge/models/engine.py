@@ -127,10 +127,10 @@ class Batch:
         self.valid = self.valid.index_select(0, index)
         self.positions = [self.positions[r] for r in keep]
         self.requests = [self.requests[r] for r in keep]
-        if not keep:
-            self.__init__()
-        else:
+        if keep:
             self._compact()
+        else:
+            self.length = 0  # an empty batch starts again at slot 0
 
     def _compact(self) -> None:
         """Move each row's slots to the front when most slots are holes left by finished rows."""
@@ -326,9 +326,8 @@ class Engine:
 class _Filled(DynamicLayer):
     """A layer starting from a stored prefix; concatenation makes a copy, so the prefix is kept intact."""
 
-    def __init__(self, keys: torch.Tensor | None = None, values: torch.Tensor | None = None) -> None:
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         super().__init__()
-        if keys is not None:
-            self.keys, self.values = keys, values
-            self.dtype, self.device = keys.dtype, keys.device
-            self.is_initialized = True
+        self.keys, self.values = keys, values
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True

@@ -138,7 +138,10 @@ class HuggingFaceModel(ChatModel):
                 f"of {str(self.path)!r}"
             )
         limit = min(max_new_tokens, self.reply_tokens or max_new_tokens, (context or 1 << 30) - prompt_length)
-        tokens = self._engine.generate(prefix, rest, limit)
+        try:
+            tokens = self._engine.generate(prefix, rest, limit)
+        except Exception as exc:  # the server answers 502 with this, and goes on
+            raise ModelError(f"hf backend: {self.name!r} failed while generating: {exc}") from exc
         text = self._tokenizer.decode(tokens, skip_special_tokens=True)
         if not self._tokenizer.chat_template:
             text = cut_at_next_turn(text)

@@ -127,7 +127,7 @@ def preflight(chat_url: str, timeout: float = 120) -> None:
 def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
     preflight(chat_url)
-    generator = rest_generator(chat_url, request=spec.request)
+    generator = rest_generator(chat_url, request=spec.request, timeout=spec.request_timeout)
     return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}})
 
 

@@ -28,6 +28,8 @@ class ScanSpec:
     # Prompts garak sends at once (its system.parallel_attempts); 1 sends them one by one.
     # A class constant, not a field: the fields are the committed figures' cache key.
     parallel_attempts: ClassVar[int] = 1
+    # Seconds garak waits for one reply; a read timeout kills its whole run.
+    request_timeout: ClassVar[int] = 120
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
@@ -222,7 +224,7 @@ BASELINE = ScanSpec(
 # A neural model on 2 CPU cores takes a fraction of a second per reply, not microseconds:
 # its scan keeps every probe of the lab but at most this many prompts per probe, sent
 # this many at a time (the local engine decodes concurrent requests together).
-REAL_MODEL_PROMPT_CAP = 5
+REAL_MODEL_PROMPT_CAP = 3
 REAL_MODEL_PARALLEL_ATTEMPTS = 8
 
 
@@ -240,6 +242,8 @@ class RealModelScan(ScanSpec):
     """A lab's scan for a neural model: the same probes, fewer prompts, sent concurrently."""
 
     parallel_attempts: ClassVar[int] = REAL_MODEL_PARALLEL_ATTEMPTS
+    # A long jailbreak prompt waits for the others' prefill: minutes on a busy 2-core machine.
+    request_timeout: ClassVar[int] = 900
 
 
 def for_real_model(spec: ScanSpec) -> RealModelScan:
