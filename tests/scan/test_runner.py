@@ -67,3 +67,4 @@ def test_a_real_model_scan_keeps_every_probe_with_fewer_prompts_sent_concurrentl
     assert system["parallel_attempts"] == REAL_MODEL_PARALLEL_ATTEMPTS
     assert "parallel_attempts" not in garak_config(reference, tmp_path, target_type="rest")["system"]
     assert real.request_timeout > reference.request_timeout == 120
+    assert real.run_timeout > reference.run_timeout == 900

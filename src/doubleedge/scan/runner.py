@@ -128,7 +128,7 @@ def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
     preflight(chat_url)
     generator = rest_generator(chat_url, request=spec.request, timeout=spec.request_timeout)
-    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}})
+    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}}, timeout=spec.run_timeout)
 
 
 def scan_bot(bot: SupportBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:

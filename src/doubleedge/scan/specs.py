@@ -30,6 +30,8 @@ class ScanSpec:
     parallel_attempts: ClassVar[int] = 1
     # Seconds garak waits for one reply; a read timeout kills its whole run.
     request_timeout: ClassVar[int] = 120
+    # Seconds the whole garak run may take.
+    run_timeout: ClassVar[int] = 900
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
@@ -244,6 +246,8 @@ class RealModelScan(ScanSpec):
     parallel_attempts: ClassVar[int] = REAL_MODEL_PARALLEL_ATTEMPTS
     # A long jailbreak prompt waits for the others' prefill: minutes on a busy 2-core machine.
     request_timeout: ClassVar[int] = 900
+    # Lab 01's real-model scan took over 15 minutes on a 2-core machine busy with other work.
+    run_timeout: ClassVar[int] = 3600
 
 
 def for_real_model(spec: ScanSpec) -> RealModelScan:
