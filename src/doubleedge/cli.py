@@ -58,7 +58,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from doubleedge.scan import ScanError, scan_for_lab, scan_url
 
     target = target_for(args.lab, args.defense)
-    spec = scan_for_lab(args.lab)
+    spec = scan_for_lab(args.lab, model=args.model)
     workdir = Path(args.workdir) if args.workdir else None
     try:
         if args.url:

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from doubleedge.models import Message, ModelError, load_model
-from doubleedge.models.huggingface import HuggingFaceModel
 from doubleedge.models.openai_compat import OpenAICompatModel
 
 CHAT = [Message("system", "You are Bell."), Message("user", "Where is my order?")]
@@ -52,9 +51,20 @@ def test_real_server_at_temperature_0_is_deterministic(openai_server):
 
 
 def test_real_server_gives_the_same_reply_as_the_model_in_process(openai_server, tiny_model_dir):
-    # Same weights, same chat template, greedy decoding: over HTTP or in-process, one answer.
+    # Same weights, same chat template, plain greedy decoding: over HTTP or in-process, one answer.
+    # (The hf: backend adds loop control, so it is compared with transformers' generate here.)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     over_http = load_model(openai_server.spec).generate(CHAT, max_new_tokens=30)
-    assert over_http == HuggingFaceModel(tiny_model_dir).generate(CHAT, max_new_tokens=30)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    chat = [{"role": m.role, "content": m.content} for m in CHAT]
+    text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=30, do_sample=False)
+    assert over_http == tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
 
 
 def test_real_server_respects_max_tokens(openai_server):

@@ -48,3 +48,23 @@ def test_course_plugins_register_in_garak():
     code = "from doubleedge.scan.launch import register; print(sorted(register()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert "probes.doubleedge.CustomerRecords" in done.stdout and "detectors.doubleedge.PrivateData" in done.stdout
+
+
+@pytest.mark.parametrize("lab", ["01", "02", "03", "04", "05", "09"])
+def test_a_real_model_scan_keeps_every_probe_with_fewer_prompts_sent_concurrently(lab, tmp_path):
+    from dataclasses import asdict
+
+    from doubleedge.scan import scan_for_lab
+    from doubleedge.scan.runner import garak_config
+    from doubleedge.scan.specs import REAL_MODEL_PARALLEL_ATTEMPTS, REAL_MODEL_PROMPT_CAP
+
+    reference, real = scan_for_lab(lab), scan_for_lab(lab, model="smollm2")
+    assert scan_for_lab(lab, model="reference:finetune") is reference
+    assert real.probes == reference.probes and real.request == reference.request
+    assert real.prompt_cap == min(reference.prompt_cap, REAL_MODEL_PROMPT_CAP)
+    assert asdict(real) == asdict(reference) | {"prompt_cap": real.prompt_cap}  # the same keys: figures' caches
+    system = garak_config(real, tmp_path, target_type="rest")["system"]
+    assert system["parallel_attempts"] == REAL_MODEL_PARALLEL_ATTEMPTS
+    assert "parallel_attempts" not in garak_config(reference, tmp_path, target_type="rest")["system"]
+    assert real.request_timeout > reference.request_timeout == 120
+    assert real.run_timeout > reference.run_timeout == 900

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from doubleedge.models import huggingface, ollama, openai_compat
+from doubleedge.models import gguf, huggingface, ollama, openai_compat
 from doubleedge.models.base import ChatModel, Message, ModelError
 from doubleedge.models.reference import FinetunedReferenceModel, ReferenceModel
 
@@ -27,6 +27,8 @@ def _reference(argument: str) -> ChatModel:
 # prefix -> (spec shown to users, factory taking the text after "prefix:")
 BACKENDS: dict[str, tuple[str, Callable[[str], ChatModel]]] = {
     "reference": ("reference[:finetune]", _reference),
+    "smollm2": ("smollm2", gguf.smollm2_from_spec),
+    "gguf": ("gguf:PATH", gguf.gguf_from_spec),
     "hf": ("hf:PATH", huggingface.from_spec),
     "openai": ("openai:URL#MODEL", openai_compat.from_spec),
     "ollama": ("ollama:NAME", ollama.from_spec),

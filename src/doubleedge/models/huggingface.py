@@ -6,7 +6,8 @@ Nothing is fetched from the hub. Weights stored as pickles (``pytorch_model.bin`
 are refused: unpickling a file can run any code in it, and this is a security course.
 
 The model loads on the first message (so ``serve`` starts at once) and generates
-greedily, one request at a time: the HTTP server is threaded, a model is not.
+greedily. The threaded HTTP server's concurrent requests are decoded together by one
+engine (engine.py), which also computes the system prompt's part of the cache once.
 """
 
 from __future__ import annotations
@@ -52,14 +53,21 @@ def check_model_dir(path: Path) -> Path:
 
 
 class HuggingFaceModel(ChatModel):
-    """A causal language model from a local folder, greedy decoding on the CPU in float32."""
+    """A causal language model from a local folder, greedy decoding on the CPU in float32.
 
-    def __init__(self, path: str | Path) -> None:
+    Every request goes through one ``Engine`` (engine.py): concurrent requests are decoded
+    together and the prompt's system part is computed once. ``reply_tokens`` caps every
+    reply's new tokens (the caller's ``max_new_tokens`` still applies when smaller).
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, reply_tokens: int | None = None) -> None:
         self.path = check_model_dir(Path(path).expanduser())
-        self.name = f"hf:{self.path}"
+        self.name = name or f"hf:{self.path}"
+        self.reply_tokens = reply_tokens
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._engine: Any = None
 
     def _load(self) -> None:
         """Load tokenizer and model once (call with the lock held)."""
@@ -67,6 +75,8 @@ class HuggingFaceModel(ChatModel):
             return
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from doubleedge.models.engine import Engine
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True, trust_remote_code=False)
@@ -80,61 +90,74 @@ class HuggingFaceModel(ChatModel):
         except Exception as exc:
             raise ModelError(f"hf backend could not load {str(self.path)!r}: {exc}") from exc
         model.eval()
+        stop_text = None if tokenizer.chat_template else self._reached_next_turn
         self._tokenizer, self._model = tokenizer, model
+        self._engine = Engine(model, stop_ids=stop_ids(model, tokenizer), stop_text=stop_text)
 
-    def _prompt_ids(self, messages: Sequence[Message]) -> Any:
+    def _reached_next_turn(self, tokens: list[int]) -> bool:
+        tail = self._tokenizer.decode(tokens[-8:])
+        return any(marker in tail for marker in TURN_MARKERS)
+
+    def _prompt_text(self, messages: Sequence[Message]) -> tuple[str, str]:
+        """The whole prompt, and its system part (the prefix shared by a scan's prompts)."""
         tokenizer = self._tokenizer
+        system = [m for m in messages[:1] if m.role == "system"]
         if not tokenizer.chat_template:
-            return tokenizer(plain_prompt(messages), return_tensors="pt").input_ids
+            return plain_prompt(messages), (plain_prompt(system).removesuffix("Assistant:") if system else "")
         chat = [{"role": m.role, "content": m.content} for m in messages]
         try:
             text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            head = tokenizer.apply_chat_template(chat[: len(system)], tokenize=False) if system else ""
         except Exception:
             # Some templates (Gemma's, for one) reject a system turn: fold it into the first user turn.
-            text = tokenizer.apply_chat_template(_fold_system(chat), add_generation_prompt=True, tokenize=False)
+            return tokenizer.apply_chat_template(_fold_system(chat), add_generation_prompt=True, tokenize=False), ""
+        return text, head
+
+    def _prompt_ids(self, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+        """The prompt's token ids, split into the shared prefix and the rest."""
+        text, head = self._prompt_text(messages)
         # The template already wrote any special tokens (such as a BOS) the model expects.
-        return tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        ids = self._tokenizer(text, add_special_tokens=False).input_ids
+        prefix = self._tokenizer(head, add_special_tokens=False).input_ids if head and text.startswith(head) else []
+        if not prefix or ids[: len(prefix)] != prefix or len(prefix) == len(ids):
+            return [], ids  # the prefix tokenizes differently inside the whole prompt: no sharing
+        return prefix, ids[len(prefix) :]
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
-        import torch
-
         with self._lock:
             self._load()
-            model, tokenizer = self._model, self._tokenizer
-            try:
-                input_ids = self._prompt_ids(messages)
-            except Exception as exc:
-                raise ModelError(f"hf backend could not build a prompt for {str(self.path)!r}: {exc}") from exc
-            prompt_length = input_ids.shape[1]
-            context = getattr(model.config, "max_position_embeddings", None)
-            if context and prompt_length + 1 > context:
-                raise ModelError(
-                    f"hf backend: the prompt is {prompt_length} tokens, more than the {context}-token context "
-                    f"of {str(self.path)!r}"
-                )
-            if context:
-                max_new_tokens = min(max_new_tokens, context - prompt_length)
-            pad_token_id = model.generation_config.pad_token_id
-            if pad_token_id is None:
-                pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            with torch.inference_mode():
-                output = model.generate(
-                    input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,  # greedy: the same question gets the same answer
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=pad_token_id,
-                )
-            text = tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
-        if not tokenizer.chat_template:
+        try:
+            prefix, rest = self._prompt_ids(messages)
+        except Exception as exc:
+            raise ModelError(f"hf backend could not build a prompt for {str(self.path)!r}: {exc}") from exc
+        prompt_length = len(prefix) + len(rest)
+        context = getattr(self._model.config, "max_position_embeddings", None)
+        if context and prompt_length + 1 > context:
+            raise ModelError(
+                f"hf backend: the prompt is {prompt_length} tokens, more than the {context}-token context "
+                f"of {str(self.path)!r}"
+            )
+        limit = min(max_new_tokens, self.reply_tokens or max_new_tokens, (context or 1 << 30) - prompt_length)
+        try:
+            tokens = self._engine.generate(prefix, rest, limit)
+        except Exception as exc:  # the server answers 502 with this, and goes on
+            raise ModelError(f"hf backend: {self.name!r} failed while generating: {exc}") from exc
+        text = self._tokenizer.decode(tokens, skip_special_tokens=True)
+        if not self._tokenizer.chat_template:
             text = cut_at_next_turn(text)
         text = text.strip()
         if not text:
-            raise ModelError(f"hf backend: {str(self.path)!r} gave an empty reply")
+            raise ModelError(f"hf backend: {self.name!r} gave an empty reply")
         return text
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """The tokens that end a reply: the model's end-of-sequence tokens and the tokenizer's."""
+    found = model.generation_config.eos_token_id
+    ids = set(found if isinstance(found, list) else [found] if found is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
 
 
 def _fold_system(chat: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -50,8 +50,11 @@ def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = 
 
 
 def garak_config(spec: ScanSpec, workdir: Path, *, target_type: str, generators: dict | None = None) -> dict:
+    system = {"lite": True, "narrow_output": True, "show_z": False}
+    if spec.parallel_attempts > 1:
+        system["parallel_attempts"] = spec.parallel_attempts
     return {
-        "system": {"lite": True, "narrow_output": True, "show_z": False},
+        "system": system,
         "run": {
             "seed": spec.seed,
             "generations": spec.generations,
@@ -124,8 +127,8 @@ def preflight(chat_url: str, timeout: float = 120) -> None:
 def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
     preflight(chat_url)
-    generator = rest_generator(chat_url, request=spec.request)
-    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}})
+    generator = rest_generator(chat_url, request=spec.request, timeout=spec.request_timeout)
+    return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}}, timeout=spec.run_timeout)
 
 
 def scan_bot(bot: ChatBot, spec: ScanSpec, workdir: Path | None = None) -> ScanReport:

@@ -7,7 +7,8 @@ fixed seed, and caps the prompts per probe so it takes seconds, not hours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,13 @@ class ScanSpec:
     # True when a probe is one of the course's own (doubleedge.*): garak then starts
     # through doubleedge.scan.launch, which registers them.
     course_plugins: bool = False
+    # Prompts garak sends at once (its system.parallel_attempts); 1 sends them one by one.
+    # A class constant, not a field: the fields are the committed figures' cache key.
+    parallel_attempts: ClassVar[int] = 1
+    # Seconds garak waits for one reply; a read timeout kills its whole run.
+    request_timeout: ClassVar[int] = 120
+    # Seconds the whole garak run may take.
+    run_timeout: ClassVar[int] = 900
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
@@ -101,12 +109,37 @@ BASELINE = ScanSpec(
 )
 
 
-def scan_for_lab(lab: str) -> ScanSpec:
-    """The garak scan a lab package declares (doubleedge.labs)."""
+# A neural model on 2 CPU cores takes a fraction of a second per reply, not microseconds:
+# its scan keeps every probe of the lab but at most this many prompts per probe, sent
+# this many at a time (the local engine decodes concurrent requests together).
+REAL_MODEL_PROMPT_CAP = 3
+REAL_MODEL_PARALLEL_ATTEMPTS = 8
+
+
+def scan_for_lab(lab: str, *, model: str = "reference") -> ScanSpec:
+    """The garak scan a lab package declares (doubleedge.labs); for any model but the
+    reference one, its real-model variant."""
     from doubleedge.labs import LABS
 
     scans = {n: found.scan for n, found in LABS.items() if found.scan is not None}
     try:
-        return scans[lab]
+        spec = scans[lab]
     except KeyError:
         raise ValueError(f"no scan for lab {lab!r}; available: {', '.join(scans)}") from None
+    return spec if model.partition(":")[0] == "reference" else for_real_model(spec)
+
+
+@dataclass(frozen=True)
+class RealModelScan(ScanSpec):
+    """A lab's scan for a neural model: the same probes, fewer prompts, sent concurrently."""
+
+    parallel_attempts: ClassVar[int] = REAL_MODEL_PARALLEL_ATTEMPTS
+    # A long jailbreak prompt waits for the others' prefill: minutes on a busy 2-core machine.
+    request_timeout: ClassVar[int] = 900
+    # Lab 01's real-model scan took over 15 minutes on a 2-core machine busy with other work.
+    run_timeout: ClassVar[int] = 3600
+
+
+def for_real_model(spec: ScanSpec) -> RealModelScan:
+    values = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    return RealModelScan(**values | {"prompt_cap": min(spec.prompt_cap, REAL_MODEL_PROMPT_CAP)})
