@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from doubleedge.target.bot import SupportBot
 from doubleedge.target.server import serving
 
 REPORT_PREFIX = "scan"
+# Where scans report each probe as garak finishes it: set by the command line on a
+# terminal (show_progress); None, the default, keeps scans quiet (notebooks, tests, --json).
+_progress: Callable[[str], None] | None = None
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -92,17 +96,62 @@ def run_garak(
     config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
     launcher = "doubleedge.scan.launch" if spec.course_plugins else "garak"
     command = [sys.executable, "-m", launcher, "--config", str(config), "--spec", spec.spec]
+    report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
+    report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
+    finished = threading.Event()
+    follower = threading.Thread(target=_follow, args=(report, finished, _progress), daemon=True)
+    if _progress is not None:
+        _progress(f"garak: scanning with {spec.spec} ...")
+        follower.start()
     try:
         done = subprocess.run(
             command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
+    finally:
+        finished.set()
+        if follower.is_alive():
+            follower.join()
     try:
-        return read_report(workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl")
+        return read_report(report)
     except ScanError as exc:
         output = (done.stdout + done.stderr)[-1500:]
         raise ScanError(f"{exc}\n--- garak output (exit {done.returncode}) ---\n{output}{_log_tail(workdir)}") from None
+
+
+def show_progress(echo: Callable[[str], None] | None) -> None:
+    """Report each probe of later scans through ``echo`` as garak finishes it (None: quiet)."""
+    global _progress
+    _progress = echo
+
+
+def _follow(report: Path, finished: threading.Event, echo: Callable[[str], None]) -> None:
+    """Tell ``echo`` about each probe whose results appear in the growing report."""
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        last_look = finished.wait(0.5)  # after garak ends, one more look reads its last probes
+        if not report.is_file():
+            if last_look:
+                return
+            continue
+        with open(report, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line garak is still writing waits for the next look
+        offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            probe = record.get("probe") if record.get("entry_type") == "eval" else None
+            if probe and probe not in seen:
+                seen.add(probe)
+                echo(f"garak: probe {len(seen)} done: {probe}")
+        if last_look:
+            return
 
 
 def preflight(chat_url: str, timeout: float = 120) -> None:
