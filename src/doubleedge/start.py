@@ -88,7 +88,8 @@ def jupyterlab_command(workspace: Path, port: int) -> list[str]:
         f"--ServerApp.port={port}",
         f"--ServerApp.root_dir={workspace}",
         "--ServerApp.port_retries=0",
-        "--ServerApp.log_level=WARN",  # start-up chatter; we print the link ourselves
+        "--ServerApp.log_level=WARN",  # start-up chatter: we print the link with its token ourselves
+        "--LabApp.log_level=WARN",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI run as root

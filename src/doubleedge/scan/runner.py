@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from doubleedge.progressbar import notebook_bar
 from doubleedge.scan.report import ScanError, ScanReport, read_report
 from doubleedge.scan.specs import ScanSpec
 from doubleedge.target.bot import SupportBot
@@ -26,7 +27,8 @@ from doubleedge.target.server import serving
 
 REPORT_PREFIX = "scan"
 # Where scans report each probe as garak finishes it: set by the command line on a
-# terminal (show_progress); None, the default, keeps scans quiet (notebooks, tests, --json).
+# terminal (show_progress). Without it, a scan in a notebook shows a progress bar and
+# anything else (tests, the grader, --json) stays quiet.
 _progress: Callable[[str], None] | None = None
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -99,9 +101,9 @@ def run_garak(
     report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
     report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
     finished = threading.Event()
-    follower = threading.Thread(target=_follow, args=(report, finished, _progress), daemon=True)
-    if _progress is not None:
-        _progress(f"garak: scanning with {spec.spec} ...")
+    on_probe, close = _probe_reporter(spec)
+    follower = threading.Thread(target=_follow, args=(report, finished, on_probe), daemon=True)
+    if on_probe is not None:
         follower.start()
     try:
         done = subprocess.run(
@@ -113,6 +115,7 @@ def run_garak(
         finished.set()
         if follower.is_alive():
             follower.join()
+        close()
     try:
         return read_report(report)
     except ScanError as exc:
@@ -126,8 +129,26 @@ def show_progress(echo: Callable[[str], None] | None) -> None:
     _progress = echo
 
 
-def _follow(report: Path, finished: threading.Event, echo: Callable[[str], None]) -> None:
-    """Tell ``echo`` about each probe whose results appear in the growing report."""
+def _probe_reporter(spec: ScanSpec) -> tuple[Callable[[int, str], None] | None, Callable[[], None]]:
+    """What to do as each probe finishes (a line for the command line, a bar in a notebook, or
+    nothing), and what to do when the scan ends."""
+    if _progress is not None:
+        echo = _progress
+        echo(f"garak: scanning with {spec.spec} ...")
+        return (lambda count, probe: echo(f"garak: probe {count} done: {probe}")), lambda: None
+    bar = notebook_bar(None, f"garak scan ({spec.lab})", unit="probe")
+    if bar is None:
+        return None, lambda: None
+
+    def advance(count: int, probe: str) -> None:
+        bar.update(1)
+        bar.set_postfix_str(probe)
+
+    return advance, bar.close
+
+
+def _follow(report: Path, finished: threading.Event, on_probe: Callable[[int, str], None]) -> None:
+    """Call ``on_probe`` for each probe whose results appear in the growing report."""
     seen: set[str] = set()
     offset = 0
     while True:
@@ -149,7 +170,7 @@ def _follow(report: Path, finished: threading.Event, echo: Callable[[str], None]
             probe = record.get("probe") if record.get("entry_type") == "eval" else None
             if probe and probe not in seen:
                 seen.add(probe)
-                echo(f"garak: probe {len(seen)} done: {probe}")
+                on_probe(len(seen), probe)
         if last_look:
             return
 
