@@ -188,7 +188,7 @@ def test_a_graded_cell_that_reads_another_cells_variable_fails_with_the_fix(tmp_
 
     test = by_lab(progress.progress(ws))["01"].tests[-1]
     assert test.status == "failed"
-    assert test.message.startswith("cell 'scan_answers' uses `baseline` from another cell: write values, not variables")
+    assert test.message.startswith("write values, not variables: cell 'scan_answers' uses `baseline` from another cell")
 
 
 def test_json_shape(workspace, capsys):

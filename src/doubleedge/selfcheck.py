@@ -98,7 +98,10 @@ def cell_problems(notebook: nbformat.NotebookNode) -> dict[str, str]:
     for grade_id, source in solutions.items():
         foreign = names_from_other_cells(source, available)
         if foreign:
-            problems[grade_id] = f"cell '{grade_id}' uses {_quoted(foreign)} from another cell: {WRITE_VALUES}"
+            problems[grade_id] = (
+                f"write values, not variables: cell '{grade_id}' uses {_quoted(foreign)} from another cell, "
+                "and the grader re-runs it on its own, after the setup cell"
+            )  # the fix first: nbgrader validate cuts long lines
     return problems
 
 

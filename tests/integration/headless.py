@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,14 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # root (CI containers) cannot use Chromium's sandbox
+
+# Where the browser tests leave screenshots for a person to look at (set DOUBLEEDGE_SCREENSHOTS to keep them elsewhere).
+SCREENSHOTS = Path(os.environ.get("DOUBLEEDGE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "doubleedge-screenshots")
+
+
+def screenshot(page, name: str, *, full_page: bool = False) -> Path:  # noqa: ANN001 (a playwright Page)
+    """Save what the page shows now as ``SCREENSHOTS/<name>.png``; returns the path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
