@@ -39,9 +39,9 @@ ARGS = [
 SCREENSHOTS = Path(os.environ.get("DOUBLEEDGE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "doubleedge-screenshots")
 
 
-def screenshot(page, name: str, *, full_page: bool = False) -> Path:  # noqa: ANN001 (a playwright Page)
-    """Save what the page shows now as ``SCREENSHOTS/<name>.png``; returns the path."""
+def screenshot(target, name: str) -> Path:  # noqa: ANN001 (a playwright Page or Locator)
+    """Save what a page or one element of it shows now as ``SCREENSHOTS/<name>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    target.screenshot(path=str(path))
     return path
