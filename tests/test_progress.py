@@ -171,6 +171,17 @@ def test_a_check_only_the_grader_makes_is_format_ok_never_passed(tmp_path, capsy
     assert any(line.split()[:3] == ["format", "ok", "test_scan_reading"] for line in out.splitlines())
 
 
+def test_a_visible_pass_of_a_test_with_hidden_parts_is_format_ok(tmp_path):
+    ws = tmp_path / "workspace"
+    (ws / LABS["01"].slug).mkdir(parents=True)
+    nb = saved_lab01()
+    nb.cells[3].metadata["doubleedge_hidden_tests"] = True  # test_injection, as the learner copy marks it
+    nbformat.write(nb, ws / LABS["01"].slug / f"{LABS['01'].slug}.ipynb")
+    test = by_lab(progress.progress(ws))["01"].tests[0]
+    assert (test.grade_id, test.status) == ("test_injection", "format ok")
+    assert test.message == "visible checks ok; the grader checks more (hidden tests)"
+
+
 def test_a_graded_cell_that_reads_another_cells_variable_fails_with_the_fix(tmp_path):
     """It ran in the learner's kernel (the test's saved output is clean), but the grader runs it alone."""
     ws = tmp_path / "workspace"

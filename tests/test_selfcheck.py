@@ -147,3 +147,24 @@ def _lab01_cases():
 def test_lab01_wrong_types_and_values_say_what_to_change(mistake, check, fix):
     result = check()
     assert not result.passed and fix in result.reason, (mistake, result.reason)
+
+
+def test_the_learner_copy_flags_the_tests_that_had_hidden_parts(tmp_path):
+    """Only the fact is flagged (for ``progress``), never what the hidden tests were."""
+    from doubleedge.selfcheck import HIDDEN_TESTS, mark_hidden_tests
+
+    source = LABS["01"].source_notebook
+    release = tmp_path / "release.ipynb"
+    release.write_bytes(source.read_bytes())
+    mark_hidden_tests(release, source)
+    flagged = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nbformat.read(release, as_version=4).cells
+        if c.metadata.get(HIDDEN_TESTS)
+    }
+    with_hidden = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nbformat.read(source, as_version=4).cells
+        if "### BEGIN HIDDEN TESTS" in c.source
+    }
+    assert flagged == with_hidden and "test_extracted_code" in flagged and "setup" not in flagged

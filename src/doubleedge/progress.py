@@ -29,7 +29,7 @@ import nbformat
 
 from doubleedge.grading.labs import LABS, Lab
 from doubleedge.scan.report import ScanError, read_report
-from doubleedge.selfcheck import GRADER_ONLY, cell_problems
+from doubleedge.selfcheck import GRADER_ONLY, HIDDEN_TESTS, MORE_IN_GRADER, cell_problems
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 # A visible test that could only check the format: the grader decides the rest (selfcheck.py).
@@ -103,6 +103,8 @@ def graded_tests(notebook: nbformat.NotebookNode, timeout: float | None = None) 
         if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
             continue
         status, message = cell_status(cell, timeout)
+        if status == PASSED and cell.get("metadata", {}).get(HIDDEN_TESTS):
+            status, message = FORMAT_OK, MORE_IN_GRADER
         if status != FAILED and solution in problems:  # it ran here, but not in the grader
             status, message = FAILED, problems[solution]
         tests.append(

@@ -21,6 +21,9 @@ from pathlib import Path
 import nbformat
 
 GRADER_ONLY = "format ok; the grader checks that"
+# Cell metadata of a learner copy's test cell whose hidden tests were cut out (mark_hidden_tests).
+HIDDEN_TESTS = "doubleedge_hidden_tests"
+MORE_IN_GRADER = "visible checks ok; the grader checks more (hidden tests)"
 WRITE_VALUES = "write values, not variables: the grader re-runs this cell on its own, after the setup cell"
 UNFINISHED = "this cell is not finished: replace `raise NotImplementedError()` with your answer"
 
@@ -127,3 +130,21 @@ def runs_alone(grade_id: str, folder: Path | str = ".") -> None:
             assert problem is None, f"{problem} (checked in your saved notebook {path.name})"
             return
     print(f"note: could not check that cell '{grade_id}' runs on its own (no saved notebook with it here)")
+
+
+def mark_hidden_tests(release: Path, source: Path) -> None:
+    """Flag the learner copy's test cells that had hidden tests in the lab's source.
+
+    The flag says only that a cell had some, never what they were; ``doubleedge progress``
+    then reports such a cell's visible pass as "format ok", not as passed.
+    """
+    hidden = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nbformat.read(source, as_version=4).cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and "### BEGIN HIDDEN TESTS" in c.get("source", "")
+    }
+    notebook = nbformat.read(release, as_version=4)
+    for cell in notebook.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in hidden:
+            cell.metadata[HIDDEN_TESTS] = True
+    nbformat.write(notebook, release)

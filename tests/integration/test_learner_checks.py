@@ -109,11 +109,12 @@ def test_progress_never_says_passed_where_the_grader_fails(graded, previewed):
     for test, points in graded.items():
         if points == 0:
             assert status[test].status != progress.PASSED, (test, status[test])
+    assert status["test_leaks_secret"].status == "format ok"  # its visible part passed; hidden cases remain
     assert status["test_extracted_code"].status == "format ok"
     assert status["test_extracted_code"].message == "format ok; the grader checks that this is your code"
     for test in ("test_scan_probe", "test_scan_reading"):
         assert status[test].status == "failed"
-        assert status[test].message.startswith("write values, not variables: cell 'scan_answers' uses `baseline`")
+        assert "write values, not variables: cell 'scan_answers' uses `baseline`" in status[test].message
 
 
 def test_the_grader_names_the_fix_and_each_part(notebook, graded):
