@@ -168,3 +168,16 @@ def test_the_learner_copy_flags_the_tests_that_had_hidden_parts(tmp_path):
         if "### BEGIN HIDDEN TESTS" in c.source
     }
     assert flagged == with_hidden and "test_extracted_code" in flagged and "setup" not in flagged
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_every_visible_test_checks_that_its_exercise_cell_runs_alone(number):
+    """So that Validate fails where the grader would, with the fix, in every lab."""
+    exercise = None
+    for cell in nbformat.read(LABS[number].source_notebook, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            exercise = meta["grade_id"]
+        elif cell.cell_type == "code" and meta.get("grade") and exercise:
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert f'runs_alone("{exercise}")' in visible, (number, meta["grade_id"])
