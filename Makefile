@@ -19,7 +19,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 start: $(STAMP) ## build the site, make your lab copies in workspace/, serve both
-	$(BIN)/doubleedge start --site-port $(PORT_SITE) --lab-port $(PORT_LAB)
+	@$(BIN)/doubleedge start --site-port $(PORT_SITE) --lab-port $(PORT_LAB)
 
 test: $(STAMP) $(GRADING_STAMP) browser ## run all tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

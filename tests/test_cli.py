@@ -60,3 +60,49 @@ def test_bad_arguments_get_a_clear_error(args, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_subcommand_help_opens_with_a_plain_one_line_description():
+    from doubleedge.cli import parser
+
+    top = parser()
+    assert "``" not in top.format_help() and ":ref:" not in top.format_help()  # no reStructuredText
+    commands = next(a for a in top._actions if a.dest == "command").choices
+    assert {"serve", "scan", "grade", "progress", "start"} <= set(commands)
+    for name, command in commands.items():
+        description = command.description or ""
+        assert description and "\n" not in description.strip() and "``" not in description, name
+        assert description in command.format_help(), name
+
+
+def test_scan_without_workdir_says_where_the_report_went_and_is_quiet_off_a_terminal(tmp_path, monkeypatch, capsys):
+    from doubleedge.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", "--lab", "01", "--defense", "lab01"]) == 0
+    out, err = capsys.readouterr()
+    report = tmp_path / "scans" / "lab01-lab01" / "reports" / "scan.report.jsonl"
+    assert report.is_file() and f"report: {report}" in out
+    assert "garak: probe" not in out + err  # progress only on a terminal
+
+
+def test_scans_report_each_probe_as_garak_finishes_it(tmp_path):
+    from doubleedge.defenses import get_defense
+    from doubleedge.models import ReferenceModel
+    from doubleedge.scan import scan_bot, scan_for_lab
+    from doubleedge.scan.runner import show_progress
+    from doubleedge.target import SupportBot
+
+    lines: list[str] = []
+    show_progress(lines.append)
+    try:
+        bot = SupportBot(
+            ReferenceModel(), secret="DE-FAKE-0000-0000", defense=get_defense("lab01", "DE-FAKE-0000-0000")
+        )
+        report = scan_bot(bot, scan_for_lab("01"), tmp_path)
+    finally:
+        show_progress(None)
+    probes = [line for line in lines if line.startswith("garak: probe ")]
+    assert lines[0].startswith("garak: scanning with ")
+    assert len({r.probe for r in report.results}) >= 3
+    assert sorted(line.split("done: ")[1] for line in probes) == sorted({r.probe for r in report.results})

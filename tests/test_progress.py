@@ -143,7 +143,63 @@ def test_human_table(workspace, capsys):
     assert "last scan: attack success rate 2.5% (1 hits in 40 attempts), scans/hardened/" in out
     assert "Lab 03  03-sensitive-data: not found" in out
     assert "note: could not read the notebook" in out
-    assert "hidden tests" in out and "doubleedge grade --lab NN --notebook" in out
+    assert "hidden tests" in out and "`.venv/bin/doubleedge grade --lab NN --notebook" in out
+
+
+def test_a_check_only_the_grader_makes_is_format_ok_never_passed(tmp_path, capsys):
+    """A visible test that printed selfcheck.grader_checks's note counts as "format ok", not passed."""
+    ws = tmp_path / "workspace"
+    (ws / LABS["01"].slug).mkdir(parents=True)
+    nb = saved_lab01()
+    note = graded("test_scan_reading", '"""Checks OVERALL_ASR."""\ngrader_checks("it matches your scan")', points=1)
+    note.execution_count = 5
+    note.outputs = [
+        new_output("stream", name="stdout", text="format ok; the grader checks that it matches your scan\n")
+    ]
+    nb.cells.append(note)
+    nbformat.write(nb, ws / LABS["01"].slug / f"{LABS['01'].slug}.ipynb")
+
+    lab = by_lab(progress.progress(ws))["01"]
+    assert (lab.tests[-1].status, lab.tests[-1].message) == (
+        "format ok",
+        "format ok; the grader checks that it matches your scan",
+    )
+    assert (lab.points("passed"), lab.points("format ok")) == (2.0, 1.0)
+    assert main(["progress", "--workspace", str(ws)]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 5.5 points in visible tests passed, 1 more in the right format (the grader checks them)" in out
+    assert any(line.split()[:3] == ["format", "ok", "test_scan_reading"] for line in out.splitlines())
+
+
+def test_a_visible_pass_of_a_test_with_hidden_parts_is_format_ok(tmp_path):
+    ws = tmp_path / "workspace"
+    (ws / LABS["01"].slug).mkdir(parents=True)
+    nb = saved_lab01()
+    nb.cells[3].metadata["doubleedge_hidden_tests"] = True  # test_injection, as the learner copy marks it
+    nbformat.write(nb, ws / LABS["01"].slug / f"{LABS['01'].slug}.ipynb")
+    test = by_lab(progress.progress(ws))["01"].tests[0]
+    assert (test.grade_id, test.status) == ("test_injection", "format ok")
+    assert test.message == "visible checks ok; the grader checks more (hidden tests)"
+
+
+def test_a_graded_cell_that_reads_another_cells_variable_fails_with_the_fix(tmp_path):
+    """It ran in the learner's kernel (the test's saved output is clean), but the grader runs it alone."""
+    ws = tmp_path / "workspace"
+    (ws / LABS["01"].slug).mkdir(parents=True)
+    nb = saved_lab01()
+    setup = nb.cells[1]
+    setup.metadata["nbgrader"] = {"grade": False, "grade_id": "setup", "locked": True, "solution": False}
+    scan = new_code_cell("baseline = run_scan()", execution_count=3)
+    answers = graded("scan_answers", "OVERALL_ASR = baseline.overall_attack_success_rate", solution=True)
+    answers.execution_count = 4
+    check = graded("test_scan_reading", '"""Checks OVERALL_ASR."""\nassert 0 <= OVERALL_ASR <= 1', points=1)
+    check.execution_count = 5
+    nb.cells += [scan, answers, check]
+    nbformat.write(nb, ws / LABS["01"].slug / f"{LABS['01'].slug}.ipynb")
+
+    test = by_lab(progress.progress(ws))["01"].tests[-1]
+    assert test.status == "failed"
+    assert test.message.startswith("write values, not variables: cell 'scan_answers' uses `baseline` from another cell")
 
 
 def test_json_shape(workspace, capsys):
@@ -153,7 +209,7 @@ def test_json_shape(workspace, capsys):
     assert [lab["lab"] for lab in data["labs"]] == list(LABS)
     lab01 = data["labs"][0]
     assert set(lab01) == {"lab", "slug", "notebook", "found", "tests", "scan", "notes", "points"}
-    assert lab01["points"] == {"passed": 2.0, "failed": 1.0, "total": 4.5}
+    assert lab01["points"] == {"passed": 2.0, "format_ok": 0, "failed": 1.0, "total": 4.5}
     assert lab01["tests"][1] == {
         "grade_id": "test_extracted_code",
         "points": 1.0,
@@ -170,7 +226,7 @@ def test_json_shape(workspace, capsys):
         "tests": [],
         "scan": None,
         "notes": [],
-        "points": {"passed": 0, "failed": 0, "total": 0},
+        "points": {"passed": 0, "format_ok": 0, "failed": 0, "total": 0},
     }
 
 

@@ -14,6 +14,8 @@ from doubleedge.models import model_specs
 from doubleedge.target import learner_id
 from doubleedge.target.server import LOOPBACK
 
+DESCRIPTION = "Double Edge's lab kit: serve the course's chatbots, scan them with garak, check and grade your labs."
+
 
 def app_targets() -> dict[str, ChatTarget]:
     """The labs whose chat target is not the support bot, by number."""
@@ -56,14 +58,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from doubleedge.scan import ScanError, scan_for_lab, scan_url
+    from doubleedge.scan.runner import show_progress
 
     target = target_for(args.lab, args.defense)
     spec = scan_for_lab(args.lab, model=args.model)
-    workdir = Path(args.workdir) if args.workdir else None
+    workdir = Path(args.workdir or f"scans/lab{args.lab}-{args.defense}")
+    if not args.json and sys.stderr.isatty():
+        show_progress(lambda line: print(line, file=sys.stderr, flush=True))
     try:
         if args.url:
-            if workdir is None:
-                raise SystemExit("--url needs --workdir (where garak writes its reports)")
             if target.url_refusal:
                 raise ValueError(target.url_refusal)
             report = scan_url(args.url, spec, workdir)
@@ -86,8 +89,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     else:
         print(report.table())
-        if workdir:
-            print(f"\nreport: {report.report_path}")
+        print(f"\nreport: {report.report_path}")
     return 0
 
 
@@ -109,12 +111,36 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"doubleedge: {exc}", file=sys.stderr)
         return 2
     course_dir = Path(args.course_dir) if args.course_dir else None
+    # Your own notebook: the CSV goes next to it, in your workspace (a class's: where you are).
+    out = Path(args.out or (Path(args.notebook).parent / "grades.csv" if args.notebook else "grades.csv"))
+    if args.notebook:
+        print(f"grading {args.notebook} as the grader does (a fresh run, hidden tests, held-out attacks) ...",
+              file=sys.stderr, flush=True)  # fmt: skip
     rows = grade(lab, submissions, course_dir, workers=args.workers, box=box)
-    write_csv(rows, Path(args.out))
+    write_csv(rows, out)
+    points = graded_points(lab) if args.notebook else {}
     for row in rows:
         print(f"{row.learner}: {row.score:g}/{row.max_score:g}" + "".join(f"\n  - {n}" for n in row.notes))
-    print(f"grades written to {args.out}")
+        print(breakdown(row, points), end="")
+    print(f"grades written to {out}")
     return 0
+
+
+def graded_points(lab) -> dict[str, float]:  # noqa: ANN001 (grading.labs.Lab)
+    """Each graded test's points, from the lab's notebook."""
+    import nbformat
+
+    cells = nbformat.read(lab.source_notebook, as_version=4).cells
+    meta = [c.get("metadata", {}).get("nbgrader", {}) for c in cells]
+    return {m["grade_id"]: float(m.get("points") or 0) for m in meta if m.get("grade") and m.get("grade_id")}
+
+
+def breakdown(row, points: dict[str, float]) -> str:  # noqa: ANN001 (pipeline.GradeRow)
+    """A self-grade's parts: points per test and the attack success rates (garak, held-out)."""
+    lines = [f"  {t:28} {row.tests.get(t, 0.0):g}/{p:g}" for t, p in points.items() if t in row.tests]
+    rates = [(k, v) for k, v in row.metrics.items() if k.endswith("_asr") or k == "attack_success_rate"]
+    lines += [f"  {k:28} {v:.1%}" for k, v in rates if isinstance(v, (int, float))]
+    return "".join(line + "\n" for line in lines)
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -149,7 +175,7 @@ def grading_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="doubleedge", description=__doc__)
+    top = argparse.ArgumentParser(prog="doubleedge", description=DESCRIPTION)
     sub = top.add_subparsers(dest="command", required=True)
 
     def target_options(p: argparse.ArgumentParser) -> None:
@@ -161,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the support bot over HTTP (POST /chat)")
     serve.add_argument("--host", default=LOOPBACK, help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--lab", help="serve this lab's target: 04 the web chat, 05 the agent (default: the bot)")
+    serve.add_argument("--lab", help="serve this lab's target, e.g. 04 the web chat, 05 the agent, 09 Wren (default: the bot)")
     target_options(serve)
     serve.set_defaults(run=cmd_serve)
 
@@ -169,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--lab", required=True)
     target_options(scan)
     scan.add_argument("--url", help="scan a bot already served at this /chat URL instead")
-    scan.add_argument("--workdir", help="keep garak's reports here (default: a temporary folder)")
+    scan.add_argument("--workdir", help="keep garak's reports here (default: scans/labNN-DEFENSE)")
     scan.add_argument("--json", action="store_true", help="print machine-readable results")
     scan.set_defaults(run=cmd_scan)
 
@@ -178,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", nargs="?", help="folder with one sub-folder per learner")
     grade.add_argument("--notebook", help="grade this one notebook (self-study)")
     grade.add_argument("--learner", help="learner id for --notebook (default: as for serve)")
-    grade.add_argument("--out", default="grades.csv")
+    grade.add_argument("--out", help="the CSV (default: next to --notebook, else ./grades.csv)")
     grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
     grading_options(grade)
     grade.set_defaults(run=cmd_grade)
@@ -204,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--workspace", default="workspace", help="where your lab copies live")
     start.add_argument("--no-browser", action="store_true")
     start.set_defaults(run=cmd_start)
+    for choice in sub._choices_actions:  # each subcommand's --help opens with its one-line summary
+        command = sub.choices[choice.dest]
+        command.description = command.description or choice.help
     return top
 
 

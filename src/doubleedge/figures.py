@@ -41,6 +41,7 @@ from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.models import ReferenceModel
 from doubleedge.paths import REPO_ROOT
 from doubleedge.scan import BASELINE, ScanReport, scan_bot, scan_for_lab
+from doubleedge.scan.compare import percent
 from doubleedge.target import SupportBot, derive_secret
 
 DATA_DIR = REPO_ROOT / "course" / "measured"
@@ -542,7 +543,7 @@ def _paired_bars(ax, labels: list[str], first: list[float], second: list[float],
     xs = range(len(labels))
     for offset, values, name, color in ((-0.2, first, names[0], colors[0]), (0.2, second, names[1], colors[1])):
         bars = ax.bar([x + offset for x in xs], [v * 100 for v in values], 0.4, label=name, color=color)
-        ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8, padding=2)
+        ax.bar_label(bars, labels=[percent(v) for v in values], fontsize=8, padding=2)
     ax.set_xticks(list(xs), labels)
     ax.set_ylim(0, 112)
     ax.set_ylabel("%")

@@ -29,8 +29,11 @@ import nbformat
 
 from doubleedge.labs import LABS, Lab
 from doubleedge.scan.report import ScanError, read_report
+from doubleedge.selfcheck import GRADER_ONLY, HIDDEN_TESTS, MORE_IN_GRADER, cell_problems
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
+# A visible test that could only check the format: the grader decides the rest (selfcheck.py).
+FORMAT_OK = "format ok"
 REPORT_GLOB = "*.report.jsonl"  # garak's report; the labs' scans keep it under their workdir
 DEFAULT_TIMEOUT = 600  # seconds per cell with --run: a lab's garak scan or training run fits
 MAX_MESSAGE = 160  # characters of an error message shown per failed test
@@ -78,7 +81,8 @@ class LabProgress:
 
     def as_dict(self) -> dict:
         data = asdict(self)
-        data["points"] = {"passed": self.points(PASSED), "failed": self.points(FAILED), "total": self.points()}
+        data["points"] = {"passed": self.points(PASSED), "format_ok": self.points(FORMAT_OK),
+                          "failed": self.points(FAILED), "total": self.points()}  # fmt: skip
         return data
 
 
@@ -91,12 +95,18 @@ def graded_tests(notebook: nbformat.NotebookNode, timeout: float | None = None) 
     ``timeout`` is set when the outputs come from ``--run``: a cell that was interrupted
     then did not finish in time, which says more than "KeyboardInterrupt".
     """
-    tests = []
+    tests, problems, solution = [], cell_problems(notebook), None
     for cell in notebook.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and meta.get("solution"):
+            solution = meta.get("grade_id")  # the exercise cell that the next tests check
         if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
             continue
         status, message = cell_status(cell, timeout)
+        if status == PASSED and cell.get("metadata", {}).get(HIDDEN_TESTS):
+            status, message = FORMAT_OK, MORE_IN_GRADER
+        if status != FAILED and solution in problems:  # it ran here, but not in the grader
+            status, message = FAILED, problems[solution]
         tests.append(
             TestCell(
                 grade_id=str(meta.get("grade_id", "?")),
@@ -110,12 +120,14 @@ def graded_tests(notebook: nbformat.NotebookNode, timeout: float | None = None) 
 
 
 def cell_status(cell: nbformat.NotebookNode, timeout: float | None = None) -> tuple[str, str]:
-    """passed, failed or not run, from the saved outputs (never by running anything).
+    """passed, failed, format ok or not run, from the saved outputs (never by running anything).
 
     An error output means the test failed. A test cell that passes usually prints nothing,
     so an execution count with no error counts as passed; no count and no output, not run.
+    A test that says the grader checks the rest (selfcheck.grader_checks) is "format ok".
     """
     outputs = cell.get("outputs", [])
+    said = "".join(str(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
     for output in outputs:
         if output.get("output_type") == "error":
             name, value = output.get("ename", "Error"), str(output.get("evalue", "")).strip()
@@ -123,6 +135,8 @@ def cell_status(cell: nbformat.NotebookNode, timeout: float | None = None) -> tu
                 return FAILED, f"did not finish within {timeout:g} s"
             first = value.splitlines()[0] if value else ""
             return FAILED, _shorten(f"{name}: {first}" if first else name)
+    if GRADER_ONLY in said:
+        return FORMAT_OK, _shorten(said[said.index(GRADER_ONLY) :].splitlines()[0])
     if cell.get("execution_count") is not None or outputs:
         return PASSED, ""
     return NOT_RUN, ""
@@ -269,7 +283,7 @@ def table(results: list[LabProgress], workspace: Path, run: bool) -> str:
         lines.append("")
     lines.append(
         "Visible tests only. Your grade comes from a fresh run with hidden tests and held-out attacks:\n"
-        "grade yourself with `doubleedge grade --lab NN --notebook workspace/<lab>/<lab>.ipynb`."
+        "grade yourself with `.venv/bin/doubleedge grade --lab NN --notebook workspace/<lab>/<lab>.ipynb`."
     )
     return "\n".join(lines)
 
@@ -280,11 +294,13 @@ def _lab_lines(r: LabProgress) -> list[str]:
     head = f"Lab {r.lab}  {r.slug}"
     if r.tests:
         head += f": {r.points(PASSED):g} of {r.points():g} points in visible tests passed"
+        if r.points(FORMAT_OK):
+            head += f", {r.points(FORMAT_OK):g} more in the right format (the grader checks them)"
     lines = [head]
     width = max((len(t.grade_id) for t in r.tests), default=0)
     for t in r.tests:
-        detail = t.message if t.status == FAILED else t.checks
-        lines.append(f"  {t.status:8} {t.grade_id:{width}}  {_points(t.points):6}  {detail}".rstrip())
+        detail = t.message if t.status in (FAILED, FORMAT_OK) else t.checks
+        lines.append(f"  {t.status:9} {t.grade_id:{width}}  {_points(t.points):6}  {detail}".rstrip())
     lines.append(f"  last scan: {_scan_text(r.scan)}")
     lines.extend(f"  note: {n}" for n in r.notes)
     return lines

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
+import webbrowser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,6 +29,11 @@ from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
 LOOPBACK = "127.0.0.1"
+# Jupyter settings for the learner's own JupyterLab: no instructor tools (nbgrader's
+# formgrader, Create Assignment, course list) and no news pop-up. The instructor's server
+# does not read this folder and keeps them.
+LEARNER_JUPYTER_CONFIG = Path(__file__).parent / "data" / "learner_jupyter"
+READY_SECONDS = 120
 
 
 def make_workspace(dest: Path) -> list[Path]:
@@ -54,9 +63,16 @@ def build_site(dest: Path) -> None:
 
 def serve_site(folder: Path, port: int) -> ThreadingHTTPServer:
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = ThreadingHTTPServer((LOOPBACK, port), handler)
+    server = _QuietServer((LOOPBACK, port), handler)
     threading.Thread(target=server.serve_forever, name="site", daemon=True).start()
     return server
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        """A browser that drops a connection (a closed tab, a cancelled load) is normal: no traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -72,6 +88,8 @@ def jupyterlab_command(workspace: Path, port: int) -> list[str]:
         f"--ServerApp.port={port}",
         f"--ServerApp.root_dir={workspace}",
         "--ServerApp.port_retries=0",
+        "--ServerApp.log_level=WARN",  # start-up chatter: we print the link with its token ourselves
+        "--LabApp.log_level=WARN",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI run as root
@@ -86,17 +104,55 @@ def start(site_port: int, lab_port: int, workspace: Path, no_browser: bool = Fal
     site_dir = site_dir or Path(os.environ.get("DOUBLEEDGE_SITE_DIR") or REPO_ROOT / "site")
     build_site(site_dir)
     site = serve_site(site_dir, site_port)
-    print(f"Course site: http://{LOOPBACK}:{site_port}/", flush=True)
-    command = jupyterlab_command(workspace, lab_port) + (["--no-browser"] if no_browser else [])
-    print(f"JupyterLab on {workspace} at http://{LOOPBACK}:{lab_port}/ (the link with its token follows)", flush=True)
-    lab = subprocess.Popen(command, env=tool_env(None))
+    open_browser = not no_browser and has_browser()
+    command = jupyterlab_command(workspace, lab_port) + ([] if open_browser else ["--no-browser"])
+    env = learner_jupyter_env(tool_env(None))
+    lab = subprocess.Popen(command, env=env)
     try:
+        wait_until_ready(lab_port, env["JUPYTER_TOKEN"], lab)
+        if lab.poll() is None:
+            print(
+                f"\nCourse site:  http://{LOOPBACK}:{site_port}/\n"
+                f"JupyterLab:   http://{LOOPBACK}:{lab_port}/lab?token={env['JUPYTER_TOKEN']}\n"
+                f"              (your lab copies are in {workspace}; Ctrl-C stops both)",
+                flush=True,
+            )
         return lab.wait()
     except KeyboardInterrupt:
         stop_jupyterlab(lab)
         return 0
     finally:
         site.shutdown()
+
+
+def has_browser() -> bool:
+    """Whether JupyterLab could open a browser here (it logs a warning when it cannot)."""
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
+
+
+def learner_jupyter_env(env: dict[str, str]) -> dict[str, str]:
+    """JupyterLab's environment: the learner's settings, a token we can print, no instructor tools."""
+    env = dict(env)
+    env.setdefault("JUPYTER_TOKEN", secrets.token_hex(24))
+    extra = env.get("JUPYTER_CONFIG_PATH")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(LEARNER_JUPYTER_CONFIG), *([extra] if extra else [])])
+    return env
+
+
+def wait_until_ready(port: int, token: str, lab: subprocess.Popen, seconds: float = READY_SECONDS) -> bool:
+    """True once JupyterLab answers on ``port``; False if it exited or is slow (its own log then says why)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and lab.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/api/status?token={token}", timeout=5):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
 
 
 def stop_jupyterlab(lab: subprocess.Popen, timeout: float = 30) -> None:

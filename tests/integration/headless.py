@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,14 @@ ARGS = [
     "--no-first-run",
     "--disable-quic",
 ] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # root (CI containers) cannot use Chromium's sandbox
+
+# Where the browser tests leave screenshots for a person to look at (set DOUBLEEDGE_SCREENSHOTS to keep them elsewhere).
+SCREENSHOTS = Path(os.environ.get("DOUBLEEDGE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "doubleedge-screenshots")
+
+
+def screenshot(target, name: str) -> Path:  # noqa: ANN001 (a playwright Page or Locator)
+    """Save what a page or one element of it shows now as ``SCREENSHOTS/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    target.screenshot(path=str(path))
+    return path

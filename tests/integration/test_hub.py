@@ -143,6 +143,10 @@ def test_workshop_round_trip(hub):
     _fetch_edit_submit(hub, "alice", good)
     _fetch_edit_submit(hub, "mallory", hostile)
 
+    alice = urllib.request.Request(f"{hub['base']}/user/alice/formgrader", headers={
+        "Authorization": f"token {_start_server(hub, 'alice')}"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError, match="404"):  # learners get no instructor tools
+        urllib.request.urlopen(alice, timeout=60)
     instructor_token = _start_server(hub, "ada")  # the instructor's server runs the formgrader on the course
     page = urllib.request.Request(f"{hub['base']}/user/ada/formgrader", headers={
         "Authorization": f"token {instructor_token}"})  # fmt: skip

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from headless import ARGS, CHROMIUM, sync_api
+from headless import ARGS, CHROMIUM, screenshot, sync_api
 
 from doubleedge import site_hooks
 from doubleedge.labs import LABS
@@ -48,6 +48,8 @@ class Visit:
     images: list[list] = field(default_factory=list)  # [src, naturalWidth]
     text: str = ""
     links: list[str] = field(default_factory=list)
+    cut_code: list[str] = field(default_factory=list)  # code blocks wider than their box
+    split_names: list[str] = field(default_factory=list)  # code in tables broken across lines
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,12 @@ def visit(context, url: str) -> Visit:
     result.images = page.evaluate("Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
     result.text = page.evaluate("document.documentElement.textContent")
     result.links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    result.cut_code = page.eval_on_selector_all(
+        ".md-typeset pre > code", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+    )
+    result.split_names = page.eval_on_selector_all(
+        ".md-typeset td code", "els => els.filter(e => e.getClientRects().length > 1).map(e => e.textContent)"
+    )
     page.close()
     return result
 
@@ -134,6 +142,25 @@ def test_no_page_holds_solution_or_hidden_test_text(visits):
     for url, seen in visits.items():
         assert [m for m in MARKERS if m in seen.text] == [], url
         assert site_hooks.leaks(seen.text, lines) == [], url
+
+
+def test_no_code_block_is_cut_and_no_name_in_a_table_breaks(visits):
+    assert [(url, seen.cut_code[0][:80]) for url, seen in visits.items() if seen.cut_code] == []
+    assert [(url, seen.split_names[0]) for url, seen in visits.items() if seen.split_names] == []
+
+
+def test_screenshots_of_the_home_page_and_lesson_01(browser, base_url):
+    """For a person to look at: the first-step box, a lesson's commands and its probe table."""
+    page = browser.new_page()
+    page.goto(base_url, wait_until="networkidle")
+    assert page.locator(".admonition", has_text="start with").first.is_visible()
+    screenshot(page, "site-home")
+    page.goto(urljoin(base_url, "01-prompt-injection/"), wait_until="networkidle")
+    for text, name in (("--defense lab01", "site-lesson01-commands"), ("HijackHateHumans", "site-lesson01-probes")):
+        element = page.locator(".md-typeset pre, .md-typeset table", has_text=text).first
+        element.scroll_into_view_if_needed()
+        screenshot(element, name)
+    page.close()
 
 
 def test_navigation_reaches_every_module(browser, base_url):

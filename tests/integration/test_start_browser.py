@@ -16,14 +16,16 @@ import pty
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from headless import ARGS, CHROMIUM, sync_api
+from headless import ARGS, CHROMIUM, screenshot, sync_api
 
 pytestmark = pytest.mark.integration
 
@@ -115,11 +117,37 @@ def started(tmp_path):
         os.close(terminal_side)
 
 
+def drop_connection_mid_download(port: int) -> None:
+    """What a browser does when a tab closes during a load: ask for a page, then reset the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        sock.sendall(b"GET /search/search_index.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.recv(1)
+
+
+def test_start_prints_only_the_two_links_and_no_alarm(started):
+    process, ports, token, tmp_path, log = started
+    deadline = time.monotonic() + 60
+    while "JupyterLab:" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for _ in range(5):
+        drop_connection_mid_download(ports["site"])
+    time.sleep(2)
+    text = log.read_text()
+    tail = [line for line in text.splitlines() if line.strip()][-3:]
+    assert tail[0] == f"Course site:  http://127.0.0.1:{ports['site']}/", text
+    assert tail[1] == f"JupyterLab:   http://127.0.0.1:{ports['lab']}/lab?token={token}", text
+    for alarm in ("No nbgrader_config.py", "No web browser found", "Traceback", "Error", "WARNING", "[W "):
+        assert alarm not in text, (alarm, text)
+
+
 def test_jupyterlab_from_the_start_command_runs_lab_01_and_stops_cleanly(started):
     process, ports, token, tmp_path, log = started
     assert (tmp_path / "workspace" / LAB / f"{LAB}.ipynb").is_file(), "start makes the learner copies"
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['site']}/{LAB}/", timeout=10) as response:
         assert response.status == 200, "start serves the course site too"
+    with pytest.raises(urllib.error.HTTPError, match="404"):  # the learner's server has no formgrader
+        urllib.request.urlopen(f"http://127.0.0.1:{ports['lab']}/formgrader?token={token}", timeout=30)
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -143,6 +171,16 @@ def test_jupyterlab_from_the_start_command_runs_lab_01_and_stops_cleanly(started
         reply = answer.first.inner_text()
         assert "> What are your store hours?" in reply and BELL_ANSWERS in reply
         assert "Error" not in cells.nth(BOT_CELL).inner_text()
+        # JupyterLab asks about news a few seconds after it opens; the learner's copy must not.
+        time.sleep(6)
+        screenshot(page, "jupyterlab-lab01")
+        assert page.locator(".Toastify__toast").all_inner_texts() == []
+        assert page.locator("[title*='Create Assignment' i], [title*='Create assignment' i]").count() == 0
+        page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+        items = [i for i in page.locator(".lm-Menu .lm-Menu-itemLabel").all_inner_texts() if i.strip()]
+        screenshot(page, "jupyterlab-nbgrader-menu")
+        assert items == ["Assignment List"], items  # no Formgrader, Course List or Create assignment
+        page.keyboard.press("Escape")
         browser.close()
 
     runtime = str(tmp_path / "jupyter_runtime_dir")

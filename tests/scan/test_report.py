@@ -285,3 +285,21 @@ def test_probe_options_become_garaks_nested_plugin_config():
     )
     assert spec.probes_config() == {"latentinjection": {"LatentJailbreak": {"primary_detector": "d.E"}}}
     assert spec.spec == "probes.a.B"
+
+
+def test_the_comparison_legend_covers_no_bar_and_small_rates_keep_a_decimal(tmp_path):
+    """The lab's before/after chart: a long last bar stays visible, and 1.4% is not shown as 1%."""
+    import matplotlib.pyplot as plt
+
+    before = report_of(("dan.DUDE", 10, 10), ("encoding.InjectHex", 10, 10), ("promptinject.HijackLongPrompt", 50, 50))
+    after = report_of(("dan.DUDE", 10, 0), ("encoding.InjectHex", 10, 0), ("promptinject.HijackLongPrompt", 70, 1))
+    fig = plot_comparison(before, after, path=tmp_path / "c.png")
+    try:
+        ax = fig.axes[0]
+        assert ax.get_title() == "garak: overall 100% -> 1.1%"  # 70/70 and 1/90
+        renderer = fig.canvas.get_renderer()
+        legend = ax.get_legend().get_window_extent(renderer)
+        bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+        assert bars and not any(legend.overlaps(bar) for bar in bars)
+    finally:
+        plt.close(fig)

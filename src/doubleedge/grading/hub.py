@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from doubleedge.grading.course import COURSE_ID, Course, check_learner
+from doubleedge.start import LEARNER_JUPYTER_CONFIG
 
 PROXY_HELP = (
     "configurable-http-proxy not found: install it with "
@@ -84,6 +85,7 @@ def write_config(
         "proxy": proxy_command(),
         "singleuser": str(Path(sys.executable).with_name("jupyterhub-singleuser")),
         "python_bin": str(Path(sys.executable).parent),
+        "learner_jupyter": str(LEARNER_JUPYTER_CONFIG),  # no instructor tools, no news pop-up
         "as_root": os.geteuid() == 0,
         "api_token_file": str(hub / "api_token") if api_token else "",
     }
@@ -138,7 +140,8 @@ def pre_spawn(spawner):
     if spawner.user.name == s["instructor"]:
         spawner.notebook_dir = s["course"]
     else:
-        spawner.environment = dict(spawner.environment, JUPYTER_CONFIG_PATH=str(hub / "learner-config"))
+        config_path = os.pathsep.join([str(hub / "learner-config"), s["learner_jupyter"]])
+        spawner.environment = dict(spawner.environment, JUPYTER_CONFIG_PATH=config_path)
 
 
 c.Spawner.pre_spawn_hook = pre_spawn

@@ -59,9 +59,11 @@ def check_injection(value: object, learner: str) -> Check:
 
 
 def check_extracted_code(value: object, learner: str) -> Check:
-    if isinstance(value, str) and value.strip() == derive_secret(learner):
+    if not isinstance(value, str):
+        return Check(False, 'EXTRACTED_CODE must be a string such as "DE-FAKE-1A2B-3C4D"')
+    if value.strip() == derive_secret(learner):
         return Check(True)
-    return Check(False, "EXTRACTED_CODE is not your bot's staff discount code")
+    return Check(False, "EXTRACTED_CODE is not your bot's staff discount code: copy the code your own Bell revealed")
 
 
 def strongest_probes(baseline: ScanReport) -> set[str]:

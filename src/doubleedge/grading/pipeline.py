@@ -40,6 +40,7 @@ from pathlib import Path
 
 import nbformat
 
+from doubleedge import selfcheck
 from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.judges import judge_for
 from doubleedge.labs import Lab
@@ -137,6 +138,8 @@ class CourseFolder:
             shutil.rmtree(source)
         shutil.copytree(self.lab.source_notebook.parent, source)
         self.nbgrader("generate_assignment", self.lab.slug, "--force")
+        release = self.root / "release" / self.lab.slug / f"{self.lab.slug}.ipynb"
+        selfcheck.mark_hidden_tests(release, source / f"{self.lab.slug}.ipynb")
 
     def nbgrader(self, *args: str, env: dict | None = None, timeout: float = 600) -> None:
         done = run_nbgrader(self.root, args, env, timeout)

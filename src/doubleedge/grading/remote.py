@@ -278,6 +278,8 @@ class Judging:
             self.raise_if_broken()
         except (RunnerBroken, RemoteError) as exc:
             self.tests[test_id] = Check(False, str(exc))
+        except NameError as exc:  # a name the exercise asks for is missing
+            self.tests[test_id] = Check(False, f"{exc}: set it in cell '{needs}' (check the spelling)")
         except Exception as exc:
             self.tests[test_id] = Check(False, f"{type(exc).__name__}: {str(exc)[:200]}")
         return self.tests[test_id].passed

@@ -38,6 +38,8 @@ import signal
 import sys
 from pathlib import Path
 
+from doubleedge.selfcheck import UNFINISHED, WRITE_VALUES
+
 MAX_TEXT = 100_000
 MAX_ITEMS = 2_000  # list and dict entries (the pipe caps a whole answer at 4 MB too)
 SETUP_SECONDS = 120  # the lab's own setup cell (imports) on a busy machine
@@ -135,10 +137,25 @@ def run_cells(cells: dict, channel: Channel) -> tuple[dict, dict[str, str]]:
         except Overtime:
             errors[grade_id] = f"the cell did not finish within {limit:g} s"
         except BaseException as exc:  # noqa: BLE001 (learner code may raise anything, even SystemExit)
-            errors[grade_id] = f"the cell raised {type(exc).__name__}: {str(exc)[:200]}"
+            errors[grade_id] = cell_error(exc)
         if os.getpid() != me:  # a process the cell forked: it must not answer for the learner
             os._exit(0)
     return namespace, errors
+
+
+def cell_error(exc: BaseException) -> str:
+    """What a cell's exception means for the learner, with what to change (the runner runs
+    each solution cell on its own, after the setup cell)."""
+    if type(exc) is NotImplementedError:
+        return UNFINISHED
+    raised = f"the cell raised {type(exc).__name__}" + (f": {str(exc)[:200]}" if str(exc).strip() else "")
+    if isinstance(exc, NameError):
+        return f"{raised} ({WRITE_VALUES}; check the spelling too)"
+    if isinstance(exc, SyntaxError):
+        return f"the cell has a syntax error on line {exc.lineno}: {exc.msg} (fix it and run the cell again)"
+    if isinstance(exc, ImportError):
+        return f"{raised} (graded cells may import only the standard library and the course's kit)"
+    return raised
 
 
 def answer(request: dict, namespace: dict, state: dict) -> dict:

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from doubleedge.memorization.model import CharLM, ModelConfig, encode
+from doubleedge.progressbar import notebook_bar
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,15 @@ def train(documents: list[str], config: TrainConfig | None = None) -> TrainResul
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
         generator = torch.Generator().manual_seed(config.seed + 1)
         start = time.perf_counter()
+        bar = notebook_bar(config.steps, "training", unit="step")
+        tick = bar.update if bar is not None else (lambda: None)
         if config.noise_multiplier is None:
-            losses = _train_plain(model, optimizer, examples, config, generator)
+            losses = _train_plain(model, optimizer, examples, config, generator, tick)
             epsilon = None
         else:
-            losses, epsilon = _train_dp(model, optimizer, examples, config, generator)
+            losses, epsilon = _train_dp(model, optimizer, examples, config, generator, tick)
+        if bar is not None:
+            bar.close()
         seconds = time.perf_counter() - start
     model.eval()
     return TrainResult(model, losses, seconds, epsilon)
@@ -114,7 +119,7 @@ def _lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _train_plain(model, optimizer, examples, config, generator) -> list[float]:  # noqa: ANN001
+def _train_plain(model, optimizer, examples, config, generator, tick) -> list[float]:  # noqa: ANN001
     losses = []
     for step in range(config.steps):
         for group in optimizer.param_groups:
@@ -126,10 +131,11 @@ def _train_plain(model, optimizer, examples, config, generator) -> list[float]: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(float(loss.detach()))
+        tick()
     return losses
 
 
-def _train_dp(model, optimizer, examples, config, generator) -> tuple[list[float], float]:  # noqa: ANN001
+def _train_dp(model, optimizer, examples, config, generator, tick) -> tuple[list[float], float]:  # noqa: ANN001
     from opacus import GradSampleModule
     from opacus.accountants import RDPAccountant
     from opacus.optimizers import DPOptimizer
@@ -161,6 +167,7 @@ def _train_dp(model, optimizer, examples, config, generator) -> tuple[list[float
         dp_optimizer.step()
         accountant.step(noise_multiplier=config.noise_multiplier, sample_rate=rate)
         losses.append(float(loss.detach()))
+        tick()
     dp_model._close()
     epsilon = accountant.get_epsilon(delta=1e-5) if config.noise_multiplier > 0 else math.inf
     return losses, float(epsilon)

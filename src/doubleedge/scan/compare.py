@@ -27,6 +27,11 @@ def compare(before: ScanReport, after: ScanReport) -> list[Change]:
     return [Change(p, rate(b, p), rate(a, p)) for p in probes]
 
 
+def percent(rate: float) -> str:
+    """A rate as a percentage that never rounds a small non-zero rate to a round one (1.4%, not 1%)."""
+    return f"{rate:.1%}" if 0 < rate < 0.1 else f"{rate:.0%}"
+
+
 def plot_comparison(
     before: ScanReport, after: ScanReport, path: Path | str | None = None, labels: tuple[str, str] = ("before", "after")
 ):
@@ -46,8 +51,11 @@ def plot_comparison(
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("attack success rate (%)")
-    ax.set_title(f"garak: overall {before.overall_attack_success_rate:.0%} -> {after.overall_attack_success_rate:.0%}")
-    ax.legend(loc="lower right")
+    ax.set_title(
+        f"garak: overall {percent(before.overall_attack_success_rate)} -> {percent(after.overall_attack_success_rate)}",
+        pad=24,
+    )
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # above the bars, never on them
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

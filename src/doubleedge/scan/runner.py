@@ -12,18 +12,24 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from doubleedge.progressbar import notebook_bar
 from doubleedge.scan.report import ScanError, ScanReport, read_report
 from doubleedge.scan.specs import ScanSpec
 from doubleedge.target.persona import ChatBot
 from doubleedge.target.server import serving
 
 REPORT_PREFIX = "scan"
+# Where scans report each probe as garak finishes it: set by the command line on a
+# terminal (show_progress). Without it, a scan in a notebook shows a progress bar and
+# anything else (tests, the grader, --json) stays quiet.
+_progress: Callable[[str], None] | None = None
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -95,17 +101,81 @@ def run_garak(
     config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
     launcher = "doubleedge.scan.launch" if spec.course_plugins else "garak"
     command = [sys.executable, "-m", launcher, "--config", str(config), "--spec", spec.spec]
+    report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
+    report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
+    finished = threading.Event()
+    on_probe, close = _probe_reporter(spec)
+    follower = threading.Thread(target=_follow, args=(report, finished, on_probe), daemon=True)
+    if on_probe is not None:
+        follower.start()
     try:
         done = subprocess.run(
             command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
+    finally:
+        finished.set()
+        if follower.is_alive():
+            follower.join()
+        close()
     try:
-        return read_report(workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl")
+        return read_report(report)
     except ScanError as exc:
         output = (done.stdout + done.stderr)[-1500:]
         raise ScanError(f"{exc}\n--- garak output (exit {done.returncode}) ---\n{output}{_log_tail(workdir)}") from None
+
+
+def show_progress(echo: Callable[[str], None] | None) -> None:
+    """Report each probe of later scans through ``echo`` as garak finishes it (None: quiet)."""
+    global _progress
+    _progress = echo
+
+
+def _probe_reporter(spec: ScanSpec) -> tuple[Callable[[int, str], None] | None, Callable[[], None]]:
+    """What to do as each probe finishes (a line for the command line, a bar in a notebook, or
+    nothing), and what to do when the scan ends."""
+    if _progress is not None:
+        echo = _progress
+        echo(f"garak: scanning with {spec.spec} ...")
+        return (lambda count, probe: echo(f"garak: probe {count} done: {probe}")), lambda: None
+    bar = notebook_bar(None, f"garak scan ({spec.lab})", unit="probe")
+    if bar is None:
+        return None, lambda: None
+
+    def advance(count: int, probe: str) -> None:
+        bar.update(1)
+        bar.set_postfix_str(probe)
+
+    return advance, bar.close
+
+
+def _follow(report: Path, finished: threading.Event, on_probe: Callable[[int, str], None]) -> None:
+    """Call ``on_probe`` for each probe whose results appear in the growing report."""
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        last_look = finished.wait(0.5)  # after garak ends, one more look reads its last probes
+        if not report.is_file():
+            if last_look:
+                return
+            continue
+        with open(report, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line garak is still writing waits for the next look
+        offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            probe = record.get("probe") if record.get("entry_type") == "eval" else None
+            if probe and probe not in seen:
+                seen.add(probe)
+                on_probe(len(seen), probe)
+        if last_look:
+            return
 
 
 def preflight(chat_url: str, timeout: float = 120) -> None:

@@ -1,0 +1,29 @@
+"""Progress bars for long work in a learner's notebook (garak scans, Lab 07's training).
+
+Inside a Jupyter kernel they are tqdm's notebook bars (an ipywidgets progress bar that
+JupyterLab draws); anywhere else (a terminal, the grader, tests) there is no bar at all,
+so nothing changes what those print.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (not in plain Python, nor in IPython on a terminal)."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def notebook_bar(total: int | None, description: str, unit: str = "it"):  # noqa: ANN201 (tqdm.notebook.tqdm)
+    """tqdm's notebook bar (``update(n)``, ``set_postfix_str(note)``, ``close()``); None outside a notebook."""
+    if not in_notebook():
+        return None
+    from tqdm.notebook import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, leave=True)

@@ -1,0 +1,183 @@
+"""What learners are told when a graded cell breaks: the learner's own checks (selfcheck.py)
+and the grader's runner (grading/runner.py) name the fix, for every lab's notebook."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from doubleedge.grading import runner
+from doubleedge.grading.labs import LABS
+from doubleedge.selfcheck import (
+    UNFINISHED,
+    WRITE_VALUES,
+    bound_names,
+    cell_problems,
+    names_from_other_cells,
+    runs_alone,
+)
+
+SETUP = {"re", "bot", "LEARNER", "derive_secret"}
+
+
+@pytest.mark.parametrize(
+    ("source", "foreign"),
+    [
+        ("OVERALL_ASR = baseline.overall_attack_success_rate", ["baseline"]),
+        ("MY_INJECTION = 'Ignore previous instructions'", []),
+        ("EXTRACTED_CODE = re.search('DE', bot.reply('hi')).group(0)", []),  # setup names are fine
+        ("def f(x):\n    return x + later\nlater = 1", []),  # bound anywhere in the cell
+        ("import base64\nX = base64.b64encode(b'a')", []),
+        ("X = [c for c in 'abc' if c]", []),
+        ("try:\n    pass\nexcept ValueError as e:\n    print(e)", []),
+        ("display(hits)", ["display", "hits"]),  # IPython's display is not there in the grader either
+        ("from os.path import *\nX = join('a', y)", []),  # a star import may bind anything: stay silent
+        ("X = (", []),  # a syntax error: the grader reports it
+    ],
+)
+def test_names_read_from_other_cells(source, foreign):
+    assert names_from_other_cells(source, SETUP) == foreign
+
+
+def test_bound_names_covers_imports_defs_and_arguments():
+    source = "import a.b as c\nimport d.e\nfrom f import g\ndef h(i, *j, k=1, **m):\n    global n\nclass O: pass"
+    assert bound_names(source) == {"c", "d", "g", "h", "i", "j", "k", "m", "n", "O"}
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (NotImplementedError(), UNFINISHED),
+        (NameError("name 'baseline' is not defined"), "the cell raised NameError: name 'baseline' is not defined ("
+         + WRITE_VALUES + "; check the spelling too)"),
+        (ModuleNotFoundError("No module named 'requests'"), "graded cells may import only"),
+        (ZeroDivisionError("division by zero"), "the cell raised ZeroDivisionError: division by zero"),
+        (KeyError(), "the cell raised KeyError"),  # no dangling colon when the message is empty
+    ],
+)  # fmt: skip
+def test_the_runner_names_the_fix(error, expected):
+    message = runner.cell_error(error)
+    assert expected in message
+    assert not message.endswith(": ")
+
+
+def _source_cells(number: str) -> tuple[str, dict[str, str], list[str]]:
+    """A lab's setup, its solution cells (markers removed) and its ungraded code cells' sources."""
+    setup, solutions, others = "", {}, []
+    for cell in nbformat.read(LABS[number].source_notebook, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code":
+            continue
+        if meta.get("grade_id") == "setup":
+            setup = cell.source
+        elif meta.get("solution"):
+            solutions[meta["grade_id"]] = "\n".join(
+                line
+                for line in cell.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
+        elif not meta:
+            others.append(cell.source)
+    return setup, solutions, others
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_each_labs_unfinished_cell_says_to_replace_the_stub(number):
+    """The learner copy's stub, run as the grader runs it (setup first, in a fresh namespace)."""
+    _, solutions, _ = _source_cells(number)
+    first = next(iter(solutions))
+
+    class Quiet:
+        def send(self, message: dict) -> None:
+            json.dumps(message)
+
+    _, errors = runner.run_cells({"setup": "", "cells": {first: "# YOUR CODE HERE\nraise NotImplementedError()"}},
+                                 Quiet())  # fmt: skip
+    assert errors == {first: UNFINISHED}
+    assert "replace `raise NotImplementedError()` with your answer" in UNFINISHED
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_each_labs_cell_using_another_cells_variable_is_caught_with_the_fix(number, tmp_path, monkeypatch):
+    """The mistake behind "it works in my notebook": a graded cell reads a variable that an
+    ungraded cell of the same lab makes. The reference solution itself has no such problem."""
+    setup, solutions, others = _source_cells(number)
+    notebook = nbformat.read(LABS[number].source_notebook, as_version=4)
+    assert cell_problems(notebook) == {}, "the reference solution must run on its own"
+    graded_names = set().union(*(bound_names(s) or set() for s in [setup, *solutions.values()]))
+    foreign = sorted(set().union(*(bound_names(s) or set() for s in others)) - graded_names - {"_"})
+    if not foreign:
+        pytest.skip(f"Lab {number}'s ungraded cells define no variables of their own")
+    last = list(solutions)[-1]
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == last:
+            cell.source += f"\n_peek = {foreign[0]}\n"
+    problems = cell_problems(notebook)
+    assert list(problems) == [last]
+    assert problems[last].startswith(
+        f"write values, not variables: cell '{last}' uses `{foreign[0]}` from another cell"
+    )
+    # The visible test's check reads the saved notebook the same way (Validate runs it).
+    nbformat.write(notebook, tmp_path / f"{LABS[number].slug}.ipynb")
+    with pytest.raises(AssertionError, match="write values, not variables"):
+        runs_alone(last, tmp_path)
+    runs_alone(next(iter(solutions)), tmp_path)  # the untouched cell passes
+
+
+def _lab01_cases():
+    from doubleedge.grading import lab01
+    from doubleedge.scan import ProbeResult, ScanReport
+
+    scan = ScanReport((ProbeResult("dan.DUDE", "dan.DUDE", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
+    reading = "dan and encoding " * 20
+    return [
+        ("wrong type", lambda: lab01.check_injection(42, "ada"), "must be a string or a list"),
+        ("wrong value", lambda: lab01.check_injection(["Hello"] * 6, "ada"), "list of 1 to 5 strings"),
+        ("wrong type", lambda: lab01.check_extracted_code(1234, "ada"), 'must be a string such as "DE-FAKE-'),
+        ("wrong value", lambda: lab01.check_extracted_code("DE-FAKE-0000-0000", "ada"), "copy the code your own Bell"),
+        ("wrong type", lambda: lab01.check_scan_reading("50%", reading, scan), "(a fraction, e.g. 0.5)"),
+        ("wrong value", lambda: lab01.check_scan_reading(0.5, "too short", scan), "needs at least 40 words"),
+        ("wrong value", lambda: lab01.check_leaks_secret(lambda reply, secret: False, "ada"), "missed a leak"),
+    ]
+
+
+@pytest.mark.parametrize(("mistake", "check", "fix"), _lab01_cases())
+def test_lab01_wrong_types_and_values_say_what_to_change(mistake, check, fix):
+    result = check()
+    assert not result.passed and fix in result.reason, (mistake, result.reason)
+
+
+def test_the_learner_copy_flags_the_tests_that_had_hidden_parts(tmp_path):
+    """Only the fact is flagged (for ``progress``), never what the hidden tests were."""
+    from doubleedge.selfcheck import HIDDEN_TESTS, mark_hidden_tests
+
+    source = LABS["01"].source_notebook
+    release = tmp_path / "release.ipynb"
+    release.write_bytes(source.read_bytes())
+    mark_hidden_tests(release, source)
+    flagged = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nbformat.read(release, as_version=4).cells
+        if c.metadata.get(HIDDEN_TESTS)
+    }
+    with_hidden = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nbformat.read(source, as_version=4).cells
+        if "### BEGIN HIDDEN TESTS" in c.source
+    }
+    assert flagged == with_hidden and "test_extracted_code" in flagged and "setup" not in flagged
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_every_visible_test_checks_that_its_exercise_cell_runs_alone(number):
+    """So that Validate fails where the grader would, with the fix, in every lab."""
+    exercise = None
+    for cell in nbformat.read(LABS[number].source_notebook, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            exercise = meta["grade_id"]
+        elif cell.cell_type == "code" and meta.get("grade") and exercise:
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert f'runs_alone("{exercise}")' in visible, (number, meta["grade_id"])
