@@ -202,13 +202,21 @@ def grade(
     *,
     workers: int = 1,
     box: sandbox.Sandbox | None = None,
+    dask: str | None = None,
 ) -> list[GradeRow]:
-    """Grade every submission; returns one row per learner, in input order (failures carry notes)."""
+    """Grade every submission; returns one row per learner, in input order (failures carry notes).
+
+    ``dask``: ``"local"`` or a scheduler address to grade on a Dask cluster (see cluster.py).
+    """
     box = box or sandbox.make_sandbox("auto")
     with tempfile.TemporaryDirectory(prefix="doubleedge-grade-") as tmp:
         course = CourseFolder(course_root or Path(tmp) / "course", lab)
         course.prepare()
         baseline = baseline_report(lab, course.root / GRADING_DIR / "baseline")
+        if dask:
+            from doubleedge.grading import cluster
+
+            return cluster.grade(course, submissions, baseline, dask, workers=workers, box=box)
         return grade_prepared(course, submissions, baseline, workers=workers, box=box)
 
 
