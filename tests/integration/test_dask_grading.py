@@ -1,5 +1,6 @@
 """Grading on Dask: the serial CSV and gradebook from a local cluster and from a scheduler that loses a worker."""
 
+import shutil
 import signal
 import socket
 import sqlite3
@@ -226,3 +227,28 @@ def test_two_workers_one_killed_mid_run_loses_and_doubles_nothing(submissions, s
     survivor = next(a for a, n in names.items() if n == "b")
     learners_on_victim = {k.split("-")[2] for k in on_victim}
     assert learners_on_victim and all(w == survivor for p, w in graded if submissions[p].learner in learners_on_victim)
+
+
+def test_course_grade_on_a_local_cluster_writes_the_same_grades(submissions, tmp_path):
+    """`doubleedge course grade 01 --dask local` against `--workers 1`, from the same collected course folder."""
+    doubleedge = str(Path(sys.executable).with_name("doubleedge"))
+    collected = tmp_path / "collected"
+    subprocess.run([doubleedge, "course", "init", "--dir", str(collected)], check=True, capture_output=True)
+    for submission in (submissions[0], submissions[1]):  # ann (with a timestamp) and ben
+        target = collected / "submitted" / submission.learner / LAB.slug
+        shutil.copytree(submission.path.parent, target)
+        (target / "a.ipynb").rename(target / f"{LAB.slug}.ipynb")
+    grades = {}
+    for name, options in (("serial", ["--workers", "1"]), ("dask", ["--dask", "local", "--workers", "2"])):
+        folder = tmp_path / name
+        shutil.copytree(collected, folder, symlinks=True)
+        (folder / "nbgrader_config.py").write_text(
+            (collected / "nbgrader_config.py").read_text("utf-8").replace(str(collected), str(folder)), "utf-8"
+        )
+        done = subprocess.run([doubleedge, "course", "grade", LAB.number, "--dir", str(folder), *options],
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        grades[name] = ((folder / "grades" / "01.csv").read_text("utf-8"), _scores(folder / "gradebook.db"))
+        assert sorted(p.parent.name for p in (folder / "autograded").glob(f"*/{LAB.slug}")) == ["ann", "ben"]
+    assert grades["dask"] == grades["serial"]
+    assert "ann,01,11.0" in grades["dask"][0]

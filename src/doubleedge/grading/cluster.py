@@ -231,6 +231,7 @@ def _worker_course(lab: str, course_tree: Shared) -> pipeline.CourseFolder:
         if key not in _COURSES:
             root = Path(tempfile.mkdtemp(prefix=f"course-{course_tree.digest[:12]}-", dir=_local_directory()))
             unpack(course_tree.archive, root)
+            pipeline.own_root(root)
             course = pipeline.CourseFolder(root, get_lab(lab))
             sandbox.install_kernelspec(course.jupyter_dir)  # its paths are this machine's
             _COURSES[key] = course

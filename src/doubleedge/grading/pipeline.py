@@ -172,9 +172,20 @@ class CourseFolder:
             if (self.root / name).exists():
                 shutil.copytree(self.root / name, root / name)
         shutil.copytree(self.jupyter_dir, root / GRADING_DIR / "jupyter")
+        own_root(root)
         copy = CourseFolder(root, self.lab)
         copy._source_cells = self.source_cells()
         return copy
+
+
+def own_root(root: Path) -> None:
+    """Make a copied course folder its own nbgrader root.
+
+    ``doubleedge course init`` writes ``c.CourseDirectory.root`` into the config: without
+    this, nbgrader run in a copy would autograde into (and write the gradebook of) the original.
+    """
+    with open(root / "nbgrader_config.py", "a", encoding="utf-8") as config:
+        config.write(f"\nc.CourseDirectory.root = {str(root)!r}\n")
 
 
 def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:  # noqa: ANN001
