@@ -94,7 +94,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from doubleedge.grading.pipeline import Submission, find_submissions, grade, write_csv
+    from doubleedge.grading.pipeline import GradingError, Submission, find_submissions, grade, write_csv
     from doubleedge.grading.sandbox import SandboxError, make_sandbox
 
     lab = get_lab(args.lab)
@@ -116,7 +116,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.notebook:
         print(f"grading {args.notebook} as the grader does (a fresh run, hidden tests, held-out attacks) ...",
               file=sys.stderr, flush=True)  # fmt: skip
-    rows = grade(lab, submissions, course_dir, workers=args.workers, box=box)
+    try:
+        rows = grade(lab, submissions, course_dir, workers=args.workers, box=box, dask=args.dask)
+    except GradingError as exc:
+        print(f"doubleedge: {exc}", file=sys.stderr)
+        return 2
     write_csv(rows, out)
     points = graded_points(lab) if args.notebook else {}
     for row in rows:
@@ -165,8 +169,24 @@ def cmd_start(args: argparse.Namespace) -> int:
     return start(args.site_port, args.lab_port, Path(args.workspace), no_browser=args.no_browser)
 
 
+def dask_address(text: str) -> str:
+    from doubleedge.grading.cluster import check_address
+
+    try:
+        return check_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="submissions graded in parallel (default: 1)")
+    p.add_argument(
+        "--dask",
+        type=dask_address,
+        metavar="local|ADDRESS",
+        help="grade on a Dask cluster: 'local' starts --workers processes on this machine (loopback only); "
+        "an address such as tcp://10.0.0.5:8786 uses a running scheduler's workers (--workers is then ignored)",
+    )
     p.add_argument(
         "--sandbox",
         choices=["bwrap", "auto", "none"],

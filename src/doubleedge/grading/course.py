@@ -3,7 +3,7 @@
     doubleedge course init      [--dir D] [--learners FILE] [--exchange PATH]
     doubleedge course release   LAB       # learner copy (nbgrader generate + release to the exchange)
     doubleedge course collect   LAB [--zip FILE]   # from the exchange, or a zip of files named by learner
-    doubleedge course grade     LAB [--workers N]  # sandboxed, parallel, authoritative scores
+    doubleedge course grade     LAB [--workers N] [--dask local|tcp://HOST:PORT]  # sandboxed, parallel, authoritative
     doubleedge course feedback  LAB       # nbgrader feedback, checked and scrubbed, released
     doubleedge course export              # nbgrader's CSV, plus per-lab summaries with a chart
 
@@ -152,8 +152,8 @@ class Course:
 
     # grade --------------------------------------------------------------------------
 
-    def grade(self, lab: Lab, workers: int, box: sandbox.Sandbox) -> list[pipeline.GradeRow]:
-        from doubleedge.grading import pipeline, sandbox
+    def grade(self, lab: Lab, workers: int, box: sandbox.Sandbox, dask: str | None = None) -> list[pipeline.GradeRow]:
+        from doubleedge.grading import cluster, pipeline, sandbox
 
         folder = self.folder(lab)
         if not (self.root / "release" / lab.slug).is_dir():
@@ -167,7 +167,10 @@ class Course:
             if (d / lab.slug).exists() or (d / lab.slug).is_symlink()
         ]
         baseline = pipeline.baseline_report(lab, self.root / pipeline.GRADING_DIR / "baseline")
-        rows = pipeline.grade_prepared(folder, submissions, baseline, workers=workers, box=box)
+        if dask:
+            rows = cluster.grade(folder, submissions, baseline, dask, workers=workers, box=box)
+        else:
+            rows = pipeline.grade_prepared(folder, submissions, baseline, workers=workers, box=box)
         self.grades.mkdir(exist_ok=True)
         pipeline.write_csv(rows, self.grades / f"{lab.number}.csv")
         (self.grades / f"{lab.number}.json").write_text(pipeline.result_json(rows), "utf-8")
@@ -376,7 +379,7 @@ def add_course_commands(sub, grading_options) -> None:
 
 
 def run_step(args: argparse.Namespace) -> int:
-    from doubleedge.grading import sandbox
+    from doubleedge.grading import pipeline, sandbox
 
     course = Course(args.dir)
     if args.step == "init":
@@ -399,7 +402,11 @@ def run_step(args: argparse.Namespace) -> int:
         print(f"{len(learners)} submissions in {course.root / 'submitted'}: {', '.join(learners)}")
     elif args.step == "grade":
         box = sandbox.make_sandbox(args.sandbox or "bwrap")
-        rows = course.grade(lab, args.workers, box)
+        try:
+            rows = course.grade(lab, args.workers, box, args.dask)
+        except pipeline.GradingError as exc:
+            print(f"doubleedge: {exc}", file=sys.stderr)
+            return 2
         for row in rows:
             print(f"{row.learner}: {row.score:g}/{row.max_score:g}" + "".join(f"\n  - {n}" for n in row.notes))
         print(f"grades written to {course.grades / f'{lab.number}.csv'}")

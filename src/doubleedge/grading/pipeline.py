@@ -173,9 +173,20 @@ class CourseFolder:
             if (self.root / name).exists():
                 shutil.copytree(self.root / name, root / name)
         shutil.copytree(self.jupyter_dir, root / GRADING_DIR / "jupyter")
+        own_root(root)
         copy = CourseFolder(root, self.lab)
         copy._source_cells = self.source_cells()
         return copy
+
+
+def own_root(root: Path) -> None:
+    """Make a copied course folder its own nbgrader root.
+
+    ``doubleedge course init`` writes ``c.CourseDirectory.root`` into the config: without
+    this, nbgrader run in a copy would autograde into (and write the gradebook of) the original.
+    """
+    with open(root / "nbgrader_config.py", "a", encoding="utf-8") as config:
+        config.write(f"\nc.CourseDirectory.root = {str(root)!r}\n")
 
 
 def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:
@@ -203,13 +214,21 @@ def grade(
     *,
     workers: int = 1,
     box: sandbox.Sandbox | None = None,
+    dask: str | None = None,
 ) -> list[GradeRow]:
-    """Grade every submission; returns one row per learner, in input order (failures carry notes)."""
+    """Grade every submission; returns one row per learner, in input order (failures carry notes).
+
+    ``dask``: ``"local"`` or a scheduler address to grade on a Dask cluster (see cluster.py).
+    """
     box = box or sandbox.make_sandbox("auto")
     with tempfile.TemporaryDirectory(prefix="doubleedge-grade-") as tmp:
         course = CourseFolder(course_root or Path(tmp) / "course", lab)
         course.prepare()
         baseline = baseline_report(lab, course.root / GRADING_DIR / "baseline")
+        if dask:
+            from doubleedge.grading import cluster
+
+            return cluster.grade(course, submissions, baseline, dask, workers=workers, box=box)
         return grade_prepared(course, submissions, baseline, workers=workers, box=box)
 
 
