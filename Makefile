@@ -21,7 +21,8 @@ help: ## list the targets
 start: $(STAMP) ## build the site, make your lab copies in workspace/, serve both
 	@$(BIN)/doubleedge start --site-port $(PORT_SITE) --lab-port $(PORT_LAB)
 
-test: $(STAMP) $(GRADING_STAMP) browser ## run all tests
+test: $(STAMP) $(GRADING_STAMP) browser ## lint, then run all tests
+	$(BIN)/ruff check src tests bench labs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Grading sandbox (bubblewrap) and the workshop hub's proxy; tests say so when they are missing.
