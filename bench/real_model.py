@@ -143,7 +143,7 @@ def child_scan(model: str) -> None:
     """In a fresh process: Lab 01's scan as `doubleedge scan --lab 01 --model MODEL` runs it."""
     import resource
 
-    from doubleedge.cli import build_bot
+    from doubleedge.labs.targets import build_bot
     from doubleedge.scan import scan_bot, scan_for_lab
 
     start = time.perf_counter()

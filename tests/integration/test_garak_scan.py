@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from doubleedge.cli import build_bot
 from doubleedge.guards.base import Guard
+from doubleedge.labs.targets import build_bot
 from doubleedge.models import ReferenceModel
 from doubleedge.models.base import ChatModel, ModelError
 from doubleedge.scan import ScanError, ScanSpec, read_report, scan_bot, scan_for_lab

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from doubleedge.cli import build_bot
+from doubleedge.labs.targets import build_bot
 from doubleedge.models import load_model
 from doubleedge.scan import ScanSpec, scan_bot
 from doubleedge.target import SupportBot
