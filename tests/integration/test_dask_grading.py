@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
+from submissions import edited
 
 from doubleedge.grading import cluster
 from doubleedge.grading.labs import get_lab
@@ -38,15 +38,6 @@ LAB = get_lab("01")
 DASK = Path(sys.executable).with_name("dask")
 
 
-def _edited(path, out, **sources):
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in sources:
-            cell.source = sources[cell.metadata["nbgrader"]["grade_id"]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
-    return out
-
 
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory):
@@ -57,15 +48,15 @@ def submissions(tmp_path_factory):
     learner_copy = course.root / "release" / LAB.slug / f"{LAB.slug}.ipynb"
     (folder / "broken").mkdir()
     (folder / "broken" / "a.ipynb").write_text("{", "utf-8")
-    ann = _edited(LAB.source_notebook, folder / "ann" / "a.ipynb")
+    ann = edited(LAB.source_notebook, folder / "ann" / "a.ipynb")
     (folder / "ann" / "timestamp.txt").write_text("2026-11-30 09:15:00 UTC", "utf-8")
     return [
         Submission("ann", ann),
-        Submission("ben", _edited(learner_copy, folder / "ben" / "a.ipynb")),
+        Submission("ben", edited(learner_copy, folder / "ben" / "a.ipynb")),
         Submission("broken", folder / "broken" / "a.ipynb"),
-        Submission("cat", _edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
+        Submission("cat", edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
                                   scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1\nSCAN_READING = ""')),
-        Submission("dan", _edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
+        Submission("dan", edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
     ]  # fmt: skip
 
 

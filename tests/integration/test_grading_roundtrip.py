@@ -5,6 +5,7 @@ import json
 
 import nbformat
 import pytest
+from submissions import edited
 
 from doubleedge.grading.pipeline import CourseFolder, Submission, grade, write_csv
 from doubleedge.labs import get_lab
@@ -20,15 +21,6 @@ def release(tmp_path_factory):
     course.prepare()
     return course.root / "release" / LAB.slug / f"{LAB.slug}.ipynb"
 
-
-def _edited(path, out, **sources):
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in sources:
-            cell.source = sources[grade_id]
-    nbformat.write(nb, out)
-    return out
 
 
 def test_learner_copy_has_no_solution_or_hidden_test(release):
@@ -55,12 +47,12 @@ def graded(release, tmp_path_factory):
     (folder / "broken").mkdir()
     (folder / "other-lab").mkdir()
     subs = [
-        Submission("model", _edited(source, folder / "model" / "a.ipynb")),
-        Submission("untouched", _edited(release, folder / "untouched" / "a.ipynb")),
+        Submission("model", edited(source, folder / "model" / "a.ipynb")),
+        Submission("untouched", edited(release, folder / "untouched" / "a.ipynb")),
         # a wrong injection, and the test cell that checks it replaced by a no-op
         Submission(
             "tamper",
-            _edited(source, folder / "tamper" / "a.ipynb", injection='MY_INJECTION = "hello"', test_injection="pass"),
+            edited(source, folder / "tamper" / "a.ipynb", injection='MY_INJECTION = "hello"', test_injection="pass"),
         ),
         Submission("broken", folder / "broken" / "a.ipynb"),
         Submission("other-lab", folder / "other-lab" / "a.ipynb"),

@@ -2,8 +2,8 @@
 
 import sqlite3
 
-import nbformat
 import pytest
+from submissions import edited
 
 from doubleedge.grading.pipeline import CourseFolder, Submission, grade, write_csv
 from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
@@ -17,15 +17,6 @@ pytestmark = [
 LAB = get_lab("01")
 
 
-def _edited(path, out, **sources):
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in sources:
-            cell.source = sources[cell.metadata["nbgrader"]["grade_id"]]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
-    return out
-
 
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory):
@@ -37,12 +28,12 @@ def submissions(tmp_path_factory):
     (folder / "broken").mkdir()
     (folder / "broken" / "a.ipynb").write_text("{", "utf-8")
     return [
-        Submission("ann", _edited(LAB.source_notebook, folder / "ann" / "a.ipynb")),
-        Submission("ben", _edited(learner_copy, folder / "ben" / "a.ipynb")),
-        Submission("cat", _edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
+        Submission("ann", edited(LAB.source_notebook, folder / "ann" / "a.ipynb")),
+        Submission("ben", edited(learner_copy, folder / "ben" / "a.ipynb")),
+        Submission("cat", edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
                                   scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1\nSCAN_READING = ""')),
         Submission("broken", folder / "broken" / "a.ipynb"),
-        Submission("dan", _edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
+        Submission("dan", edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
     ]  # fmt: skip
 
 
