@@ -5,6 +5,9 @@ Run from the repository root: ``.venv/bin/python bench/labs_model.py [--repeat N
 * **lab07 training vs forward only**: ``train`` as the lab and the grader run it (600 steps,
   batch 32 x 64 characters, one thread, deterministic) against the same number of forward
   passes on the same batches without backward pass or optimizer step.
+* **lab07 checker's attack model: the class's vs its own**: what each submission's checker
+  pays for the unhardened model when the grader trained it once for the class (loading
+  the baseline file) against training it itself (as it did before).
 * **lab07 garak scan vs garak floor**: the canary scan of the trained model folder
   (garak's stock ``huggingface`` generator and the course's canary probe) against the same
   spec on garak's ``test.Blank`` generator.
@@ -18,13 +21,15 @@ bench/results/labs_model.json. Exits 0: this is a report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +53,26 @@ from doubleedge.memorization.train import _loss, deterministic, windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "labs_model.json"
+
+
+def _timed(call: Callable[[], object]) -> float:
+    """Seconds for ``call`` in a fresh checker: nothing kept in memory or on disk from before."""
+    lab07._attack_model.cache_clear()
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache, _environ(DOUBLEEDGE_CACHE=cache):
+        start = time.perf_counter()
+        call()
+        return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def _alternate(subject: Callable[[], float], baseline: Callable[[], float], repeat: int) -> dict:
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs = []
 
     def subject() -> float:
-        runs.append(train(corpus, config))
+        runs.append(train(corpus, config, cache=False))
         return runs[-1].seconds
 
     results["lab07 training vs forward only"] = _alternate(subject, lambda: _forward_only(corpus, config), args.repeat)
@@ -127,6 +152,13 @@ def main(argv: list[str] | None = None) -> dict:
         results["garak canary ASR, test.Blank"] = round(reports["blank"].overall_attack_success_rate, 4)
 
     heldout = lab07.grading_canaries()
+    with tempfile.TemporaryDirectory(prefix="bench-lab07-") as tmp:
+        saved = lab07.save_attack_model(heldout, Path(tmp) / "attack-model.safetensors")
+        results["lab07 checker's attack model: the class's vs its own"] = _alternate(
+            lambda: _timed(lambda: lab07.train_attack_model(heldout, saved)),
+            lambda: _timed(lambda: lab07.train_attack_model(heldout)),
+            args.repeat,
+        )
     attack = lab07.train_attack_model(heldout)
     results["held-out canaries, unhardened"] = {c.id: round(measure_exposure(attack.model, c).exposure, 1)
                                                 for c in heldout}  # fmt: skip
@@ -137,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     hardened = lab07.evaluate_hardening(harden_corpus(lab07.attack_corpus(heldout)), TRAINING, heldout, attack)
     results["held-out canaries, reference hardening"] = hardened.metrics()
     if not args.skip_dp:
-        dp = train(corpus, TrainConfig(noise_multiplier=1.0, max_grad_norm=1.0))
+        dp = train(corpus, TrainConfig(noise_multiplier=1.0, max_grad_norm=1.0), cache=False)
         results["DP-SGD noise 1.0, lab corpus"] = {
             "seconds": round(dp.seconds, 1), "epsilon": round(dp.epsilon, 2),
             "perplexity": round(perplexity(dp.model, clean), 3),
@@ -146,11 +178,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
-    for name in ("lab07 training vs forward only", "lab07 garak scan vs garak floor"):
+    ratios = ("lab07 training vs forward only", "lab07 garak scan vs garak floor",
+              "lab07 checker's attack model: the class's vs its own")  # fmt: skip
+    for name in ratios:
         r = results[name]
-        print(f"{name:34} {r['subject_median_s']:7.2f} s vs {r['baseline_median_s']:6.2f} s   ratio {r['ratio']:.2f}")
+        print(f"{name:52} {r['subject_median_s']:7.2f} s vs {r['baseline_median_s']:6.2f} s   ratio {r['ratio']:.2f}")
     for key, value in results.items():
-        if key not in ("lab07 training vs forward only", "lab07 garak scan vs garak floor"):
+        if key not in ratios:
             print(f"{key}: {value}")
     print(f"written to {RESULTS.relative_to(REPO_ROOT)}", file=sys.stderr)
     return results

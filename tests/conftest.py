@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 
 from doubleedge.models import ReferenceModel
 from doubleedge.target import SupportBot
 
 FAKE_SECRET = "DE-FAKE-1234-ABCD"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One fresh kit cache (trained models, measured figures) per test run: the run's tests and
+    the processes they start share it, so Lab 07's models are trained once, and nothing is
+    carried over from an earlier run."""
+    if "DOUBLEEDGE_CACHE" not in os.environ:
+        config._doubleedge_cache = tempfile.mkdtemp(prefix="doubleedge-test-cache-")
+        os.environ["DOUBLEEDGE_CACHE"] = config._doubleedge_cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if folder := getattr(config, "_doubleedge_cache", None):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("DOUBLEEDGE_CACHE", None)
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from doubleedge.defenses import LEVELS, get_defense
 from doubleedge.evaluate import benign_pass_rate
 from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.models import ReferenceModel
-from doubleedge.paths import REPO_ROOT
+from doubleedge.paths import REPO_ROOT, cache_dir
 from doubleedge.scan import BASELINE, ScanReport, scan_bot, scan_for_lab
 from doubleedge.scan.compare import percent
 from doubleedge.target import SupportBot, derive_secret
@@ -51,13 +51,6 @@ LEVEL_NAMES = ("none", *LEVELS)
 SETS = ("levels", "labs", "memorization", "releases")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
-
-
-def cache_dir() -> Path:
-    """Where measurements made by the build are kept: ``$DOUBLEEDGE_CACHE`` or the user's cache folder."""
-    if os.environ.get("DOUBLEEDGE_CACHE"):
-        return Path(os.environ["DOUBLEEDGE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "doubleedge"
 
 
 # --- levels: the baseline scan and the defense levels ------------------------------------

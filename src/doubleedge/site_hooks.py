@@ -28,7 +28,7 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 
 from doubleedge import figures
 from doubleedge.labs import LABS, Lab
-from doubleedge.paths import graders_dir
+from doubleedge.paths import cache_dir, graders_dir
 
 log = logging.getLogger("mkdocs.hooks.doubleedge")
 
@@ -124,7 +124,7 @@ def notebooks_key() -> str:
 
 def learner_notebooks(cache: Path | None = None) -> dict[Lab, tuple[bytes, str]]:
     """Each lab's learner copy (.ipynb bytes) and its HTML rendering, from the cache or made now."""
-    folder = Path(cache or figures.cache_dir()) / "notebooks" / notebooks_key()
+    folder = Path(cache or cache_dir()) / "notebooks" / notebooks_key()
     if not all((folder / f"{lab.slug}.ipynb").is_file() and (folder / f"{lab.slug}.html").is_file()
                for lab in LABS.values()):  # fmt: skip
         log.info("making the learner copies of the labs (nbgrader) for the site; they are cached in %s", folder)

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from doubleedge.grading import authoritative, sandbox
+from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
 from doubleedge.memorization import load_canaries
 
@@ -77,7 +78,8 @@ def grade(lab: str, tmp_path, limits: sandbox.Limits | None = None, **swapped: s
     setup, cells = notebook_cells(lab)
     cells.update(swapped)
     box = sandbox.make_sandbox("auto", limits)
-    return authoritative.run(lab, LEARNER, setup, cells, None, get_lab(lab).heldout_attacks, tmp_path, box)
+    baseline = judge_for(lab).baseline(tmp_path / "baseline")  # Lab 07: the attack model (trained once a run)
+    return authoritative.run(lab, LEARNER, setup, cells, baseline, get_lab(lab).heldout_attacks, tmp_path, box)
 
 
 def hardening(returns: str) -> str:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from doubleedge.memorization import ModelConfig, TrainConfig, lab_canaries, make_corpus, perplexity, train
-from doubleedge.memorization.train import deterministic, windows
+from doubleedge.memorization.train import deterministic, load_trained, save_trained, training_key, windows
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=4)
 
@@ -16,7 +16,7 @@ def _weights(model):
 def test_training_twice_gives_identical_weights_and_numbers():
     docs = make_corpus(lab_canaries(), documents=60)
     config = TrainConfig(steps=40, batch_size=16, model=SMALL)
-    one, two = train(docs, config), train(docs, config)
+    one, two = train(docs, config, cache=False), train(docs, config, cache=False)
     assert one.losses == two.losses
     a, b = _weights(one.model), _weights(two.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -35,7 +35,7 @@ def test_another_seed_gives_other_weights():
 def test_dp_sgd_is_deterministic_and_reports_epsilon():
     docs = make_corpus(lab_canaries(), documents=60)
     config = TrainConfig(steps=10, batch_size=16, model=SMALL, noise_multiplier=1.0, max_grad_norm=1.0)
-    one, two = train(docs, config), train(docs, config)
+    one, two = train(docs, config, cache=False), train(docs, config, cache=False)
     assert one.losses == two.losses
     assert one.epsilon is not None and 0 < one.epsilon < 100
 
@@ -53,3 +53,49 @@ def test_windows_and_errors():
         train([], TrainConfig(steps=1))
     with pytest.raises(ValueError):
         train(["tiny"], TrainConfig(steps=1))
+
+
+def test_a_model_trained_before_is_read_back_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path))
+    docs = make_corpus(lab_canaries(), documents=60)
+    config = TrainConfig(steps=20, batch_size=16, model=SMALL, noise_multiplier=1.0)
+    fresh = train(docs, config)
+    again = train(docs, config)
+    assert not fresh.cached and again.cached
+    assert (again.losses, again.seconds, again.epsilon, again.key) == (fresh.losses, fresh.seconds, fresh.epsilon, fresh.key)
+    a, b = _weights(fresh.model), _weights(again.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not again.model.training
+    # Any change to what decides the weights is another model.
+    assert not train(docs, TrainConfig(steps=20, batch_size=16, model=SMALL, noise_multiplier=1.1)).cached
+    assert not train(docs[:-1], config).cached
+    assert not train(docs, config, cache=False).cached
+
+
+def test_a_damaged_or_foreign_cache_file_is_trained_afresh(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path))
+    docs = make_corpus(lab_canaries(), documents=60)
+    config = TrainConfig(steps=10, batch_size=16, model=SMALL)
+    fresh = train(docs, config)
+    (path,) = (tmp_path / "trained").iterdir()
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    redone = train(docs, config)
+    assert not redone.cached and redone.losses == fresh.losses
+    assert train(docs, config).cached, "the damaged file was replaced"
+    other = TrainConfig(steps=11, batch_size=16, model=SMALL)
+    with pytest.raises(ValueError, match="not a model trained on these inputs"):
+        load_trained(path, training_key(docs, other))
+    path.write_text("not safetensors")
+    with pytest.raises(ValueError, match="not a trained model file"):
+        load_trained(path)
+
+
+def test_a_read_only_cache_costs_time_not_the_result(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(blocker))
+    docs = make_corpus(lab_canaries(), documents=60)
+    result = train(docs, TrainConfig(steps=5, batch_size=16, model=SMALL))
+    assert not result.cached and len(result.losses) == 5
+    saved = save_trained(result, tmp_path / "kept" / "model.safetensors")
+    assert load_trained(saved, result.key).losses == result.losses

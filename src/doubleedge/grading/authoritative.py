@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m doubleedge.grading.authoritative")
     parser.add_argument("--lab", required=True)
     parser.add_argument("--learner", required=True)
-    parser.add_argument("--baseline", type=Path, help="the baseline scan's report (labs that have one)")
+    parser.add_argument("--baseline", type=Path, help="the lab's baseline: a scan report, or Lab 07's trained model")
     parser.add_argument("--heldout", type=Path)
     parser.add_argument("--shared", type=Path, help="a folder the runner can read and write (default: a temp one)")
     parser.add_argument("--out", required=True, type=Path)
@@ -157,8 +157,9 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     spec = {"setup": setup, "cells": cells, "skip": sorted(skipped), "cell_seconds": limits.cell_seconds,
             "call_seconds": limits.call_seconds}  # fmt: skip
     (runner_dir / "cells.json").write_text(json.dumps(spec), "utf-8")
-    if baseline is not None:
-        shutil.copy(baseline, checker_dir / "baseline.report.jsonl")
+    if baseline is not None:  # a scan report, or Lab 07's trained model: keep its suffixes
+        checker_baseline = checker_dir / f"baseline{''.join(Path(baseline).suffixes)}"
+        shutil.copy(baseline, checker_baseline)
     shutil.copy(heldout, checker_dir / "heldout.jsonl")
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
@@ -182,7 +183,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     command = [
         python(), "-m", "doubleedge.grading.authoritative",
         "--lab", lab, "--learner", learner,
-        *(["--baseline", str(checker_dir / "baseline.report.jsonl")] if baseline is not None else []),
+        *(["--baseline", str(checker_baseline)] if baseline is not None else []),
         "--heldout", str(checker_dir / "heldout.jsonl"),
         "--shared", str(shared),
         "--skipped", str(checker_dir / "skipped.json"),

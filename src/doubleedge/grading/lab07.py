@@ -11,8 +11,9 @@ per test cell ``grade_id``:
 * ``test_extraction`` (solution cell ``extraction``): the learner's
   ``extract(model, prefix: str, length: int) -> str`` needs a model object, so:
 
-  1. checker: ``attack = train_attack_model(canaries)`` (an ``AttackRun``; 30 to 60 s on
-     one core, cached per process) and ``save_pretrained(attack.model, scratch / "attack-model")``
+  1. checker: ``attack = train_attack_model(canaries, baseline)`` (an ``AttackRun``: the
+     model the grader trained once for the whole class, ``save_attack_model``, passed in as
+     the baseline; 30 to 60 s on one core to train when it is missing) and ``save_pretrained(attack.model, scratch / "attack-model")``
      (``doubleedge.memorization.model``; safetensors, readable by the learner's process);
   2. learner's process: ``run_extraction(extract, scratch / "attack-model", targets)``
      with ``targets = extraction_targets(canaries)`` (JSON: id, prefix, length) returns
@@ -38,6 +39,7 @@ Each check returns ``Check(passed, reason)``; reasons never quote held-out canar
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -48,7 +50,7 @@ from doubleedge.grading.checks import Check
 from doubleedge.memorization.corpus import Canary, clean_heldout_text, lab_canaries, load_canaries, make_corpus
 from doubleedge.memorization.exposure import measure_exposure
 from doubleedge.memorization.model import CharLM, load_pretrained
-from doubleedge.memorization.train import TrainConfig, perplexity, train
+from doubleedge.memorization.train import TrainConfig, load_trained, perplexity, save_trained, train, training_key
 
 LAB = "07"
 CORPUS_DOCUMENTS = 400
@@ -86,6 +88,7 @@ __all__ = [
     "grading_canaries",
     "judge_extraction",
     "run_extraction",
+    "save_attack_model",
     "train_attack_model",
     "training_config",
 ]
@@ -120,15 +123,27 @@ class AttackRun:
     seconds: float
 
 
-def train_attack_model(canaries: dict[Canary, int]) -> AttackRun:
-    """The unhardened model, trained on the corpus with ``canaries`` inserted."""
-    return _attack_model(tuple(canaries.items()))
+def train_attack_model(canaries: dict[Canary, int], trained: Path | None = None) -> AttackRun:
+    """The unhardened model, trained on the corpus with ``canaries`` inserted.
+
+    ``trained``: the file ``save_attack_model`` wrote once for a whole class (the grader's
+    baseline), used when it was trained on these canaries; otherwise the model is trained."""
+    return _attack_model(tuple(canaries.items()), trained)
+
+
+def save_attack_model(canaries: dict[Canary, int], path: Path) -> Path:
+    return save_trained(train(attack_corpus(canaries), TrainConfig()), path)
 
 
 @functools.lru_cache(maxsize=2)
-def _attack_model(canaries: tuple[tuple[Canary, int], ...]) -> AttackRun:
+def _attack_model(canaries: tuple[tuple[Canary, int], ...], trained: Path | None) -> AttackRun:
     # Cached: the notebook's preview tests and the grader ask for it more than once.
-    result = train(attack_corpus(dict(canaries)), TrainConfig())
+    docs, config = attack_corpus(dict(canaries)), TrainConfig()
+    result = None
+    if trained is not None:
+        with contextlib.suppress(ValueError, OSError):  # not the grader's model for these canaries
+            result = load_trained(trained, training_key(docs, config))
+    result = result or train(docs, config)
     return AttackRun(result.model, perplexity(result.model, clean_heldout_text()), result.seconds)
 
 

@@ -8,22 +8,36 @@ differ in the last bits, so grades are defined with margins (see grading/lab07.p
 DP-SGD (Abadi et al. 2016) clips each example's gradient to ``max_grad_norm`` and adds
 Gaussian noise of standard deviation ``noise_multiplier * max_grad_norm`` to the sum,
 so no single example can move the model much. It is done with Opacus.
+
+Trained models are kept (safetensors, one file each) under the kit's cache folder,
+keyed by everything that decides the weights: the documents, the settings, the torch
+and Opacus versions and this module's and the model's source. The lab notebook, the
+grader and the course's figures train the same unhardened model; it is trained once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
+from doubleedge.memorization import model as model_module
 from doubleedge.memorization.model import CharLM, ModelConfig, encode
+from doubleedge.paths import cache_dir
 from doubleedge.progressbar import notebook_bar
+
+CACHE_FORMAT = "doubleedge-trained-1"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,8 @@ class TrainResult:
     losses: list[float]
     seconds: float
     epsilon: float | None = None  # DP guarantee at delta = 1e-5, if trained with DP-SGD
+    key: str = ""  # training_key of the documents and settings
+    cached: bool = False  # read from the cache rather than trained in this call
 
 
 @contextlib.contextmanager
@@ -83,11 +99,81 @@ def _loss(model: CharLM, batch: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
-def train(documents: list[str], config: TrainConfig | None = None) -> TrainResult:
-    """Train a fresh model on ``documents``; identical results for identical inputs."""
+def train(documents: list[str], config: TrainConfig | None = None, *, cache: bool = True) -> TrainResult:
+    """Train a fresh model on ``documents``; identical results for identical inputs.
+
+    With ``cache``, a model trained before on the same inputs is read back instead."""
     config = config or TrainConfig()
     if not documents:
         raise ValueError("no training documents")
+    key = training_key(documents, config)
+    path = cache_dir() / "trained" / f"{key}.safetensors"
+    if cache and path.is_file():
+        with contextlib.suppress(ValueError, OSError):  # unreadable or stale: train afresh
+            return load_trained(path, key)
+    result = _train(documents, config)
+    result.key = key
+    if cache:
+        with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
+            save_trained(result, path)
+    return result
+
+
+def training_key(documents: list[str], config: TrainConfig) -> str:
+    """A hash of everything that decides the trained weights."""
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
+    for part in (json.dumps(documents), json.dumps(asdict(config), sort_keys=True), version("torch"),
+                 version("opacus") if config.noise_multiplier is not None else ""):  # fmt: skip
+        digest.update(part.encode() + b"\0")
+    for source in (__file__, model_module.__file__):
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()
+
+
+def save_trained(result: TrainResult, path: str | Path) -> Path:
+    """One safetensors file: the weights, and the numbers of the run as metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": CACHE_FORMAT,
+        "key": result.key,
+        "model": json.dumps(asdict(result.model.config)),
+        "losses": json.dumps(result.losses),
+        "seconds": repr(result.seconds),
+        "epsilon": json.dumps(result.epsilon),
+    }
+    weights = {name: value.contiguous() for name, value in result.model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: parallel graders may write the same key
+    save_file(weights, tmp, metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_trained(path: str | Path, key: str | None = None) -> TrainResult:
+    """The inverse of ``save_trained``; ValueError if the file is not one, or was trained on other inputs."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as stream:
+            meta = stream.metadata() or {}
+            weights = {name: stream.get_tensor(name) for name in stream.keys()}
+        if meta.get("format") != CACHE_FORMAT or (key is not None and meta.get("key") != key):
+            raise ValueError(f"{path} is not a model trained on these inputs")
+        model = CharLM(ModelConfig(**json.loads(meta["model"])))
+        model.load_state_dict(weights)
+        result = TrainResult(model, json.loads(meta["losses"]), float(meta["seconds"]),
+                             json.loads(meta["epsilon"]), meta["key"], cached=True)  # fmt: skip
+    except ValueError:
+        raise
+    except Exception as exc:  # a truncated or foreign file: safetensors and torch raise many kinds
+        raise ValueError(f"{path} is not a trained model file ({type(exc).__name__})") from None
+    model.eval()
+    return result
+
+
+def _train(documents: list[str], config: TrainConfig) -> TrainResult:
     with deterministic():
         torch.manual_seed(config.seed)
         model = CharLM(config.model)

@@ -1,9 +1,10 @@
 """Lab 07's judge (memorization): see grading/lab07.py for the checks and thresholds.
 
-Every model is trained here, in the checker, seeded: the unhardened attack model (cached
-per process) and the model trained on the learner's hardened corpus with the learner's
-TRAINING settings. The learner's ``extract`` needs a model object, so it runs in the
-runner on the attack model saved (safetensors) to the shared folder.
+Every model is trained by the grader, seeded: the unhardened attack model once per grading
+run (``baseline``, handed to each checker) and, in the checker, the model trained on the
+learner's hardened corpus with the learner's TRAINING settings. The learner's ``extract``
+needs a model object, so it runs in the runner on the attack model saved (safetensors) to
+the shared folder.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from doubleedge.memorization.model import CharLM, save_pretrained
 STUB = "<NotImplementedError>"  # what run_extraction records for the learner copy's stub
 
 
-def baseline(workdir: Path) -> None:
-    return None
+def baseline(workdir: Path) -> Path:
+    """The unhardened attack model, trained once per grading run: every learner's checks use it."""
+    return lab07.save_attack_model(lab07.grading_canaries(), workdir / "attack-model.safetensors")
 
 
 def judge(j: Judging) -> None:
@@ -35,7 +37,7 @@ def judge(j: Judging) -> None:
     def measure() -> lab07.Hardening:
         training = ns["TRAINING"]  # before the big answer, which may be the runner's last
         docs = _hardened(ns["harden_corpus"], lab07.attack_corpus(canaries))
-        return lab07.evaluate_hardening(docs, training, canaries, lab07.train_attack_model(canaries))
+        return lab07.evaluate_hardening(docs, training, canaries, lab07.train_attack_model(canaries, j.baseline))
 
     j.evaluate(("test_hardened_exposure", "test_hardened_perplexity"), "hardening", measure,
                checks=("exposure_check", "perplexity_check"))  # fmt: skip
@@ -48,7 +50,7 @@ def _extraction(j: Judging, canaries: dict) -> Check:
     untrained = save_pretrained(CharLM(), j.shared / "untrained-model")
     if _extract(j, untrained, targets[0]) == STUB:
         return Check(False, "extract is not written yet (it raised NotImplementedError)")
-    model_dir = save_pretrained(lab07.train_attack_model(canaries).model, j.shared / "attack-model")
+    model_dir = save_pretrained(lab07.train_attack_model(canaries, j.baseline).model, j.shared / "attack-model")
     extracted: dict[str, str] = {}
     for target in targets:
         extracted[target["id"]] = _extract(j, model_dir, target)
