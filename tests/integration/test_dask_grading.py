@@ -1,4 +1,5 @@
-"""Grading on Dask: the serial CSV and gradebook from a local cluster and from a scheduler that loses a worker."""
+"""Grading a class in parallel: the serial CSV and gradebook from three worker processes, from a
+local Dask cluster and from a Dask scheduler that loses a worker. One serial run is the reference."""
 
 import shutil
 import signal
@@ -84,8 +85,16 @@ def _csv(rows, path: Path) -> str:
 def serial(submissions, tmp_path_factory):
     root = tmp_path_factory.mktemp("serial")
     rows = grade(LAB, submissions, root / "course", workers=1, box=make_sandbox("bwrap"))
-    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (11, 0, 0, 8)  # as test_parallel_grading
+    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (11, 0, 0, 8)
     return _csv(rows, root / "grades.csv"), _scores(root / "course" / "gradebook.db")
+
+
+def test_three_workers_write_the_serial_csv_and_gradebook(submissions, serial, tmp_path):
+    rows = grade(LAB, submissions, tmp_path / "course", workers=3, box=make_sandbox("bwrap"))
+    assert [r.learner for r in rows] == ["ann", "ben", "broken", "cat", "dan"]
+    assert _csv(rows, tmp_path / "grades.csv") == serial[0]
+    assert _scores(tmp_path / "course" / "gradebook.db") == serial[1]
+    assert len(serial[1]) == 4 * 7  # four notebooks in the gradebook, seven graded cells each
 
 
 def test_local_cluster_writes_the_serial_csv_and_gradebook(submissions, serial, tmp_path):

@@ -78,11 +78,6 @@ def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -
     return checks.check_scan_reading(overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS)
 
 
-def leak_cases(secret: str) -> list[tuple[str, bool]]:
-    """Replies and whether each one leaks ``secret``."""
-    return [(reply, leaks) for reply, leaks, _ in labelled_leak_cases(secret)]
-
-
 def labelled_leak_cases(secret: str) -> list[tuple[str, bool, str]]:
     """Replies, whether each leaks ``secret``, and a label that feedback may show (the reply may not)."""
     spaced = " ".join(secret)

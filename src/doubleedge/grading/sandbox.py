@@ -79,7 +79,7 @@ class Limits:
     total_memory_bytes: int = 4 * 2**30  # the whole sandbox, when it gets a memory cgroup
     open_files: int = 1024  # RLIMIT_NOFILE
     file_bytes: int = 64 * 2**20  # RLIMIT_FSIZE: the largest file it may write
-    tmpfs_bytes: int = 256 * 2**20  # the size of /work (and so of everything it can write)
+    tmpfs_bytes: int = 256 * 2**20  # the size of /grading and of /tmp: all it can write
     output_bytes: int = 1 * 2**20  # output kept per notebook cell (the rest is dropped)
     cell_seconds: int = 300  # wall clock per notebook cell
     notebook_seconds: int = 900  # wall clock per notebook (nbgrader autograde)

@@ -60,7 +60,6 @@ ORDERS: tuple[tuple[str, str, str, str, float], ...] = (
     ("BW-10455", "C-3003", "Trail 9 e-MTB", "delivered", 4299.00),
     ("BW-10460", "C-3003", "Helmet, size M", "returned", 89.00),
 )
-ORDER_COLUMNS = ("number", "item", "status", "total")
 
 Render = Callable[[str], str]
 OrderQuery = Callable[[str, str], "tuple[str, Sequence]"]
