@@ -11,10 +11,12 @@ import pytest
 from doubleedge.grading import runner
 from doubleedge.grading.labs import LABS
 from doubleedge.selfcheck import (
+    GRADER_ONLY,
     UNFINISHED,
     WRITE_VALUES,
     bound_names,
     cell_problems,
+    grader_checks,
     names_from_other_cells,
     runs_alone,
 )
@@ -181,3 +183,40 @@ def test_every_visible_test_checks_that_its_exercise_cell_runs_alone(number):
         elif cell.cell_type == "code" and meta.get("grade") and exercise:
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             assert f'runs_alone("{exercise}")' in visible, (number, meta["grade_id"])
+
+
+# Test cells whose hidden part Validate may still pass without a note, and why.
+NO_NOTE_NEEDED = {
+    ("01", "test_hardening_benign"): "its visible assert is the grader's check, on the same questions",
+}
+# Written answers that are becoming manually graded cells (no autograded test left to note).
+WRITTEN_ANSWERS = {("02", "test_scan_reading"), ("03", "test_scan_reading"), ("04", "test_scan_reading"),
+                   ("09", "test_scan_reading"), ("09", "test_findings_reproduce"), ("09", "test_findings_coverage"),
+                   ("08", "test_system_card")}  # fmt: skip
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_every_check_only_the_grader_can_decide_says_so(number):
+    """A test cell with hidden tests says, in its visible part, what the grader checks: so
+    ``progress`` shows "format ok" and Validate lists the cell instead of saying "Success!"."""
+    for cell in nbformat.read(LABS[number].source_notebook, as_version=4).cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or "### BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        if (number, grade_id) in NO_NOTE_NEEDED or (number, grade_id) in WRITTEN_ANSWERS:
+            continue
+        visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+        assert "grader_checks(" in visible, (number, grade_id)
+
+
+def test_the_grader_only_note_goes_to_stderr_under_validate(monkeypatch, capsys):
+    """nbgrader validate counts a test cell that writes to stderr as not passed (and shows the text)."""
+    grader_checks("this is your code")
+    out = capsys.readouterr()
+    assert out.out == f"{GRADER_ONLY} this is your code\n" and out.err == ""
+    monkeypatch.setenv("NBGRADER_VALIDATING", "1")
+    grader_checks("the attack success rate, garak's and the held-out attacks' averaged, is below 10%")
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith(f"{GRADER_ONLY} the attack success rate")
+    assert "only the grader can decide this cell" in " ".join(out.err.split())
+    assert all(len(line) <= 80 for line in out.err.splitlines())  # validate cuts longer lines
