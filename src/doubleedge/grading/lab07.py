@@ -101,9 +101,10 @@ def check_exposure_from_rank(exposure_from_rank: Callable[[int, int], float]) ->
             returned = exposure_from_rank(rank, size)
         except Exception as exc:  # learner code: report, never crash the grader
             return Check(False, f"exposure_from_rank raised {type(exc).__name__} for rank {rank} of {size}")
-        if isinstance(returned, bool) or not isinstance(returned, (int, float)):
+        try:
+            got = float(returned)
+        except (TypeError, ValueError):
             return Check(False, f"exposure_from_rank must return a number of bits, not {type(returned).__name__}")
-        got = float(returned)
         if not math.isclose(got, expected, abs_tol=1e-6):
             return Check(False, f"exposure_from_rank({rank}, {size}) should be {expected:.4g}, not {got:.4g}")
     return Check(True)
