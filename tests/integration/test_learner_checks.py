@@ -16,6 +16,7 @@ fails it; Validate lists the cell with the grader-only note and progress says "f
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -197,6 +198,7 @@ def _one_exercise_notebook(number: str, exercise: str, answer: str, test: str) -
 def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path):
     from doubleedge.grading import runner
     from doubleedge.selfcheck import GRADER_ONLY
+    from doubleedge.start import learner_jupyter_env
 
     exercise, answer, test, grader_check = _grader_cases()[number]
     lab = get_lab(number)
@@ -217,11 +219,12 @@ def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path
 
     validated = subprocess.run(
         [str(Path(sys.executable).with_name("nbgrader")), "validate", str(folder / f"{lab.slug}.ipynb")],
-        capture_output=True, text=True, timeout=600, cwd=folder,
-    )  # fmt: skip
+        capture_output=True, text=True, timeout=600, cwd=folder, env=learner_jupyter_env(dict(os.environ)),
+    )  # fmt: skip  # with the learner's JupyterLab settings, as its Validate button and terminal have them
     out = " ".join((validated.stdout + validated.stderr).split())  # validate wraps long lines
     assert "Success!" not in out, out
     assert f"{GRADER_ONLY} " in out and "(only the grader can decide this cell)" in out, out
+    assert "can only be decided by the grader" in out and "WILL NOT receive full credit" not in out, out
 
     status = {t.grade_id: t for t in progress.lab_progress(tmp_path / "workspace", lab, run=True, timeout=300).tests}
     assert status[test].status == progress.FORMAT_OK, status[test]
