@@ -195,7 +195,7 @@ def _one_exercise_notebook(number: str, exercise: str, answer: str, test: str) -
 
 
 @pytest.mark.parametrize("number", ["02", "03", "04", "05", "06", "07", "08", "09"])
-def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path):
+def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path, monkeypatch):
     from doubleedge.grading import runner
     from doubleedge.selfcheck import GRADER_ONLY
     from doubleedge.start import learner_jupyter_env
@@ -212,6 +212,8 @@ def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path
             pass
 
     setup = next(c.source for c in notebook.cells if c.metadata["nbgrader"]["grade_id"] == "setup")
+    (tmp_path / "runner").mkdir()
+    monkeypatch.chdir(tmp_path / "runner")  # the grader's runner works in a folder of its own (setups write there)
     namespace, errors = runner.run_cells({"setup": setup, "cells": {exercise: answer}}, Quiet())
     assert errors == {}, errors
     graded = grader_check(namespace)
