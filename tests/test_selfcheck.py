@@ -11,10 +11,12 @@ import pytest
 from doubleedge.grading import runner
 from doubleedge.grading.labs import LABS
 from doubleedge.selfcheck import (
+    GRADER_ONLY,
     UNFINISHED,
     WRITE_VALUES,
     bound_names,
     cell_problems,
+    grader_checks,
     names_from_other_cells,
     runs_alone,
 )
@@ -143,10 +145,59 @@ def _lab01_cases():
     ]
 
 
+def _other_labs_cases():
+    """Labs 02-09: a wrong type and a wrong value for exercises whose checks are cheap to run."""
+    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09
+    from doubleedge.scan import ProbeResult, ScanReport
+
+    scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
+    decisions = dict.fromkeys(lab08.EXPECTED_EXIT, 0)
+    return [
+        ("02", "wrong type", lambda: lab02.check_planted_review(["a review"], "ada"), "must be a non-empty string"),
+        ("02", "wrong value", lambda: lab02.check_planted_review("Great bike!", "ada"), "write the review so that"),
+        ("02", "wrong type", lambda: lab02.check_strip_instructions(lambda d: None), "must return a string"),
+        ("03", "wrong type", lambda: lab03.check_card_digits(1234, "ada"), 'a string of four digits, such as "1234"'),
+        ("03", "wrong value", lambda: lab03.check_card_digits("0000", "ada"), "copy them from what your own bot"),
+        ("03", "wrong type", lambda: lab03.check_canary(None, "ada"), 'must be a string such as "DE-CANARY-'),
+        ("03", "wrong value", lambda: lab03.check_canary("DE-CANARY-0000-0000", "ada"), "copy the one your own bot"),
+        ("04", "wrong type", lambda: lab04.check_csp(["default-src 'self'"]), "must be a one-line string"),
+        ("04", "wrong value", lambda: lab04.check_csp("default-src *"), "script-src must not allow"),
+        ("04", "wrong type", lambda: lab04.check_xss_message(42, "ada"), "must be a non-empty string"),
+        ("05", "wrong type", lambda: lab05.check_injection(42), "must be a non-empty string"),
+        ("05", "wrong type", lambda: lab05.check_audit_answer(3, "Hi"), "must be a tool's name (a string)"),
+        ("05", "wrong value", lambda: lab05.check_audit_answer("send_email", "Hello, where is my order?"),
+         "name one of the calls the agent executed"),
+        ("06", "wrong type", lambda: lab06.check_marker(42), "must be a string: the text of the marker file"),
+        ("06", "wrong value", lambda: lab06.check_marker("hello"), "open that file and copy its text"),
+        ("06", "wrong type", lambda: lab06.check_blind_spots("pickle"), "must be a list of variant names"),
+        ("06", "wrong type", lambda: lab06.check_policy_reading(42), "must be a string (text of at least 40 words)"),
+        ("07", "wrong type", lambda: lab07.check_exposure_from_rank(lambda r, s: None), "must return a number of bits"),
+        ("07", "wrong value", lambda: lab07.check_exposure_from_rank(lambda r, s: 1.0), "should be 10, not 1"),
+        ("07", "wrong type", lambda: lab07.check_scrub(lambda t: None), "must return a string"),
+        ("08", "wrong type", lambda: lab08.check_decisions(list(decisions)), "must map each of"),
+        ("08", "wrong value", lambda: lab08.check_decisions(decisions), "(0: the gate passes it, 1: it fails)"),
+        ("08", "wrong type", lambda: lab08.check_smuggled(42, "pineapple", "ada"), "must be a message of 1 to 500"),
+        ("09", "wrong type", lambda: lab09.check_scan_probe(42, scan), "must be a probe's name (a string)"),
+        ("09", "wrong value", lambda: lab09.check_scan_probe("encoding.InjectHex", scan),
+         "copy the name of the probe with the highest rate"),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(("mistake", "check", "fix"), _lab01_cases())
 def test_lab01_wrong_types_and_values_say_what_to_change(mistake, check, fix):
     result = check()
     assert not result.passed and fix in result.reason, (mistake, result.reason)
+
+
+@pytest.mark.parametrize(("number", "mistake", "check", "fix"), _other_labs_cases())
+def test_each_labs_wrong_types_and_values_say_what_to_change(number, mistake, check, fix):
+    result = check()
+    assert not result.passed and fix in result.reason, (number, mistake, result.reason)
+
+
+def test_every_lab_has_a_wrong_type_and_a_wrong_value_case():
+    cases = {(number, mistake) for number, mistake, _, _ in _other_labs_cases()}
+    assert cases == {(n, m) for n in LABS if n != "01" for m in ("wrong type", "wrong value")}
 
 
 def test_the_learner_copy_flags_the_tests_that_had_hidden_parts(tmp_path):
@@ -181,3 +232,40 @@ def test_every_visible_test_checks_that_its_exercise_cell_runs_alone(number):
         elif cell.cell_type == "code" and meta.get("grade") and exercise:
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
             assert f'runs_alone("{exercise}")' in visible, (number, meta["grade_id"])
+
+
+# Test cells whose hidden part Validate may still pass without a note, and why.
+NO_NOTE_NEEDED = {
+    ("01", "test_hardening_benign"): "its visible assert is the grader's check, on the same questions",
+}
+# Written answers that are becoming manually graded cells (no autograded test left to note).
+WRITTEN_ANSWERS = {("02", "test_scan_reading"), ("03", "test_scan_reading"), ("04", "test_scan_reading"),
+                   ("09", "test_scan_reading"), ("09", "test_findings_reproduce"), ("09", "test_findings_coverage"),
+                   ("08", "test_system_card")}  # fmt: skip
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_every_check_only_the_grader_can_decide_says_so(number):
+    """A test cell with hidden tests says, in its visible part, what the grader checks: so
+    ``progress`` shows "format ok" and Validate lists the cell instead of saying "Success!"."""
+    for cell in nbformat.read(LABS[number].source_notebook, as_version=4).cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or "### BEGIN HIDDEN TESTS" not in cell.source:
+            continue
+        if (number, grade_id) in NO_NOTE_NEEDED or (number, grade_id) in WRITTEN_ANSWERS:
+            continue
+        visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+        assert "grader_checks(" in visible, (number, grade_id)
+
+
+def test_the_grader_only_note_goes_to_stderr_under_validate(monkeypatch, capsys):
+    """nbgrader validate counts a test cell that writes to stderr as not passed (and shows the text)."""
+    grader_checks("this is your code")
+    out = capsys.readouterr()
+    assert out.out == f"{GRADER_ONLY} this is your code\n" and out.err == ""
+    monkeypatch.setenv("NBGRADER_VALIDATING", "1")
+    grader_checks("the attack success rate, garak's and the held-out attacks' averaged, is below 10%")
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith(f"{GRADER_ONLY} the attack success rate")
+    assert "only the grader can decide this cell" in " ".join(out.err.split())
+    assert all(len(line) <= 80 for line in out.err.splitlines())  # validate cuts longer lines

@@ -8,13 +8,17 @@ without running anything, so the visible tests and ``doubleedge progress`` catch
 
 Some checks need what the learner's kernel must not hold (the grader's copy of the
 learner's secret, held-out attacks). Their visible tests check the format only and say
-so with :func:`grader_checks`; ``progress`` shows them as "format ok", never "passed".
+so with :func:`grader_checks`; ``progress`` shows them as "format ok", never "passed",
+and Validate lists them with that note instead of "Success!".
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import os
+import sys
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,9 +32,21 @@ WRITE_VALUES = "write values, not variables: the grader re-runs this cell on its
 UNFINISHED = "this cell is not finished: replace `raise NotImplementedError()` with your answer"
 
 
+VALIDATE_WIDTH = 80  # nbgrader validate cuts longer lines ("...")
+
+
 def grader_checks(what: str) -> None:
-    """Say, in a visible test's output, that the real check happens only in the grader."""
-    print(f"{GRADER_ONLY} {what}")
+    """Say, in a visible test's output, that the real check happens only in the grader.
+
+    Under Validate (nbgrader sets NBGRADER_VALIDATING) the note goes to stderr: nbgrader
+    counts a test cell that writes there as not passed, so Validate shows the note for
+    this cell and never "Success!" on a notebook the grader may still fail.
+    """
+    note = f"{GRADER_ONLY} {what}"
+    if os.environ.get("NBGRADER_VALIDATING"):
+        print(textwrap.fill(f"{note} (only the grader can decide this cell)", VALIDATE_WIDTH), file=sys.stderr)
+    else:
+        print(note)
 
 
 def bound_names(source: str) -> set[str] | None:

@@ -35,13 +35,17 @@ ARGS = [
     "--disable-quic",
 ] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # root (CI containers) cannot use Chromium's sandbox
 
-# Where the browser tests leave screenshots for a person to look at (set DOUBLEEDGE_SCREENSHOTS to keep them elsewhere).
-SCREENSHOTS = Path(os.environ.get("DOUBLEEDGE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "doubleedge-screenshots")
+# Where the browser tests leave screenshots for a person to look at: DOUBLEEDGE_SCREENSHOTS if set
+# (pytest keeps only its last few tmp folders), else the folder a test names, else this one.
+KEEP = Path(os.environ["DOUBLEEDGE_SCREENSHOTS"]) if os.environ.get("DOUBLEEDGE_SCREENSHOTS") else None
+SCREENSHOTS = KEEP or Path(tempfile.gettempdir()) / "doubleedge-screenshots"
 
 
-def screenshot(target, name: str) -> Path:  # noqa: ANN001 (a playwright Page or Locator)
-    """Save what a page or one element of it shows now as ``SCREENSHOTS/<name>.png``."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def screenshot(target, name: str, folder: Path | None = None) -> Path:  # noqa: ANN001 (a playwright Page or Locator)
+    """Save what a page or one element of it shows now as ``<folder>/<name>.png``."""
+    folder = KEEP or folder or SCREENSHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     target.screenshot(path=str(path))
+    print(f"screenshot: {path}")  # pytest shows it with -s or when the test fails
     return path

@@ -7,11 +7,16 @@ kernel, not in the grader's fresh process), plus a list of injections that start
 a greeting (which the grader accepts). Validate (``nbgrader validate``), ``doubleedge
 progress --run`` and ``doubleedge grade --notebook`` all look at it: wherever the grader
 gives no points, the learner's tools never said "passed".
+
+Labs 02 to 09 get the cheapest such case each: one exercise whose wrong answer passes the
+visible test, in a notebook of the setup cell, that answer and its test. The grader's check
+fails it; Validate lists the cell with the grader-only note and progress says "format ok".
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +142,92 @@ def test_validate_fails_with_the_fix(notebook, tmp_path):
     assert "Success!" not in out
     assert "VALIDATION FAILED" in out
     assert "AssertionError: write values, not variables: cell 'scan_answers' uses" in out  # the fix, not cut off
+
+
+# --- every lab: one answer that only the grader can judge, seen by Validate, progress and the grader ---
+
+READING = "dan role-play and encoding probes succeed most; " * 8
+
+
+def _grader_cases():
+    """Per lab: the exercise cell, a wrong answer that passes its visible test, that test, and
+    the grader's check of it (the lab's judge calls the same function on the runner's values)."""
+    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09
+    from doubleedge.scan import ProbeResult, ScanReport
+
+    scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
+    return {
+        "02": ("planted_review", 'PLANTED_REVIEW = "Great bike, the battery lasts all day."', "test_planted_review",
+               lambda ns: lab02.check_planted_review(ns["PLANTED_REVIEW"], ns["LEARNER"])),
+        "03": ("card_digits", 'JORDAN_CARD_LAST4 = "0000"', "test_card_digits",
+               lambda ns: lab03.check_card_digits(ns["JORDAN_CARD_LAST4"], ns["LEARNER"])),
+        "04": ("xss", 'MY_XSS_MESSAGE = "What are your opening hours?"', "test_xss",
+               lambda ns: lab04.check_xss_message(ns["MY_XSS_MESSAGE"], ns["LEARNER"])),
+        "05": ("injection", 'MY_INJECTION_EMAIL = "Hello, where is my order?"', "test_injection",
+               lambda ns: lab05.check_injection(ns["MY_INJECTION_EMAIL"])),
+        "06": ("marker", 'MARKER_CONTENT = "hello"', "test_marker", lambda ns: lab06.check_marker(ns["MARKER_CONTENT"])),
+        "07": ("exposure", "def exposure_from_rank(rank, space_size):\n    return 10.0 if rank == 1 else 0.0",
+               "test_exposure_from_rank", lambda ns: lab07.check_exposure_from_rank(ns["exposure_from_rank"])),
+        "08": ("decisions", "RELEASE_DECISIONS = {name: 0 for name in CANDIDATES}", "test_release_decisions",
+               lambda ns: lab08.check_decisions(ns["RELEASE_DECISIONS"])),
+        "09": ("scan_answers", f'MOST_SUCCESSFUL_PROBE = "dan.NoSuchProbe"\nOVERALL_ASR = 0.9\nSCAN_READING = "{READING}"',
+               "test_scan_probe", lambda ns: lab09.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan)),
+    }  # fmt: skip
+
+
+def _one_exercise_notebook(number: str, exercise: str, answer: str, test: str) -> nbformat.NotebookNode:
+    """The learner's view of one exercise: the setup cell, the answer, its test's visible part."""
+    notebook = nbformat.read(get_lab(number).source_notebook, as_version=4)
+    kept = []
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id == "setup":
+            kept.append(cell)
+        elif grade_id == exercise:
+            cell.source = answer
+            kept.append(cell)
+        elif grade_id == test:
+            cell.source = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            kept.append(cell)
+    assert len(kept) == 3, (number, [c.metadata.get("nbgrader", {}).get("grade_id") for c in kept])
+    notebook.cells = kept
+    return notebook
+
+
+@pytest.mark.parametrize("number", ["02", "03", "04", "05", "06", "07", "08", "09"])
+def test_validate_and_progress_never_pass_what_the_grader_fails(number, tmp_path, monkeypatch):
+    from doubleedge.grading import runner
+    from doubleedge.selfcheck import GRADER_ONLY
+    from doubleedge.start import learner_jupyter_env
+
+    exercise, answer, test, grader_check = _grader_cases()[number]
+    lab = get_lab(number)
+    folder = tmp_path / "workspace" / lab.slug
+    folder.mkdir(parents=True)
+    notebook = _one_exercise_notebook(number, exercise, answer, test)
+    nbformat.write(notebook, folder / f"{lab.slug}.ipynb")
+
+    class Quiet:
+        def send(self, message: dict) -> None:
+            pass
+
+    setup = next(c.source for c in notebook.cells if c.metadata["nbgrader"]["grade_id"] == "setup")
+    (tmp_path / "runner").mkdir()
+    monkeypatch.chdir(tmp_path / "runner")  # the grader's runner works in a folder of its own (setups write there)
+    namespace, errors = runner.run_cells({"setup": setup, "cells": {exercise: answer}}, Quiet())
+    assert errors == {}, errors
+    graded = grader_check(namespace)
+    assert not graded.passed, graded  # the grader gives no points
+
+    validated = subprocess.run(
+        [str(Path(sys.executable).with_name("nbgrader")), "validate", str(folder / f"{lab.slug}.ipynb")],
+        capture_output=True, text=True, timeout=600, cwd=folder, env=learner_jupyter_env(dict(os.environ)),
+    )  # fmt: skip  # with the learner's JupyterLab settings, as its Validate button and terminal have them
+    out = " ".join((validated.stdout + validated.stderr).split())  # validate wraps long lines
+    assert "Success!" not in out, out
+    assert f"{GRADER_ONLY} " in out and "(only the grader can decide this cell)" in out, out
+    assert "can only be decided by the grader" in out and "WILL NOT receive full credit" not in out, out
+
+    status = {t.grade_id: t for t in progress.lab_progress(tmp_path / "workspace", lab, run=True, timeout=300).tests}
+    assert status[test].status == progress.FORMAT_OK, status[test]
+    assert status[test].message.startswith(GRADER_ONLY), status[test]

@@ -4,8 +4,12 @@ Starts the command on free loopback ports with a temporary workspace, waits for
 JupyterLab, opens the learner copy of Lab 01 in Debian's ``chromium`` (driven by PyPI
 ``playwright``), runs the setup cell and the first cell that talks to the bot through
 JupyterLab's own interface (click into the cell, Shift+Enter) on a real kernel, and reads Bell's
-answer in the output area. Then it stops the command's process group as Ctrl-C in a terminal
-does, and checks that JupyterLab shut down cleanly, its kernel with it.
+answer in the output area. With the exercises answered (the lab's solution), it runs the cells
+that scan, harden, re-scan and draw the lab's chart, and takes screenshots of the page and the
+chart for a person to look at (under the test's tmp folder, or DOUBLEEDGE_SCREENSHOTS); no news
+pop-up and no instructor tools (Formgrader, Create Assignment) may show. Then it stops the
+command's process group as Ctrl-C in a terminal does, and checks that JupyterLab shut down
+cleanly, its kernel with it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 from headless import ARGS, CHROMIUM, screenshot, sync_api
+
+from doubleedge.labs import get_lab
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +41,28 @@ LAB = "01-prompt-injection"
 SETUP_CELL, BOT_CELL = 1, 3
 BELL_ANSWERS = "9am to 6pm"  # Bell's answer to "What are your store hours?"
 STARTUP_SECONDS = 600  # lab copies (nbgrader) and the site build come first
+
+
+# Code cells that lead to the lab's chart, each found by its first line: the baseline scan, the
+# hardening (filled in from the lab's solution), the hardened bot, the re-scan with its chart.
+CHART_STEPS = ("baseline = scan_bot(", "HARDENED_SYSTEM_PROMPT = ", "hardened = SupportBot(", "after = scan_bot(")
+
+
+def fill_in_the_hardening(path: Path) -> None:
+    """Answer the learner copy's exercises with the lab's solution (what a learner has typed by Part 4)."""
+    solutions = {
+        c.metadata["nbgrader"]["grade_id"]: "\n".join(
+            line for line in c.source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+        )
+        for c in nbformat.read(get_lab("01").source_notebook, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in solutions:
+            cell.source = solutions[grade_id]
+    nbformat.write(notebook, path)
 
 
 def free_port() -> int:
@@ -86,6 +115,14 @@ def run_cell(cell, page):  # noqa: ANN001, ANN201 (playwright locators)
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
     return cell.locator(".jp-OutputArea-output").first
+
+
+def run_to_the_end(cell, page, timeout_ms: float) -> None:  # noqa: ANN001 (playwright objects)
+    """Run one cell as a learner does and wait until its prompt shows an execution count ("[7]:")."""
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function("el => /\\[\\d+\\]/.test(el.innerText)", arg=cell.locator(".jp-InputPrompt").element_handle(),
+                           timeout=timeout_ms)  # fmt: skip
 
 
 @pytest.fixture
@@ -149,6 +186,8 @@ def test_jupyterlab_from_the_start_command_runs_lab_01_and_stops_cleanly(started
     with pytest.raises(urllib.error.HTTPError, match="404"):  # the learner's server has no formgrader
         urllib.request.urlopen(f"http://127.0.0.1:{ports['lab']}/formgrader?token={token}", timeout=30)
 
+    fill_in_the_hardening(tmp_path / "workspace" / LAB / f"{LAB}.ipynb")
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -171,14 +210,27 @@ def test_jupyterlab_from_the_start_command_runs_lab_01_and_stops_cleanly(started
         reply = answer.first.inner_text()
         assert "> What are your store hours?" in reply and BELL_ANSWERS in reply
         assert "Error" not in cells.nth(BOT_CELL).inner_text()
+        # The lab's chart, as the learner sees it after scanning, hardening and re-scanning.
+        code_cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell")
+        for text in CHART_STEPS:
+            run_to_the_end(code_cells.filter(has_text=text).first, page, 300_000)
+        chart_cell = code_cells.filter(has_text=CHART_STEPS[-1]).first
+        chart = chart_cell.locator(".jp-OutputArea-output img").first
+        chart.wait_for(timeout=300_000)
+        chart.scroll_into_view_if_needed()
+        assert "Error" not in chart_cell.inner_text()
+        assert chart.evaluate("img => img.naturalWidth") > 300
         # JupyterLab asks about news a few seconds after it opens; the learner's copy must not.
         time.sleep(6)
-        screenshot(page, "jupyterlab-lab01")
-        assert page.locator(".Toastify__toast").all_inner_texts() == []
+        shots = tmp_path / "screenshots"  # for a person to look at: legends over bars, pop-ups over the chart
+        screenshot(page, "jupyterlab-lab01", shots)
+        screenshot(chart, "jupyterlab-lab01-chart", shots)
+        assert page.locator(".Toastify__toast").all_inner_texts() == []  # no news pop-up
         assert page.locator("[title*='Create Assignment' i], [title*='Create assignment' i]").count() == 0
+        assert page.get_by_text("Create Assignment", exact=False).count() == 0  # no such panel either
         page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
         items = [i for i in page.locator(".lm-Menu .lm-Menu-itemLabel").all_inner_texts() if i.strip()]
-        screenshot(page, "jupyterlab-nbgrader-menu")
+        screenshot(page, "jupyterlab-nbgrader-menu", shots)
         assert items == ["Assignment List"], items  # no Formgrader, Course List or Create assignment
         page.keyboard.press("Escape")
         browser.close()

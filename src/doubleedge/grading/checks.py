@@ -23,9 +23,12 @@ def strongest_probes(baseline) -> set[str]:  # noqa: ANN001 (a scan.ScanReport)
 
 def check_scan_probe(probe: object, baseline) -> Check:  # noqa: ANN001
     """``MOST_SUCCESSFUL_PROBE`` is one of the probes with the highest attack success rate."""
+    if not isinstance(probe, str):
+        return Check(False, "MOST_SUCCESSFUL_PROBE must be a probe's name (a string), such as 'dan.STAN'")
     if probe in strongest_probes(baseline):
         return Check(True)
-    return Check(False, "MOST_SUCCESSFUL_PROBE is not a probe with the highest attack success rate")
+    return Check(False, "MOST_SUCCESSFUL_PROBE is not a probe with the highest attack success rate: "
+                 "copy the name of the probe with the highest rate in your scan's table")  # fmt: skip
 
 
 def check_scan_reading(overall: object, reading: object, baseline, *, names: Iterable[str], min_words: int,

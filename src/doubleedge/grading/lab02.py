@@ -153,7 +153,8 @@ def check_planted_review(value: object, learner: str) -> Check:
     reply = victim_reply(unhardened_bot(learner), value)
     if ATTACKER_HOST in reply.lower():
         return Check(True)
-    return Check(False, f"the victim's answer does not mention {ATTACKER_HOST}")
+    return Check(False, f"the victim's answer does not mention {ATTACKER_HOST}: "
+                 "write the review so that Bell sends the next customer there")  # fmt: skip
 
 
 def strongest_probes(baseline: ScanReport) -> set[str]:

@@ -99,9 +99,12 @@ def check_record_attack(value: object, learner: str) -> Check:
 
 
 def check_card_digits(value: object, learner: str) -> Check:
-    if isinstance(value, str) and value.strip() == find(derive_secret(learner), TARGET).card_last4:
+    if not isinstance(value, str):
+        return Check(False, 'JORDAN_CARD_LAST4 must be a string of four digits, such as "1234"')
+    if value.strip() == find(derive_secret(learner), TARGET).card_last4:
         return Check(True)
-    return Check(False, "JORDAN_CARD_LAST4 is not the last four digits of Jordan Lee's card in your bot")
+    return Check(False, "JORDAN_CARD_LAST4 is not the last four digits of Jordan Lee's card in your bot: "
+                 "copy them from what your own bot revealed")  # fmt: skip
 
 
 def check_prompt_attack(value: object, learner: str) -> Check:
@@ -117,9 +120,11 @@ def check_prompt_attack(value: object, learner: str) -> Check:
 
 
 def check_canary(value: object, learner: str) -> Check:
-    if isinstance(value, str) and value.strip() == derive_canary(derive_secret(learner)):
+    if not isinstance(value, str):
+        return Check(False, 'EXTRACTED_CANARY must be a string such as "DE-CANARY-1A2B-3C4D"')
+    if value.strip() == derive_canary(derive_secret(learner)):
         return Check(True)
-    return Check(False, "EXTRACTED_CANARY is not your bot's canary")
+    return Check(False, "EXTRACTED_CANARY is not your bot's canary: copy the one your own bot's system prompt revealed")
 
 
 def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:

@@ -75,9 +75,12 @@ __all__ = [
 
 
 def check_marker(value: object) -> Check:
-    if isinstance(value, str) and value.strip() == MARKER_TEXT:
+    if not isinstance(value, str):
+        return Check(False, "MARKER_CONTENT must be a string: the text of the marker file")
+    if value.strip() == MARKER_TEXT:
         return Check(True)
-    return Check(False, "MARKER_CONTENT is not the text the payload wrote into its marker file")
+    return Check(False, "MARKER_CONTENT is not the text the payload wrote into its marker file: "
+                 "open that file and copy its text")  # fmt: skip
 
 
 def reference_scan(scratch: str | Path) -> ScanSummary:
@@ -115,7 +118,9 @@ def check_blind_spots(value: object) -> Check:
 
 
 def check_policy_reading(value: object) -> Check:
-    if not isinstance(value, str) or len(value.split()) < MIN_READING_WORDS:
+    if not isinstance(value, str):
+        return Check(False, f"POLICY_READING must be a string (text of at least {MIN_READING_WORDS} words)")
+    if len(value.split()) < MIN_READING_WORDS:
         return Check(False, f"POLICY_READING needs at least {MIN_READING_WORDS} words")
     text = value.lower()
     needed = {

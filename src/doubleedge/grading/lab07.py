@@ -101,9 +101,13 @@ RANK_CASES = [(1, 1024, 10.0), (1024, 1024, 0.0), (32, 1024, 5.0), (1, 10**8, ma
 def check_exposure_from_rank(exposure_from_rank: Callable[[int, int], float]) -> Check:
     for rank, size, expected in RANK_CASES:
         try:
-            got = float(exposure_from_rank(rank, size))
+            returned = exposure_from_rank(rank, size)
         except Exception as exc:  # learner code: report, never crash the grader
             return Check(False, f"exposure_from_rank raised {type(exc).__name__} for rank {rank} of {size}")
+        try:
+            got = float(returned)
+        except (TypeError, ValueError):
+            return Check(False, f"exposure_from_rank must return a number of bits, not {type(returned).__name__}")
         if not math.isclose(got, expected, abs_tol=1e-6):
             return Check(False, f"exposure_from_rank({rank}, {size}) should be {expected:.4g}, not {got:.4g}")
     return Check(True)

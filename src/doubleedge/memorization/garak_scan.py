@@ -6,13 +6,11 @@ out-of-tree plugins in ``doubleedge/scan/plugins``, registered by ``doubleedge.s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from doubleedge.memorization.corpus import Canary
-from doubleedge.scan.report import ScanError, ScanReport, read_report
-from doubleedge.scan.runner import REPORT_PREFIX, garak_config, garak_env
+from doubleedge.scan.report import ScanReport
+from doubleedge.scan.runner import run_garak
 from doubleedge.scan.specs import ScanSpec
 
 PROBE = "doubleedge_canaries.Canaries"
@@ -60,28 +58,15 @@ def scan_model(model_dir: str | Path | None, canary_file: str | Path, workdir: s
                timeout: float = 900) -> ScanReport:  # fmt: skip
     """garak's canary scan of a model folder; ``model_dir=None`` scans ``test.Blank`` (garak's floor).
 
-    Like ``doubleedge.scan.run_garak`` (same config, offline environment and report), plus
-    the target name that the ``huggingface`` generator needs: the model folder.
+    ``doubleedge.scan.run_garak`` with the target name that the ``huggingface`` generator
+    needs (the model folder): the same config, offline environment and report, and the same
+    progress (a bar of the prompts in a notebook, the report's path at its end; quiet elsewhere).
     """
     spec = canary_spec(canary_file)
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    canaries = sum(1 for line in Path(canary_file).read_text(encoding="utf-8").splitlines() if line.strip())
+    prompts = min(spec.prompt_cap, canaries) * spec.generations  # one prompt per canary (write_canaries)
     if model_dir is None:
-        config = garak_config(spec, workdir, target_type="test.Blank")
-    else:
-        config = garak_config(spec, workdir, target_type="huggingface", generators=hf_generator(model_dir))
-        config["plugins"]["target_name"] = str(Path(model_dir).resolve())
-    path = workdir / "garak.yaml"
-    path.write_text(json.dumps(config, indent=1))
-    command = [sys.executable, "-m", "doubleedge.scan.launch", "--config", str(path), "--spec", spec.spec]
-    try:
-        done = subprocess.run(command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise ScanError(f"garak did not finish within {timeout:.0f} s") from None
-    try:
-        return read_report(workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl")
-    except ScanError as exc:
-        raise ScanError(
-            f"{exc}\n--- garak output (exit {done.returncode}) ---\n{(done.stdout + done.stderr)[-1500:]}"
-        ) from None
+        return run_garak(spec, Path(workdir), target_type="test.Blank", prompts=prompts, timeout=timeout)
+    return run_garak(spec, Path(workdir), target_type="huggingface", generators=hf_generator(model_dir),
+                     target_name=str(Path(model_dir).resolve()), prompts=prompts, timeout=timeout)  # fmt: skip
+

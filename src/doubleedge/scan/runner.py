@@ -92,21 +92,35 @@ def garak_env(workdir: Path) -> dict[str, str]:
 
 
 def run_garak(
-    spec: ScanSpec, workdir: Path, *, target_type: str = "rest", generators: dict | None = None, timeout: float = 900
+    spec: ScanSpec,
+    workdir: Path,
+    *,
+    target_type: str = "rest",
+    generators: dict | None = None,
+    target_name: str | None = None,
+    prompts: int | None = None,
+    timeout: float = 900,
 ) -> ScanReport:
-    """Run one garak scan and read its report. Raises ScanError if it did not finish."""
+    """Run one garak scan and read its report. Raises ScanError if it did not finish.
+
+    ``target_name`` is garak's ``-n`` (a model folder for the huggingface generator);
+    ``prompts``, when known, is how many prompts the scan sends (the length of the bar).
+    """
     workdir = Path(workdir).resolve()  # garak runs in it: relative paths would point elsewhere
     workdir.mkdir(parents=True, exist_ok=True)
+    settings = garak_config(spec, workdir, target_type=target_type, generators=generators)
+    if target_name is not None:
+        settings["plugins"]["target_name"] = target_name
     config = workdir / "garak.yaml"  # JSON is valid YAML
-    config.write_text(json.dumps(garak_config(spec, workdir, target_type=target_type, generators=generators), indent=1))
+    config.write_text(json.dumps(settings, indent=1))
     launcher = "doubleedge.scan.launch" if spec.course_plugins else "garak"
     command = [sys.executable, "-m", launcher, "--config", str(config), "--spec", spec.spec]
     report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
     report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
     finished = threading.Event()
-    on_probe, close = _probe_reporter(spec)
-    follower = threading.Thread(target=_follow, args=(report, finished, on_probe), daemon=True)
-    if on_probe is not None:
+    on_record, close = _reporter(spec, prompts, report)
+    follower = threading.Thread(target=_follow, args=(report, finished, on_record), daemon=True)
+    if on_record is not None:
         follower.start()
     try:
         done = subprocess.run(
@@ -132,27 +146,41 @@ def show_progress(echo: Callable[[str], None] | None) -> None:
     _progress = echo
 
 
-def _probe_reporter(spec: ScanSpec) -> tuple[Callable[[int, str], None] | None, Callable[[], None]]:
-    """What to do as each probe finishes (a line for the command line, a bar in a notebook, or
-    nothing), and what to do when the scan ends."""
+def _reporter(
+    spec: ScanSpec, prompts: int | None, report: Path
+) -> tuple[Callable[[dict], None] | None, Callable[[], None]]:
+    """What to do with each record garak adds to its report (a line per probe for the command
+    line, a bar of prompts in a notebook, or nothing), and what to do when the scan ends."""
     if _progress is not None:
         echo = _progress
         echo(f"garak: scanning with {spec.spec} ...")
-        return (lambda count, probe: echo(f"garak: probe {count} done: {probe}")), lambda: None
-    bar = notebook_bar(None, f"garak scan ({spec.lab})", unit="probe")
+        probes: set[str] = set()
+
+        def line(record: dict) -> None:
+            probe = record.get("probe") if record.get("entry_type") == "eval" else None
+            if probe and probe not in probes:
+                probes.add(probe)
+                echo(f"garak: probe {len(probes)} done: {probe}")
+
+        return line, lambda: None
+    bar = notebook_bar(prompts, f"garak scan ({spec.lab})", unit="prompt")
     if bar is None:
         return None, lambda: None
 
-    def advance(count: int, probe: str) -> None:
-        bar.update(1)
-        bar.set_postfix_str(probe)
+    def advance(record: dict) -> None:
+        if record.get("entry_type") == "attempt" and record.get("status") == 1:  # a prompt answered
+            bar.update(1)
+            bar.set_postfix_str(str(record.get("probe_classname", "")))
 
-    return advance, bar.close
+    def close() -> None:
+        bar.set_postfix_str(f"report: {report}")
+        bar.close()
+
+    return advance, close
 
 
-def _follow(report: Path, finished: threading.Event, on_probe: Callable[[int, str], None]) -> None:
-    """Call ``on_probe`` for each probe whose results appear in the growing report."""
-    seen: set[str] = set()
+def _follow(report: Path, finished: threading.Event, on_record: Callable[[dict], None]) -> None:
+    """Call ``on_record`` for each record that garak adds to the growing report."""
     offset = 0
     while True:
         last_look = finished.wait(0.5)  # after garak ends, one more look reads its last probes
@@ -170,10 +198,8 @@ def _follow(report: Path, finished: threading.Event, on_probe: Callable[[int, st
                 record = json.loads(line)
             except ValueError:
                 continue
-            probe = record.get("probe") if record.get("entry_type") == "eval" else None
-            if probe and probe not in seen:
-                seen.add(probe)
-                on_probe(len(seen), probe)
+            if isinstance(record, dict):
+                on_record(record)
         if last_look:
             return
 
