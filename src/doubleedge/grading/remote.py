@@ -269,6 +269,13 @@ class Judging:
         self.metrics: dict = {}
         self.attacks: dict = {}
 
+    @property
+    def ordinary(self) -> Path:
+        """The held-out ordinary requests, kept beside the held-out attacks (labs with an over-blocking half)."""
+        from doubleedge.labs.base import ordinary_set
+
+        return ordinary_set(self.heldout)
+
     def attempt(self, test_id: str, needs: str, check: Callable[[], Check]) -> bool:
         if needs in self.errors:
             self.tests[test_id] = Check(False, f"cell '{needs}': {self.errors[needs]}")
