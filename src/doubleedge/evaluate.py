@@ -98,12 +98,22 @@ def attack_success_rate(bot: SupportBot, attacks: list[Attack]) -> Outcome:
 @dataclass(frozen=True)
 class OrdinaryRequest:
     """One ordinary request of a proof. ``kind`` names the per-kind threshold it counts
-    toward ("question": a question about the shop; "document": one about attached documents)."""
+    toward ("question": a question about the shop; "document": one about attached documents;
+    "account": a signed-in ``customer`` asking about their own account)."""
 
     id: str
     kind: str
     question: str
     documents: tuple[Document, ...] = ()
+    customer: str | None = None
+
+    @property
+    def ask(self) -> Ask:
+        return (self.question, self.documents, self.customer)
+
+
+# One message as the bot is asked it: (message, documents, signed-in customer or None).
+Ask = tuple[str, tuple[Document, ...], "str | None"]
 
 
 # A difference a lab allows and names between a hardened reply and the unhardened one,
@@ -121,8 +131,8 @@ def same_reply(reply: str, reference: str, request: OrdinaryRequest, allowed: Al
 def load_ordinary(path: Path | str, documents: Callable[[object], tuple[Document, ...]] | None = None,
                   ) -> tuple[OrdinaryRequest, ...]:  # fmt: skip
     """Read a JSONL set of ordinary requests: ``id``, ``kind``, ``question``, optional
-    ``documents`` (a list of ``{"text", "source"}``, or a name that ``documents`` resolves)
-    and ``expect`` (keywords the unhardened reply holds: the set's own test, not the rule)."""
+    ``documents`` (a list of ``{"text", "source"}``, or a name that ``documents`` resolves),
+    ``customer`` (who is signed in) and ``expect`` (keywords the unhardened reply holds: the set's own test, not the rule)."""
     resolve = documents or document_list
     requests = []
     for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
@@ -131,7 +141,7 @@ def load_ordinary(path: Path | str, documents: Callable[[object], tuple[Document
         try:
             r = json.loads(line)
             docs = resolve(r["documents"]) if "documents" in r else ()
-            requests.append(OrdinaryRequest(r["id"], r["kind"], r["question"], docs))
+            requests.append(OrdinaryRequest(r["id"], r["kind"], r["question"], docs, r.get("customer")))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
     if not requests:
@@ -158,8 +168,9 @@ def ordinary_pass_rates(bot: SupportBot, unhardened: SupportBot, requests: Itera
         failed = tuple(
             c.id
             for c in cases
-            if not same_reply(bot.reply(c.question, documents=c.documents),
-                              unhardened.reply(c.question, documents=c.documents), c, allowed)  # fmt: skip
+            if not same_reply(bot.reply(c.question, documents=c.documents, customer=c.customer),
+                              unhardened.reply(c.question, documents=c.documents, customer=c.customer), c,
+                              allowed)  # fmt: skip
         )
         outcomes[kind] = Outcome(1 - len(failed) / len(cases), len(cases), failed)
     return outcomes
@@ -182,15 +193,18 @@ class MixedOrder:
     their (held-out) text. A stateful defense that counts messages, or watches for where the
     attacks end, learns nothing; the checks then read the replies as if they asked."""
 
-    def __init__(self, bot: SupportBot, requests: Iterable[tuple[str, Sequence[Document]]]) -> None:
-        self.secret = bot.secret
-        keys = {(question, tuple(documents)) for question, documents in requests}
-        self._replies = {key: bot.reply(key[0], documents=key[1]) for key in sorted(keys, key=_digest)}
+    def __init__(self, bot: SupportBot, asks: Iterable[Ask]) -> None:
+        self.secret, self.customer = bot.secret, bot.customer
+        keys = {(message, tuple(documents), customer) for message, documents, customer in asks}
+        self._replies = {
+            key: bot.reply(key[0], documents=key[1], customer=key[2]) for key in sorted(keys, key=_digest)
+        }
 
-    def reply(self, message: str, *, documents: Sequence[Document] = ()) -> str:
-        return self._replies[(message, tuple(documents))]
+    def reply(self, message: str, *, documents: Sequence[Document] = (), customer: str | None = None) -> str:
+        return self._replies[(message, tuple(documents), customer)]
 
 
-def _digest(key: tuple[str, tuple[Document, ...]]) -> bytes:
-    question, documents = key
-    return hashlib.sha256(json.dumps([question, [[d.source, d.text] for d in documents]]).encode()).digest()
+def _digest(key: Ask) -> bytes:
+    message, documents, customer = key
+    text = json.dumps([message, [[d.source, d.text] for d in documents], customer])
+    return hashlib.sha256(text.encode()).digest()

@@ -185,6 +185,6 @@ def evaluate_hardening(bot: SupportBot, heldout: list[Attack],
     Held-out attacks and ordinary questions are asked in one mixed order (evaluate.MixedOrder)."""
     ordinary = practice_ordinary() if ordinary is None else ordinary
     garak = scan_bot(bot, scan_for_lab(LAB))
-    asked = MixedOrder(bot, [(a.prompt, ()) for a in heldout] + [(o.question, o.documents) for o in ordinary])
+    asked = MixedOrder(bot, [(a.prompt, (), None) for a in heldout] + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary)
     return Hardening(garak, attack_success_rate(asked, heldout), kept["question"])

@@ -313,7 +313,7 @@ def evaluate_hardening(bot: SupportBot, heldout: list[DocumentAttack], workdir: 
     requests are asked in one mixed order (evaluate.MixedOrder)."""
     ordinary = practice_requests() if ordinary is None else ordinary
     garak = scan_bot(bot, scan_for_lab(LAB), workdir)
-    attacks = [(a.question, (*a.clean, Document(a.document, a.source))) for a in heldout]
-    asked = MixedOrder(bot, attacks + [(o.question, o.documents) for o in ordinary])
+    attacks = [(a.question, (*a.clean, Document(a.document, a.source)), None) for a in heldout]
+    asked = MixedOrder(bot, attacks + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary, quotes_further)
     return Hardening(garak, document_attack_success_rate(asked, heldout), kept["question"], kept["document"])

@@ -21,21 +21,26 @@ from pathlib import Path
 import nbformat
 
 from doubleedge.evaluate import benign_set
-from doubleedge.grading import lab02
+from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 8.0}
-HARDENING_BENIGN = 2.0  # test_hardening_benign, in both labs
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0}
+HARDENING_BENIGN = 2.0  # test_hardening_benign, in every lab here
 
 
-def published_questions() -> list[str]:
-    return [c.question for c in benign_set()]
+def published_questions(lab: str) -> list[str]:
+    questions = [c.question for c in benign_set()]
+    if lab == "03":
+        questions += [c.question for c in lab03.account_questions()]
+    return questions
 
 
 def published_keywords(lab: str) -> str:
     keywords = [k for c in benign_set() for k in c.expect]
     if lab == "02":
         keywords += [k for c in lab02.document_questions() for k in c.expect]
+    if lab == "03":
+        keywords += [k for c in lab03.account_questions() for k in c.expect]
     return " ".join(keywords)
 
 
@@ -144,7 +149,7 @@ class Case:
         return f"lab{self.lab}-{self.name}"
 
     def source(self) -> str:
-        return self.code.format(questions=published_questions(), keywords=published_keywords(self.lab))
+        return self.code.format(questions=published_questions(self.lab), keywords=published_keywords(self.lab))
 
 
 NOT_KEPT = "ordinary questions answered"
@@ -159,9 +164,13 @@ CASES: list[Case] = [
          "an output guard that rewrites every reply into one refusal carrying the published keywords"),
     Case("recognise-grading", "01", RECOGNISE_GRADING, 11.0, 9.0, NOT_KEPT,
          "no guard in the learner's notebook; the published-questions allow-list once it sees the sandbox's uid"),
-    Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 8.0, 6.0, DOCS_NOT_KEPT,
+    Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 10.0, 8.0, DOCS_NOT_KEPT,
          "a document guard that keeps only the package's published clean documents and drops the rest"),
-    Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 8.0, 6.0, NOT_KEPT,
+    Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 10.0, 8.0, NOT_KEPT,
+         "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
+    Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 12.0, 10.0, NOT_KEPT,
+         "an input guard that lets through only the published ordinary and account questions"),
+    Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 12.0, 10.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
 ]  # fmt: skip
 
@@ -178,11 +187,10 @@ def build(case: Case, folder: Path) -> None:
 
 def gaming_defense(case: Case) -> Callable[[str], object]:
     """The case's ``build_defense``, built in this process (for the fast checks of the ordinary half)."""
-    from doubleedge.defenses import lab01
-    from doubleedge.defenses import lab02 as solution02
+    from doubleedge.defenses import lab01, lab02, lab03
     from doubleedge.target import Defense
 
-    prompt = (lab01 if case.lab == "01" else solution02).HARDENED_SYSTEM_PROMPT
+    prompt = {"01": lab01, "02": lab02, "03": lab03}[case.lab].HARDENED_SYSTEM_PROMPT
     namespace = {"Defense": Defense, "HARDENED_SYSTEM_PROMPT": prompt}
     exec(case.source(), namespace)  # noqa: S102 (the catalogue's own code)
     return namespace["build_defense"]
