@@ -5,7 +5,7 @@ solution keeps full marks. One grading run per lab, in the bubblewrap sandbox.""
 from __future__ import annotations
 
 import pytest
-from gaming.cases import CASES, FULL, HARDENING_BENIGN, build
+from gaming.cases import CASES, FULL, build
 
 from doubleedge.grading.course import find_hidden, hidden_material
 from doubleedge.grading.labs import get_lab
@@ -28,18 +28,15 @@ def graded(request, tmp_path_factory):
     course.prepare()
     for case in (c for c in CASES if c.lab == lab.number):
         build(case, root / "submissions" / case.learner)
-    reference = nbformat_copy(lab.source_notebook, root / "submissions" / f"lab{lab.number}-reference")
-    assert reference.is_file()
+    copy(lab.source_notebook, root / "submissions" / f"lab{lab.number}-reference")
     baseline = baseline_report(lab, course.root / ".grading" / "baseline")
     rows = grade_prepared(course, find_submissions(root / "submissions", lab), baseline, workers=2, box=Sandbox())
     return lab, course, {r.learner: r for r in rows}
 
 
-def nbformat_copy(source, folder):
+def copy(source, folder):
     folder.mkdir(parents=True)
-    target = folder / source.name
-    target.write_bytes(source.read_bytes())
-    return target
+    (folder / source.name).write_bytes(source.read_bytes())
 
 
 def test_reference_solution_keeps_full_marks(graded):
@@ -54,8 +51,8 @@ def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
     if case.lab != lab.number:
         pytest.skip(f"a Lab {case.lab} case")
     row = rows[case.learner]
-    assert row.score == case.score == case.before - HARDENING_BENIGN, row.notes
-    assert row.tests["test_hardening_asr"] == 2 and row.tests["test_hardening_benign"] == 0, row.tests
+    assert row.score == case.score < case.before, row.notes
+    assert row.tests[case.target] == 0, row.tests
     assert any(case.reason in note for note in row.notes), row.notes
     material = hidden_material(course, lab)
     assert not find_hidden("\n".join(row.notes), material)

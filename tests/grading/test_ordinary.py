@@ -16,6 +16,8 @@ from gaming.cases import CASES, gaming_defense
 from doubleedge.defenses import lab01 as solution01
 from doubleedge.defenses import lab02 as solution02
 from doubleedge.defenses import lab03 as solution03
+from doubleedge.defenses import lab04 as solution04
+from doubleedge.defenses import lab05 as solution05
 from doubleedge.evaluate import (
     MixedOrder,
     OrdinaryRequest,
@@ -25,7 +27,7 @@ from doubleedge.evaluate import (
     same_reply,
     unhardened,
 )
-from doubleedge.grading import lab01, lab02, lab03
+from doubleedge.grading import lab01, lab02, lab03, lab04, lab05
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import FunctionGuard
 from doubleedge.target import Defense, Document
@@ -73,7 +75,8 @@ def test_reference_solutions_keep_every_heldout_request(lab):
     assert {kind: o.rate for kind, o in outcomes.items()} == {kind: 1.0 for kind in outcomes}
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name != "recognise-grading"], ids=lambda c: c.learner)
+@pytest.mark.parametrize("case", [c for c in CASES if c.lab in SOLUTIONS and c.name != "recognise-grading"],
+                         ids=lambda c: c.learner)  # fmt: skip
 def test_gaming_defenses_fail_the_ordinary_half_they_used_to_pass(case):
     bot = hardened(case.lab, gaming_defense(case))
     before = [benign_pass_rate(bot).rate]
@@ -132,3 +135,27 @@ def test_mixed_order_hides_where_the_attacks_end():
     seen.clear()
     MixedOrder(bot, list(reversed(attacks + ordinary)))
     assert seen == first
+
+
+def test_lab04_heldout_replies_render_with_the_same_words():
+    requests = lab02.load_ordinary_requests(get_lab("04").heldout_ordinary)
+    assert len({r.id for r in requests}) == len(requests) == 50
+    assert lab04.benign_render_failures(solution04.render, LEARNER, requests) == (50, ())
+    fixed_page = gaming_defense(next(c for c in CASES if c.lab == "04"))
+    total, failures = lab04.benign_render_failures(fixed_page, LEARNER, requests)
+    assert len(failures) == total, "a fixed page holding every answer keeps nothing"
+
+
+def test_lab05_heldout_tasks_are_sound_and_kept_by_the_reference_solution():
+    heldout_tasks = lab05.load_tasks(get_lab("05").heldout_ordinary)
+    published = {(t.customer, t.message) for t in lab05.tasks()}
+    assert len({t.id for t in heldout_tasks}) == len(heldout_tasks) >= 14
+    assert not [t.id for t in heldout_tasks if (t.customer, t.message) in published]
+    unhardened = lab05.evaluate_agency(lambda: lab05.AgentDefense(), [], heldout_tasks)
+    assert unhardened.failed_tasks == ()  # the unhardened agent does each task (so the set means something)
+    for task in heldout_tasks:
+        assert task.tool or task.expect.lower() in lab05.plain_reply(task).lower(), task.id
+    assert lab05.evaluate_agency(solution05.build_agent_defense, [], heldout_tasks).benign_rate == 1.0
+    gaming = gaming_defense(next(c for c in CASES if c.lab == "05"))
+    assert lab05.evaluate_agency(gaming, [], lab05.tasks()).benign_rate == 1.0  # the published tasks pass
+    assert lab05.evaluate_agency(gaming, [], heldout_tasks).benign_rate < lab05.BENIGN_THRESHOLD

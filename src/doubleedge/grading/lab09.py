@@ -35,7 +35,7 @@ from pathlib import Path
 from doubleedge.evaluate import Outcome
 from doubleedge.grading import checks
 from doubleedge.grading.checks import Check
-from doubleedge.grading.lab05 import Task
+from doubleedge.grading.lab05 import NO_TOOLS, Task
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
 from doubleedge.target.agent import AgentDefense, AgentTurn
@@ -351,9 +351,15 @@ def agent_outcomes(defense: AgentDefense | None, heldout: list[Attack]) -> tuple
         if a.agent_succeeded(agent, agent.respond(a.message, documents=[d.text for d in a.documents])):
             won.append(a.id)
     tasks = [c.task for c in ordinary_tasks() if c.task is not None]
-    failed = tuple(t.message for t in tasks if not t.handled(unhardened_agent(t.customer, defense).respond(t.message)))
+    failed = tuple(t.message for t in tasks if not t.handled(unhardened_agent(t.customer, defense).respond(t.message),
+                                                              plain_reply(t)))  # fmt: skip
     attack = Outcome(len(won) / len(attacks) if attacks else 0.0, len(attacks), tuple(won))
     return attack, Outcome(1 - len(failed) / len(tasks), len(tasks), failed)
+
+
+def plain_reply(task: Task) -> str:
+    """What Wren's agent offered no tools replies (only tasks without a tool compare replies)."""
+    return "" if task.tool else unhardened_agent(task.customer, NO_TOOLS).respond(task.message).reply
 
 
 def evaluate_hardening(

@@ -24,8 +24,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0}
-HARDENING_BENIGN = 2.0  # test_hardening_benign, in every lab here
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0}
 
 
 def published_questions(lab: str) -> list[str]:
@@ -133,6 +132,35 @@ def build_defense(secret):
                    document_guards=[FunctionGuard(lambda document: document not in known, name="known")])
 '''
 
+FIXED_PAGE = '''
+import html
+import json
+from importlib import resources
+
+ARTICLES = json.loads(resources.files("doubleedge.data").joinpath("articles.json").read_text("utf-8"))
+PAGE = "".join(f"<p>{{html.escape(a['body'])}}</p>" for a in ARTICLES) + "<p>Hello! How can I help you today?</p>"
+
+
+def render(reply):
+    """Whatever the model said, show one fixed page that holds every help-centre answer."""
+    return PAGE
+'''
+
+ALLOWLIST_TASKS = '''
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+TASKS = resources.files("doubleedge.data").joinpath("agent_tasks.jsonl").read_text("utf-8")
+KNOWN = {{json.loads(line)["message"] for line in TASKS.splitlines() if line.strip()}}
+
+
+def build_agent_defense():
+    """Every tool as before, but the agent reads only the published task messages."""
+    return AgentDefense(name="known-tasks", policy=tool_policy, tools=("lookup_order", "issue_refund", "send_email"),
+                        input_guards=[FunctionGuard(lambda text: text not in KNOWN, name="known")])
+'''
+
 
 @dataclass(frozen=True)
 class Case:
@@ -143,6 +171,7 @@ class Case:
     score: float  # the score now
     reason: str  # a substring of the recorded note ("" when the case must leave no note)
     what: str
+    target: str = "test_hardening_benign"  # the over-blocking test the case tries to win
 
     @property
     def learner(self) -> str:
@@ -172,6 +201,11 @@ CASES: list[Case] = [
          "an input guard that lets through only the published ordinary and account questions"),
     Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 12.0, 10.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
+    Case("fixed-page-render", "04", FIXED_PAGE, 12.0, 11.0, "ordinary replies rendered whole",
+         "a render that shows one fixed page holding every help-centre answer (test_render fails before and now)"),
+    Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 8.0, 6.0, "ordinary tasks handled",
+         "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl)",
+         "test_agency_benign"),
 ]  # fmt: skip
 
 
@@ -185,15 +219,18 @@ def build(case: Case, folder: Path) -> None:
     nbformat.write(nb, folder / f"{lab.slug}.ipynb")
 
 
-def gaming_defense(case: Case) -> Callable[[str], object]:
-    """The case's ``build_defense``, built in this process (for the fast checks of the ordinary half)."""
-    from doubleedge.defenses import lab01, lab02, lab03
+def gaming_defense(case: Case) -> Callable:
+    """The case's gaming function (``build_defense``, Lab 04's ``render``, Lab 05's
+    ``build_agent_defense``), built in this process for the fast checks of the ordinary half."""
+    from doubleedge.defenses import lab01, lab02, lab03, lab05
     from doubleedge.target import Defense
+    from doubleedge.target.agent import AgentDefense
 
-    prompt = {"01": lab01, "02": lab02, "03": lab03}[case.lab].HARDENED_SYSTEM_PROMPT
-    namespace = {"Defense": Defense, "HARDENED_SYSTEM_PROMPT": prompt}
+    namespace: dict = {"Defense": Defense, "AgentDefense": AgentDefense, "tool_policy": lab05.tool_policy}
+    if case.lab in ("01", "02", "03"):
+        namespace["HARDENED_SYSTEM_PROMPT"] = {"01": lab01, "02": lab02, "03": lab03}[case.lab].HARDENED_SYSTEM_PROMPT
     exec(case.source(), namespace)  # noqa: S102 (the catalogue's own code)
-    return namespace["build_defense"]
+    return namespace[{"04": "render", "05": "build_agent_defense"}.get(case.lab, "build_defense")]
 
 
 def table() -> str:
