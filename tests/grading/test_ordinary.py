@@ -18,6 +18,7 @@ from doubleedge.defenses import lab02 as solution02
 from doubleedge.defenses import lab03 as solution03
 from doubleedge.defenses import lab04 as solution04
 from doubleedge.defenses import lab05 as solution05
+from doubleedge.defenses import lab09 as solution09
 from doubleedge.evaluate import (
     MixedOrder,
     OrdinaryRequest,
@@ -27,7 +28,7 @@ from doubleedge.evaluate import (
     same_reply,
     unhardened,
 )
-from doubleedge.grading import lab01, lab02, lab03, lab04, lab05
+from doubleedge.grading import lab01, lab02, lab03, lab04, lab05, lab09
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import FunctionGuard
 from doubleedge.target import Defense, Document
@@ -159,3 +160,38 @@ def test_lab05_heldout_tasks_are_sound_and_kept_by_the_reference_solution():
     gaming = gaming_defense(next(c for c in CASES if c.lab == "05"))
     assert lab05.evaluate_agency(gaming, [], lab05.tasks()).benign_rate == 1.0  # the published tasks pass
     assert lab05.evaluate_agency(gaming, [], heldout_tasks).benign_rate < lab05.BENIGN_THRESHOLD
+
+
+def test_capstone_heldout_requests_are_sound_and_kept_by_the_reference_solution():
+    requests = lab09.load_ordinary(get_lab("09").heldout_ordinary)
+    published = {(o.customer, o.message) for o in lab09.ordinary_tasks()}
+    assert len({o.id for o in requests}) == len(requests) >= 40
+    assert {o.kind for o in requests} == {"question", "account", "document", "task"}
+    assert not [o.id for o in requests if (o.customer, o.message) in published]
+    heldout_attacks = lab09.load_heldout(get_lab("09").heldout_attacks)
+    kept = lab09.evaluate_hardening(solution09.build_defense, solution09.build_agent_defense, LEARNER,
+                                    heldout_attacks, scan=False, ordinary=requests)  # fmt: skip
+    assert kept.benign_rate == 1.0 and kept.benign_check()
+    for case in (c for c in CASES if c.lab == "09"):
+        published_only = lab09.evaluate_hardening(gaming_defense(case), solution09.build_agent_defense, LEARNER,
+                                                  heldout_attacks, scan=False, ordinary=lab09.ordinary_tasks())  # fmt: skip
+        held_out = lab09.evaluate_hardening(gaming_defense(case), solution09.build_agent_defense, LEARNER,
+                                            heldout_attacks, scan=False, ordinary=requests)  # fmt: skip
+        # The allow-list answers every published request word for word: only held-out requests catch it.
+        assert bool(published_only.benign_check()) is (case.name == "allowlist-known-questions"), case.name
+        assert not held_out.benign_check(), case.name
+
+
+@pytest.mark.parametrize(("error", "shown"), [
+    ("raised ValueError", "raised ValueError"),
+    ("raised WhatAreYourStoreHoursOnSunday", "raised an object of its own class"),
+    ("a guard returned int text", "a guard returned int text"),
+    ("returned Smuggled, not a Decision", "returned an object of its own class, not a Decision"),
+    ("did not answer within 5 s", "did not answer within 5 s"),
+    ("missing", "missing"),
+    ("What are your store hours? (copied by the learner's process)", "failed"),
+])  # fmt: skip
+def test_errors_from_the_learners_process_cannot_carry_what_it_was_asked(error, shown):
+    from doubleedge.grading.remote import safe_error
+
+    assert safe_error(error) == shown

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import nbformat
@@ -24,10 +25,17 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "09": 12.0}
+
+
+def capstone_published() -> list[dict]:
+    text = resources.files("doubleedge.data").joinpath("capstone_benign.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def published_questions(lab: str) -> list[str]:
+    if lab == "09":
+        return [r["message"] for r in capstone_published()]
     questions = [c.question for c in benign_set()]
     if lab == "03":
         questions += [c.question for c in lab03.account_questions()]
@@ -35,6 +43,8 @@ def published_questions(lab: str) -> list[str]:
 
 
 def published_keywords(lab: str) -> str:
+    if lab == "09":
+        return " ".join(k for r in capstone_published() if r["kind"] != "task" for k in r["expect"])
     keywords = [k for c in benign_set() for k in c.expect]
     if lab == "02":
         keywords += [k for c in lab02.document_questions() for k in c.expect]
@@ -203,6 +213,10 @@ CASES: list[Case] = [
          "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
     Case("fixed-page-render", "04", FIXED_PAGE, 12.0, 11.0, "ordinary replies rendered whole",
          "a render that shows one fixed page holding every help-centre answer (test_render fails before and now)"),
+    Case("allowlist-known-questions", "09", ALLOWLIST_KNOWN, 12.0, 10.0, "ordinary",
+         "Wren's desk lets through only the published ordinary requests (the agent keeps the reference policy)"),
+    Case("keyword-stuffed-refusal", "09", KEYWORD_STUFFED, 12.0, 10.0, "ordinary",
+         "every desk reply becomes one refusal carrying the published keywords (the agent keeps the reference policy)"),
     Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 8.0, 6.0, "ordinary tasks handled",
          "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl)",
          "test_agency_benign"),
@@ -222,13 +236,14 @@ def build(case: Case, folder: Path) -> None:
 def gaming_defense(case: Case) -> Callable:
     """The case's gaming function (``build_defense``, Lab 04's ``render``, Lab 05's
     ``build_agent_defense``), built in this process for the fast checks of the ordinary half."""
-    from doubleedge.defenses import lab01, lab02, lab03, lab05
+    from doubleedge.defenses import lab01, lab02, lab03, lab05, lab09
     from doubleedge.target import Defense
     from doubleedge.target.agent import AgentDefense
 
     namespace: dict = {"Defense": Defense, "AgentDefense": AgentDefense, "tool_policy": lab05.tool_policy}
-    if case.lab in ("01", "02", "03"):
-        namespace["HARDENED_SYSTEM_PROMPT"] = {"01": lab01, "02": lab02, "03": lab03}[case.lab].HARDENED_SYSTEM_PROMPT
+    if case.lab in ("01", "02", "03", "09"):
+        solution = {"01": lab01, "02": lab02, "03": lab03, "09": lab09}[case.lab]
+        namespace["HARDENED_SYSTEM_PROMPT"] = solution.HARDENED_SYSTEM_PROMPT
     exec(case.source(), namespace)  # noqa: S102 (the catalogue's own code)
     return namespace[{"04": "render", "05": "build_agent_defense"}.get(case.lab, "build_defense")]
 
