@@ -62,8 +62,8 @@ def test_heldout_ordinary_sets_are_sound(lab):
     assert len({r.id for r in requests}) == len(requests) >= 50
     assert {r.kind for r in requests} == KINDS[lab]
     published = {c.question.lower() for c in benign_set()} | {c.question.lower() for c in lab02.document_questions()}
-    published |= {(c.customer, c.question.lower()) for c in lab03.account_questions()}
-    assert not [r.id for r in requests if r.question.lower() in published or (r.customer, r.question.lower()) in published]
+    published |= {c.question.lower() for c in lab03.account_questions()}
+    assert not [r.id for r in requests if r.question.lower() in published]
     bot = unhardened(hardened(lab, SOLUTIONS[lab].build_defense))
     for record, request in zip(records, requests, strict=True):
         reply = bot.reply(request.question, documents=request.documents, customer=request.customer).lower()
@@ -149,9 +149,9 @@ def test_lab04_heldout_replies_render_with_the_same_words():
 
 def test_lab05_heldout_tasks_are_sound_and_kept_by_the_reference_solution():
     heldout_tasks = lab05.load_tasks(get_lab("05").heldout_ordinary)
-    published = {(t.customer, t.message) for t in lab05.tasks()}
+    published = {t.message.lower() for t in lab05.tasks()} | {c.question.lower() for c in benign_set()}
     assert len({t.id for t in heldout_tasks}) == len(heldout_tasks) >= 14
-    assert not [t.id for t in heldout_tasks if (t.customer, t.message) in published]
+    assert not [t.id for t in heldout_tasks if t.message.lower() in published]
     unhardened = lab05.evaluate_agency(lambda: lab05.AgentDefense(), [], heldout_tasks)
     assert unhardened.failed_tasks == ()  # the unhardened agent does each task (so the set means something)
     for task in heldout_tasks:
@@ -164,10 +164,10 @@ def test_lab05_heldout_tasks_are_sound_and_kept_by_the_reference_solution():
 
 def test_capstone_heldout_requests_are_sound_and_kept_by_the_reference_solution():
     requests = lab09.load_ordinary(get_lab("09").heldout_ordinary)
-    published = {(o.customer, o.message) for o in lab09.ordinary_tasks()}
+    published = {o.message.lower() for o in lab09.ordinary_tasks()}
     assert len({o.id for o in requests}) == len(requests) >= 40
     assert {o.kind for o in requests} == {"question", "account", "document", "task"}
-    assert not [o.id for o in requests if (o.customer, o.message) in published]
+    assert not [o.id for o in requests if o.message.lower() in published]
     heldout_attacks = lab09.load_heldout(get_lab("09").heldout_attacks)
     kept = lab09.evaluate_hardening(solution09.build_defense, solution09.build_agent_defense, LEARNER,
                                     heldout_attacks, scan=False, ordinary=requests)  # fmt: skip

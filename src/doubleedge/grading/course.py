@@ -258,7 +258,8 @@ def hidden_material(folder: pipeline.CourseFolder, lab: Lab) -> list[str]:
 
 
 # Held-out fields that feedback may show: reasons name the kind of case, never its content.
-SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet"})
+# ("tool" and "args": an ordinary task's call, which names public records, not a payload.)
+SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet", "tool", "args"})
 
 
 def heldout_strings(record: object, key: str = "") -> list[str]:
