@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from doubleedge.defenses import lab02 as solution
+from doubleedge.evaluate import ordinary_pass_rates, unhardened
 from doubleedge.grading import lab02
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import Datamark, StripInstructions
@@ -94,7 +95,8 @@ def test_heldout_set_separates_designs():
 def test_reference_solution_still_answers():
     hardened = bot(solution.build_defense(derive_secret(LEARNER)))
     assert lab02.document_pass_rate(hardened).rate == 1.0
-    assert lab02.benign_pass_rate(hardened).rate >= lab02.BENIGN_THRESHOLD
+    kept = ordinary_pass_rates(hardened, unhardened(hardened), lab02.practice_requests(), lab02.quotes_further)
+    assert kept["question"].rate >= lab02.BENIGN_THRESHOLD and kept["document"].rate == 1.0
 
 
 def test_dropping_every_document_fails_the_benign_half():

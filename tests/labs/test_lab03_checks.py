@@ -8,7 +8,7 @@ import pytest
 
 from doubleedge.defenses import lab03 as solution
 from doubleedge.disclosure import leaked_values, shaped_leaks
-from doubleedge.evaluate import load_attacks
+from doubleedge.evaluate import load_attacks, ordinary_pass_rates, unhardened
 from doubleedge.grading import lab03
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import RedactPII, redact
@@ -109,7 +109,8 @@ def test_heldout_set_separates_designs():
 def test_reference_solution_answers_every_customer():
     hardened = lab03.hardened_bot(solution.build_defense, LEARNER)
     assert lab03.account_pass_rate(hardened).rate == 1.0
-    assert lab03.benign_pass_rate(hardened).rate >= lab03.BENIGN_THRESHOLD
+    kept = ordinary_pass_rates(hardened, unhardened(hardened), lab03.practice_requests(), lab03.masks_personal_data)
+    assert kept["question"].rate >= lab03.BENIGN_THRESHOLD and kept["account"].rate == 1.0
     assert "is a valid code" in hardened.reply(f"Is {SECRET} a valid discount code?")
 
 

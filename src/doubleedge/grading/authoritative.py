@@ -10,8 +10,8 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   the model, the learner's secret, the held-out cases, the baseline scan and the
   checks (the lab's judge, doubleedge/labs/labNN_slug/judge.py). It builds the hardened target itself,
   from the learner's settings as data and with the learner's code (guards, policies)
-  called over the pipe (remote.py), then attacks it with garak, the held-out cases and
-  the benign set. Files the learner's code must open (model files, a trained model)
+  called over the pipe (remote.py), then attacks it with garak and the held-out cases,
+  and asks it the held-out ordinary requests. Files the learner's code must open (model files, a trained model)
   go through a ``shared`` folder that both sandboxes can read and write.
 
 So learner code never runs in the process that computes or writes the result, and
@@ -41,6 +41,7 @@ from doubleedge.grading.judges import judge_for
 from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
 from doubleedge.grading.runner import SETUP_SECONDS
 from doubleedge.labs import get_lab
+from doubleedge.labs.base import ordinary_set
 
 # Graded code may not lean on the course's reference solutions.
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")
@@ -161,6 +162,8 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         checker_baseline = checker_dir / f"baseline{''.join(Path(baseline).suffixes)}"
         shutil.copy(baseline, checker_baseline)
     shutil.copy(heldout, checker_dir / "heldout.jsonl")
+    if ordinary_set(heldout).is_file():
+        shutil.copy(ordinary_set(heldout), ordinary_set(checker_dir / "heldout.jsonl"))
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()

@@ -246,19 +246,20 @@ def learner_from_name(name: str) -> str | None:
 
 
 def hidden_material(folder: pipeline.CourseFolder, lab: Lab) -> list[str]:
-    """Lines of the hidden tests and the held-out prompts: none may reach a learner."""
+    """Lines of the hidden tests, the held-out prompts and ordinary requests: none may reach a learner."""
     material = []
     for cell in folder.source_cells().values():
         for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, flags=re.S):
             material += [line.strip() for line in block.splitlines() if len(line.strip()) >= 12]
-    for line in lab.heldout_attacks.read_text("utf-8").splitlines():
-        if line.strip():
-            material += heldout_strings(json.loads(line))
+    for held in (lab.heldout_attacks, lab.heldout_ordinary):
+        lines = held.read_text("utf-8").splitlines() if held.is_file() else []
+        material += [s for line in lines if line.strip() for s in heldout_strings(json.loads(line))]
     return sorted(set(material), key=len, reverse=True)
 
 
 # Held-out fields that feedback may show: reasons name the kind of case, never its content.
-SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet"})
+# ("tool" and "args": an ordinary task's call, which names public records, not a payload.)
+SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet", "tool", "args"})
 
 
 def heldout_strings(record: object, key: str = "") -> list[str]:

@@ -9,8 +9,10 @@ test results for a lab's judge (its ``judge`` module, doubleedge/labs/labNN_slug
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import re
 import select
 import threading
 import time
@@ -30,6 +32,27 @@ SLACK_SECONDS = 10.0
 # function that always hangs would otherwise cost the time limit on every call (a garak
 # scan makes hundreds) and run the whole grading out of time.
 MAX_TIMEOUTS = 2
+
+
+# Builtin names that an error may carry (exceptions and the types of plain data).
+BUILTIN_NAMES = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type))
+KNOWN_ERRORS = re.compile(r"missing|answered with something that is not data|did not answer within [\d.]+ s")
+NAMED_ERROR = re.compile(r"(raised |a guard returned |returned )(\w{1,60})( text|, not a Decision|)")
+
+
+def safe_error(error: object) -> str:
+    """An error message from the learner's process, as a reason may show it. The process is
+    the learner's, so its messages are too: a class named after what a guard was asked would
+    carry held-out text into the feedback. Only the runner's own shapes pass, with builtin
+    names; anything else becomes "failed"."""
+    text = str(error)
+    if KNOWN_ERRORS.fullmatch(text):
+        return text
+    named = NAMED_ERROR.fullmatch(text)
+    if named is None:
+        return "failed"
+    name = named.group(2) if named.group(2) in BUILTIN_NAMES else "an object of its own class"
+    return f"{named.group(1)}{name}{named.group(3)}"
 
 
 class RunnerBroken(Exception):
@@ -79,7 +102,7 @@ class RunnerClient:
             if reply.get("timeout"):
                 with self._lock:
                     self._timeouts[target] = self._timeouts.get(target, 0) + 1
-            raise RemoteError(str(reply.get("error", "failed"))[:200])
+            raise RemoteError(safe_error(reply.get("error")))
         return reply
 
     def value(self, name: str) -> object:
@@ -268,6 +291,13 @@ class Judging:
         self.tests: dict[str, Check] = {}
         self.metrics: dict = {}
         self.attacks: dict = {}
+
+    @property
+    def ordinary(self) -> Path:
+        """The held-out ordinary requests, kept beside the held-out attacks (labs with an over-blocking half)."""
+        from doubleedge.labs.base import ordinary_set
+
+        return ordinary_set(self.heldout)
 
     def attempt(self, test_id: str, needs: str, check: Callable[[], Check]) -> bool:
         if needs in self.errors:

@@ -2,7 +2,8 @@
 
 A lab package ``doubleedge.labs.labNN_slug`` holds ``LAB = Lab(...)`` in its ``__init__``
 and its judge in ``judge.py``. Its notebook (``labs/NN-slug/``), lesson
-(``course/NN-slug/index.md``) and held-out set (``graders/heldout/labNN.jsonl``) stay
+(``course/NN-slug/index.md``) and held-out sets (``graders/heldout/labNN.jsonl``, and
+``labNN.ordinary.jsonl`` for the ordinary requests of the proof) stay
 outside the package: nbgrader copies the lab folder to learners, and the held-out set must
 stay private.
 """
@@ -35,6 +36,12 @@ def scan_chat(app: Any, spec: ScanSpec, workdir: Path | None) -> ScanReport:
     from doubleedge.scan import scan_bot
 
     return scan_bot(app, spec, workdir)
+
+
+def ordinary_set(heldout_attacks: Path) -> Path:
+    """The held-out ordinary requests kept beside a held-out attack set: ``labNN.jsonl`` ->
+    ``labNN.ordinary.jsonl`` (the grader copies both into the checker's folder this way)."""
+    return heldout_attacks.with_name(f"{heldout_attacks.stem}.ordinary.jsonl")
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,11 @@ class Lab:
     @property
     def heldout_attacks(self) -> Path:
         return (self.heldout_root or graders_dir() / "heldout") / f"lab{self.number}.jsonl"
+
+    @property
+    def heldout_ordinary(self) -> Path:
+        """The held-out ordinary requests (labs whose proof has an over-blocking half)."""
+        return ordinary_set(self.heldout_attacks)
 
     @property
     def lesson(self) -> Path:

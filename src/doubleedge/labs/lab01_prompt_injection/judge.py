@@ -18,7 +18,7 @@ def baseline(workdir: Path) -> Path:
 
 
 def judge(j: Judging) -> None:
-    from doubleedge.evaluate import load_attacks
+    from doubleedge.evaluate import load_attacks, load_ordinary
     from doubleedge.scan import read_report
 
     ns, learner = j.ns, j.learner
@@ -34,7 +34,7 @@ def judge(j: Judging) -> None:
 
     def measure() -> lab01.Hardening:
         bot = lab01.hardened_bot(ns["build_defense"], learner)
-        return j.measure(bot, lambda b: lab01.evaluate_hardening(b, load_attacks(j.heldout)))
+        return j.measure(bot, lambda b: lab01.evaluate_hardening(b, load_attacks(j.heldout), load_ordinary(j.ordinary)))
 
     result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
     if result is not None:

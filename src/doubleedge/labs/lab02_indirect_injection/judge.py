@@ -31,7 +31,8 @@ def judge(j: Judging) -> None:
 
     def measure() -> lab02.Hardening:
         bot = lab02.hardened_bot(ns["build_defense"], learner)
-        return j.measure(bot, lambda b: lab02.evaluate_hardening(b, lab02.load_document_attacks(j.heldout)))
+        attacks, ordinary = lab02.load_document_attacks(j.heldout), lab02.load_ordinary_requests(j.ordinary)
+        return j.measure(bot, lambda b: lab02.evaluate_hardening(b, attacks, ordinary=ordinary))
 
     result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
     if result is not None:

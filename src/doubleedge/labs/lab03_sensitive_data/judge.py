@@ -17,7 +17,7 @@ def baseline(workdir: Path) -> Path:
 
 
 def judge(j: Judging) -> None:
-    from doubleedge.evaluate import load_attacks
+    from doubleedge.evaluate import load_attacks, load_ordinary
     from doubleedge.scan import read_report
 
     ns, learner = j.ns, j.learner
@@ -34,7 +34,8 @@ def judge(j: Judging) -> None:
 
     def measure() -> lab03.Hardening:
         bot = lab03.hardened_bot(ns["build_defense"], learner)
-        return j.measure(bot, lambda b: lab03.evaluate_hardening(b, load_attacks(j.heldout)))
+        attacks, ordinary = load_attacks(j.heldout), load_ordinary(j.ordinary)
+        return j.measure(bot, lambda b: lab03.evaluate_hardening(b, attacks, ordinary=ordinary))
 
     result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
     if result is not None:

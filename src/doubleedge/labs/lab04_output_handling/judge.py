@@ -27,6 +27,7 @@ def function(j: Judging, name: str) -> Callable:
 
 
 def judge(j: Judging) -> None:
+    from doubleedge.evaluate import load_ordinary
     from doubleedge.scan import read_report
 
     ns, learner = j.ns, j.learner
@@ -42,7 +43,8 @@ def judge(j: Judging) -> None:
 
     def measure() -> lab04.Hardening:
         # a render that stopped answering shows as "unshowable", not as an error: raise_if_broken
-        return lab04.evaluate_hardening(function(j, "render"), function(j, "order_query"), learner)
+        ordinary = load_ordinary(j.ordinary)
+        return lab04.evaluate_hardening(function(j, "render"), function(j, "order_query"), learner, ordinary=ordinary)
 
     result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
     if result is not None:

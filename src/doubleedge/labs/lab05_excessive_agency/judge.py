@@ -27,7 +27,8 @@ def judge(j: Judging) -> None:
               lambda: lab05.check_audit_answer(ns["DANGEROUS_TOOL"], ns["MY_INJECTION_EMAIL"]))  # fmt: skip
     # A policy that stopped answering denies everything: j.evaluate discards such a result.
     result = j.evaluate(("test_agency_attacks", "test_agency_benign"), "hardening",
-                        lambda: lab05.evaluate_agency(ns["build_agent_defense"], lab05.load_scenarios(j.heldout)),
+                        lambda: lab05.evaluate_agency(ns["build_agent_defense"], lab05.load_scenarios(j.heldout),
+                                                      lab05.load_tasks(j.ordinary)),
                         checks=("attack_check", "benign_check"))  # fmt: skip
     if result is not None:
         j.attacks.update({"heldout": sorted(result.attacks)})

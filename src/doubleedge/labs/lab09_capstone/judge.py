@@ -30,7 +30,7 @@ def judge(j: Judging) -> None:
     def measure() -> lab09.Hardening:
         # The desk first, then the agent: the runner keeps one learner defense at a time.
         return lab09.evaluate_hardening(ns["build_defense"], ns["build_agent_defense"], learner,
-                                        lab09.load_heldout(j.heldout))  # fmt: skip
+                                        lab09.load_heldout(j.heldout), ordinary=lab09.load_ordinary(j.ordinary))  # fmt: skip
 
     result = j.evaluate(("test_hardening_asr", "test_hardening_benign"), "hardening", measure)
     if result is not None:

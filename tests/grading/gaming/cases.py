@@ -1,0 +1,259 @@
+"""The gaming catalogue: submissions that try to win the hardening points without the skill.
+
+The hostile catalogue (hostile/cases.py) attacks the grader; these cases play by its rules
+and try to look hardened: they let through only the ordinary requests the course publishes,
+rewrite every reply into a refusal stuffed with the keywords the old check looked for, or
+act differently once they see they are being graded. Each case is the lab's reference
+solution with ``build_defense`` replaced (appended to the ``hardening`` cell), so every
+other test keeps its points and the score shows what the gaming earns.
+
+``before`` is the score on the grader that checked ordinary use by keywords on the
+published sets (main before held-out ordinary sets); ``score`` is the score now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import nbformat
+
+from doubleedge.evaluate import benign_set
+from doubleedge.grading import lab02, lab03
+from doubleedge.grading.labs import get_lab
+
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "09": 12.0}
+
+
+def capstone_published() -> list[dict]:
+    text = resources.files("doubleedge.data").joinpath("capstone_benign.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def published_questions(lab: str) -> list[str]:
+    if lab == "09":
+        return [r["message"] for r in capstone_published()]
+    questions = [c.question for c in benign_set()]
+    if lab == "03":
+        questions += [c.question for c in lab03.account_questions()]
+    return questions
+
+
+def published_keywords(lab: str) -> str:
+    if lab == "09":
+        return " ".join(k for r in capstone_published() if r["kind"] != "task" for k in r["expect"])
+    keywords = [k for c in benign_set() for k in c.expect]
+    if lab == "02":
+        keywords += [k for c in lab02.document_questions() for k in c.expect]
+    if lab == "03":
+        keywords += [k for c in lab03.account_questions() for k in c.expect]
+    return " ".join(keywords)
+
+
+# Each gaming defense is appended to the reference solution's hardening cell, so it can use
+# that cell's HARDENED_SYSTEM_PROMPT (and, in Lab 01, leaks_secret).
+ALLOWLIST_KNOWN = '''
+from doubleedge.guards import FunctionGuard
+
+PUBLISHED = {questions!r}
+
+
+def build_defense(secret):
+    """Answers the published ordinary questions, blocks every other message."""
+    return Defense(name="allowlist", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[FunctionGuard(lambda message: message not in PUBLISHED, name="allowlist")])
+'''
+
+READ_PACKAGE_DATA = '''
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+
+def published(name):
+    text = resources.files("doubleedge.data").joinpath(name).read_text("utf-8")
+    return {{json.loads(line)["question"] for line in text.splitlines() if line.strip()}}
+
+
+def build_defense(secret):
+    """Reads the course's own ordinary set and blocks every message that is not in it."""
+    known = published("benign.jsonl")
+    return Defense(name="read-data", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[FunctionGuard(lambda message: message not in known, name="known")])
+'''
+
+KEYWORD_STUFFED = '''
+from doubleedge.guards import RewriteGuard
+
+REFUSAL = "Sorry, I cannot help with that. " + {keywords!r}
+
+
+def build_defense(secret):
+    """Every reply becomes one fixed refusal that carries the keywords the ordinary check looks for."""
+    return Defense(name="stuffed", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   output_guards=[RewriteGuard(lambda reply: REFUSAL, name="refuse")])
+'''
+
+RECOGNISE_GRADING = '''
+import json
+import os
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+
+def graded():
+    """The grading sandbox runs learner code as the unprivileged user 65534."""
+    return os.getuid() == 65534
+
+
+def build_defense(secret):
+    """In the learner's own notebook: no guard at all. Under grading: the published-questions allow-list."""
+    if not graded():
+        return Defense(name="honest-looking", system_prompt=HARDENED_SYSTEM_PROMPT)
+    text = resources.files("doubleedge.data").joinpath("benign.jsonl").read_text("utf-8")
+    known = {{json.loads(line)["question"] for line in text.splitlines() if line.strip()}}
+    return Defense(name="graded", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[FunctionGuard(lambda message: message not in known, name="known")])
+'''
+
+ALLOWLIST_DOCUMENTS = '''
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+
+def published_documents():
+    data = resources.files("doubleedge.data")
+    texts = {{r["text"] for r in json.loads(data.joinpath("reviews.json").read_text("utf-8"))}}
+    for line in data.joinpath("document_questions.jsonl").read_text("utf-8").splitlines():
+        documents = json.loads(line)["documents"] if line.strip() else "reviews"
+        if isinstance(documents, list):
+            texts.update(d["text"] for d in documents)
+    return texts
+
+
+def build_defense(secret):
+    """Reads the course's own clean documents and drops every document that is not one of them."""
+    known = published_documents()
+    return Defense(name="known-documents", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   document_guards=[FunctionGuard(lambda document: document not in known, name="known")])
+'''
+
+FIXED_PAGE = '''
+import html
+import json
+from importlib import resources
+
+ARTICLES = json.loads(resources.files("doubleedge.data").joinpath("articles.json").read_text("utf-8"))
+PAGE = "".join(f"<p>{{html.escape(a['body'])}}</p>" for a in ARTICLES) + "<p>Hello! How can I help you today?</p>"
+
+
+def render(reply):
+    """Whatever the model said, show one fixed page that holds every help-centre answer."""
+    return PAGE
+'''
+
+ALLOWLIST_TASKS = '''
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+TASKS = resources.files("doubleedge.data").joinpath("agent_tasks.jsonl").read_text("utf-8")
+KNOWN = {{json.loads(line)["message"] for line in TASKS.splitlines() if line.strip()}}
+
+
+def build_agent_defense():
+    """Every tool as before, but the agent reads only the published task messages."""
+    return AgentDefense(name="known-tasks", policy=tool_policy, tools=("lookup_order", "issue_refund", "send_email"),
+                        input_guards=[FunctionGuard(lambda text: text not in KNOWN, name="known")])
+'''
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    lab: str
+    code: str  # appended to the hardening cell (formatted with the published material)
+    before: float  # the score when ordinary use was checked by keywords on the published sets
+    score: float  # the score now
+    reason: str  # a substring of the recorded note ("" when the case must leave no note)
+    what: str
+    target: str = "test_hardening_benign"  # the over-blocking test the case tries to win
+
+    @property
+    def learner(self) -> str:
+        return f"lab{self.lab}-{self.name}"
+
+    def source(self) -> str:
+        return self.code.format(questions=published_questions(self.lab), keywords=published_keywords(self.lab))
+
+
+NOT_KEPT = "ordinary questions answered"
+DOCS_NOT_KEPT = "questions about clean documents answered"
+
+CASES: list[Case] = [
+    Case("allowlist-known-questions", "01", ALLOWLIST_KNOWN, 11.0, 9.0, NOT_KEPT,
+         "an input guard that lets through only the published ordinary questions (a literal list)"),
+    Case("read-package-data", "01", READ_PACKAGE_DATA, 11.0, 9.0, NOT_KEPT,
+         "reads the package's ordinary set (doubleedge/data/benign.jsonl) at run time and blocks the rest"),
+    Case("keyword-stuffed-refusal", "01", KEYWORD_STUFFED, 11.0, 9.0, NOT_KEPT,
+         "an output guard that rewrites every reply into one refusal carrying the published keywords"),
+    Case("recognise-grading", "01", RECOGNISE_GRADING, 11.0, 9.0, NOT_KEPT,
+         "no guard in the learner's notebook; the published-questions allow-list once it sees the sandbox's uid"),
+    Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 10.0, 8.0, DOCS_NOT_KEPT,
+         "a document guard that keeps only the package's published clean documents and drops the rest"),
+    Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 10.0, 8.0, NOT_KEPT,
+         "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
+    Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 12.0, 10.0, NOT_KEPT,
+         "an input guard that lets through only the published ordinary and account questions"),
+    Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 12.0, 10.0, NOT_KEPT,
+         "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
+    Case("fixed-page-render", "04", FIXED_PAGE, 12.0, 11.0, "ordinary replies rendered whole",
+         "a render that shows one fixed page holding every help-centre answer (test_render fails before and now)"),
+    Case("allowlist-known-questions", "09", ALLOWLIST_KNOWN, 12.0, 10.0, "ordinary",
+         "Wren's desk lets through only the published ordinary requests (the agent keeps the reference policy)"),
+    Case("keyword-stuffed-refusal", "09", KEYWORD_STUFFED, 12.0, 10.0, "ordinary",
+         "every desk reply becomes one refusal carrying the published keywords (the agent keeps the reference policy)"),
+    Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 8.0, 6.0, "ordinary tasks handled",
+         "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl)",
+         "test_agency_benign"),
+]  # fmt: skip
+
+
+def build(case: Case, folder: Path) -> None:
+    """The lab's source notebook (the reference solution) with the gaming defense appended to its hardening cell."""
+    lab = get_lab(case.lab)
+    nb = nbformat.read(lab.source_notebook, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
+    cell.source += "\n\n" + case.source()
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{lab.slug}.ipynb")
+
+
+def gaming_defense(case: Case) -> Callable:
+    """The case's gaming function (``build_defense``, Lab 04's ``render``, Lab 05's
+    ``build_agent_defense``), built in this process for the fast checks of the ordinary half."""
+    from doubleedge.defenses import lab01, lab02, lab03, lab05, lab09
+    from doubleedge.target import Defense
+    from doubleedge.target.agent import AgentDefense
+
+    namespace: dict = {"Defense": Defense, "AgentDefense": AgentDefense, "tool_policy": lab05.tool_policy}
+    if case.lab in ("01", "02", "03", "09"):
+        solution = {"01": lab01, "02": lab02, "03": lab03, "09": lab09}[case.lab]
+        namespace["HARDENED_SYSTEM_PROMPT"] = solution.HARDENED_SYSTEM_PROMPT
+    exec(case.source(), namespace)  # noqa: S102 (the catalogue's own code)
+    return namespace[{"04": "render", "05": "build_agent_defense"}.get(case.lab, "build_defense")]
+
+
+def table() -> str:
+    """The catalogue as Markdown (the grading guide shows the same table)."""
+    lines = ["| lab | case | what it does | score before | score now | recorded reason contains |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines += [f"| {c.lab} | `{c.name}` | {c.what} | {c.before:g} / {FULL[c.lab]:g} | {c.score:g} / {FULL[c.lab]:g} "
+              f"| {json.dumps(c.reason)} |" for c in CASES]  # fmt: skip
+    return "\n".join(lines)
+
+
