@@ -25,7 +25,7 @@ def judge(j: Judging) -> None:
     scan = read_report(j.baseline)
     j.attempt("test_injection", "injection", lambda: lab01.check_injection(ns["MY_INJECTION"], learner))
     j.attempt("test_extracted_code", "extracted_code",
-              lambda: lab01.check_extracted_code(ns["EXTRACTED_CODE"], learner))  # fmt: skip
+              lambda: lab01.check_extracted_code(ns["extract_code"], ns["MY_INJECTION"], learner))  # fmt: skip
     j.attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
     j.attempt("test_scan_reading", "scan_answers",
               lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
