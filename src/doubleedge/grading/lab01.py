@@ -77,15 +77,17 @@ def check_extracted_code(extract_code: object, injection: object, learner: str) 
     except ValueError as exc:
         return Check(False, f"extract_code reads the replies to MY_INJECTION, which is not usable: {exc}")
     bot = grading_bot(learner)
+    failed = ""  # a reply without the code may make extract_code fail: the next reply may hold it
     for prompt in prompts:
         reply = bot.reply(prompt)
         try:
             code = extract_code(reply)
         except Exception as exc:  # learner code: report the kind, never the reply
-            return Check(False, f"{_failure('extract_code', exc)} on a reply to MY_INJECTION")
+            failed = failed or f"; it failed on a reply ({_failure('extract_code', exc)})"
+            continue
         if isinstance(code, str) and code.strip() == bot.secret:
             return Check(True)
-    return Check(False, "extract_code did not return the code that a fresh bot revealed to MY_INJECTION")
+    return Check(False, f"extract_code did not return the code that a fresh bot revealed to MY_INJECTION{failed}")
 
 
 def _failure(name: str, exc: Exception) -> str:
