@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as exc:
+    except (ValueError, PermissionError) as exc:  # PermissionError: e.g. another learner's secrets
         print(f"doubleedge: {exc}", file=sys.stderr)
         return 2
 

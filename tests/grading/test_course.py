@@ -107,3 +107,27 @@ def test_grading_guide_shows_the_gaming_catalogue():
     from gaming.cases import table as gaming_table
 
     assert gaming_table() in (REPO_ROOT / "course" / "instructors" / "grading.md").read_text()
+
+
+def test_grading_needs_the_course_key_not_a_learner_key(monkeypatch, tmp_path):
+    """In a learner's server (only a learner key) grading stops at once, with a clear reason."""
+    from doubleedge.grading.pipeline import GradingError, baseline_report
+
+    monkeypatch.delenv("DOUBLEEDGE_COURSE_KEY", raising=False)
+    monkeypatch.setenv("DOUBLEEDGE_LEARNER", "alice")
+    monkeypatch.setenv("DOUBLEEDGE_LEARNER_KEY", "0" * 64)
+    with pytest.raises(GradingError, match="holds only alice's learner key, not the course key"):
+        baseline_report(get_lab("01"), tmp_path)
+
+
+def test_course_keys_prints_each_learners_own_key_never_the_course_key(monkeypatch, capsys):
+    from doubleedge.target.secrets import learner_key
+
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", "the-instructors-private-key")
+    assert course_mod.print_learner_keys("alice,bob") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"DOUBLEEDGE_LEARNER={name} DOUBLEEDGE_LEARNER_KEY={learner_key(name, key='the-instructors-private-key')}"
+        for name in ("alice", "bob")
+    ]
+    assert "the-instructors-private-key" not in "\n".join(lines)

@@ -32,6 +32,19 @@ def test_runs_as_nobody_in_its_own_folder_with_a_fixed_environment(tmp_path):
     assert "DOUBLEEDGE_GRADERS_DIR" not in env and "SSH_AUTH_SOCK" not in env
 
 
+def test_learner_code_gets_its_learner_key_and_never_the_course_key(tmp_path, monkeypatch):
+    from doubleedge.target.secrets import learner_environment, learner_key
+
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", "the-grading-machines-private-key")
+    code = "import os, json; print(json.dumps(dict(os.environ)))"
+    done = Sandbox(LIMITS).run([sandbox.python(), "-c", code], tmp_path, env=learner_environment("alice"), timeout=60)
+    env = json.loads(done.stdout)
+    assert "DOUBLEEDGE_COURSE_KEY" not in env
+    assert env["DOUBLEEDGE_LEARNER_KEY"] == learner_key("alice", key="the-grading-machines-private-key")
+    kernel = sandbox.kernel_environment(Sandbox(LIMITS), tmp_path / "k", tmp_path / "j", "alice")
+    assert "DOUBLEEDGE_COURSE_KEY" not in kernel and kernel["DOUBLEEDGE_LEARNER_KEY"] == env["DOUBLEEDGE_LEARNER_KEY"]
+
+
 @pytest.mark.parametrize("path", [
     graders_dir() / "heldout" / "lab01.jsonl",
     REPO_ROOT / "labs" / "01-prompt-injection" / "01-prompt-injection.ipynb",

@@ -1,4 +1,5 @@
-"""Per-learner secrets: format, determinism, and where the learner id comes from."""
+"""Per-learner secrets: format, determinism, where the learner id comes from, and which
+process can compute what (course key, learner key, grading secret)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import re
 
 import pytest
 
-from doubleedge.target.secrets import PUBLIC_COURSE_KEY, course_key, derive_secret, learner_id
+from doubleedge.target.secrets import (
+    PUBLIC_COURSE_KEY,
+    course_key,
+    derive_secret,
+    grading_secret,
+    learner_environment,
+    learner_id,
+    learner_key,
+)
 
 FORMAT = re.compile(r"^DE-FAKE-[0-9A-F]{4}-[0-9A-F]{4}$")
-ENV = ("DOUBLEEDGE_LEARNER", "JUPYTERHUB_USER", "DOUBLEEDGE_COURSE_KEY")
+ENV = ("DOUBLEEDGE_LEARNER", "JUPYTERHUB_USER", "DOUBLEEDGE_COURSE_KEY", "DOUBLEEDGE_LEARNER_KEY")
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +47,22 @@ def test_secret_depends_on_the_key():
     assert derive_secret("alice", key="key-one") != derive_secret("alice", key="key-two")
 
 
-def test_secret_is_the_hmac_sha256_of_the_learner():
-    digest = hmac.new(b"k", b"alice", hashlib.sha256).hexdigest()[:8].upper()
+def test_secret_is_an_hmac_under_the_learner_key():
+    key = hmac.new(b"k", b"learner:alice", hashlib.sha256).hexdigest()
+    assert learner_key("alice", key="k") == key
+    digest = hmac.new(key.encode(), b"staff-code", hashlib.sha256).hexdigest()[:8].upper()
     assert derive_secret("alice", key="k") == f"DE-FAKE-{digest[:4]}-{digest[4:]}"
+
+
+def test_purposes_give_different_codes():
+    assert derive_secret("alice", key="k", purpose="capstone") != derive_secret("alice", key="k")
+
+
+def test_grading_secret_is_none_of_the_learners_codes():
+    grading = grading_secret("alice", key="k")
+    assert FORMAT.match(grading)
+    assert grading not in {derive_secret("alice", key="k", purpose=p) for p in ("staff-code", "capstone")}
+    assert grading != grading_secret("bob", key="k") and grading == grading_secret("alice", key="k")
 
 
 def test_empty_learner_raises():
@@ -85,3 +107,41 @@ def test_learner_id_precedence(monkeypatch, env, expected):
 def test_derive_secret_without_a_learner_uses_learner_id(monkeypatch):
     monkeypatch.setenv("JUPYTERHUB_USER", "hubuser")
     assert derive_secret(key="k") == derive_secret("hubuser", key="k")
+
+
+
+def _learner_server(monkeypatch, learner: str, key: str) -> None:
+    """The environment the hub gives a learner's server (and the grader the learner's code)."""
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", key)
+    env = learner_environment(learner)
+    monkeypatch.delenv("DOUBLEEDGE_COURSE_KEY")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_learner_server_computes_its_own_codes_as_the_grader_does(monkeypatch):
+    _learner_server(monkeypatch, "alice", "instructor-private")
+    assert derive_secret() == derive_secret("alice") == derive_secret("alice", key="instructor-private")
+    assert derive_secret(purpose="capstone") == derive_secret("alice", key="instructor-private", purpose="capstone")
+
+
+def test_a_learner_server_cannot_compute_another_learners_codes(monkeypatch):
+    _learner_server(monkeypatch, "alice", "instructor-private")
+    with pytest.raises(PermissionError, match="holds only alice's learner key, not bob's"):
+        derive_secret("bob")
+
+
+def test_a_learner_server_has_no_course_key_and_no_grading_secret(monkeypatch):
+    _learner_server(monkeypatch, "alice", "instructor-private")
+    with pytest.raises(PermissionError, match="not the course key"):
+        course_key()
+    with pytest.raises(PermissionError):
+        grading_secret("alice")
+    with pytest.raises(PermissionError):
+        learner_key("bob")
+
+
+def test_the_course_key_wins_over_a_learner_key(monkeypatch):
+    _learner_server(monkeypatch, "alice", "instructor-private")
+    monkeypatch.setenv("DOUBLEEDGE_COURSE_KEY", "instructor-private")  # the grading machine
+    assert derive_secret("bob") == derive_secret("bob", key="instructor-private")

@@ -5,9 +5,11 @@ matter are never taken from the kernel. The grader extracts the learner's soluti
 cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
 
 * the **runner** (runner.py) runs the lab's setup cell and the learner's cells, then
-  answers questions about them: values, calls, the learner's guards;
+  answers questions about them: values, calls, the learner's guards. It holds the
+  learner's key, as the learner's own server does, and never the course key;
 * the **checker** (this module's ``main``) holds everything that decides the score:
-  the model, the learner's secret, the held-out cases, the baseline scan and the
+  the model, the course key (the learner's secrets and the grading secret, see
+  target/secrets.py), the held-out cases, the baseline scan and the
   checks (the lab's judge, doubleedge/labs/labNN_slug/judge.py). It builds the hardened target itself,
   from the learner's settings as data and with the learner's code (guards, policies)
   called over the pipe (remote.py), then attacks it with garak and the held-out cases,
@@ -42,6 +44,7 @@ from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, Runn
 from doubleedge.grading.runner import SETUP_SECONDS
 from doubleedge.labs import get_lab
 from doubleedge.labs.base import ordinary_set
+from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, course_key, learner_environment
 
 # Graded code may not lean on the course's reference solutions.
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "doubleedge.grading.runner", str(args.cells)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=dict(os.environ, DOUBLEEDGE_LEARNER=args.learner),
+            env={k: v for k, v in os.environ.items() if k != COURSE_KEY_ENV} | learner_environment(args.learner),
         )
         read_fd, write_fd = runner.stdout.fileno(), runner.stdin.fileno()
     else:
@@ -172,7 +175,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         runner = sandbox.popen(
             [python(), "-m", "doubleedge.grading.runner", str(runner_dir / "cells.json")],
             runner_dir,
-            env={"DOUBLEEDGE_LEARNER": learner},
+            env=learner_environment(learner),  # the learner's key, never the course key
             shared=[shared],
             stdin=to_runner_r,
             stdout=from_runner_w,
@@ -196,7 +199,8 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         "--call-seconds", str(limits.call_seconds),
     ]  # fmt: skip
     try:
-        done = sandbox.run(command, checker_dir, env={"DOUBLEEDGE_LEARNER": learner}, shared=[shared],
+        checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key()}  # grading secrets need the course key
+        done = sandbox.run(command, checker_dir, env=checker_env, shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
         os.close(from_runner_r)

@@ -6,6 +6,7 @@
     doubleedge course grade     LAB [--workers N] [--dask local|tcp://HOST:PORT]  # sandboxed, parallel, authoritative
     doubleedge course feedback  LAB       # nbgrader feedback, checked and scrubbed, released
     doubleedge course export              # nbgrader's CSV, plus per-lab summaries with a chart
+    doubleedge course keys      --learners FILE   # each learner's own key, for servers the hub does not start
 
 There is one gradebook, nbgrader's ``gradebook.db`` in the course folder; every step
 wraps nbgrader's own commands (the formgrader sees the same folder). ``D`` defaults
@@ -18,6 +19,7 @@ import argparse
 import datetime as dt
 import html
 import json
+import os
 import re
 import shutil
 import statistics
@@ -377,6 +379,8 @@ def add_course_commands(sub, grading_options) -> None:
     grading_options(grade)
     step("feedback", "generate, scrub and release feedback")
     step("export", "nbgrader's grades.csv, plus a summary and chart per lab", lab=False)
+    keys = step("keys", "print each learner's key (DOUBLEEDGE_LEARNER_KEY) for their own environment", lab=False)
+    keys.add_argument("--learners", required=True, help="a file with one learner id per line, or a,b,c")
 
 
 def run_step(args: argparse.Namespace) -> int:
@@ -390,6 +394,8 @@ def run_step(args: argparse.Namespace) -> int:
         course.init(learners, Path(args.exchange) if args.exchange else None)
         print(f"course folder ready: {course.root} (exchange: {course.exchange})")
         return 0
+    if args.step == "keys":
+        return print_learner_keys(args.learners)
     if args.step == "export":
         for path in course.export():
             print(f"wrote {path}")
@@ -414,4 +420,18 @@ def run_step(args: argparse.Namespace) -> int:
     elif args.step == "feedback":
         pages = course.feedback(lab)
         print(f"{len(pages)} feedback pages checked and released (feedback/)")
+    return 0
+
+
+def print_learner_keys(learners: str) -> int:
+    """One line per learner: the variables to set in that learner's environment (a laptop, a
+    server the hub does not start). Each learner gets their own line, never the course key."""
+    from doubleedge.target.secrets import COURSE_KEY_ENV, learner_environment
+
+    path = Path(learners)
+    names = path.read_text("utf-8").split() if path.is_file() else [x for x in learners.split(",") if x]
+    if not os.environ.get(COURSE_KEY_ENV):
+        print(f"warning: {COURSE_KEY_ENV} is not set: these keys come from the public key", file=sys.stderr)
+    for name in names:
+        print(" ".join(f"{k}={v}" for k, v in learner_environment(check_learner(name)).items()))
     return 0

@@ -9,7 +9,12 @@
   course's exchange); the instructor's server opens on the course folder, with
   nbgrader's formgrader on the one gradebook;
 * grading never runs in a learner's server: the instructor runs
-  ``doubleedge course collect/grade/feedback`` (sandboxed) from a terminal.
+  ``doubleedge course collect/grade/feedback`` (sandboxed) from a terminal;
+* secrets (see target/secrets.py): the hub reads ``DOUBLEEDGE_COURSE_KEY`` from its own
+  environment; the instructor's server gets it, each learner's server only that
+  learner's key. Every server runs as the hub's Unix user, so this keeps honest
+  learners apart, not a learner who reads other processes (use one account or one pod
+  per learner for that, see the grading guide).
 
 Needs ``jupyterhub`` (Python) and ``configurable-http-proxy`` (npm; found on PATH, in
 ``$DOUBLEEDGE_CHP`` or in ``.venv/node``). :func:`write_config` is separate from
@@ -29,6 +34,7 @@ from pathlib import Path
 
 from doubleedge.grading.course import COURSE_ID, Course, check_learner
 from doubleedge.start import LEARNER_JUPYTER_CONFIG
+from doubleedge.target.secrets import COURSE_KEY_ENV
 
 PROXY_HELP = (
     "configurable-http-proxy not found: install it with "
@@ -104,6 +110,8 @@ import json
 import os
 from pathlib import Path
 
+from doubleedge.target.secrets import COURSE_KEY_ENV, course_key, learner_environment
+
 c = get_config()  # noqa: F821
 s = json.loads(Path("{settings}").read_text())
 hub = Path(s["hub"])
@@ -132,16 +140,20 @@ c.Spawner.default_url = "/lab"
 c.Spawner.args = ["--allow-root"] if s["as_root"] else []
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
+# JupyterHub passes servers none of its own variables: pre_spawn adds each user's secrets.
 c.Spawner.environment = {"PATH": s["python_bin"] + ":/usr/bin:/bin"}
 
 
 def pre_spawn(spawner):
-    """The instructor works in the course folder (formgrader, one gradebook); learners in their home."""
+    """The instructor works in the course folder (formgrader, one gradebook) and grades with the
+    course key; a learner works in their home with their own learner key, never the course key."""
     if spawner.user.name == s["instructor"]:
         spawner.notebook_dir = s["course"]
+        spawner.environment = dict(spawner.environment, **{COURSE_KEY_ENV: course_key()})
     else:
         config_path = os.pathsep.join([str(hub / "learner-config"), s["learner_jupyter"]])
-        spawner.environment = dict(spawner.environment, JUPYTER_CONFIG_PATH=config_path)
+        spawner.environment = dict(spawner.environment, JUPYTER_CONFIG_PATH=config_path,
+                                   **learner_environment(spawner.user.name))
 
 
 c.Spawner.pre_spawn_hook = pre_spawn
@@ -194,6 +206,9 @@ def cmd_hub(args: argparse.Namespace) -> int:
     if not (course.root / "nbgrader_config.py").is_file():
         course.init(learners)
     config = write_config(course, instructor=args.instructor, learners=learners, ip=args.ip, port=args.port)
+    if not os.environ.get(COURSE_KEY_ENV):
+        print(f"warning: {COURSE_KEY_ENV} is not set: learners' codes come from the public key, and anyone "
+              "can compute them (set a private key, the same one you grade with)", file=sys.stderr)  # fmt: skip
     if args.ip not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the hub listens on {args.ip}: anyone on the network who knows the password can log in",
               file=sys.stderr)  # fmt: skip

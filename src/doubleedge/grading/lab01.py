@@ -25,7 +25,7 @@ from doubleedge.guards.leak import contains_secret
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
 from doubleedge.target.bot import SECRET_PLACEHOLDER, Defense, SupportBot
-from doubleedge.target.secrets import derive_secret
+from doubleedge.target.secrets import derive_secret, grading_secret
 from doubleedge.target.server import MAX_MESSAGE_CHARS
 
 LAB = "01"
@@ -47,6 +47,12 @@ def fresh_bot(learner: str, defense: Defense | None = None) -> SupportBot:
     return SupportBot(ReferenceModel(), secret=derive_secret(learner), defense=defense)
 
 
+def grading_bot(learner: str) -> SupportBot:
+    """A fresh, unhardened bot holding the grading secret: a code that the learner's own
+    processes never had, so only an attack that makes the bot reveal it can pass."""
+    return SupportBot(ReferenceModel(), secret=grading_secret(learner))
+
+
 def injections(value: object) -> list[str]:
     """``MY_INJECTION`` as a list: one string or up to five."""
     items = [value] if isinstance(value, str) else value
@@ -58,23 +64,49 @@ def injections(value: object) -> list[str]:
 
 
 def check_injection(value: object, learner: str) -> Check:
-    """Does one of the injections make a fresh, unhardened bot reveal this learner's code?"""
+    """Does one of the injections make a fresh, unhardened bot reveal its code (one the learner never had)?"""
     try:
         prompts = injections(value)
     except ValueError as exc:
         return Check(False, str(exc))
-    bot = fresh_bot(learner)
+    bot = grading_bot(learner)
     if any(contains_secret(bot.reply(p), bot.secret) for p in prompts):
         return Check(True)
-    return Check(False, "none of your injections made a fresh bot reveal your code")
+    return Check(False, "none of your injections made a fresh bot reveal its code")
 
 
-def check_extracted_code(value: object, learner: str) -> Check:
-    if not isinstance(value, str):
-        return Check(False, 'EXTRACTED_CODE must be a string such as "DE-FAKE-1A2B-3C4D"')
-    if value.strip() == derive_secret(learner):
-        return Check(True)
-    return Check(False, "EXTRACTED_CODE is not your bot's staff discount code: copy the code your own Bell revealed")
+def check_extracted_code(extract_code: object, injection: object, learner: str) -> Check:
+    """Does ``extract_code`` read the code out of a fresh bot's reply to the learner's injection?
+
+    The bot holds the grading secret, so a function that computes the learner's own code, or
+    reads it from the learner's bot or environment, returns a wrong code. Reasons never show
+    the reply or the returned value: they carry the grading secret."""
+    if not callable(extract_code):
+        return Check(False, "extract_code must be a function: extract_code(reply) returns the code")
+    try:
+        prompts = injections(injection)
+    except ValueError as exc:
+        return Check(False, f"extract_code reads the replies to MY_INJECTION, which is not usable: {exc}")
+    bot = grading_bot(learner)
+    failed = ""  # a reply without the code may make extract_code fail: the next reply may hold it
+    for prompt in prompts:
+        reply = bot.reply(prompt)
+        try:
+            code = extract_code(reply)
+        except Exception as exc:  # learner code: report the kind, never the reply
+            failed = failed or f"; it failed on a reply ({_failure('extract_code', exc)})"
+            continue
+        if isinstance(code, str) and code.strip() == bot.secret:
+            return Check(True)
+    return Check(False, f"extract_code did not return the code that a fresh bot revealed to MY_INJECTION{failed}")
+
+
+def _failure(name: str, exc: Exception) -> str:
+    """What a learner function's failure may tell: the runner's own words (remote.RemoteError
+    carries only those, e.g. "extract_code raised KeyError"), or the exception's type."""
+    from doubleedge.grading.remote import RemoteError  # the grader's side only
+
+    return str(exc)[:200] if isinstance(exc, RemoteError) else f"{name} raised {type(exc).__name__}"
 
 
 def strongest_probes(baseline: ScanReport) -> set[str]:

@@ -45,6 +45,7 @@ from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.judges import judge_for
 from doubleedge.labs import Lab
 from doubleedge.paths import graders_dir
+from doubleedge.target.secrets import course_key
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -482,7 +483,12 @@ def _max_score(course: CourseFolder) -> float:
 
 
 def baseline_report(lab: Lab, workdir: Path) -> Path | None:
-    """The lab's baseline scan, once per grading run (the same for every learner; None if it has none)."""
+    """The lab's baseline scan, once per grading run (the same for every learner; None if it has none).
+    First of all, the course key: grading derives every learner's secrets (a learner's server cannot)."""
+    try:
+        course_key()
+    except PermissionError as exc:
+        raise GradingError(str(exc)) from None
     return judge_for(lab.number).baseline(workdir)
 
 

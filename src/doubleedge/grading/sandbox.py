@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
+from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, LEARNER_KEY_ENV, learner_environment
+
 KERNEL_NAME = "doubleedge-sandbox"
 NOBODY = 65534
 WORKDIR = "/grading"
@@ -55,8 +57,9 @@ ENV_SCRATCH = "DOUBLEEDGE_SANDBOX_SCRATCH"
 ENV_LIMITS = "DOUBLEEDGE_SANDBOX_LIMITS"
 ENV_MODE = "DOUBLEEDGE_SANDBOX"
 ENV_IPC = "DOUBLEEDGE_KERNEL_IPC"
-# Variables a sandboxed process may inherit; everything else is dropped.
-PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_COURSE_KEY", "DOUBLEEDGE_LAB_PATH", "LANG", "LC_ALL", "TZ")
+# Variables a sandboxed process may inherit; everything else is dropped. Never the course key:
+# learner code gets its own learner key, and the checker the course key, each passed by name.
+PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_LAB_PATH", "LANG", "LC_ALL", "TZ")
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -607,7 +610,7 @@ def kernel_environment(sandbox: Sandbox, scratch: Path, jupyter_dir: Path, learn
         ENV_IPC: str(runtime / "kernel-ipc"),
         ENV_LIMITS: sandbox.limits.to_env(),
         ENV_MODE: sandbox.name,
-        "DOUBLEEDGE_LEARNER": learner,
+        **learner_environment(learner),  # the feedback matches what the learner saw; no course key
     }
 
 
@@ -628,7 +631,8 @@ def launch_kernel(connection_file: str) -> int:
     limits = Limits.from_env(os.environ.get(ENV_LIMITS))
     sandbox = NoSandbox(limits) if os.environ.get(ENV_MODE) == "none" else Sandbox(limits)
     command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve())]
-    env = {"DOUBLEEDGE_LEARNER": os.environ.get("DOUBLEEDGE_LEARNER", "learner")}
+    env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV) if os.environ.get(name)}
+    env.setdefault(LEARNER_ENV, "learner")
     if sandbox.contained:
         argv = sandbox.argv(command, Path(scratch), env=env)
         Cgroup(kernel_cgroup_name(Path(scratch)), limits).join_self()
@@ -637,6 +641,7 @@ def launch_kernel(connection_file: str) -> int:
     (work / "home").mkdir(parents=True, exist_ok=True)
     os.chdir(work)
     environment = dict(os.environ) | sandbox_env(env) | {"HOME": str(work / "home"), "TMPDIR": str(work)}
+    environment.pop(COURSE_KEY_ENV, None)
     argv = sandbox.argv(command, Path(scratch))
     os.execve(argv[0], argv, environment)
     return 1  # not reached

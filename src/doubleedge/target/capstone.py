@@ -33,7 +33,7 @@ from doubleedge.target import knowledge, records
 from doubleedge.target.agent import TOOLS, AgentBot, AgentDefense, Order, Shop, ToolCall
 from doubleedge.target.bot import Defense, Document, SupportBot, Turn, as_documents
 from doubleedge.target.persona import Persona
-from doubleedge.target.secrets import derive_secret, learner_id
+from doubleedge.target.secrets import derive_secret
 
 HOST = "larkspurtravel.example"
 SIGNED_IN = "C-2001"  # the learner talks to Wren as Dana Whitfield
@@ -118,7 +118,7 @@ _TRAVELLERS = (
 
 def capstone_secret(learner: str | None = None) -> str:
     """The learner's Larkspur staff code (``DE-FAKE-...``): not the same as their Lab 01 code."""
-    return derive_secret(f"capstone:{learner_id() if learner is None else learner}")
+    return derive_secret(learner, purpose="capstone")
 
 
 @dataclass(frozen=True)

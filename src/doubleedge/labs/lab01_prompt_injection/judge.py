@@ -24,8 +24,13 @@ def judge(j: Judging) -> None:
     ns, learner = j.ns, j.learner
     scan = read_report(j.baseline)
     j.attempt("test_injection", "injection", lambda: lab01.check_injection(ns["MY_INJECTION"], learner))
-    j.attempt("test_extracted_code", "extracted_code",
-              lambda: lab01.check_extracted_code(ns["EXTRACTED_CODE"], learner))  # fmt: skip
+
+    def extracted() -> lab01.Check:
+        if "injection" in j.errors:  # else "MY_INJECTION is not defined" would point at the wrong cell
+            return lab01.Check(False, "extract_code reads the replies to MY_INJECTION: fix cell 'injection' first")
+        return lab01.check_extracted_code(ns["extract_code"], ns["MY_INJECTION"], learner)
+
+    j.attempt("test_extracted_code", "extracted_code", extracted)
     j.attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
     j.attempt("test_scan_reading", "scan_answers",
               lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
