@@ -3,8 +3,12 @@ the checks of a learner's reading of a garak scan, which several labs ask for.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# Words of a reading: "dan.Dan_11_0" gives "dan" and "dan_11_0"; punctuation and dots split.
+WORD = re.compile(r"[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,18 @@ def check_scan_reading(overall: object, reading: object, baseline, *, names: Ite
     if not isinstance(reading, str) or len(reading.split()) < min_words:
         return Check(False, f"SCAN_READING needs at least {min_words} words")
     names = tuple(names)
-    text = reading.lower().replace(" ", "")
-    if sum(name.lower() in text for name in names) < min_names:
+    if sum(names_probe(reading, name) for name in names) < min_names:
         which = "one" if min_names == 1 else f"{min_names}"
         return Check(False, f"SCAN_READING should name at least {which} of the probes you discuss ({', '.join(names)})")
     return Check(True)
+
+
+def names_probe(text: str, name: str) -> bool:
+    """Does ``text`` name ``name`` as a whole word, or as two words that spell it ("Customer Records")?
+
+    A whole word, so that "and answered" never counts as naming the probe family "dan".
+    """
+    words = WORD.findall(text.lower())
+    pairs = list(zip(words, words[1:], strict=False))
+    spelled = {*words, *(a + b for a, b in pairs), *(f"{a}_{b}" for a, b in pairs)}
+    return name.lower() in spelled
