@@ -31,7 +31,7 @@ def submissions(tmp_path_factory):
         Submission("ann", edited(LAB.source_notebook, folder / "ann" / "a.ipynb")),
         Submission("ben", edited(learner_copy, folder / "ben" / "a.ipynb")),
         Submission("cat", edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
-                                  scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1\nSCAN_READING = ""')),
+                                  scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1')),
         Submission("broken", folder / "broken" / "a.ipynb"),
         Submission("dan", edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
     ]  # fmt: skip
@@ -48,7 +48,8 @@ def test_same_csv_and_gradebook_with_one_or_three_workers(submissions, tmp_path)
     parallel_rows, parallel_csv, parallel_db = _graded(submissions, tmp_path / "parallel", 3)
     assert parallel_csv == serial_csv
     assert [r.learner for r in parallel_rows] == ["ann", "ben", "cat", "broken", "dan"]
-    assert parallel_rows[0].score == 11 and parallel_rows[1].score == 0 and parallel_rows[4].score == 8
+    # 0.5 of the 11 points (the written reading) wait for a person
+    assert parallel_rows[0].score == 10.5 and parallel_rows[1].score == 0 and parallel_rows[4].score == 7.5
 
     def scores(db):
         from nbgrader.api import Gradebook
