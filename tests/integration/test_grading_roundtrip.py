@@ -22,7 +22,6 @@ def release(tmp_path_factory):
     return course.root / "release" / LAB.slug / f"{LAB.slug}.ipynb"
 
 
-
 def test_learner_copy_has_no_solution_or_hidden_test(release):
     text = release.read_text()
     for marker in (
@@ -116,6 +115,7 @@ def test_csv_has_one_row_per_learner(graded):
 def test_the_reading_waits_for_a_person_whose_score_a_regrade_keeps(graded):
     from nbgrader.api import Gradebook
 
+    from doubleedge.grading.course import with_person_scores
     from doubleedge.grading.pipeline import Outcome, record
 
     course = graded[2]
@@ -132,3 +132,6 @@ def test_the_reading_waits_for_a_person_whose_score_a_regrade_keeps(graded):
     assert row.score == 10.75 and row.max_score == 11
     with Gradebook(course.gradebook_url) as gradebook:
         assert not gradebook.find_grade("scan_reading", LAB.slug, LAB.slug, "model").needs_manual_grade
+    # the feedback page's notes read the person's score from the gradebook, not from the last grading run
+    stale = {"learner": "model", "score": 10.5, "manual": {"scan_reading": None}}
+    assert with_person_scores(course, stale) == {"learner": "model", "score": 10.75, "manual": {"scan_reading": 0.25}}
