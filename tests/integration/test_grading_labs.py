@@ -45,7 +45,7 @@ def test_source_gets_full_marks_and_an_untouched_copy_none(release, tmp_path):
     subs = [Submission(n, tmp_path / n / f"{lab.slug}.ipynb") for n in ("model", "untouched")]
     model, untouched = grade(lab, subs, tmp_path / "course", workers=2)
     written = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in nbformat.read(lab.source_notebook, 4).cells
-               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")}  # fmt: skip
+               if c.metadata.get("nbgrader", {}).get("grade") and c.metadata.nbgrader.get("solution")}  # fmt: skip
     assert model.manual == dict.fromkeys(written) and model.manual_pending == sum(written.values())  # for a person
     assert model.max_score > 0 and model.score == model.max_score - model.manual_pending, model.notes
     assert not model.notes, model.notes

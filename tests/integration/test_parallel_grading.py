@@ -66,4 +66,4 @@ def test_same_csv_and_gradebook_with_one_or_three_workers(submissions, tmp_path)
             )
 
     assert scores(parallel_db) == scores(serial_db)
-    assert len(scores(parallel_db)) == 4 * 7  # four notebooks in the gradebook, seven graded cells each
+    assert len(scores(parallel_db)) == 4 * 8  # four notebooks in the gradebook: seven tests and the reading each

@@ -420,15 +420,17 @@ def record(course: CourseFolder, outcome: Outcome) -> GradeRow:
 def authoritative_tests(course: CourseFolder) -> set[str]:
     """The graded test cells whose score the authoritative run decides (every auto-graded code test)."""
     return {
-        k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("grade") and c.cell_type == "code"
+        k
+        for k, c in course.source_cells().items()
+        if c.metadata["nbgrader"].get("grade") and c.cell_type == "code" and not c.metadata["nbgrader"].get("solution")
     }
 
 
 def manual_answers(course: CourseFolder) -> set[str]:
-    """The written answers a person grades (nbgrader's manually graded answer cells: markdown, grade and solution)."""
-    return {
-        k for k, c in course.source_cells().items() if c.cell_type == "markdown" and c.metadata["nbgrader"].get("grade")
-    }
+    """The written answers a person grades: nbgrader's manually graded answers (grade and solution;
+    a Markdown reading, or a code cell whose prose a person judges, such as Lab 09's findings)."""
+    return {k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("grade")
+            and c.metadata["nbgrader"].get("solution")}  # fmt: skip
 
 
 def _await_person(grade, row: GradeRow) -> None:  # noqa: ANN001 (an nbgrader.api.Grade)
