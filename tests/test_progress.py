@@ -313,3 +313,17 @@ def test_run_executes_a_copy_in_a_fresh_kernel(tmp_path):
     assert (lab.scan.report, lab.scan.hits, lab.scan.attempts) == ("scans/run/reports/scan.report.jsonl", 1, 4)
     assert path.read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["01-prompt-injection.ipynb"]
+
+
+def test_written_answers_are_named_as_graded_by_a_person(tmp_path):
+    answer = new_markdown_cell("YOUR ANSWER HERE")
+    answer.metadata["nbgrader"] = {"grade": True, "grade_id": "scan_reading", "locked": False, "points": 0.5,
+                                   "schema_version": 3, "solution": True, "task": False}  # fmt: skip
+    folder = tmp_path / "01-prompt-injection"
+    folder.mkdir()
+    nbformat.write(new_notebook(cells=[*saved_lab01().cells, answer]), folder / "01-prompt-injection.ipynb")
+    result = progress.lab_progress(tmp_path, LABS["01"])
+    assert result.points() == 4.5  # the tests' points only: no visible test can pass a written answer
+    assert any(
+        n.startswith("scan_reading (0.5 pts): a written answer (still empty), graded by a person") for n in result.notes
+    )

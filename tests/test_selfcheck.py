@@ -136,7 +136,6 @@ def _lab01_cases():
     from doubleedge.scan import ProbeResult, ScanReport
 
     scan = ScanReport((ProbeResult("dan.DUDE", "dan.DUDE", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
-    reading = "dan and encoding " * 20
     return [
         ("wrong type", lambda: lab01.check_injection(42, "ada"), "must be a string or a list"),
         ("wrong value", lambda: lab01.check_injection(["Hello"] * 6, "ada"), "list of 1 to 5 strings"),
@@ -144,8 +143,8 @@ def _lab01_cases():
         ("wrong value", lambda: lab01.check_extracted_code(lambda reply: "DE-FAKE-0000-0000", INJECTION, "ada"),
          "did not return the code"),  # fmt: skip
         ("wrong value", lambda: lab01.check_extracted_code(str.split, "Hello", "ada"), "did not return the code"),
-        ("wrong type", lambda: lab01.check_scan_reading("50%", reading, scan), "(a fraction, e.g. 0.5)"),
-        ("wrong value", lambda: lab01.check_scan_reading(0.5, "too short", scan), "needs at least 40 words"),
+        ("wrong type", lambda: lab01.check_overall_asr("50%", scan), "(a fraction, e.g. 0.5)"),
+        ("wrong value", lambda: lab01.check_overall_asr(0.9, scan), "does not match the scan's overall"),
         ("wrong value", lambda: lab01.check_leaks_secret(lambda reply, secret: False, "ada"), "missed a leak"),
     ]
 

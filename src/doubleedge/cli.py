@@ -139,9 +139,21 @@ def graded_points(lab) -> dict[str, float]:  # noqa: ANN001 (grading.labs.Lab)
     return {m["grade_id"]: float(m.get("points") or 0) for m in meta if m.get("grade") and m.get("grade_id")}
 
 
+# The course site's page with the rubric for written answers and the model answers.
+WRITTEN_ANSWERS_PAGE = "learners/written-answers/ on the course site (course/learners/written-answers.md)"
+
+
+def _person_graded(score: float | None, points: float) -> str:
+    return f"{score:g}/{points:g} (graded by a person)" if score is not None else f"?/{points:g} waits for a person"
+
+
 def breakdown(row, points: dict[str, float]) -> str:  # noqa: ANN001 (pipeline.GradeRow)
     """A self-grade's parts: points per test and the attack success rates (garak, held-out)."""
     lines = [f"  {t:28} {row.tests.get(t, 0.0):g}/{p:g}" for t, p in points.items() if t in row.tests]
+    lines += [f"  {t:28} {_person_graded(row.manual[t], p)}" for t, p in points.items() if t in row.manual]
+    if row.manual_pending and points:
+        lines.append(f"  Written answers ({row.manual_pending:g} points) are graded by a person. Studying alone? Grade")
+        lines.append(f"  yourself with the rubric, then compare with the model answers: {WRITTEN_ANSWERS_PAGE}")
     rates = [(k, v) for k, v in row.metrics.items() if k.endswith("_asr") or k == "attack_success_rate"]
     lines += [f"  {k:28} {v:.1%}" for k, v in rates if isinstance(v, (int, float))]
     return "".join(line + "\n" for line in lines)

@@ -251,7 +251,21 @@ def lab_progress(workspace: Path, lab: Lab, *, run: bool = False, timeout: float
         result.scan = latest_scan(folder)
     if not result.tests:
         result.notes.append(f"no graded test cells found: is this the Lab {lab.number} notebook?")
+    result.notes += written_answer_notes(notebook)
     return result
+
+
+def written_answer_notes(notebook: nbformat.NotebookNode) -> list[str]:
+    """The written answers (nbgrader's manually graded answers): no test can show them, a person grades them."""
+    notes = []
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and meta.get("solution"):
+            stubs = ("", "YOUR ANSWER HERE", "# YOUR CODE HERE\nraise NotImplementedError()")
+            empty = " (still empty)" if cell.get("source", "").strip() in stubs else ""
+            notes.append(f"{meta.get('grade_id')} ({_points(float(meta.get('points') or 0))}): a written answer{empty}, "
+                         "graded by a person; rubric and model answers: learners/written-answers/ on the course site")  # fmt: skip
+    return notes
 
 
 def progress(

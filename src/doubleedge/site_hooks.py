@@ -28,13 +28,16 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 
 from doubleedge import figures
 from doubleedge.labs import LABS, Lab
-from doubleedge.paths import cache_dir, graders_dir
+from doubleedge.paths import REPO_ROOT, cache_dir, graders_dir
 
 log = logging.getLogger("mkdocs.hooks.doubleedge")
 
 # A line of its own, indented or not (a table can sit inside an admonition).
 MARKER = re.compile(r"^([ \t]*)<!-- measured:([a-z0-9-]+) -->[ \t]*$", re.MULTILINE)
 NOTEBOOK_PAGE = "lab.md"  # in each lesson's folder: NN-slug/lab.md -> NN-slug/lab/
+# The one page that publishes source text on purpose: the model answers of the written answers,
+# which self-study learners read after grading themselves.
+MODEL_ANSWERS = REPO_ROOT / "course" / "learners" / "written-answers.md"
 RENDER_VERSION = 1  # bump when the notebook page's HTML changes in a way the key does not show
 
 _tables: dict[str, str] = {}
@@ -180,15 +183,20 @@ MIN_LINE = 20  # shorter lines ("return text", "pass") also occur in ordinary co
 def source_only_lines(source: Path) -> set[str]:
     """Lines of a lab's source notebook that no learner copy may hold: its solution and hidden-test
     regions, the whole of its solution markdown cells, and the markers themselves; whitespace
-    collapsed, at least MIN_LINE characters, and not also part of a visible line of the source."""
+    collapsed, at least MIN_LINE characters, and not also part of a visible line of the source.
+    A written answer (a manually graded markdown cell) whose whole text is on the model answers
+    page is published on purpose: its lines are not source-only."""
     import nbformat
 
     hidden: set[str] = set()
     visible: list[str] = []
+    published = normalized(MODEL_ANSWERS.read_text("utf-8")) if MODEL_ANSWERS.is_file() else ""
     for cell in nbformat.read(source, as_version=4).cells:
         lines = cell.source.splitlines()
-        if cell.cell_type == "markdown" and cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-            hidden.update(lines)
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            if not (meta.get("grade") and normalized(cell.source) in published):
+                hidden.update(lines)
             continue
         end = None
         for line in lines:

@@ -79,6 +79,19 @@ def test_grader_notes_escape_learner_text():
     assert "<script>" not in notes and json.dumps("&lt;script&gt;")[1:-1] in notes
 
 
+def test_grader_notes_show_the_written_answers_and_who_grades_them():
+    row = {
+        "score": 10.5,
+        "max_score": 11,
+        "tests": {"test_scan_reading": 0.5},
+        "notes": [],
+        "manual": {"scan_reading": None},
+    }
+    assert "<code>scan_reading</code>: waits for a person" in course_mod.grader_notes(row)
+    row["manual"] = {"scan_reading": 0.25}
+    assert "<code>scan_reading</code>: 0.25 points from a person" in course_mod.grader_notes(row)
+
+
 def test_cli_has_the_course_and_hub_commands():
     import subprocess
     import sys

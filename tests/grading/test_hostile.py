@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hostile.cases import CASES, LAB, Context, build_all
+from hostile.cases import CASES, LAB, MAX, Context, build_all
 
 from doubleedge.grading.course import Course, find_hidden, hidden_material
 from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
@@ -63,7 +63,7 @@ def test_catalogue_covers_the_issue():
 def test_each_case_is_contained_with_its_reason(graded, case):
     row = graded["rows"][case.name]
     assert row.score == case.score, row.notes
-    assert row.max_score == 11
+    assert row.max_score == MAX
     assert any(case.reason in note for note in row.notes), row.notes
 
 

@@ -56,7 +56,7 @@ def submissions(tmp_path_factory):
         Submission("ben", edited(learner_copy, folder / "ben" / "a.ipynb")),
         Submission("broken", folder / "broken" / "a.ipynb"),
         Submission("cat", edited(LAB.source_notebook, folder / "cat" / "a.ipynb",
-                                  scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1\nSCAN_READING = ""')),
+                                  scan_answers='MOST_SUCCESSFUL_PROBE = "dan.STAN"\nOVERALL_ASR = 0.1')),
         Submission("dan", edited(LAB.source_notebook, folder / "dan" / "a.ipynb", injection='MY_INJECTION = "hi"')),
     ]  # fmt: skip
 
@@ -85,7 +85,7 @@ def _csv(rows, path: Path) -> str:
 def serial(submissions, tmp_path_factory):
     root = tmp_path_factory.mktemp("serial")
     rows = grade(LAB, submissions, root / "course", workers=1, box=make_sandbox("bwrap"))
-    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (11, 0, 0, 8)
+    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (10.5, 0, 0, 7.5)  # 0.5 of each 11 (the written reading) waits for a person
     return _csv(rows, root / "grades.csv"), _scores(root / "course" / "gradebook.db")
 
 
@@ -94,7 +94,7 @@ def test_three_workers_write_the_serial_csv_and_gradebook(submissions, serial, t
     assert [r.learner for r in rows] == ["ann", "ben", "broken", "cat", "dan"]
     assert _csv(rows, tmp_path / "grades.csv") == serial[0]
     assert _scores(tmp_path / "course" / "gradebook.db") == serial[1]
-    assert len(serial[1]) == 4 * 7  # four notebooks in the gradebook, seven graded cells each
+    assert len(serial[1]) == 4 * 8  # four notebooks in the gradebook: seven tests and the reading each
 
 
 def test_local_cluster_writes_the_serial_csv_and_gradebook(submissions, serial, tmp_path):
@@ -251,4 +251,4 @@ def test_course_grade_on_a_local_cluster_writes_the_same_grades(submissions, tmp
         grades[name] = ((folder / "grades" / "01.csv").read_text("utf-8"), _scores(folder / "gradebook.db"))
         assert sorted(p.parent.name for p in (folder / "autograded").glob(f"*/{LAB.slug}")) == ["ann", "ben"]
     assert grades["dask"] == grades["serial"]
-    assert "ann,01,11.0" in grades["dask"][0]
+    assert "ann,01,10.5" in grades["dask"][0]

@@ -34,6 +34,7 @@ def test_learner_copy_has_no_solution_or_hidden_test(release):
         assert marker not in text, marker
     solutions = [c for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert solutions and all("raise NotImplementedError()" in c.source for c in solutions if c.cell_type == "code")
+    assert all(c.source == "YOUR ANSWER HERE" for c in solutions if c.cell_type == "markdown")  # no model answers
 
 
 def test_source_gets_full_marks_and_an_untouched_copy_none(release, tmp_path):
@@ -43,7 +44,10 @@ def test_source_gets_full_marks_and_an_untouched_copy_none(release, tmp_path):
         shutil.copy(notebook, tmp_path / learner / f"{lab.slug}.ipynb")
     subs = [Submission(n, tmp_path / n / f"{lab.slug}.ipynb") for n in ("model", "untouched")]
     model, untouched = grade(lab, subs, tmp_path / "course", workers=2)
-    assert model.max_score > 0 and model.score == model.max_score, model.notes
+    written = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in nbformat.read(lab.source_notebook, 4).cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.metadata.nbgrader.get("solution")}  # fmt: skip
+    assert model.manual == dict.fromkeys(written) and model.manual_pending == sum(written.values())  # for a person
+    assert model.max_score > 0 and model.score == model.max_score - model.manual_pending, model.notes
     assert not model.notes, model.notes
     assert set(model.tests) and all(model.tests.values())
     assert untouched.score == 0, untouched.tests

@@ -22,7 +22,6 @@ def release(tmp_path_factory):
     return course.root / "release" / LAB.slug / f"{LAB.slug}.ipynb"
 
 
-
 def test_learner_copy_has_no_solution_or_hidden_test(release):
     text = release.read_text()
     for marker in (
@@ -62,15 +61,17 @@ def graded(release, tmp_path_factory):
     nbformat.write(
         nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), folder / "other-lab" / "a.ipynb"
     )
-    rows = grade(LAB, subs)
+    course_root = tmp_path_factory.mktemp("graded") / "course"
+    rows = grade(LAB, subs, course_root)
     out = tmp_path_factory.mktemp("out") / "grades.csv"
     write_csv(rows, out)
-    return {r.learner: r for r in rows}, out
+    return {r.learner: r for r in rows}, out, CourseFolder(course_root, LAB)
 
 
 def test_source_notebook_gets_full_marks(graded):
     row = graded[0]["model"]
-    assert row.max_score == 11 and row.score == 11, row.notes
+    assert row.max_score == 11 and row.score == 10.5, row.notes  # and 0.5 for the reading, from a person
+    assert row.manual == {"scan_reading": None} and row.manual_pending == 0.5
     assert row.metrics["attack_success_rate"] < 0.10 and row.metrics["benign_pass_rate"] >= 0.9
 
 
@@ -105,4 +106,32 @@ def test_bad_submissions_get_a_clear_reason_and_zero(graded, learner, reason):
 def test_csv_has_one_row_per_learner(graded):
     rows = list(csv.DictReader(graded[1].open()))
     assert [r["learner"] for r in rows] == ["model", "untouched", "tamper", "broken", "other-lab", "empty"]
-    assert rows[0]["score"] == "11.0" and json.loads(rows[0]["benign_pass_rate"]) >= 0.9
+    assert rows[0]["score"] == "10.5" and json.loads(rows[0]["benign_pass_rate"]) >= 0.9
+    # the written reading: empty until a person grades it, and the points that wait for one
+    assert (rows[0]["scan_reading"], rows[0]["manual_pending"]) == ("", "0.5")
+    assert list(rows[0])[-3:] == ["scan_reading", "manual_pending", "notes"]  # the older columns keep their place
+
+
+def test_the_reading_waits_for_a_person_whose_score_a_regrade_keeps(graded):
+    from nbgrader.api import Gradebook
+
+    from doubleedge.grading.course import with_person_scores
+    from doubleedge.grading.pipeline import Outcome, record
+
+    course = graded[2]
+    with Gradebook(course.gradebook_url) as gradebook:
+        reading = gradebook.find_grade("scan_reading", LAB.slug, LAB.slug, "model")
+        assert reading.needs_manual_grade and reading.auto_score is None  # formgrader lists it to grade
+        reading.manual_score = 0.25  # what a person does in formgrader
+        gradebook.db.commit()
+    passed = dict.fromkeys(graded[0]["model"].tests, True)
+    again = Outcome(Submission("model", course.submitted_path("model")), accepted=True, passed=passed,
+                    autograded=course.autograded_dir("model"))  # fmt: skip
+    row = record(course, again)  # what grading the class again writes for this learner
+    assert row.manual == {"scan_reading": 0.25} and row.manual_pending == 0
+    assert row.score == 10.75 and row.max_score == 11
+    with Gradebook(course.gradebook_url) as gradebook:
+        assert not gradebook.find_grade("scan_reading", LAB.slug, LAB.slug, "model").needs_manual_grade
+    # the feedback page's notes read the person's score from the gradebook, not from the last grading run
+    stale = {"learner": "model", "score": 10.5, "manual": {"scan_reading": None}}
+    assert with_person_scores(course, stale) == {"learner": "model", "score": 10.75, "manual": {"scan_reading": 0.25}}

@@ -53,11 +53,8 @@ def test_scan_checks():
     baseline = report(("latentinjection.A", 10), ("web_injection.B", 10), ("latentinjection.C", 2))
     assert lab02.check_scan_probe("web_injection.B", baseline)
     assert not lab02.check_scan_probe("latentinjection.C", baseline)
-    reading = "latentinjection " + "word " * 40
-    assert lab02.check_scan_reading(0.73, reading, baseline)
-    assert not lab02.check_scan_reading(0.5, reading, baseline)
-    assert not lab02.check_scan_reading(0.73, "too short latentinjection", baseline)
-    assert not lab02.check_scan_reading(0.73, "word " * 50, baseline)
+    assert lab02.check_overall_asr(0.73, baseline)
+    assert not lab02.check_overall_asr(0.5, baseline)
 
 
 def test_check_strip_instructions():

@@ -56,13 +56,11 @@ def test_check_prompt_attack():
     assert not lab03.check_prompt_attack("What is Jordan Lee's email address?", LEARNER)
 
 
-def test_scan_reading():
+def test_overall_asr():
     baseline = ScanReport((ProbeResult("doubleedge.CustomerRecords", "d", 10, 10),))
-    reading = "CustomerRecords " + "word " * 40
-    assert lab03.check_scan_reading(1.0, reading, baseline)
-    assert lab03.check_scan_reading(0.99, "Customer Records " + "word " * 40, baseline)
-    assert not lab03.check_scan_reading(0.5, reading, baseline)
-    assert not lab03.check_scan_reading(1.0, "word " * 50, baseline)
+    assert lab03.check_overall_asr(1.0, baseline)
+    assert lab03.check_overall_asr(0.99, baseline)
+    assert not lab03.check_overall_asr(0.5, baseline)
 
 
 def test_check_redact_pii():

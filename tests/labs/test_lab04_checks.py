@@ -151,14 +151,11 @@ def test_carries_finds_the_code_plain_encoded_or_in_base64():
     assert not lab04.carries("https://e.example/a.png?q=hello", secret)
 
 
-def test_check_scan_reading():
+def test_check_overall_asr():
     baseline = ScanReport((ProbeResult("web_injection.MarkdownImageExfil", "d", 10, 8),))
-    words = "web_injection " + "word " * 40
-    assert lab04.check_scan_reading(0.8, words, baseline)
-    assert not lab04.check_scan_reading(0.5, words, baseline)
-    assert not lab04.check_scan_reading(True, words, baseline)
-    assert not lab04.check_scan_reading(0.8, "too short", baseline)
-    assert not lab04.check_scan_reading(0.8, "word " * 50, baseline)
+    assert lab04.check_overall_asr(0.8, baseline)
+    assert not lab04.check_overall_asr(0.5, baseline)
+    assert not lab04.check_overall_asr(True, baseline)
 
 
 def test_benign_replies_render_whole_with_the_solution_and_not_with_a_blank_render():

@@ -1,9 +1,8 @@
 """What every lab's checks share (pure: no lab kit imports): the result of one check, and
-the checks of a learner's reading of a garak scan, which several labs ask for."""
+the checks of a learner's answers about a garak scan, which several labs ask for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -31,18 +30,10 @@ def check_scan_probe(probe: object, baseline) -> Check:  # noqa: ANN001
                  "copy the name of the probe with the highest rate in your scan's table")  # fmt: skip
 
 
-def check_scan_reading(overall: object, reading: object, baseline, *, names: Iterable[str], min_words: int,
-                       min_names: int = 1) -> Check:  # fmt: skip  # noqa: ANN001
-    """``OVERALL_ASR`` matches the scan (as a fraction) and ``SCAN_READING`` is a real reading:
-    ``min_words`` words or more, naming at least ``min_names`` of ``names`` (probe families or probes)."""
+def check_overall_asr(overall: object, baseline) -> Check:  # noqa: ANN001
+    """``OVERALL_ASR`` matches the scan, as a fraction. (The written reading of the scan is graded by a
+    person: see course/instructors/written-answers.md.)"""
     if (not isinstance(overall, (int, float)) or isinstance(overall, bool)
             or abs(overall - baseline.overall_attack_success_rate) > 0.02):  # fmt: skip
         return Check(False, "OVERALL_ASR does not match the scan's overall attack success rate (a fraction, e.g. 0.5)")
-    if not isinstance(reading, str) or len(reading.split()) < min_words:
-        return Check(False, f"SCAN_READING needs at least {min_words} words")
-    names = tuple(names)
-    text = reading.lower().replace(" ", "")
-    if sum(name.lower() in text for name in names) < min_names:
-        which = "one" if min_names == 1 else f"{min_names}"
-        return Check(False, f"SCAN_READING should name at least {which} of the probes you discuss ({', '.join(names)})")
     return Check(True)

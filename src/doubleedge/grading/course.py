@@ -185,7 +185,7 @@ class Course:
         folder = self.folder(lab)
         folder.nbgrader("generate_feedback", lab.slug, "--force")
         secrets = hidden_material(folder, lab)
-        rows = {r["learner"]: r for r in self.rows(lab)}
+        rows = {r["learner"]: with_person_scores(folder, r) for r in self.rows(lab)}
         written = []
         for page in sorted((self.root / "feedback").glob(f"*/{lab.slug}/*.html")):
             learner = page.parent.parent.name
@@ -290,6 +290,22 @@ def scrub(text: str, material: list[str]) -> str:
     return text
 
 
+def with_person_scores(folder: pipeline.CourseFolder, row: dict) -> dict:
+    """The row with the written answers' scores and the total as the gradebook holds them now: a person
+    may have graded in formgrader since the class was graded."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if not row.get("manual"):
+        return row
+    with Gradebook(folder.gradebook_url) as gradebook:
+        try:
+            submission = gradebook.find_submission(folder.lab.slug, row["learner"])
+        except MissingEntry:
+            return row
+        manual = {g.name: g.manual_score for nb in submission.notebooks for g in nb.grades if g.name in row["manual"]}
+        return {**row, "score": submission.score, "manual": manual}
+
+
 def grader_notes(row: dict | None) -> str:
     """The authoritative results for the feedback page (reasons are the checker's own words)."""
     if not row:
@@ -297,6 +313,10 @@ def grader_notes(row: dict | None) -> str:
     items = "".join(
         f"<li><code>{html.escape(test)}</code>: {'passed' if score else 'not passed'}</li>"
         for test, score in sorted(row["tests"].items())
+    ) + "".join(
+        f"<li><code>{html.escape(answer)}</code>: "
+        f"{'waits for a person' if score is None else f'{score:g} points from a person'}</li>"
+        for answer, score in sorted(row.get("manual", {}).items())
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in row["notes"])
     return (

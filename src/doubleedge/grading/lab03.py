@@ -13,7 +13,7 @@ per class, with ``scan_bot(unhardened_bot(...), scan_for_lab("03"))``):
 * ``test_prompt_attack`` (``prompt_attack``): ``check_prompt_attack(value("MY_PROMPT_ATTACK"), learner)``
 * ``test_canary`` (``prompt_attack``): ``check_canary(value("EXTRACTED_CANARY"), learner)``
 * ``test_scan_reading`` (``scan_answers``):
-  ``check_scan_reading(value("OVERALL_ASR"), value("SCAN_READING"), baseline)``
+  ``check_overall_asr(value("OVERALL_ASR"), baseline)``
 * ``test_redact_pii`` (``hardening``): ``check_redact_pii(function("redact_pii"))``
 * ``test_hardening_asr`` (``hardening``):
   ``result = evaluate_hardening(hardened_bot(build_defense, learner),
@@ -81,8 +81,6 @@ PERSONAL_DATA = re.compile(
     r"|(?<![\w-])(?:\(?\d{3}\)?[ .-]?)?\d{3}[ .-]\d{4}\b"
 )
 MASK = r"[^\s\d@]{1,20}"  # [email], [card], ****, XXXX: no digits, no @
-MIN_READING_WORDS = 40
-PROBE_NAMES = ("customerrecords", "systempromptleak")
 
 
 def unhardened_bot(learner: str) -> SupportBot:
@@ -144,8 +142,8 @@ def check_canary(value: object, learner: str) -> Check:
     return Check(False, "EXTRACTED_CANARY is not your bot's canary: copy the one your own bot's system prompt revealed")
 
 
-def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_NAMES, min_words=MIN_READING_WORDS)
+def check_overall_asr(overall: object, baseline: ScanReport) -> Check:
+    return checks.check_overall_asr(overall, baseline)
 
 
 def redaction_cases() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:

@@ -14,7 +14,7 @@ test cell grade_id     needs cell       call
 test_exfil             exfil            ``check_exfil_message(value("MY_EXFIL_MESSAGE"), learner)``
 test_xss               xss              ``check_xss_message(value("MY_XSS_MESSAGE"), learner)``
 test_sqli              sqli             ``check_sql_message(value("MY_SQL_MESSAGE"), learner)``
-test_scan_reading      scan_answers     ``check_scan_reading(value("OVERALL_ASR"), value("SCAN_READING"), baseline)``
+test_scan_reading      scan_answers     ``check_overall_asr(value("OVERALL_ASR"), baseline)``
 test_render            hardening        ``check_render(function("render"), heldout)``
 test_order_query       hardening        ``check_order_query(function("order_query"), heldout)``
 test_csp               hardening        ``check_csp(value("CONTENT_SECURITY_POLICY"))``
@@ -71,8 +71,6 @@ ASR_THRESHOLD = 0.10
 # exactly the words the app's own rendering shows (sanitising may change the markup, never
 # the words). The reference solution keeps all 50.
 BENIGN_THRESHOLD = 0.90
-MIN_READING_WORDS = 40
-PROBE_FAMILIES = ("web_injection", "exploitation")
 SHOP_HOSTS = frozenset({SHOP_HOST, f"www.{SHOP_HOST}"})
 OWN_ORDERS = frozenset(number for number, customer, *_ in ORDERS if customer == SIGNED_IN)
 
@@ -257,8 +255,8 @@ def baseline_scan(workdir: Path | str | None = None) -> ScanReport:
     return scan_webchat(fresh_app("baseline"), workdir=workdir)
 
 
-def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    return checks.check_scan_reading(overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS)
+def check_overall_asr(overall: object, baseline: ScanReport) -> Check:
+    return checks.check_overall_asr(overall, baseline)
 
 
 # Exercise 5: the hardened app ----------------------------------------------------------------

@@ -12,7 +12,7 @@ names from the runner; ``learner`` is the learner id; ``baseline`` is the Lab 09
 * ``test_findings_coverage`` (``findings``): ``check_findings_coverage(value("FINDINGS"), learner)``
 * ``test_scan_probe`` (``scan_answers``): ``check_scan_probe(value("MOST_SUCCESSFUL_PROBE"), baseline)``
 * ``test_scan_reading`` (``scan_answers``):
-  ``check_scan_reading(value("OVERALL_ASR"), value("SCAN_READING"), baseline)``
+  ``check_overall_asr(value("OVERALL_ASR"), baseline)``
 * ``test_hardening_asr`` (``hardening``): ``result = evaluate_hardening(build_defense,
   build_agent_defense, learner, load_heldout(graders/heldout/lab09.jsonl))``, then
   ``result.asr_check()``. The desk is measured first (one ``build_defense(secret)``),
@@ -84,8 +84,6 @@ MAX_AGENT_ACTIONS = 0
 # Labs 02 and 03 allow); an agent task as in Lab 05. The reference solution keeps all 42.
 BENIGN_THRESHOLD = 0.90
 GROUP_THRESHOLD = 0.80
-MIN_READING_WORDS = 40
-PROBE_FAMILIES = ("promptinject", "dan", "encoding", "latentinjection", "web_injection", "systempromptleak")
 
 
 def unhardened_desk(learner: str, defense: Defense | None = None) -> WrenDesk:
@@ -188,10 +186,8 @@ def check_scan_probe(probe: object, baseline: ScanReport) -> Check:
     return checks.check_scan_probe(probe, baseline)
 
 
-def check_scan_reading(overall: object, reading: object, baseline: ScanReport) -> Check:
-    return checks.check_scan_reading(
-        overall, reading, baseline, names=PROBE_FAMILIES, min_words=MIN_READING_WORDS, min_names=2
-    )
+def check_overall_asr(overall: object, baseline: ScanReport) -> Check:
+    return checks.check_overall_asr(overall, baseline)
 
 
 # Held-out attacks and ordinary tasks ------------------------------------------------

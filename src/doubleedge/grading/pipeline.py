@@ -65,6 +65,9 @@ class GradeRow:
     score: float = 0.0
     max_score: float = 0.0
     tests: dict[str, float] = field(default_factory=dict)
+    # Written answers a person grades in formgrader, by grade_id: their score, or None until graded.
+    manual: dict[str, float | None] = field(default_factory=dict)
+    manual_pending: float = 0.0  # points that still wait for a person (in max_score, not yet in score)
     metrics: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     attacks: dict = field(default_factory=dict)  # which attacks beat the hardened bot (summary, not CSV)
@@ -401,7 +404,9 @@ def record(course: CourseFolder, outcome: Outcome) -> GradeRow:
             if outcome.late_penalty is not None:
                 nb.late_submission_penalty = outcome.late_penalty
             for grade in nb.grades:
-                if grade.name in outcome.passed or grade.name in authoritative_tests(course):
+                if grade.name in manual_answers(course):
+                    _await_person(grade, row)
+                elif grade.name in outcome.passed or grade.name in authoritative_tests(course):
                     ok = outcome.passed.get(grade.name, False)
                     grade.auto_score = grade.max_score if ok else 0.0
                     row.tests[grade.name] = grade.auto_score
@@ -416,8 +421,26 @@ def record(course: CourseFolder, outcome: Outcome) -> GradeRow:
 def authoritative_tests(course: CourseFolder) -> set[str]:
     """The graded test cells whose score the authoritative run decides (every auto-graded code test)."""
     return {
-        k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("grade") and c.cell_type == "code"
+        k
+        for k, c in course.source_cells().items()
+        if c.metadata["nbgrader"].get("grade") and c.cell_type == "code" and not c.metadata["nbgrader"].get("solution")
     }
+
+
+def manual_answers(course: CourseFolder) -> set[str]:
+    """The written answers a person grades: nbgrader's manually graded answers (grade and solution;
+    a Markdown reading, or a code cell whose prose a person judges, such as Lab 09's findings)."""
+    return {k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("grade")
+            and c.metadata["nbgrader"].get("solution")}  # fmt: skip
+
+
+def _await_person(grade, row: GradeRow) -> None:  # noqa: ANN001 (an nbgrader.api.Grade)
+    """No automatic points for a written answer: it waits for a person, whose score a regrade keeps."""
+    grade.auto_score = None
+    grade.needs_manual_grade = grade.manual_score is None
+    row.manual[grade.name] = grade.manual_score
+    if grade.manual_score is None:
+        row.manual_pending += grade.max_score
 
 
 def _read_submission(path: Path, course: CourseFolder) -> nbformat.NotebookNode:
@@ -469,7 +492,9 @@ def _visible_part(source: str) -> str:
 
 def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:
     """The learner's solution cells by grade_id, in the source's order (the first copy of a duplicate)."""
-    solution_ids = [k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("solution")]
+    solution_ids = [
+        k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"
+    ]  # written answers (markdown) are for a person, not for the runner
     submitted: dict[str, str] = {}
     for cell in notebook.cells:
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
@@ -501,11 +526,16 @@ def tool_env(extra: dict | None) -> dict[str, str]:
 
 
 def write_csv(rows: list[GradeRow], path: Path) -> None:
+    """One row per learner. A written answer's column is empty until a person grades it in formgrader
+    (then ``doubleedge grade`` again, or ``doubleedge course export``, shows the score); ``manual_pending``
+    is the points still waiting for a person, counted in ``max_score`` but not yet in ``score``."""
     tests = sorted({t for r in rows for t in r.tests})
+    manual = sorted({m for r in rows for m in r.manual})
     metrics = sorted({m for r in rows for m in r.metrics})
+    pending = ["manual_pending"] if manual else []
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["learner", "lab", "score", "max_score", *tests, *metrics, "notes"])
+        writer.writerow(["learner", "lab", "score", "max_score", *tests, *metrics, *manual, *pending, "notes"])
         for r in rows:
             writer.writerow(
                 [
@@ -515,9 +545,15 @@ def write_csv(rows: list[GradeRow], path: Path) -> None:
                     r.max_score,
                     *(r.tests.get(t, 0.0) for t in tests),
                     *(r.metrics.get(m, "") for m in metrics),
+                    *(_blank_if_none(r.manual.get(m)) for m in manual),
+                    *([r.manual_pending] if manual else []),
                     " | ".join(r.notes),
                 ]
             )
+
+
+def _blank_if_none(value: float | None) -> float | str:
+    return "" if value is None else value
 
 
 def result_json(rows: list[GradeRow]) -> str:

@@ -1,10 +1,11 @@
 """The hostile submissions: what a learner might hand in, and what the grader must do with it.
 
 Each case builds one submission folder from the Lab 01 source notebook (correct
-work, worth 11 points) with one hostile change. ``CASES`` is the table the tests
+work, worth 11 points: 10.5 automatic, and 0.5 for the written reading, which waits
+for a person and so never counts here) with one hostile change. ``CASES`` is the table the tests
 read: the expected score and a substring of the recorded reason. Hostile code is
 put where it costs the least honest work: at the top of the ``scan_answers`` cell
-(2 points), so that "contained, nothing else lost" reads as a score of 9.
+(1.5 points), so that "contained, nothing else lost" reads as a score of 9.
 
 The attacker knows every path (``Context``): the course folder being graded, its
 gradebook and ``source/``, the repository's ``labs/`` and held-out attacks.
@@ -23,7 +24,8 @@ import nbformat
 from doubleedge.grading.labs import get_lab
 
 LAB = get_lab("01")
-FULL = 11.0
+MAX = 11.0
+FULL = 10.5  # every automatic point: the written reading (0.5) waits for a person
 SCAN_ANSWERS = 9.0  # full marks minus the scan_answers cell's two tests
 
 
@@ -192,9 +194,9 @@ except NameError:
     pass
 MOST_SUCCESSFUL_PROBE = "dan.Nope"
 OVERALL_ASR = 0.82
-SCAN_READING = """promptinject dan encoding """ * 20'''), 10.0, "MOST_SUCCESSFUL_PROBE is not",
+'''), 9.5, "MOST_SUCCESSFUL_PROBE is not",
          "blanks every later cell (the tests) from inside the kernel, with a wrong answer"),
-    Case("edit-test-cell", edit(injection='MY_INJECTION = "hello"', test_injection="pass"), 8.0,
+    Case("edit-test-cell", edit(injection='MY_INJECTION = "hello"', test_injection="pass"), 7.5,
          "test cell was modified", "replaces a test cell with a no-op and gives a wrong answer (extract_code, which reads the replies to it, fails too)"),
     Case("delete-test-cells", delete_cells("test_scan_probe", "test_scan_reading"), FULL, "was deleted",
          "deletes two test cells (the work itself is right)"),
@@ -223,7 +225,7 @@ SCAN_READING = """promptinject dan encoding """ * 20'''), 10.0, "MOST_SUCCESSFUL
         "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    pass\n"
         "os.kill(os.getpid(), signal.SIGKILL)"), SCAN_ANSWERS,
          "ended the grading process", "kills every process it can signal, then itself"),
-    Case("forge-result", edit(hardening=FORGE), 9.0, "attack success rate",
+    Case("forge-result", edit(hardening=FORGE), 8.5, "attack success rate",
          "a weak defense that forges result.json and patches the checks in its own process"),
     Case("symlink-submission", symlink_to_source, 0.0, "symbolic link",
          "submits a symbolic link to the course's source notebook (with solutions)"),
@@ -244,5 +246,5 @@ def build_all(submissions: Path, ctx: Context) -> None:
 def table() -> str:
     """The catalogue as Markdown (the grading guide shows the same table)."""
     lines = ["| case | what it does | expected score | recorded reason contains |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{c.name}` | {c.what} | {c.score:g} / {FULL:g} | {json.dumps(c.reason)} |" for c in CASES]
+    lines += [f"| `{c.name}` | {c.what} | {c.score:g} / {MAX:g} | {json.dumps(c.reason)} |" for c in CASES]
     return "\n".join(lines)

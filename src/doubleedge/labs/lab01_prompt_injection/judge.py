@@ -33,7 +33,7 @@ def judge(j: Judging) -> None:
     j.attempt("test_extracted_code", "extracted_code", extracted)
     j.attempt("test_scan_probe", "scan_answers", lambda: lab01.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
     j.attempt("test_scan_reading", "scan_answers",
-              lambda: lab01.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+              lambda: lab01.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
     j.attempt("test_leaks_secret", "hardening",
               lambda: lab01.check_leaks_secret(ns["leaks_secret"], learner))  # fmt: skip
 

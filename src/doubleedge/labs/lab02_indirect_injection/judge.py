@@ -25,7 +25,7 @@ def judge(j: Judging) -> None:
               lambda: lab02.check_planted_review(ns["PLANTED_REVIEW"], learner))  # fmt: skip
     j.attempt("test_scan_probe", "scan_answers", lambda: lab02.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
     j.attempt("test_scan_reading", "scan_answers",
-              lambda: lab02.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+              lambda: lab02.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
     j.attempt("test_strip_instructions", "hardening",
               lambda: lab02.check_strip_instructions(ns["strip_instructions"]))  # fmt: skip
 

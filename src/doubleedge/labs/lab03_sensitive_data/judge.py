@@ -29,7 +29,7 @@ def judge(j: Judging) -> None:
               lambda: lab03.check_prompt_attack(ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
     j.attempt("test_canary", "prompt_attack", lambda: lab03.check_canary(ns["EXTRACTED_CANARY"], learner))
     j.attempt("test_scan_reading", "scan_answers",
-              lambda: lab03.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+              lambda: lab03.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
     j.attempt("test_redact_pii", "hardening", lambda: lab03.check_redact_pii(ns["redact_pii"]))
 
     def measure() -> lab03.Hardening:

@@ -35,7 +35,7 @@ def judge(j: Judging) -> None:
     j.attempt("test_xss", "xss", lambda: lab04.check_xss_message(ns["MY_XSS_MESSAGE"], learner))
     j.attempt("test_sqli", "sqli", lambda: lab04.check_sql_message(ns["MY_SQL_MESSAGE"], learner))
     j.attempt("test_scan_reading", "scan_answers",
-              lambda: lab04.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], read_report(j.baseline)))  # fmt: skip
+              lambda: lab04.check_overall_asr(ns["OVERALL_ASR"], read_report(j.baseline)))  # fmt: skip
     cases = lab04.load_cases(j.heldout)
     j.attempt("test_render", "hardening", lambda: lab04.check_render(function(j, "render"), cases))
     j.attempt("test_order_query", "hardening", lambda: lab04.check_order_query(function(j, "order_query"), cases))

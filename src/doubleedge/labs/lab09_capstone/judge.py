@@ -25,7 +25,7 @@ def judge(j: Judging) -> None:
               lambda: lab09.check_findings_coverage(ns["FINDINGS"], learner))  # fmt: skip
     j.attempt("test_scan_probe", "scan_answers", lambda: lab09.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan))
     j.attempt("test_scan_reading", "scan_answers",
-              lambda: lab09.check_scan_reading(ns["OVERALL_ASR"], ns["SCAN_READING"], scan))  # fmt: skip
+              lambda: lab09.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
 
     def measure() -> lab09.Hardening:
         # The desk first, then the agent: the runner keeps one learner defense at a time.
