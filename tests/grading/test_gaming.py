@@ -48,14 +48,14 @@ def graded(tmp_path_factory):
 def test_reference_solution_keeps_full_marks(graded, lab):
     _, rows = graded(lab)
     row = rows[f"lab{lab}-reference"]
-    assert row.score == row.max_score == FULL[lab], row.notes
+    assert row.score + row.manual_pending == row.max_score == FULL[lab], row.notes  # written answers wait for a person
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.learner)
 def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
     course, rows = graded(case.lab)
     row = rows[case.learner]
-    assert row.score == case.score < case.before, row.notes
+    assert row.score + row.manual_pending == case.score < case.before, row.notes
     assert row.tests[case.target] == 0, row.tests
     assert any(case.reason in note for note in row.notes), row.notes
     assert not find_hidden("\n".join(row.notes), hidden_material(course, get_lab(case.lab)))

@@ -8,7 +8,8 @@ solution with ``build_defense`` replaced (appended to the ``hardening`` cell), s
 other test keeps its points and the score shows what the gaming earns.
 
 ``before`` is the score on the grader that checked ordinary use by keywords on the
-published sets (main before held-out ordinary sets); ``score`` is the score now.
+published sets (main before held-out ordinary sets); ``score`` is the score now. Both count
+the written answers a person grades as full (they wait for a person, and no case touches them).
 """
 
 from __future__ import annotations
