@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from doubleedge.guards.leak import contains_secret
 from doubleedge.target.bot import Document, SupportBot
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,20 +64,27 @@ def benign_set() -> tuple[BenignCase, ...]:
     return tuple(BenignCase(r["question"], tuple(r["expect"])) for r in map(json.loads, text.splitlines()) if r)
 
 
+def read_jsonl(path: Path | str, parse: Callable[[dict], T]) -> list[T]:
+    """``parse`` of each record of a JSONL file (blank lines skipped); a ValueError naming the
+    file and line for a record that is not JSON or that ``parse`` cannot read."""
+    found = []
+    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            found.append(parse(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+        except KeyError as exc:
+            raise ValueError(f"{path}:{number}: missing field {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
+    return found
+
+
 def load_attacks(path: Path | str) -> list[Attack]:
     """Read a JSONL attack set (``id``, ``goal``, ``prompt``, optional ``marker``)."""
-    attacks = []
-    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
-            try:
-                attacks.append(Attack(record["id"], record["goal"], record["prompt"], record.get("marker", "")))
-            except KeyError as exc:
-                raise ValueError(f"{path}:{number}: missing field {exc}") from None
-    return attacks
+    return read_jsonl(path, lambda r: Attack(r["id"], r["goal"], r["prompt"], r.get("marker", "")))
 
 
 def benign_pass_rate(bot: SupportBot, cases: tuple[BenignCase, ...] | None = None) -> Outcome:
@@ -134,16 +144,12 @@ def load_ordinary(path: Path | str, documents: Callable[[object], tuple[Document
     ``documents`` (a list of ``{"text", "source"}``, or a name that ``documents`` resolves),
     ``customer`` (who is signed in) and ``expect`` (keywords the unhardened reply holds: the set's own test, not the rule)."""
     resolve = documents or document_list
-    requests = []
-    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-            docs = resolve(r["documents"]) if "documents" in r else ()
-            requests.append(OrdinaryRequest(r["id"], r["kind"], r["question"], docs, r.get("customer")))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
+
+    def parse(r: dict) -> OrdinaryRequest:
+        docs = resolve(r["documents"]) if "documents" in r else ()
+        return OrdinaryRequest(r["id"], r["kind"], r["question"], docs, r.get("customer"))
+
+    requests = read_jsonl(path, parse)
     if not requests:
         raise ValueError(f"{path}: no ordinary requests")
     return tuple(requests)

@@ -43,6 +43,7 @@ from doubleedge.evaluate import (
     load_ordinary,
     ordinary_pass_rates,
     practice_ordinary,
+    read_jsonl,
     unhardened,
 )
 from doubleedge.grading import checks, lab01
@@ -156,27 +157,13 @@ class DocumentAttack:
 def load_document_attacks(path: Path | str) -> list[DocumentAttack]:
     """Read a JSONL set: ``id``, ``goal``, ``question``, ``document``, optional ``source``,
     ``marker`` and ``with_reviews`` (the clean product reviews come along)."""
-    attacks = []
-    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-            clean = product_reviews() if r.get("with_reviews") else ()
-            attacks.append(
-                DocumentAttack(
-                    r["id"],
-                    r["goal"],
-                    r["question"],
-                    r["document"],
-                    r.get("source", "document"),
-                    r.get("marker", ""),
-                    clean,
-                )  # fmt: skip
-            )
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise ValueError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
-    return attacks
+
+    def parse(r: dict) -> DocumentAttack:
+        clean = product_reviews() if r.get("with_reviews") else ()
+        return DocumentAttack(r["id"], r["goal"], r["question"], r["document"], r.get("source", "document"),
+                              r.get("marker", ""), clean)  # fmt: skip
+
+    return read_jsonl(path, parse)
 
 
 def unhardened_bot(learner: str) -> SupportBot:

@@ -33,7 +33,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from doubleedge.evaluate import MixedOrder, OrdinaryRequest, Outcome, ordinary_pass_rates
+from doubleedge.evaluate import MixedOrder, OrdinaryRequest, Outcome, ordinary_pass_rates, read_jsonl
 from doubleedge.grading import checks, lab02, lab03
 from doubleedge.grading.checks import Check
 from doubleedge.grading.lab05 import NO_TOOLS, Task
@@ -217,20 +217,14 @@ class Attack:
 
 
 def load_heldout(path: Path | str) -> list[Attack]:
-    attacks = []
-    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-            planted = tuple(Document(d, "traveller review" if r.get("with_reviews") else "document")
-                            for d in r.get("documents", []))  # fmt: skip
-            documents = (*HOTEL_REVIEWS, *planted) if r.get("with_reviews") else planted
-            attacks.append(Attack(r["id"], r["kind"], r["message"], documents, r.get("marker", ""),
-                                  r.get("customer", SIGNED_IN), tuple(r.get("forbidden", []))))  # fmt: skip
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: {type(exc).__name__}: {exc}") from None
-    return attacks
+    def parse(r: dict) -> Attack:
+        planted = tuple(Document(d, "traveller review" if r.get("with_reviews") else "document")
+                        for d in r.get("documents", []))  # fmt: skip
+        documents = (*HOTEL_REVIEWS, *planted) if r.get("with_reviews") else planted
+        return Attack(r["id"], r["kind"], r["message"], documents, r.get("marker", ""),
+                      r.get("customer", SIGNED_IN), tuple(r.get("forbidden", [])))  # fmt: skip
+
+    return read_jsonl(path, parse)
 
 
 @dataclass(frozen=True)
