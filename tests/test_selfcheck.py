@@ -174,7 +174,6 @@ def _other_labs_cases():
         ("06", "wrong type", lambda: lab06.check_marker(42), "must be a string: the text of the marker file"),
         ("06", "wrong value", lambda: lab06.check_marker("hello"), "open that file and copy its text"),
         ("06", "wrong type", lambda: lab06.check_blind_spots("pickle"), "must be a list of variant names"),
-        ("06", "wrong type", lambda: lab06.check_policy_reading(42), "must be a string (text of at least 40 words)"),
         ("07", "wrong type", lambda: lab07.check_exposure_from_rank(lambda r, s: None), "must return a number of bits"),
         ("07", "wrong value", lambda: lab07.check_exposure_from_rank(lambda r, s: 1.0), "should be 10, not 1"),
         ("07", "wrong type", lambda: lab07.check_scrub(lambda t: None), "must return a string"),

@@ -70,7 +70,7 @@ def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
     """The source notebook's setup cell and solution cells (grade_id -> source)."""
     cells = nbformat.read(get_lab(lab).source_notebook, as_version=4).cells
     by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in cells if "grade_id" in c.metadata.get("nbgrader", {})}
-    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution")}
+    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"}
     return by_id["setup"].source, solutions
 
 
@@ -102,11 +102,11 @@ def test_lab06_torch_load_runs_the_payloads(tmp_path):
 
 
 def test_lab06_refusing_everything_loads_nothing(tmp_path):
-    result = grade("06", tmp_path, safe_load=REFUSE_ALL, policy_reading=BROKEN_CELL)
+    result = grade("06", tmp_path, safe_load=REFUSE_ALL, scan_answers=BROKEN_CELL)
     reasons = failed(result)
-    assert set(reasons) == {"test_safe_load_loads", "test_policy_reading"}, reasons
+    assert set(reasons) == {"test_safe_load_loads", "test_scan_findings", "test_scan_blind_spots"}, reasons
     assert reasons["test_safe_load_loads"].startswith("safe_load refused safetensors, which must load")
-    assert "RuntimeError" in reasons["test_policy_reading"]
+    assert "RuntimeError" in reasons["test_scan_findings"]
 
 
 def test_lab06_a_hanging_loader_costs_one_call(tmp_path):

@@ -59,3 +59,12 @@ def test_the_capstone_findings_are_graded_by_a_person_and_replayed_by_the_grader
     meta = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in cells("09") if "nbgrader" in c.metadata}
     assert meta["findings"]["grade"] and meta["findings"]["solution"] and meta["findings"]["points"] == 1
     assert [meta[t]["points"] for t in ("test_findings_reproduce", "test_findings_coverage")] == [1, 3]  # 5 in all
+
+
+def test_the_supply_chain_policy_is_an_answer_a_person_grades():
+    """Lab 06's policy in words: once 40 words holding "hash", "remote code" and "weights_only" anywhere."""
+    (answer,) = [c for c in cells("06") if c.metadata.get("nbgrader", {}).get("grade_id") == "policy_reading"]
+    meta = answer.metadata["nbgrader"]
+    assert answer.cell_type == "markdown" and meta["grade"] and meta["solution"] and meta["points"] == 1
+    assert "POLICY_READING" not in "".join(c.source for c in cells("06"))
+    assert " ".join(answer.source.split()) in " ".join(MODEL_ANSWERS.read_text("utf-8").split())

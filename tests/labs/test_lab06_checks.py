@@ -45,15 +45,6 @@ def test_check_blind_spots(value, ok):
     assert bool(lab06.check_blind_spots(value)) is ok
 
 
-def test_check_policy_reading():
-    good = ("I refuse remote code, check the sha256 against the published hash, and load pickles only with "
-            "weights_only or prefer safetensors. " * 3)  # fmt: skip
-    assert lab06.check_policy_reading(good)
-    assert not lab06.check_policy_reading("too short")
-    reason = lab06.check_policy_reading("word " * 50).reason
-    assert "hash" in reason and "remote code" in reason
-
-
 def _cases(tmp_path):
     return [build_case(spec, tmp_path) for spec in COMMUNITY_VARIANTS.values()]
 

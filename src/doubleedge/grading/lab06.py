@@ -24,8 +24,8 @@ no per-learner secret; every name below is in this module unless said otherwise)
      JSON and ``markers = marker_state(cases)``, read *after* all cases ran.
 
   ``check_refuses`` / ``check_loads`` do all three in one process (the notebook preview).
-* ``test_policy_reading`` (solution cell ``policy_reading``):
-  ``check_policy_reading(value("POLICY_READING"))``.
+* The policy in words (``policy_reading``) is a written answer that a person grades
+  (course/instructors/written-answers.md): no automatic test.
 
 Each returns ``Check(passed, reason)``. Reasons name the kind of case (its ``note``),
 never a held-out file's contents.
@@ -52,7 +52,6 @@ from doubleedge.supplychain import (
 )
 
 LAB = "06"
-MIN_READING_WORDS = 40
 # The variants that are unsafe to load although picklescan reports nothing dangerous in them.
 BLIND_SPOTS = frozenset({"remote-code", "tampered"})
 
@@ -62,7 +61,6 @@ __all__ = [
     "check_blind_spots",
     "check_loads",
     "check_marker",
-    "check_policy_reading",
     "check_refuses",
     "check_scan_findings",
     "grading_cases",
@@ -115,23 +113,6 @@ def check_blind_spots(value: object) -> Check:
     if {v.strip() for v in value} == BLIND_SPOTS:
         return Check(True)
     return Check(False, "MISSED_VARIANTS is not the set of unsafe variants that the scan does not flag")
-
-
-def check_policy_reading(value: object) -> Check:
-    if not isinstance(value, str):
-        return Check(False, f"POLICY_READING must be a string (text of at least {MIN_READING_WORDS} words)")
-    if len(value.split()) < MIN_READING_WORDS:
-        return Check(False, f"POLICY_READING needs at least {MIN_READING_WORDS} words")
-    text = value.lower()
-    needed = {
-        "the pickle defense (weights_only or safetensors)": ("weights_only", "safetensors"),
-        "hash pinning (sha256 or hash)": ("sha256", "hash"),
-        "remote code": ("remote code", "remote_code"),
-    }
-    missing = [label for label, words in needed.items() if not any(w in text for w in words)]
-    if missing:
-        return Check(False, "POLICY_READING should discuss " + ", ".join(missing))
-    return Check(True)
 
 
 # --- safe_load -------------------------------------------------------------------------

@@ -29,7 +29,6 @@ def judge(j: Judging) -> None:
     j.attempt("test_marker", "marker", lambda: lab06.check_marker(ns["MARKER_CONTENT"]))
     j.attempt("test_scan_findings", "scan_answers", lambda: _scan_findings(j))
     j.attempt("test_scan_blind_spots", "scan_answers", lambda: lab06.check_blind_spots(ns["MISSED_VARIANTS"]))
-    j.attempt("test_policy_reading", "policy_reading", lambda: lab06.check_policy_reading(ns["POLICY_READING"]))
     loads: list[Check] = []
 
     def refusals() -> Check:
