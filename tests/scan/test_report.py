@@ -273,6 +273,11 @@ def test_plot_comparison_writes_a_png(tmp_path):
         assert [t.get_text() for t in ax.get_yticklabels()] == [c.probe for c in compare(BEFORE, AFTER)]
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["none", "lab01"]
         assert ax.get_title() == "garak: overall 61% -> 12%"  # 11/18 and 2/16
+        before, after = ax.containers
+        # On screen (the y axis is inverted) each probe's "before" bar sits above its "after" bar,
+        # in the legend's order.
+        assert all(b.get_y() < a.get_y() for b, a in zip(before, after, strict=True))
+        assert ax.yaxis_inverted()
     finally:
         plt.close(fig)
 

@@ -45,8 +45,9 @@ def plot_comparison(
     changes = compare(before, after)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(changes) + 1.5))
     ys = range(len(changes))
-    ax.barh([y + 0.2 for y in ys], [c.before * 100 for c in changes], height=0.4, label=labels[0], color="#c0392b")
-    ax.barh([y - 0.2 for y in ys], [c.after * 100 for c in changes], height=0.4, label=labels[1], color="#2e86c1")
+    # The y axis is inverted below: "before" sits above "after" in each pair, as in the legend.
+    ax.barh([y - 0.2 for y in ys], [c.before * 100 for c in changes], height=0.4, label=labels[0], color="#c0392b")
+    ax.barh([y + 0.2 for y in ys], [c.after * 100 for c in changes], height=0.4, label=labels[1], color="#2e86c1")
     ax.set_yticks(list(ys), [c.probe for c in changes])
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
