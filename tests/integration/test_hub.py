@@ -257,5 +257,5 @@ def test_workshop_round_trip(hub):
     assert rows["mallory"].score == 9 and any("FileNotFoundError" in n for n in rows["mallory"].notes)
     assert rows["mallory"].tests["test_extracted_code"] == 1, rows["mallory"].notes
     assert rows["eve"].tests["test_injection"] == 2 and rows["eve"].tests["test_extracted_code"] == 0, rows["eve"]
-    assert rows["eve"].score == 4, rows["eve"].notes  # injection 2, scan answers 2
+    assert rows["eve"].score == 3.5, rows["eve"].notes  # injection 2, scan answers 1.5 (0.5 waits for a person)
     assert (course.grades / "01.csv").is_file()
