@@ -21,7 +21,6 @@ bench/results/labs_model.json. Exits 0: this is a report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -29,9 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -58,21 +58,10 @@ RESULTS = REPO_ROOT / "bench" / "results" / "labs_model.json"
 def _timed(call: Callable[[], object]) -> float:
     """Seconds for ``call`` in a fresh checker: nothing kept in memory or on disk from before."""
     lab07._attack_model.cache_clear()
-    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache, _environ(DOUBLEEDGE_CACHE=cache):
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache, mock.patch.dict(os.environ, DOUBLEEDGE_CACHE=cache):
         start = time.perf_counter()
         call()
         return time.perf_counter() - start
-
-
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def _alternate(subject: Callable[[], float], baseline: Callable[[], float], repeat: int) -> dict:
