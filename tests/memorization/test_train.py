@@ -1,5 +1,10 @@
 """Training is seeded and deterministic: the same data and settings give identical weights."""
 
+import fcntl
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -77,7 +82,7 @@ def test_a_damaged_or_foreign_cache_file_is_trained_afresh(tmp_path, monkeypatch
     docs = make_corpus(lab_canaries(), documents=60)
     config = TrainConfig(steps=10, batch_size=16, model=SMALL)
     fresh = train(docs, config)
-    (path,) = (tmp_path / "trained").iterdir()
+    (path,) = (tmp_path / "trained").glob("*.safetensors")
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     redone = train(docs, config)
     assert not redone.cached and redone.losses == fresh.losses
@@ -99,3 +104,30 @@ def test_a_read_only_cache_costs_time_not_the_result(tmp_path, monkeypatch):
     assert not result.cached and len(result.losses) == 5
     saved = save_trained(result, tmp_path / "kept" / "model.safetensors")
     assert load_trained(saved, result.key).losses == result.losses
+
+
+ASK_FOR_THE_MODEL = """
+from doubleedge.memorization import ModelConfig, TrainConfig, lab_canaries, make_corpus, train
+docs = make_corpus(lab_canaries(), documents=60)
+print("asking", flush=True)
+result = train(docs, TrainConfig(steps=5, batch_size=16, model=ModelConfig(n_layer=1, n_embd=32, n_head=4)))
+print("cached" if result.cached else "trained", flush=True)
+"""
+
+
+def test_a_process_asking_while_another_trains_waits_for_its_file(tmp_path, monkeypatch):
+    """Parallel graders (or test workers) that need one model at once train it once."""
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path))
+    docs = make_corpus(lab_canaries(), documents=60)
+    config = TrainConfig(steps=5, batch_size=16, model=SMALL)
+    path = tmp_path / "trained" / f"{training_key(docs, config)}.safetensors"
+    path.parent.mkdir(parents=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # this test is the process that trains
+        other = subprocess.Popen([sys.executable, "-c", ASK_FOR_THE_MODEL], stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline() == "asking\n"
+        time.sleep(1)  # the other process reaches the lock; without it, it would train now
+        assert other.poll() is None, "the other process did not wait"
+        save_trained(train(docs, config, cache=False), path)
+    out, _ = other.communicate(timeout=120)
+    assert out == "cached\n"

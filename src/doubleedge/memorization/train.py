@@ -12,12 +12,14 @@ so no single example can move the model much. It is done with Opacus.
 Trained models are kept (safetensors, one file each) under the kit's cache folder,
 keyed by everything that decides the weights: the documents, the settings, the torch
 and Opacus versions and this module's and the model's source. The lab notebook, the
-grader and the course's figures train the same unhardened model; it is trained once.
+grader and the course's figures train the same unhardened model; it is trained once, also
+when several processes ask for it at the same moment (one trains, the others wait for its file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -107,16 +109,37 @@ def train(documents: list[str], config: TrainConfig | None = None, *, cache: boo
     if not documents:
         raise ValueError("no training documents")
     key = training_key(documents, config)
+    if not cache:
+        return _keyed(_train(documents, config), key)
     path = cache_dir() / "trained" / f"{key}.safetensors"
-    if cache and path.is_file():
-        with contextlib.suppress(ValueError, OSError):  # unreadable or stale: train afresh
-            return load_trained(path, key)
-    result = _train(documents, config)
-    result.key = key
-    if cache:
+    with _one_trainer(path):
+        if path.is_file():
+            with contextlib.suppress(ValueError, OSError):  # unreadable or stale: train afresh
+                return load_trained(path, key)
+        result = _keyed(_train(documents, config), key)
         with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
             save_trained(result, path)
     return result
+
+
+def _keyed(result: TrainResult, key: str) -> TrainResult:
+    result.key = key
+    return result
+
+
+@contextlib.contextmanager
+def _one_trainer(path: Path) -> Iterator[None]:
+    """Held while a process looks for, or trains, the model of ``path``: parallel graders
+    or test workers that need the same model wait for the first one's file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "a")
+    except OSError:  # a read-only cache: nobody writes, so there is nothing to wait for
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def training_key(documents: list[str], config: TrainConfig) -> str:
