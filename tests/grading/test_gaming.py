@@ -1,58 +1,84 @@
-"""The gaming catalogue (gaming/cases.py), graded for real: each case loses the over-blocking
-test it tried to win, with a reason that quotes nothing held out, while the reference
-solution keeps full marks. One grading run per lab (only the labs a selection needs, so
-``-k 09`` grades the capstone alone), in the bubblewrap sandbox."""
+"""Each lab graded as one class, for real: the lab's source notebook (the reference solution),
+an untouched learner copy and the lab's gaming cases (gaming/cases.py), in one grading run per
+lab (only the labs a selection needs, so ``-k 09`` grades the capstone alone).
+
+The reference solution gets full marks (the written answers wait for a person), the untouched
+copy none, the learner copy holds no solution or hidden test, and each gaming case loses the
+over-blocking test it tried to win, with a reason that quotes nothing held out."""
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 from gaming.cases import CASES, FULL, build
 
 from doubleedge.grading.course import find_hidden, hidden_material
-from doubleedge.grading.labs import get_lab
 from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
-from doubleedge.grading.sandbox import Sandbox, unavailable_for_tests
+from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
+from doubleedge.labs import LABS, get_lab
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(bool(unavailable_for_tests()), reason=f"needs bubblewrap: {unavailable_for_tests()}"),
-]
+pytestmark = pytest.mark.integration
+
+REFERENCE, UNTOUCHED = "reference", "untouched"
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """``graded(lab)``: the lab's course folder and its rows (reference solution and cases), graded once."""
+    """``graded(lab)``: the lab's course folder and its rows by learner, graded once."""
     done = {}
 
     def grade(number: str):
         if number not in done:
             lab = get_lab(number)
-            root = tmp_path_factory.mktemp(f"gaming-{number}")
+            root = tmp_path_factory.mktemp(f"class-{number}")
             course = CourseFolder(root / "course", lab)
             course.prepare()
+            release = course.root / "release" / lab.slug / f"{lab.slug}.ipynb"
+            for learner, notebook in ((REFERENCE, lab.source_notebook), (UNTOUCHED, release)):
+                (root / "submissions" / learner).mkdir(parents=True)
+                (root / "submissions" / learner / f"{lab.slug}.ipynb").write_bytes(notebook.read_bytes())
             for case in (c for c in CASES if c.lab == number):
                 build(case, root / "submissions" / case.learner)
-            reference = root / "submissions" / f"lab{number}-reference"
-            reference.mkdir(parents=True)
-            (reference / lab.source_notebook.name).write_bytes(lab.source_notebook.read_bytes())
             baseline = baseline_report(lab, course.root / ".grading" / "baseline")
             rows = grade_prepared(course, find_submissions(root / "submissions", lab), baseline, workers=2,
-                                  box=Sandbox())  # fmt: skip
+                                  box=make_sandbox("auto"))  # fmt: skip
             done[number] = (course, {r.learner: r for r in rows})
         return done[number]
 
     return grade
 
 
-@pytest.mark.parametrize("lab", sorted(FULL))
-def test_reference_solution_keeps_full_marks(graded, lab):
+@pytest.mark.parametrize("lab", sorted(LABS))
+def test_learner_copy_has_no_solution_or_hidden_test(graded, lab):
+    course, _ = graded(lab)
+    spec = get_lab(lab)
+    cells = nbformat.read(course.root / "release" / spec.slug / f"{spec.slug}.ipynb", as_version=4).cells
+    text = "\n".join(c.source for c in cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", *spec.hidden):
+        assert marker not in text, marker
+    solutions = [c for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert solutions and all("raise NotImplementedError()" in c.source for c in solutions if c.cell_type == "code")
+    assert all(c.source == "YOUR ANSWER HERE" for c in solutions if c.cell_type == "markdown")  # no model answers
+
+
+@pytest.mark.parametrize("lab", sorted(LABS))
+def test_reference_solution_gets_full_marks_and_an_untouched_copy_none(graded, lab):
     _, rows = graded(lab)
-    row = rows[f"lab{lab}-reference"]
-    assert row.score + row.manual_pending == row.max_score == FULL[lab], row.notes  # written answers wait for a person
+    model, untouched = rows[REFERENCE], rows[UNTOUCHED]
+    written = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in nbformat.read(get_lab(lab).source_notebook, 4).cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.metadata.nbgrader.get("solution")}  # fmt: skip
+    assert model.manual == dict.fromkeys(written) and model.manual_pending == sum(written.values())  # for a person
+    assert model.max_score > 0 and model.score == model.max_score - model.manual_pending, model.notes
+    assert not model.notes, model.notes
+    assert set(model.tests) and all(model.tests.values())
+    assert model.max_score == FULL.get(lab, model.max_score)
+    assert untouched.score == 0, untouched.tests
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.learner)
 def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
+    if problem := unavailable_for_tests():
+        pytest.skip(f"needs bubblewrap (a case recognises the sandbox): {problem}")
     course, rows = graded(case.lab)
     row = rows[case.learner]
     assert row.score + row.manual_pending == case.score < case.before, row.notes

@@ -1,6 +1,6 @@
 """Labs 02 and 03 end to end: real garak scans before and after, the course's own garak
 probes and the graders' evaluation with the held-out sets. Grading the notebooks is
-tested for every lab in test_grading_labs.py."""
+tested for every lab in tests/grading/test_gaming.py."""
 
 from __future__ import annotations
 
