@@ -18,9 +18,12 @@ def graders_dir() -> Path:
     return Path(os.environ.get("DOUBLEEDGE_GRADERS_DIR") or REPO_ROOT / "graders")
 
 
+CACHE_ENV = "DOUBLEEDGE_CACHE"
+
+
 def cache_dir() -> Path:
     """Where the kit keeps what it computed once (figures, trained models): ``$DOUBLEEDGE_CACHE``,
     else the user's cache folder. Everything in it is keyed by its inputs, so it is safe to delete."""
-    if os.environ.get("DOUBLEEDGE_CACHE"):
-        return Path(os.environ["DOUBLEEDGE_CACHE"])
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "doubleedge"

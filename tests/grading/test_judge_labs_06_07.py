@@ -7,6 +7,7 @@ learner, so none may quote the held-out set. Only one run trains models (Lab 07'
 
 from __future__ import annotations
 
+import re
 import time
 
 import nbformat
@@ -146,3 +147,24 @@ def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_pat
     assert "2000 documents or more" in reasons["test_hardened_exposure"]
     assert reasons["test_hardened_perplexity"] == reasons["test_hardened_exposure"]
     assert result["metrics"] == {}
+
+
+def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_path):
+    """Every model the notebook trains on its public corpus is in the kernel's cache, so no
+    learner's autograde trains it again; each kernel gets files of its own, not the grader's."""
+    from doubleedge.memorization import TrainConfig, lab_canaries, make_corpus
+    from doubleedge.memorization.train import load_trained, training_key
+    from doubleedge.paths import cache_dir
+
+    code = "\n".join(c.source for c in nbformat.read(get_lab("07").source_notebook, 4).cells if c.cell_type == "code")
+    corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", code).group(1),  # noqa: S307 (the course's notebook)
+                  {"make_corpus": make_corpus, "CANARIES": lab_canaries()})  # fmt: skip
+    configs = [eval(c, {"TrainConfig": TrainConfig}) for c in re.findall(r"train\(corpus, (TrainConfig\(.*?\))\)", code)]  # noqa: S307
+    assert len(configs) == 2  # the unhardened run and DP-SGD
+    judge_for("07").kernel_cache(tmp_path)
+    for config in configs:
+        key = training_key(corpus, config)
+        copy = tmp_path / "trained" / f"{key}.safetensors"
+        assert load_trained(copy, key).key == key
+        original = cache_dir() / "trained" / copy.name
+        assert copy.stat().st_nlink == 1 and not copy.samefile(original)

@@ -151,6 +151,13 @@ def _attack_model(canaries: tuple[tuple[Canary, int], ...], trained: Path | None
     return AttackRun(result.model, perplexity(result.model, clean_heldout_text()), result.seconds)
 
 
+def public_trainings() -> list[tuple[list[str], TrainConfig]]:
+    """The models the notebook trains on the lab's public corpus (its ``run`` and ``dp`` cells):
+    the same for every learner, so the grader trains them once (see judge.kernel_cache)."""
+    corpus = attack_corpus(lab_canaries())  # the notebook's corpus: the same documents and seed
+    return [(corpus, TrainConfig()), (corpus, TrainConfig(steps=300, noise_multiplier=1.0, max_grad_norm=1.0))]
+
+
 def grading_canaries(heldout: str | Path | None = None) -> dict[Canary, int]:
     """The held-out canaries if their file is there (the grader's copy), else the lab's own."""
     if heldout is None:

@@ -333,7 +333,7 @@ def _autograde(
     if timestamp:
         (target.parent / "timestamp.txt").write_text(timestamp, "utf-8")
     shutil.rmtree(worker.autograded_dir(learner), ignore_errors=True)
-    env = sandbox.kernel_environment(box, scratch, worker.jupyter_dir, learner)
+    env = sandbox.kernel_environment(box, scratch, worker.jupyter_dir, learner, _kernel_cache(worker.lab, scratch))
     limit = box.limits.notebook_seconds
     try:
         done = run_nbgrader(worker.root, ("autograde", worker.lab.slug, "--student", learner, "--force"), env, limit)
@@ -360,6 +360,16 @@ def _autograde(
         for path in folder.glob("*.ipynb"):
             if nbextras.CUT_MARKER in path.read_text("utf-8", errors="replace"):
                 outcome.notes.append(f"autograde: output of a cell was cut at {box.limits.output_bytes} bytes")
+
+
+def _kernel_cache(lab: Lab, scratch: Path) -> Path | None:
+    """The kernel's own cache folder, filled by the lab's judge when it has something to share."""
+    fill = getattr(judge_for(lab.number), "kernel_cache", None)
+    if fill is None:
+        return None
+    folder = scratch / "cache"
+    fill(folder)
+    return folder
 
 
 def _nbgrader_failure(log: str) -> str:

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
+from doubleedge.paths import CACHE_ENV
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, LEARNER_KEY_ENV, learner_environment
 
 KERNEL_NAME = "doubleedge-sandbox"
@@ -598,11 +599,15 @@ def short_scratch(prefix: str = "dek-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
-def kernel_environment(sandbox: Sandbox, scratch: Path, jupyter_dir: Path, learner: str) -> dict[str, str]:
-    """Variables for the nbgrader process: where the kernelspec is, and the sandbox for its kernel."""
+def kernel_environment(
+    sandbox: Sandbox, scratch: Path, jupyter_dir: Path, learner: str, cache: Path | None = None
+) -> dict[str, str]:
+    """Variables for the nbgrader process: where the kernelspec is, and the sandbox for its kernel.
+    ``cache``: the kernel's own cache folder, inside ``scratch`` (the lab's judge filled it)."""
     runtime = Path(scratch).resolve() / "runtime"
     runtime.mkdir(parents=True, exist_ok=True)
     return {
+        CACHE_ENV: str(Path(cache).resolve()) if cache else "",  # never the grader's own cache
         "JUPYTER_PATH": str(Path(jupyter_dir).resolve()),
         "JUPYTER_RUNTIME_DIR": str(runtime),
         "JUPYTER_PLATFORM_DIRS": "1",
@@ -631,7 +636,7 @@ def launch_kernel(connection_file: str) -> int:
     limits = Limits.from_env(os.environ.get(ENV_LIMITS))
     sandbox = NoSandbox(limits) if os.environ.get(ENV_MODE) == "none" else Sandbox(limits)
     command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve())]
-    env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV) if os.environ.get(name)}
+    env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV, CACHE_ENV) if os.environ.get(name)}
     env.setdefault(LEARNER_ENV, "learner")
     if sandbox.contained:
         argv = sandbox.argv(command, Path(scratch), env=env)

@@ -5,6 +5,9 @@ A lab package's ``judge`` module (``doubleedge.labs.labNN_slug.judge``) has
 * ``baseline(workdir: Path) -> Path | None``: the report of the scan that the learner's
   scan answers are checked against (the unhardened target, scanned once per class), or
   ``None`` when the lab needs none;
+* ``kernel_cache(folder: Path) -> None`` (optional): fills a learner kernel's cache folder
+  (``$DOUBLEEDGE_CACHE``) with what the notebook computes from public data, so that
+  autograding does not redo it for every learner (Lab 07's trained models);
 * ``judge(j: Judging) -> None``: fills ``j.tests`` with a Check for every graded test
   cell of the lab (and ``j.metrics``/``j.attacks`` for the feedback), reading the
   learner's names through ``j.ns`` (remote.py). It never runs learner code itself.

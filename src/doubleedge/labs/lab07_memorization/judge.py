@@ -17,6 +17,7 @@ from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
 from doubleedge.grading.runner import MAX_ITEMS, MAX_TEXT
 from doubleedge.memorization.model import CharLM, save_pretrained
+from doubleedge.memorization.train import save_trained, train
 
 STUB = "<NotImplementedError>"  # what run_extraction records for the learner copy's stub
 
@@ -24,6 +25,15 @@ STUB = "<NotImplementedError>"  # what run_extraction records for the learner co
 def baseline(workdir: Path) -> Path:
     """The unhardened attack model, trained once per grading run: every learner's checks use it."""
     return lab07.save_attack_model(lab07.grading_canaries(), workdir / "attack-model.safetensors")
+
+
+def kernel_cache(folder: Path) -> None:
+    """The models the notebook trains on public data, for each learner's kernel: every kernel
+    would train the same ones (minutes on a laptop). They are trained once in the grader's
+    cache and written afresh into each kernel's own folder, so no kernel can alter another's."""
+    for documents, config in lab07.public_trainings():
+        run = train(documents, config)
+        save_trained(run, folder / "trained" / f"{run.key}.safetensors")
 
 
 def judge(j: Judging) -> None:
