@@ -448,15 +448,15 @@ def test_prerequisites_come_earlier():
         earlier.append(row.label)
 
 
-# --- both edges: the source post's benefits, risks and ways forward --------------------------
+# --- both edges: where each benefit, risk and way forward is practised ------------------------
 
-# The source post's list, in its order, plus the home page's own benefit.
-SOURCE_POST = [
+# The double edge of the home page: open weights' benefits, risks and ways forward, in order.
+BOTH_EDGES = [
     "Benefit: lower cost",
     "Benefit: customization",
     "Benefit: community collaboration",
     "Benefit: transparency",
-    "Benefit: data stays home (the course's own)",
+    "Benefit: data stays home",
     "Risk: data privacy",
     "Risk: cybersecurity vulnerabilities",
     "Risk: quality control",
@@ -493,8 +493,8 @@ def graded_exercises(lab: str) -> set[int]:
     return {int(n) for n in re.findall(r"^### Exercise (\d+) \(graded", text, flags=re.M)}
 
 
-def test_both_edges_lists_every_point_of_the_source_post():
-    assert [row[0].replace("**", "") for row in both_edges()] == SOURCE_POST
+def test_both_edges_lists_every_benefit_risk_and_way_forward():
+    assert [row[0].replace("**", "") for row in both_edges()] == BOTH_EDGES
 
 
 def test_both_edges_cites_graded_exercises_that_exist():
