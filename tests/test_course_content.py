@@ -448,6 +448,74 @@ def test_prerequisites_come_earlier():
         earlier.append(row.label)
 
 
+# --- both edges: where each benefit, risk and way forward is practised ------------------------
+
+# The double edge of the home page: open weights' benefits, risks and ways forward, in order.
+BOTH_EDGES = [
+    "Benefit: lower cost",
+    "Benefit: customization",
+    "Benefit: community collaboration",
+    "Benefit: transparency",
+    "Benefit: data stays home",
+    "Risk: data privacy",
+    "Risk: cybersecurity vulnerabilities",
+    "Risk: quality control",
+    "Risk: ethics and misuse",
+    "Way forward: regulation",
+    "Way forward: community governance",
+    "Way forward: security education",
+]
+# "Lab 07 Exercise 3", "Lab 03 Exercises 1 to 5", "Lab 06 Exercises 1 and 3", "Capstone Exercise 1"
+EXERCISES_CITED = re.compile(r"(?:Lab (\d\d)|Capstone) Exercises? (\d+)(?: (to|and) (\d+))?")
+
+
+def both_edges() -> list[list[str]]:
+    return table(SYLLABUS.read_text("utf-8"), "## Both edges")
+
+
+def cited_exercises(cell: str) -> list[tuple[str, int]]:
+    """(lab number, exercise number) of every graded exercise a cell names."""
+    cited = []
+    for lab, first, joint, last in EXERCISES_CITED.findall(cell):
+        numbers = [int(first)] if not joint else [int(first), int(last)]
+        if joint == "to":
+            numbers = list(range(int(first), int(last) + 1))
+        cited += [(lab or CAPSTONE_LAB, n) for n in numbers]
+    return cited
+
+
+def graded_exercises(lab: str) -> set[int]:
+    """The numbers of the ``### Exercise N (graded, ...)`` headings in a lab's source notebook."""
+    import nbformat
+
+    cells = nbformat.read(LABS[lab].source_notebook, as_version=4).cells
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    return {int(n) for n in re.findall(r"^### Exercise (\d+) \(graded", text, flags=re.M)}
+
+
+def test_both_edges_lists_every_benefit_risk_and_way_forward():
+    assert [row[0].replace("**", "") for row in both_edges()] == BOTH_EDGES
+
+
+def test_both_edges_cites_graded_exercises_that_exist():
+    for point, graded, _ in both_edges():
+        cited = cited_exercises(graded)
+        assert cited or graded.startswith(("**None yet", "Every lab", "Labs ")), f"{point}: name the exercise"
+        for lab, number in cited:
+            assert number in graded_exercises(lab), f"{point}: Lab {lab} has no graded Exercise {number}"
+
+
+def test_both_edges_says_where_prose_only_points_are_taught():
+    for point, graded, prose in both_edges():
+        if graded.startswith("**None yet"):
+            assert re.search(r"\]\(\d\d-[a-z-]+/index\.md", prose), f"{point}: link the lessons that teach it"
+
+
+def test_the_exercise_citation_reader():
+    assert cited_exercises("Lab 03 Exercises 1 to 3; Lab 06 Exercises 1 and 3; Capstone Exercise 1") == [
+        ("03", 1), ("03", 2), ("03", 3), ("06", 1), ("06", 3), (CAPSTONE_LAB, 1)]  # fmt: skip
+
+
 # --- the glossary and the wording of the pages ---------------------------------------------
 
 
@@ -535,22 +603,24 @@ def test_grading_page_states_the_graders_thresholds():
 # --- figures quoted in the prose -------------------------------------------------------------
 
 
-def test_lesson_07_quotes_the_measured_memorization_figures():
-    """The figures Module 07's prose quotes are those of course/measured/memorization.json, the
-    records the site's table and charts are drawn from: re-committing the records fails this
-    test until the prose agrees."""
-    runs = json.loads((COURSE / "measured" / "memorization.json").read_text("utf-8"))["runs"]
-    plain, clean, dp = runs["unhardened"], runs["scrubbed + deduplicated"], runs["DP-SGD, noise 1.0"]
+def test_lesson_07_draws_its_figures_from_the_records():
+    """Module 07's prose quotes no retyped figure: each is a marker the site build fills from
+    course/measured/memorization.json, the record the table and charts are drawn from; and the
+    claims the prose makes in words hold for that record."""
+    from doubleedge import figures
+    from doubleedge.site_hooks import INLINE_MARKER
+
+    records = {name: figures.load(name) for name in figures.SETS}
+    record, known = records["memorization"], {**figures.values(records), **figures.tables(records)}
     page = (COURSE / "07-memorization" / "index.md").read_text("utf-8")
-    measured = " ".join(page.split("### What the lab measured", 1)[1].split("### The grade", 1)[0].split())
-    for phrase in [
-        f"perplexity on clean held-out chats is {plain['perplexity']:.2f}",
-        f"({clean['perplexity']:.2f} against {plain['perplexity']:.2f} unhardened)",
-        f"ε ≈ {dp['epsilon']}",
-        f"from about {plain['perplexity']:.2f} to about {dp['perplexity']:.1f}",
-    ]:
-        assert phrase in measured, phrase
+    measured = page.split("### What the lab measured", 1)[1].split("## Scanning with garak", 1)[0]
+    named = INLINE_MARKER.findall(measured)
+    assert {"memorization-perplexity-unhardened", "memorization-perplexity-cleaned"} <= set(named)
+    assert set(INLINE_MARKER.findall(page)) <= set(known), "a marker the build does not fill"
+    typed = INLINE_MARKER.sub("", measured.split("### The grade", 1)[0])
+    assert not re.findall(r"\b\d\.\d\d\b|\d%", typed), "a figure typed into the prose"
+    runs = record["runs"]
+    plain, clean = runs["unhardened"], runs["scrubbed + deduplicated"]
     assert clean["perplexity"] < plain["perplexity"], "the prose says scrubbing lowers perplexity"
-    assert max(c["exposure_bits"] for c in dp["canaries"]) < 5, "the prose says every DP canary is under 5 bits"
-    quoted = {f"{run['perplexity']:.2f}" for run in runs.values()} | {str(dp["epsilon"])}
-    assert set(re.findall(r"\b\d\.\d\d\b", measured)) <= quoted, "a figure the records do not hold"
+    extracted = {c["insertions"] for c in plain["canaries"] if c["greedy_extracts"]}
+    assert extracted == {64}, "the prose says greedy decoding recovers the canaries inserted 64 times"

@@ -100,8 +100,25 @@ def test_measured_tables_replace_their_markers(site):
     assert all(f"<td>{lab.number} {lab.title}" in labs for lab in [*figures.measured_labs(), LABS["07"]])
     lesson07 = (site / "07-memorization" / "index.html").read_text()
     assert "DP-SGD, noise 1.0" in lesson07 and "figures/exposure.png" in lesson07
+    quoted = figures.values({"memorization": figures.load("memorization")})
+    assert f"held-out chats is {quoted['memorization-perplexity-unhardened']}." in " ".join(lesson07.split())
     for page in site.rglob("*.html"):
         assert "<!-- measured:" not in page.read_text(), page
+
+
+class Page:
+    class file:  # noqa: N801 - stands in for MkDocs' page.file
+        src_uri = "test/index.md"
+
+
+def test_a_marker_inside_a_sentence_becomes_the_figure(monkeypatch):
+    monkeypatch.setattr(site_hooks, "_tables", {"t": "| a |\n| --- |\n| 1 |\n"})
+    monkeypatch.setattr(site_hooks, "_values", {"ppl": "1.22"})
+    text = "Perplexity is <!-- measured:ppl -->.\n  <!-- measured:t -->\n<!-- measured:ppl -->\n"
+    done = site_hooks.on_page_markdown(text, Page, None, None)
+    assert done == "Perplexity is 1.22.\n  | a |\n  | --- |\n  | 1 |\n1.22\n"
+    with pytest.raises(site_hooks.PluginError, match="no measured table or figure 'typo'"):
+        site_hooks.on_page_markdown("It is <!-- measured:typo -->.", Page, None, None)
 
 
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)

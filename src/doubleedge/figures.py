@@ -12,7 +12,8 @@ Three measurements, each a real run:
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
-The site build (``doubleedge.site_hooks``) draws every chart and table from these records.
+The site build (``doubleedge.site_hooks``) draws every chart and table, and the figures the
+lessons quote in their prose, from these records.
 
 Each record carries a **key**: a hash of what determines it (package versions and the
 measurement's specification). If the committed record's key no longer matches, for
@@ -469,6 +470,43 @@ def releases_table(data: dict) -> str:
         rows.append(f"| `{r['name']}` | {r['change']} | {r['attack_success_rate']:.1%} | "
                     f"{r['benign_pass_rate']:.0%} | {verdict} |")  # fmt: skip
     return "\n".join(rows) + "\n"
+
+
+def _span(numbers: list[float]) -> str:
+    """The range of some exposures in whole bits: "6", or "9 to 19"."""
+    low, high = round(min(numbers)), round(max(numbers))
+    return f"{low}" if low == high else f"{low} to {high}"
+
+
+def memorization_values(data: dict) -> dict[str, str]:
+    """The figures Module 07's prose quotes, each from the record the table and charts use."""
+    runs = data["runs"]
+    plain, clean, dp = runs["unhardened"], runs["scrubbed + deduplicated"], runs["DP-SGD, noise 1.0"]
+    trained = [run["train_seconds"] for run in runs.values() if run["epsilon"] is None]
+    clean_bits = [c["exposure_bits"] for c in clean["canaries"]]
+    values = {
+        "memorization-train-seconds": _span(trained),
+        "memorization-perplexity-unhardened": f"{plain['perplexity']:.2f}",
+        "memorization-perplexity-cleaned": f"{clean['perplexity']:.2f}",
+        "memorization-perplexity-dp": f"{dp['perplexity']:.1f}",
+        "memorization-perplexity-dp-increase": f"{dp['perplexity'] / plain['perplexity'] - 1:.0%}",
+        "memorization-epsilon-dp": f"{dp['epsilon']:.2f}",
+        "memorization-dp-slowdown": f"{dp['train_seconds'] / plain['train_seconds']:.1f}",
+        "memorization-highest-exposure-cleaned": f"{max(clean_bits):.1f}",
+        "memorization-mean-exposure-cleaned": f"{sum(clean_bits) / len(clean_bits):.1f}",
+        "memorization-highest-exposure-dp": f"{max(c['exposure_bits'] for c in dp['canaries']):.1f}",
+        "memorization-garak-unhardened": f"{plain['garak_canary_asr']:.0%}",
+        "memorization-greedy-unhardened": f"{sum(c['greedy_extracts'] for c in plain['canaries'])}",
+    }
+    for n in sorted({c["insertions"] for c in plain["canaries"]}):
+        values[f"memorization-exposure-x{n}"] = _span([c["exposure_bits"] for c in plain["canaries"]
+                                                       if c["insertions"] == n])  # fmt: skip
+    return values
+
+
+def values(records: dict[str, dict]) -> dict[str, str]:
+    """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
+    return memorization_values(records["memorization"])
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:

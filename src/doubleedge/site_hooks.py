@@ -3,8 +3,9 @@
 * **Measured charts and tables.** ``doubleedge.figures`` supplies the records of real runs
   (the committed ones, or a fresh measurement cached by key when they are out of date);
   the build draws every chart into the site as ``figures/*.png`` and replaces each
-  ``<!-- measured:NAME -->`` line in a page with the table NAME. Nothing is written into
-  ``course/``.
+  ``<!-- measured:NAME -->`` line in a page with the table NAME, and the same marker inside a
+  sentence with the figure NAME, so the prose quotes the record rather than a retyped number.
+  Nothing is written into ``course/``.
 * **The lab notebooks, read-only.** The learner copies are made the way ``doubleedge start``
   makes them (nbgrader's ``generate_assignment``, which removes solutions and hidden
   tests), rendered to HTML with nbconvert as the page ``NN-slug/lab/``, and the learner
@@ -34,6 +35,7 @@ log = logging.getLogger("mkdocs.hooks.doubleedge")
 
 # A line of its own, indented or not (a table can sit inside an admonition).
 MARKER = re.compile(r"^([ \t]*)<!-- measured:([a-z0-9-]+) -->[ \t]*$", re.MULTILINE)
+INLINE_MARKER = re.compile(r"<!-- measured:([a-z0-9-]+) -->")  # a figure inside a sentence
 NOTEBOOK_PAGE = "lab.md"  # in each lesson's folder: NN-slug/lab.md -> NN-slug/lab/
 # The one page that publishes source text on purpose: the model answers of the written answers,
 # which self-study learners read after grading themselves.
@@ -41,6 +43,7 @@ MODEL_ANSWERS = REPO_ROOT / "course" / "learners" / "written-answers.md"
 RENDER_VERSION = 1  # bump when the notebook page's HTML changes in a way the key does not show
 
 _tables: dict[str, str] = {}
+_values: dict[str, str] = {}
 _notebook_html: dict[str, str] = {}  # page src_uri -> rendered notebook
 
 
@@ -48,6 +51,8 @@ def on_files(files: Files, config) -> Files:  # MkDocsConfig; typed loosely like
     records = {name: figures.obtain(name, log=log.info) for name in figures.SETS}
     _tables.clear()
     _tables.update(figures.tables(records))
+    _values.clear()
+    _values.update(figures.values(records))
     for name, png in figures.charts(records).items():
         files.append(File.generated(config, f"figures/{name}", content=png))
     _notebook_html.clear()
@@ -64,10 +69,17 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     def table(match: re.Match) -> str:
         indent, name = match.groups()
         if name not in _tables:
-            raise PluginError(f"{page.file.src_uri}: no measured table {name!r}; known: {', '.join(_tables)}")
+            return match.group(0)  # a figure on a line of its own: the next step puts it in
         return "\n".join(indent + line for line in _tables[name].rstrip("\n").splitlines())
 
-    return MARKER.sub(table, markdown)
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in _values:
+            known = ", ".join([*_tables, *_values])
+            raise PluginError(f"{page.file.src_uri}: no measured table or figure {name!r}; known: {known}")
+        return _values[name]
+
+    return INLINE_MARKER.sub(value, MARKER.sub(table, markdown))
 
 
 def on_page_content(html: str, page, config, files) -> str:
