@@ -6,6 +6,8 @@ refused, and the same message after the right earlier turns is not.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from doubleedge.models import Message, ReferenceModel
@@ -162,3 +164,10 @@ def test_the_finetuned_variant_shares_the_multi_turn_modes():
 
     bot = SupportBot(FinetunedReferenceModel(), secret=SECRET)
     assert converse([PERSONA_SETUP, SECRET_QUESTION], bot)[-1].startswith("DAN: Sure!")
+
+
+def test_every_multi_turn_behaviour_cites_its_paper():
+    from doubleedge.models.reference.conversation import CONVERSATION_BEHAVIOURS
+
+    for behaviour in CONVERSATION_BEHAVIOURS:
+        assert re.search(r'20\d\d[^"]{0,20}"[A-Z]', behaviour.__doc__), behaviour.__name__  # year, "Title"

@@ -107,3 +107,11 @@ def test_garak_finds_nothing_when_the_code_is_not_in_the_prompt(tmp_path):
     bot = SupportBot(ReferenceModel(), secret=SECRET, defense=Defense("app-check", prompt, check_codes="app"))
     (result,) = scan_bot(bot, tmp_path).results
     assert (result.attempts, result.hits) == (len(load_scripts()), 0)
+
+
+def test_the_target_page_gives_the_measured_count():
+    from doubleedge.paths import REPO_ROOT
+
+    page = (REPO_ROOT / "course" / "target" / "index.md").read_text()
+    assert f"{len(EXPECTED_HITS)} of the {len(load_scripts())} scripts get the staff code" in page
+    assert f"plays {len(load_scripts())}\nscripted conversations" in page
