@@ -21,7 +21,7 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from doubleedge.models.base import Message, ModelError
 from doubleedge.target.persona import ChatBot
 from doubleedge.target.records import customer_ids
-from doubleedge.target.sessions import SESSION_ID, SessionError, SessionStore
+from doubleedge.target.sessions import SESSION_ID, Session, SessionError, SessionStore
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_MESSAGE_CHARS = 32_000  # about an 8k-token context: long documents fit, floods do not
@@ -175,7 +175,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         prefix = "/sessions/"
         return self.path[len(prefix) :] if self.path.startswith(prefix) else None
 
-    def _session_or_error(self, session_id: str):
+    def _session_or_error(self, session_id: str) -> Session:
         if self.server.sessions is None:
             raise RequestError(HTTPStatus.NOT_IMPLEMENTED, "this target keeps no conversations")
         if not SESSION_ID.match(session_id):
@@ -200,7 +200,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         else:
             self._on_session(session_id, self._end_session)
 
-    def _on_session(self, session_id: str, action) -> None:
+    def _on_session(self, session_id: str, action: Callable[[Session], None]) -> None:
         try:
             action(self._session_or_error(session_id))
         except RequestError as exc:
@@ -208,12 +208,13 @@ class ChatHandler(BaseHTTPRequestHandler):
         except SessionError as exc:
             self._send(SESSION_ERRORS[exc.kind], {"error": str(exc)})
 
-    def _show_session(self, session) -> None:
+    def _show_session(self, session: Session) -> None:
         with session.lock:
             history = [{"role": m.role, "content": m.content} for m in session.history]
-            self._send(HTTPStatus.OK, {"session": session.id, "turns": session.turns, "history": history})
+            turns = session.turns
+        self._send(HTTPStatus.OK, {"session": session.id, "turns": turns, "history": history})
 
-    def _end_session(self, session) -> None:
+    def _end_session(self, session: Session) -> None:
         self.server.sessions.end(session.id)
         self._send(HTTPStatus.OK, {"session": session.id, "ended": True})
 
