@@ -81,6 +81,13 @@ def _sensitive_answer(system: SystemPrompt, request: str, opening: str) -> str |
     return None
 
 
+STOP_ROLE_PLAY = re.compile(
+    r"\b(?:stop|end|quit|drop)\b[^.\n]{0,20}\b(?:role-?play|pretending|the act|character|persona)\b"
+    r"|\b(?:be yourself|back to normal)\b",
+    re.I,
+)
+
+
 def keep_persona(talk: Conversation) -> str | None:
     """Stays in a role-play persona that the user set up turns earlier.
 
@@ -106,12 +113,6 @@ def keep_persona(talk: Conversation) -> str | None:
     ctx = talk.ctx
     return adopt_persona(Context(ctx.system, f"{setup}\n\n{request}", ctx.depth, ctx.respond))
 
-
-STOP_ROLE_PLAY = re.compile(
-    r"\b(?:stop|end|quit|drop)\b[^.\n]{0,20}\b(?:role-?play|pretending|the act|character|persona)\b"
-    r"|\b(?:be yourself|back to normal)\b",
-    re.I,
-)
 
 # A faux dialogue line pair inside a user message: "User: ...\nAssistant: ...".
 SHOT = re.compile(
