@@ -35,9 +35,25 @@ def test_serve_answers_on_loopback_and_stops_cleanly(args, message, expected):
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert expected in json.load(response)["reply"]
+        if "conversations: POST " in banner:  # the support bots keep conversations
+            sessions = banner.split("conversations: POST ")[1].split(")")[0]
+            with urllib.request.urlopen(urllib.request.Request(sessions, data=b"{}"), timeout=10) as response:
+                assert response.status == 201 and json.load(response)["session"]
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_support_bot_offers_conversations_and_the_agent_does_not():
+    for args, offered in ((["--defense", "none"], True), (["--lab", "05", "--defense", "lab05"], False)):
+        server = subprocess.Popen(
+            [sys.executable, "-m", "doubleedge.cli", "serve", "--port", "0", *args], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert ("conversations: POST http://127.0.0.1:" in server.stdout.readline()) is offered
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 @pytest.mark.parametrize(

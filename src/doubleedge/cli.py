@@ -45,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     target = target_for(args.lab, args.defense)
     server = target.serve(target.build(args.model, args.defense, args.learner), args.host, args.port)
     more = target.routes.format(url=server.url)
+    if getattr(server, "sessions", None) is not None:
+        more += f" (conversations: POST {server.url}/sessions)"
     print(f"{target.speaker} (defense: {args.defense}) answers POST {server.url}/chat{more}  (Ctrl-C to stop)",
           flush=True)  # fmt: skip
     try:

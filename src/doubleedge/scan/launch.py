@@ -1,7 +1,8 @@
 """Run garak with the course's own plugins: ``python -m doubleedge.scan.launch <garak args>``.
 
 garak finds plugins only inside its installed package, so this appends the course's
-plugin folders to ``garak.probes.__path__`` and ``garak.detectors.__path__``, registers
+plugin folders to ``garak.probes.__path__``, ``garak.detectors.__path__`` and
+``garak.generators.__path__``, registers
 each class in garak's plugin cache, then hands over to ``garak.cli.main``.
 """
 
@@ -12,16 +13,17 @@ import sys
 from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
-KINDS = ("probes", "detectors")
+KINDS = ("probes", "detectors", "generators")
 
 
 def register() -> list[str]:
     """Make the course plugins loadable and listed; returns their names (``probes.doubleedge.X``)."""
     import garak.detectors
+    import garak.generators
     import garak.probes
     from garak._plugins import PluginCache
 
-    packages = {"probes": garak.probes, "detectors": garak.detectors}
+    packages = {"probes": garak.probes, "detectors": garak.detectors, "generators": garak.generators}
     cache = PluginCache.instance()
     names = []
     for kind in KINDS:

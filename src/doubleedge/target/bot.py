@@ -126,9 +126,18 @@ def render_documents(message: str, documents: Sequence[Document]) -> str:
     return "\n\n".join(parts)
 
 
+def check_history(history: Sequence[Message]) -> list[Message]:
+    """The earlier turns of a conversation: user and assistant messages only (the system prompt is the app's)."""
+    turns = list(history)
+    for turn in turns:
+        if not isinstance(turn, Message) or turn.role == "system":
+            raise ValueError("history holds user and assistant Messages only")
+    return turns
+
+
 class SupportBot:
     """The chatbot app, answering as ``persona`` (Bell by default). Thread-safe: it keeps no
-    state between messages."""
+    state between messages (the conversation, if any, is passed in as ``history``)."""
 
     def __init__(
         self,
@@ -174,10 +183,16 @@ class SupportBot:
         return visible
 
     def messages_for(
-        self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None
+        self,
+        message: str,
+        *,
+        documents: Sequence[Document | str] = (),
+        customer: str | None = None,
+        history: Sequence[Message] = (),
     ) -> list[Message]:
-        """The chat the model sees: system prompt, records and retrieved articles, then the message
-        (with any documents after it)."""
+        """The chat the model sees: system prompt, records and retrieved articles, the conversation
+        so far (``history``: user and assistant turns, oldest first), then the message (with any
+        documents after it)."""
         parts = [self.system_prompt]
         typed = CODE_SHAPE.search(message)
         if self.defense.check_codes == "app" and typed and typed.group(0) == self.secret:
@@ -190,9 +205,18 @@ class SupportBot:
         if articles:
             parts.append(articles)
         user = render_documents(message, as_documents(documents)) if documents else message
-        return [Message("system", "\n\n".join(parts)), Message("user", user)]
+        return [Message("system", "\n\n".join(parts)), *check_history(history), Message("user", user)]
 
-    def respond(self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None) -> Turn:
+    def respond(
+        self,
+        message: str,
+        *,
+        documents: Sequence[Document | str] = (),
+        customer: str | None = None,
+        history: Sequence[Message] = (),
+    ) -> Turn:
+        """One turn: guards, model, guards. ``history`` is the conversation so far (the HTTP
+        server's sessions keep it); the guards here see only this turn's message."""
         for guard in self.defense.input_guards:
             verdict = guard.scan(message)
             if not verdict.allowed:
@@ -201,7 +225,7 @@ class SupportBot:
         kept, dropped = self._guard_documents(as_documents(documents))
         if customer is not None:
             self.persona.find(self.secret, customer)
-        chat = self.messages_for(message, documents=kept, customer=customer)
+        chat = self.messages_for(message, documents=kept, customer=customer, history=history)
         reply = self.model.generate(chat, max_new_tokens=512)
         for guard in self.defense.output_guards:
             verdict = guard.scan(reply)
@@ -224,5 +248,12 @@ class SupportBot:
                 kept.append(Document(text, doc.source))
         return kept, tuple(dropped)
 
-    def reply(self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None) -> str:
-        return self.respond(message, documents=documents, customer=customer).reply
+    def reply(
+        self,
+        message: str,
+        *,
+        documents: Sequence[Document | str] = (),
+        customer: str | None = None,
+        history: Sequence[Message] = (),
+    ) -> str:
+        return self.respond(message, documents=documents, customer=customer, history=history).reply

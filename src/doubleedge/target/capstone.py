@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from doubleedge.guards.base import Guard, Verdict
 from doubleedge.guards.output import LinkAllowlist
-from doubleedge.models.base import ChatModel
+from doubleedge.models.base import ChatModel, Message
 from doubleedge.retrieval import Article
 from doubleedge.target import knowledge, records
 from doubleedge.target.agent import TOOLS, AgentBot, AgentDefense, Order, Shop, ToolCall
@@ -178,7 +178,14 @@ class WrenDesk(SupportBot):
     ) -> None:
         super().__init__(model, secret=secret or capstone_secret(), defense=defense, customer=customer, persona=WREN)
 
-    def respond(self, message: str, *, documents: Sequence[Document | str] = (), customer: str | None = None) -> Turn:
+    def respond(
+        self,
+        message: str,
+        *,
+        documents: Sequence[Document | str] = (),
+        customer: str | None = None,
+        history: Sequence[Message] = (),
+    ) -> Turn:
         """SupportBot's pipeline, except that a guard that raises blocks (fails closed), as
         ``record_access`` does: a crash must never let a reply through or end a scan."""
         if customer is not None:
@@ -188,7 +195,8 @@ class WrenDesk(SupportBot):
             return Turn(message, BLOCKED_REPLY, verdict.reason)
         message = verdict.text
         kept, dropped = self._guard_documents(as_documents(documents))
-        reply = self.model.generate(self.messages_for(message, documents=kept, customer=customer), max_new_tokens=512)
+        chat = self.messages_for(message, documents=kept, customer=customer, history=history)
+        reply = self.model.generate(chat, max_new_tokens=512)
         verdict = _scan_all(self.defense.output_guards, reply)
         if not verdict.allowed:
             return Turn(message, BLOCKED_REPLY, verdict.reason, dropped)

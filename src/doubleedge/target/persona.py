@@ -16,7 +16,11 @@ from doubleedge.target.records import Customer
 
 
 class ChatBot(Protocol):
-    """What the HTTP server and the scans need of a target: a reply, and the defense's name."""
+    """What the HTTP server and the scans need of a target: a reply, and the defense's name.
+
+    A bot whose ``reply`` also takes ``history`` (the conversation so far, a list of user and
+    assistant ``Message``s) keeps conversations: the server then offers sessions.
+    """
 
     defense: Any  # has a ``name``
 

@@ -7,12 +7,14 @@ scan gives the same numbers on every machine. Each behaviour names its source.
 
 Like a real chat model it knows nothing about the business it serves: everything comes
 from the messages (the system prompt, the knowledge-base articles the app puts there,
-and the user's message). It reads the *last* user message only.
+and the user's message). It reads the *last* user message, except that ``conversation``
+lets the earlier turns of a chat wear its refusals down (gradual escalation, a persona set
+up turns earlier, many examples of compliance); a chat of one message never reaches it.
 
 One module per family of failure: ``hijacking`` (direct and indirect injection, exfiltration
 links), ``leaking`` (prompts, secrets, memorized text), ``jailbreaks`` (role play, tense,
 code), ``smuggling`` (encodings), ``unsafe_output`` (SQL, templates, terminal codes, markup),
-``hallucination``, and ``helpful`` (its actual job). ``model.BEHAVIOURS`` orders them.
+``hallucination``, ``helpful`` (its actual job) and ``conversation`` (multi-turn). ``model.BEHAVIOURS`` orders them.
 ``finetune`` is a variant with some of that tuning lost, for Lab 08's model-upgrade gate.
 
 Where a real model differs: it is stochastic (an attack works some of the time), it

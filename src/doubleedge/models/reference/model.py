@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from doubleedge.models.base import ChatModel, Message
 from doubleedge.models.reference import (
+    conversation,
     disclosure,
     documents,
     hallucination,
@@ -59,15 +60,31 @@ class ReferenceModel(ChatModel):
 
     name = "reference"
     behaviours: tuple[Behaviour, ...] = BEHAVIOURS  # a variant (finetune.py) swaps the list, not the engine
+    conversation_behaviours: tuple[conversation.MultiTurnBehaviour, ...] = conversation.CONVERSATION_BEHAVIOURS
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
         system = SystemPrompt("\n".join(m.content for m in messages if m.role == "system"))
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         reading = documents.read(system, user)
+        earlier = conversation.earlier_exchanges(messages)
+        if conversation.in_conversation(earlier, user):
+            reply = self._respond_in_conversation(system, earlier, reading)
+            if reply is not None:
+                return _truncate(reply, max_new_tokens)
         return _truncate(self._respond(system, reading.instructions, 0, reading), max_new_tokens)
 
-    def _respond(self, system: SystemPrompt, text: str, depth: int, reading: documents.Reading) -> str:
-        ctx = Context(
+    def _respond_in_conversation(
+        self, system: SystemPrompt, earlier: tuple[conversation.Exchange, ...], reading: documents.Reading
+    ) -> str | None:
+        talk = conversation.Conversation(earlier, self._context(system, reading.instructions, 0, reading))
+        for behaviour in self.conversation_behaviours:
+            reply = behaviour(talk)
+            if reply is not None:
+                return reply
+        return None
+
+    def _context(self, system: SystemPrompt, text: str, depth: int, reading: documents.Reading) -> Context:
+        return Context(
             system,
             text,
             depth,
@@ -75,6 +92,9 @@ class ReferenceModel(ChatModel):
             documents=reading.documents,
             question=reading.question,
         )
+
+    def _respond(self, system: SystemPrompt, text: str, depth: int, reading: documents.Reading) -> str:
+        ctx = self._context(system, text, depth, reading)
         for behaviour in self.behaviours:
             reply = behaviour(ctx)
             if reply is not None:
