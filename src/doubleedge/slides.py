@@ -26,6 +26,8 @@ from pathlib import Path
 import markdown
 
 SKIPPED_SECTIONS = ("Further reading",)
+# What the decks load of pyreveal's reveal.js: the other themes import web fonts from the network.
+ASSETS = ("reset.css", "reveal.css", "reveal.js", "theme/white.css", "plugin/notes.js")
 KEY_POINTS = "Key points"
 # The same Markdown extensions as mkdocs.yml, less those that only make sense in the site.
 EXTENSIONS = ["admonition", "pymdownx.details", "pymdownx.superfences", "attr_list", "md_in_html", "tables"]
@@ -147,6 +149,8 @@ def write_decks(course: Path, out: Path, fill=lambda text: text) -> list[Path]:
         path = out / f"{lesson.parent.name}.html"
         path.write_text(deck(lesson, fill).generate_html(), "utf-8")
         written.append(path)
-    with as_file(files("pyreveal") / "revealjs" / "dist") as dist:  # only the built files, not the sources
-        shutil.copytree(dist, out / "revealjs" / "dist", dirs_exist_ok=True)
+    with as_file(files("pyreveal") / "revealjs" / "dist") as dist:
+        for name in ASSETS:
+            (out / "revealjs" / "dist" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(dist / name, out / "revealjs" / "dist" / name)
     return written
