@@ -108,7 +108,7 @@ def deck_links(src_uri: str) -> str:
 
 
 def on_post_build(config) -> None:
-    slides.write_decks(REPO_ROOT / "course", Path(config.site_dir) / DECKS_DIR,
+    slides.write_decks(REPO_ROOT / "course", Path(config.site_dir) / DECKS_DIR, icon="../assets/images/favicon.png",
                        fill=lambda text: fill_measured(text, "a lesson's slides"))  # fmt: skip
 
 

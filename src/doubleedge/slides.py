@@ -118,8 +118,9 @@ def inline(text: str) -> str:
     return re.sub(r"^<p>(.*)</p>$", r"\1", markdown.markdown(text), flags=re.DOTALL)
 
 
-def deck(lesson: Path, fill=lambda text: text):
-    """The lesson's deck (a pyreveal Presentation). ``fill`` puts the measured figures into the text."""
+def deck(lesson: Path, fill=lambda text: text, icon: str | None = None):
+    """The lesson's deck (a pyreveal Presentation). ``fill`` puts the measured figures into the text;
+    ``icon`` is the site's favicon, relative to the deck (without one, browsers ask for /favicon.ico)."""
     from pyreveal import Plugin, Presentation, Slide, Theme
 
     slug = lesson.parent.name
@@ -138,16 +139,18 @@ def deck(lesson: Path, fill=lambda text: text):
         top.vertical = [slide(sub, 3) for sub in part.below]
         slides.append(top)
     presentation = Presentation(title, theme=Theme.WHITE).configure(hash=True, slideNumber="c/t", progress=True)
+    if icon:
+        presentation.extra_head(f'<link rel="icon" href="{icon}">')
     return presentation.plugins(Plugin.NOTES).css(DECK_CSS).add(*slides)
 
 
-def write_decks(course: Path, out: Path, fill=lambda text: text) -> list[Path]:
+def write_decks(course: Path, out: Path, fill=lambda text: text, icon: str | None = None) -> list[Path]:
     """Write one deck per lesson into ``out`` (``NN-slug.html``) with one shared copy of reveal.js."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for lesson in lessons(course):
         path = out / f"{lesson.parent.name}.html"
-        path.write_text(deck(lesson, fill).generate_html(), "utf-8")
+        path.write_text(deck(lesson, fill, icon).generate_html(), "utf-8")
         written.append(path)
     with as_file(files("pyreveal") / "revealjs" / "dist") as dist:
         for name in ASSETS:
