@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from doubleedge import figures, site_hooks
+from doubleedge import figures, site_hooks, slides
 from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
@@ -132,6 +132,32 @@ def test_each_lesson_links_its_read_only_notebook_and_the_download(site, lab):
     assert len(copy.cells) == len(source.cells)
     stubs = [c for c in copy.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
     assert stubs and all("raise NotImplementedError" in c.source for c in stubs), "solutions become stubs"
+
+
+LOADS = re.compile(r'<(?:script|img)[^>]*\ssrc="([^"]*)"|<link[^>]*\shref="([^"]*)"')
+
+
+def test_each_lesson_has_its_deck_and_it_loads_only_files_of_the_site(site):
+    decks = site / site_hooks.DECKS_DIR
+    listing = (site / "instructors" / "slides" / "index.html").read_text()
+    lessons = slides.lessons(REPO_ROOT / "course")
+    assert len(lessons) >= 9
+    for lesson in lessons:
+        deck = decks / f"{lesson.parent.name}.html"
+        text = deck.read_text("utf-8")
+        _, _, parts = slides.split_lesson(lesson.read_text("utf-8"))
+        shown = site_hooks.visible_text(text)
+        assert [p.title for p in parts if p.title.replace("`", "") not in shown] == [], deck
+        assert text.count("<section") > len(parts), deck
+        assert f'href="../../{site_hooks.DECKS_DIR}/{deck.name}"' in listing
+        loads = [a or b for a, b in LOADS.findall(text)]
+        assert any(ref.endswith("reveal.js") for ref in loads), deck
+        for ref in loads:
+            assert not re.match(r"([a-z]+:)?//", ref), (deck, ref)
+            assert (deck.parent / ref).is_file(), (deck, ref)
+        assert "<!-- measured:" not in text, deck
+    for css in decks.rglob("*.css"):
+        assert not re.search(r"(@import|url\()\s*['\"]?(https?:)?//", css.read_text("utf-8")), css
 
 
 def test_no_solution_or_hidden_test_text_anywhere_in_the_site(site):

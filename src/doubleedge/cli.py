@@ -177,6 +177,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_answer_keys(args: argparse.Namespace) -> int:
+    from doubleedge.answer_keys import write_answer_keys
+
+    pages = write_answer_keys(Path(args.out))
+    print(f"{len(pages)} answer keys (solutions and hidden tests) in {Path(args.out).resolve()}: instructors only")
+    return 0
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     from doubleedge.start import start
 
@@ -257,6 +265,12 @@ def parser() -> argparse.ArgumentParser:
     from doubleedge.progress import add_progress_command
 
     add_progress_command(sub)
+
+    from doubleedge.answer_keys import DEFAULT_DIR
+
+    keys = sub.add_parser("answer-keys", help="write the labs' answer keys (instructors only) into a folder")
+    keys.add_argument("--out", default=DEFAULT_DIR, help=f"a folder outside the site (default: {DEFAULT_DIR})")
+    keys.set_defaults(run=cmd_answer_keys)
 
     start = sub.add_parser("start", help="build the site, make lab copies, serve the site and JupyterLab")
     start.add_argument("--site-port", type=int, default=8000)

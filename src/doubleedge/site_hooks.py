@@ -11,6 +11,9 @@
   tests), rendered to HTML with nbconvert as the page ``NN-slug/lab/``, and the learner
   ``.ipynb`` is put next to it for download. The sources never reach the site. Copies and
   renderings are cached under a key of everything that determines them, so a rebuild is quick.
+* **The slide decks.** One reveal.js deck per lesson, cut from the lesson's text with its
+  measured figures filled in (``doubleedge.slides``), goes to ``slides/NN-slug.html``; the line
+  ``<!-- slide-decks -->`` in a page becomes the list of links to them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files, InclusionLevel
 
-from doubleedge import figures
+from doubleedge import figures, slides
 from doubleedge.labs import LABS, Lab
 from doubleedge.paths import REPO_ROOT, cache_dir, graders_dir
 
@@ -36,6 +39,8 @@ log = logging.getLogger("mkdocs.hooks.doubleedge")
 # A line of its own, indented or not (a table can sit inside an admonition).
 MARKER = re.compile(r"^([ \t]*)<!-- measured:([a-z0-9-]+) -->[ \t]*$", re.MULTILINE)
 INLINE_MARKER = re.compile(r"<!-- measured:([a-z0-9-]+) -->")  # a figure inside a sentence
+DECKS_MARKER = "<!-- slide-decks -->"
+DECKS_DIR = "slides"  # in the site
 NOTEBOOK_PAGE = "lab.md"  # in each lesson's folder: NN-slug/lab.md -> NN-slug/lab/
 # The one page that publishes source text on purpose: the model answers of the written answers,
 # which self-study learners read after grading themselves.
@@ -66,6 +71,14 @@ def on_files(files: Files, config) -> Files:  # MkDocsConfig; typed loosely like
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    if DECKS_MARKER in markdown:
+        markdown = markdown.replace(DECKS_MARKER, deck_links(page.file.src_uri))
+    return fill_measured(markdown, page.file.src_uri)
+
+
+def fill_measured(markdown: str, where: str) -> str:
+    """The text with each measured marker replaced by its table or figure (``where`` names the file in errors)."""
+
     def table(match: re.Match) -> str:
         indent, name = match.groups()
         if name not in _tables:
@@ -76,10 +89,27 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         name = match.group(1)
         if name not in _values:
             known = ", ".join([*_tables, *_values])
-            raise PluginError(f"{page.file.src_uri}: no measured table or figure {name!r}; known: {known}")
+            raise PluginError(f"{where}: no measured table or figure {name!r}; known: {known}")
         return _values[name]
 
     return INLINE_MARKER.sub(value, MARKER.sub(table, markdown))
+
+
+def deck_links(src_uri: str) -> str:
+    """A list of links to the decks, relative to the page (raw HTML: the decks are not pages)."""
+    depth = src_uri.count("/") + (0 if src_uri.endswith("index.md") else 1)
+    up = "../" * depth
+    items = []
+    for lesson in slides.lessons(REPO_ROOT / "course"):
+        name = lesson.parent.name
+        heading = lesson.read_text("utf-8").splitlines()[0].lstrip("# ").strip()
+        items.append(f'<li><a href="{up}{DECKS_DIR}/{name}.html">{heading}</a></li>')
+    return '<ul class="doubleedge-decks">\n' + "\n".join(items) + "\n</ul>"
+
+
+def on_post_build(config) -> None:
+    slides.write_decks(REPO_ROOT / "course", Path(config.site_dir) / DECKS_DIR, icon="../assets/images/favicon.png",
+                       fill=lambda text: fill_measured(text, "a lesson's slides"))  # fmt: skip
 
 
 def on_page_content(html: str, page, config, files) -> str:

@@ -83,9 +83,13 @@ def browser():
 
 
 def page_urls(site: Path, base_url: str) -> list[str]:
-    """Every page of the built site, nav or not (the notebook pages are linked from lessons only)."""
-    return sorted(urljoin(base_url, p.parent.relative_to(site).as_posix() + "/").replace("/./", "/")
-                  for p in site.rglob("index.html"))  # fmt: skip
+    """Every page of the built site, nav or not (the notebook pages are linked from lessons only),
+    and every lesson's slide deck."""
+    pages = [urljoin(base_url, p.parent.relative_to(site).as_posix() + "/").replace("/./", "/")
+             for p in site.rglob("index.html")]  # fmt: skip
+    decks = [urljoin(base_url, p.relative_to(site).as_posix()) for p in (site / site_hooks.DECKS_DIR).glob("*.html")]
+    assert len(decks) >= 9, "one deck per lesson"
+    return sorted(pages + decks)
 
 
 def visit(context, url: str) -> Visit:
@@ -201,3 +205,15 @@ def test_every_lab_link_resolves(browser, visits, base_url, lab):
         assert response.status == 200, url
     notebook = browser.request.get(download).json()
     assert notebook["nbformat"] == 4 and len(notebook["cells"]) > 5
+
+
+def test_a_lesson_deck_runs_as_a_slide_show(browser, base_url):
+    """reveal.js starts from the site's own copy, the arrow keys move, and each section slide has its notes."""
+    page = browser.new_page()
+    page.goto(urljoin(base_url, f"{site_hooks.DECKS_DIR}/01-prompt-injection.html"), wait_until="networkidle")
+    assert page.evaluate("Reveal.isReady()") and page.evaluate("Reveal.getTotalSlides()") > 10
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("Reveal.getIndices().h") == 1
+    assert page.locator("section aside.notes").count() > 10
+    screenshot(page, "deck-lesson01")
+    page.close()
