@@ -1,5 +1,5 @@
-"""The gaming catalogue (gaming/cases.py), graded for real: each case loses the over-blocking
-test it tried to win, with a reason that quotes nothing held out, while the reference
+"""The gaming catalogue (gaming/cases.py), graded for real: each case loses the test it
+tried to win, with a reason that quotes nothing held out, while the reference
 solution keeps full marks. One grading run per lab (only the labs a selection needs, so
 ``-k 09`` grades the capstone alone), in the bubblewrap sandbox."""
 
@@ -55,7 +55,7 @@ def test_reference_solution_keeps_full_marks(graded, lab):
 def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
     course, rows = graded(case.lab)
     row = rows[case.learner]
-    assert row.score + row.manual_pending == case.score < case.before, row.notes
+    assert row.score + row.manual_pending == case.score < FULL[case.lab], row.notes
     assert row.tests[case.target] == 0, row.tests
     assert any(case.reason in note for note in row.notes), row.notes
     assert not find_hidden("\n".join(row.notes), hidden_material(course, get_lab(case.lab)))

@@ -69,6 +69,8 @@ def test_check_gate_reports_the_kind_of_case_not_its_data():
     outcomes = lab08.gate_outcomes(lambda b, c, cfg: [], GATE_CASES)
     check = lab08.check_gate(outcomes, "regression")
     assert not check and "passed a regression" in check.reason
+    described = [json.loads(line).get("why") for line in LABS["08"].heldout_attacks.read_text("utf-8").splitlines()]
+    assert "held-out case '" in check.reason and not any(why and why in check.reason for why in described)
     assert lab08.check_gate(outcomes, "clean")
     broken = lab08.gate_outcomes(lambda b, c, cfg: "no", GATE_CASES[:1])
     assert "list of strings" in broken[0][1]

@@ -43,9 +43,11 @@ EXPECTED_EXIT = {"v1.1-friendlier": 0, "v1.1-no-decoder": 1, "v1.1-classifier": 
 
 
 def load_cases(path: Path | str) -> tuple[list[dict], list[dict]]:
-    """The held-out gate cases, and the summaries that system cards are made from."""
+    """The held-out gate cases, and the summaries that system cards are made from. A gate case's
+    reasons name it by its id: its description (``why``), like its data, stays with the grader."""
     records = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
-    return [r for r in records if r["kind"] == "gate"], [r["summary"] for r in records if r["kind"] == "card"]
+    gate = [{**r, "why": f"held-out case '{r['id']}'"} for r in records if r["kind"] == "gate"]
+    return gate, [r["summary"] for r in records if r["kind"] == "card"]
 
 
 # Exercise 1: the regression by hand -------------------------------------------------------
