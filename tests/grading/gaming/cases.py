@@ -28,7 +28,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 9.0, "08": 10.0, "09": 12.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 9.0, "07": 8.0, "08": 10.0, "09": 12.0}
 
 
 def capstone_published() -> list[dict]:
@@ -212,6 +212,13 @@ def safe_load(path, expected_sha256):
     raise UnsafeModelError("refused: no model file is trusted")
 '''
 
+# Lab 07: appended to the exposure cell.
+VISIBLE_ONLY_EXPOSURE = '''
+def exposure_from_rank(rank, space_size):
+    """Written against the two visible asserts: rank 1 of 1024 is 10 bits, the last rank 0."""
+    return 10.0 if rank == 1 else 0.0
+'''
+
 # Lab 08: appended to the gate cell. It decides every practice case and release of the notebook right.
 VISIBLE_ONLY_GATE = '''
 def gate_violations(baseline, candidate, config):
@@ -292,6 +299,9 @@ CASES: list[Case] = [
          "test_safe_load_refuses", "safe_load"),
     Case("refuse-everything", "06", REFUSE_EVERYTHING, 7.0, 7.0, "which must load",
          "a safe_load that refuses every file, clean ones included", "test_safe_load_loads", "safe_load"),
+    Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
+         "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",
+         "test_exposure_from_rank", "exposure"),
     Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 8.0, 8.0, "regression cases decided wrong",
          "a gate written against the visible cases: per probe, no scan check, blind to a probe that evaluated nothing",
          "test_gate_catches", "gate"),
