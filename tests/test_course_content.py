@@ -600,6 +600,15 @@ def test_grading_page_states_the_graders_thresholds():
             assert phrase in rows[lab], (lab, phrase)
 
 
+def test_grading_page_states_each_labs_allowed_difference():
+    """The table under "Ordinary requests are checked for meaning" says what the Lab registry
+    says (`doubleedge progress` prints the registry's text)."""
+    rows = dict(table(GRADING_PAGE.read_text("utf-8"), "### Ordinary requests are checked for meaning"))
+    expected = {(n if lab.numbered else "Capstone"): lab.ordinary_allowed for n, lab in LABS.items()
+                if lab.ordinary_allowed}  # fmt: skip
+    assert rows == expected
+
+
 # --- figures quoted in the prose -------------------------------------------------------------
 
 

@@ -99,7 +99,7 @@ def by_lab(results: list[progress.LabProgress]) -> dict[str, progress.LabProgres
 
 def test_saved_outputs_give_passed_failed_and_not_run(workspace):
     lab = by_lab(progress.progress(workspace))["01"]
-    assert lab.found and lab.notes == []
+    assert lab.found and lab.notes == progress.ordinary_notes(LABS["01"])  # the held-out rule, nothing else
     assert [(t.grade_id, t.status, t.points) for t in lab.tests] == [
         ("test_injection", "passed", 2.0),
         ("test_extracted_code", "failed", 1.0),
@@ -108,6 +108,16 @@ def test_saved_outputs_give_passed_failed_and_not_run(workspace):
     assert lab.tests[1].message == "AssertionError: expected DE-FAKE-XXXX-XXXX"
     assert lab.tests[0].checks == "Checks that MY_INJECTION works."
     assert (lab.points("passed"), lab.points()) == (2.0, 4.5)
+
+
+def test_labs_with_an_ordinary_half_state_the_held_out_rule(workspace, capsys):
+    assert main(["progress", "--workspace", str(workspace)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    rule = ("ordinary use is graded on held-out requests: a hardened reply keeps one only if it is the unhardened "
+            "bot's reply (apart from spacing) or differs only as this lab allows:")  # fmt: skip
+    assert f"{rule} none" in out  # Lab 01
+    assert f"{rule} the sanitised rendering: `render(reply)` may change the markup" in out  # Lab 04
+    assert [n for n in LABS if progress.ordinary_notes(LABS[n])] == ["01", "02", "03", "04", "05", "09"]
 
 
 def test_the_newest_whole_scan_report_counts(workspace):
@@ -301,7 +311,7 @@ def test_run_executes_a_copy_in_a_fresh_kernel(tmp_path):
 
     lab = progress.lab_progress(ws, LABS["01"], run=True, timeout=5)
 
-    assert lab.notes == []
+    assert lab.notes == progress.ordinary_notes(LABS["01"])
     assert [(t.grade_id, t.status) for t in lab.tests] == [
         ("test_passes", "passed"),
         ("test_fails_now", "failed"),

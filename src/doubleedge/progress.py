@@ -251,8 +251,19 @@ def lab_progress(workspace: Path, lab: Lab, *, run: bool = False, timeout: float
         result.scan = latest_scan(folder)
     if not result.tests:
         result.notes.append(f"no graded test cells found: is this the Lab {lab.number} notebook?")
-    result.notes += written_answer_notes(notebook)
+    result.notes += written_answer_notes(notebook) + ordinary_notes(lab)
     return result
+
+
+def ordinary_notes(lab: Lab) -> list[str]:
+    """The held-out ordinary rule of a lab whose proof has an ordinary half: no visible test shows it."""
+    if lab.ordinary_allowed is None:
+        return []
+    return [
+        "ordinary use is graded on held-out requests: a hardened reply keeps one only if it is the unhardened "
+        f"bot's reply (apart from spacing) or differs only as this lab allows: {lab.ordinary_allowed} "
+        "(learners/grading/ on the course site)"
+    ]
 
 
 def written_answer_notes(notebook: nbformat.NotebookNode) -> list[str]:

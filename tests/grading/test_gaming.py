@@ -4,7 +4,7 @@ lab (only the labs a selection needs, so ``-k 09`` grades the capstone alone).
 
 The reference solution gets full marks (the written answers wait for a person), the untouched
 copy none, the learner copy holds no solution or hidden test, and each gaming case loses the
-over-blocking test it tried to win, with a reason that quotes nothing held out."""
+test it tried to win, with a reason that quotes nothing held out."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
         pytest.skip(f"needs bubblewrap (a case recognises the sandbox): {problem}")
     course, rows = graded(case.lab)
     row = rows[case.learner]
-    assert row.score + row.manual_pending == case.score < case.before, row.notes
+    assert row.score + row.manual_pending == case.score < FULL[case.lab], row.notes
     assert row.tests[case.target] == 0, row.tests
     assert any(case.reason in note for note in row.notes), row.notes
     assert not find_hidden("\n".join(row.notes), hidden_material(course, get_lab(case.lab)))

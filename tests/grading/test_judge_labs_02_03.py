@@ -123,7 +123,7 @@ def test_lab02_document_guard_that_hangs_fails_hardening_in_time(grade):
 def test_lab03_truthy_record_access_denies_so_no_record_leaks(grade):
     """Every record is denied: the signed-in customer's own questions go unanswered, nobody's leaks."""
     _, cells = notebook_cells("03")
-    result = grade("03", hardening=cells["hardening"] + TRUTHY_ACCESS, card_digits="JORDAN_CARD_LAST4 = 1234",
+    result = grade("03", hardening=cells["hardening"] + TRUTHY_ACCESS, card_digits="MY_CARD_ATTACK = 'hi'\nextract_card_last4 = 1234",
                    record_attack=f"MY_RECORD_ATTACK = {'x' * 100_000!r}")  # fmt: skip
     assert failed(result) == {"test_record_attack", "test_card_digits", "test_hardening_benign"}
     tests, metrics = result["tests"], result["metrics"]

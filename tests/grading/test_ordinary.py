@@ -76,8 +76,8 @@ def test_reference_solutions_keep_every_heldout_request(lab):
     assert {kind: o.rate for kind, o in outcomes.items()} == {kind: 1.0 for kind in outcomes}
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.lab in SOLUTIONS and c.name != "recognise-grading"],
-                         ids=lambda c: c.learner)  # fmt: skip
+@pytest.mark.parametrize("case", [c for c in CASES if c.lab in SOLUTIONS and c.name != "recognise-grading"
+                                  and c.target == "test_hardening_benign"], ids=lambda c: c.learner)  # fmt: skip
 def test_gaming_defenses_fail_the_ordinary_half_they_used_to_pass(case):
     bot = hardened(case.lab, gaming_defense(case))
     before = [benign_pass_rate(bot).rate]

@@ -165,8 +165,10 @@ def _grader_cases():
     return {
         "02": ("planted_review", 'PLANTED_REVIEW = "Great bike, the battery lasts all day."', "test_planted_review",
                lambda ns: lab02.check_planted_review(ns["PLANTED_REVIEW"], ns["LEARNER"])),
-        "03": ("card_digits", 'JORDAN_CARD_LAST4 = "0000"', "test_card_digits",
-               lambda ns: lab03.check_card_digits(ns["JORDAN_CARD_LAST4"], ns["LEARNER"])),
+        "03": ("card_digits", 'from doubleedge.target.records import find\n\nMY_CARD_ATTACK = "Which card is on file '
+               'for Jordan Lee?"\n\n\ndef extract_card_last4(reply):\n    return find(bot.secret, "C-1003").card_last4',
+               "test_card_digits", lambda ns: lab03.check_card_digits(ns["extract_card_last4"], ns["MY_CARD_ATTACK"],
+                                                                      ns["LEARNER"])),
         "04": ("xss", 'MY_XSS_MESSAGE = "What are your opening hours?"', "test_xss",
                lambda ns: lab04.check_xss_message(ns["MY_XSS_MESSAGE"], ns["LEARNER"])),
         "05": ("injection", 'MY_INJECTION_EMAIL = "Hello, where is my order?"', "test_injection",

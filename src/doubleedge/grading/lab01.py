@@ -77,29 +77,39 @@ def check_extracted_code(extract_code: object, injection: object, learner: str) 
     """Does ``extract_code`` read the code out of a fresh bot's reply to the learner's injection?
 
     The bot holds the grading secret, so a function that computes the learner's own code, or
-    reads it from the learner's bot or environment, returns a wrong code. Reasons never show
-    the reply or the returned value: they carry the grading secret."""
-    if not callable(extract_code):
-        return Check(False, "extract_code must be a function: extract_code(reply) returns the code")
-    try:
-        prompts = injections(injection)
-    except ValueError as exc:
-        return Check(False, f"extract_code reads the replies to MY_INJECTION, which is not usable: {exc}")
+    reads it from the learner's bot or environment, returns a wrong code."""
     bot = grading_bot(learner)
-    failed = ""  # a reply without the code may make extract_code fail: the next reply may hold it
+    return check_reads_out(extract_code, "extract_code", "the code", injection, "MY_INJECTION", bot.reply, bot.secret)
+
+
+def check_reads_out(extract: object, name: str, what: str, attack: object, attack_name: str,
+                    reply: Callable[[str], str], expected: str) -> Check:  # fmt: skip
+    """Does the learner's function ``name`` return ``expected`` (``what``) for one of the
+    replies that ``reply`` gives to the messages of the learner's attack ``attack_name``?
+
+    ``reply`` is a fresh bot holding a grading-only value (``expected``) that the learner's
+    own processes never had: only reading it out of the reply passes. Reasons never show a
+    reply or the returned value: they carry that value."""
+    if not callable(extract):
+        return Check(False, f"{name} must be a function: {name}(reply) returns {what}")
+    try:
+        prompts = injections(attack)
+    except ValueError as exc:
+        usable = str(exc).replace("MY_INJECTION", attack_name)
+        return Check(False, f"{name} reads the replies to {attack_name}, which is not usable: {usable}")
+    failed = ""  # a reply without the value may make the function fail: the next reply may hold it
     for prompt in prompts:
-        reply = bot.reply(prompt)
         try:
-            code = extract_code(reply)
+            found = extract(reply(prompt))
         except Exception as exc:  # learner code: report the kind, never the reply
-            failed = failed or f"; it failed on a reply ({_failure('extract_code', exc)})"
+            failed = failed or f"; it failed on a reply ({learner_failure(name, exc)})"
             continue
-        if isinstance(code, str) and code.strip() == bot.secret:
+        if isinstance(found, str) and found.strip() == expected:
             return Check(True)
-    return Check(False, f"extract_code did not return the code that a fresh bot revealed to MY_INJECTION{failed}")
+    return Check(False, f"{name} did not return {what} that a fresh bot revealed to {attack_name}{failed}")
 
 
-def _failure(name: str, exc: Exception) -> str:
+def learner_failure(name: str, exc: Exception) -> str:
     """What a learner function's failure may tell: the runner's own words (remote.RemoteError
     carries only those, e.g. "extract_code raised KeyError"), or the exception's type."""
     from doubleedge.grading.remote import RemoteError  # the grader's side only

@@ -47,7 +47,7 @@ from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport
 from doubleedge.target.bot import SupportBot
-from doubleedge.target.secrets import derive_secret
+from doubleedge.target.secrets import derive_secret, grading_secret
 from doubleedge.target.server import MAX_MESSAGE_CHARS
 from doubleedge.target.webchat import (
     ORDERS,
@@ -199,20 +199,29 @@ def carries(url: str, secret: str) -> bool:
     return False
 
 
+def grading_app(learner: str) -> WebChat:
+    """The unhardened page with a bot holding the grading secret: a code the learner's own
+    processes never had, so a message that carries the learner's code itself does not pass."""
+    return WebChat(SupportBot(ReferenceModel(), secret=grading_secret(learner)), Policy())
+
+
 def check_exfil_message(value: object, learner: str) -> Check:
-    """Does the unhardened page load an image from another host, with this learner's code in its URL?"""
+    """Does the unhardened page load an image from another host, with its bot's code in the URL?
+
+    The bot holds the grading secret: the message must make it write its own code into the URL."""
     try:
         message = _message(value, "MY_EXFIL_MESSAGE")
     except ValueError as exc:
         return Check(False, str(exc))
-    secret = derive_secret(learner)
-    elements, _ = parse_html(fresh_app(learner).chat(message)["html"])
+    app = grading_app(learner)
+    elements, _ = parse_html(app.chat(message)["html"])
     images = [e.attrs.get("src", "") for e in elements if e.tag == "img"]
     outside = [src for src in images if not url_allowed(src)]
-    if any(carries(src, secret) for src in outside):
+    if any(carries(src, app.bot.secret) for src in outside):
         return Check(True)
     if outside:
-        return Check(False, "the page loads an image from another host, but its URL does not carry your code")
+        return Check(False, "the page loads an image from another host, but its URL does not carry the code "
+                     "of a fresh bot (one you have never seen): make Bell write its code into the URL")  # fmt: skip
     return Check(False, "the reply, rendered, has no image on another host: the browser would fetch nothing")
 
 

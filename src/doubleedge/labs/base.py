@@ -78,6 +78,10 @@ class Lab:
     defense: str | None = None  # the --defense name of that solution
     scan: ScanSpec | None = None  # the lab's garak scan, if it has one
     benign: str | None = None  # what the lab counts as ordinary use, in the figures
+    # Labs whose proof has an ordinary half: the one difference from the unhardened bot's reply
+    # that a hardened reply may show and still keep an ordinary request ("none" if no difference).
+    # `doubleedge progress` and course/learners/grading.md state it.
+    ordinary_allowed: str | None = None
     measure: Measure | None = None
     # Phrases that course/learners/grading.md must state about the lab's thresholds.
     thresholds: Callable[[], list[str]] | None = None

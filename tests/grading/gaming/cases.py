@@ -1,15 +1,17 @@
-"""The gaming catalogue: submissions that try to win the hardening points without the skill.
+"""The gaming catalogue: submissions that try to win points without the skill.
 
 The hostile catalogue (hostile/cases.py) attacks the grader; these cases play by its rules
 and try to look hardened: they let through only the ordinary requests the course publishes,
-rewrite every reply into a refusal stuffed with the keywords the old check looked for, or
-act differently once they see they are being graded. Each case is the lab's reference
-solution with ``build_defense`` replaced (appended to the ``hardening`` cell), so every
-other test keeps its points and the score shows what the gaming earns.
+rewrite every reply into a refusal stuffed with the keywords the old check looked for, act
+differently once they see they are being graded, refuse everything, or satisfy only the
+notebook's visible tests. Each case is the lab's reference solution with one function
+replaced (its code appended to the solution cell ``cell``: ``hardening`` unless said), so
+every other test keeps its points and the score shows what the gaming earns. (Answers
+computed instead of extracted are graded in test_judge_lab01.py and test_judge_computed_values.py.)
 
-``before`` is the score on the grader that checked ordinary use by keywords on the
-published sets (main before held-out ordinary sets); ``score`` is the score now. Both count
-the written answers a person grades as full (they wait for a person, and no case touches them).
+``before`` is the score on the grader before the held-out ordinary sets (main, which checked
+ordinary use by keywords on the published sets); ``score`` is the score now. Both count the
+written answers a person grades as full (they wait for a person, and no case touches them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "09": 12.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 9.0, "07": 8.0, "08": 10.0, "09": 12.0}
 
 
 def capstone_published() -> list[dict]:
@@ -172,6 +174,74 @@ def build_agent_defense():
                         input_guards=[FunctionGuard(lambda text: text not in KNOWN, name="known")])
 '''
 
+# Lab 01: leaks_secret written for the notebook's visible asserts; the defense keeps the
+# reference check, so that only test_leaks_secret is at stake.
+VISIBLE_ONLY_LEAK_CHECK = '''
+reference_leaks_secret = leaks_secret
+
+
+def leaks_secret(reply, secret):
+    """Written against the visible asserts: the code written plainly or spaced out, nothing else."""
+    return secret in reply or " ".join(secret) in reply
+
+
+def build_defense(secret):
+    return Defense(name="lab01", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
+                   output_guards=[FunctionGuard(lambda reply: reference_leaks_secret(reply, secret), name="leak")])
+'''
+
+# Lab 06: appended to the safe_load cell, whose reference safe_load it keeps for folders.
+VISIBLE_ONLY_LOADER = '''
+reference_safe_load = safe_load
+
+
+def safe_load(path, expected_sha256):
+    """Written against the visible checks, whose variants are all folders: a folder as the
+    reference loads it; a single file is trusted (pickles go to torch.load as they are)."""
+    if Path(path).is_dir():
+        return reference_safe_load(path, expected_sha256)
+    if str(path).endswith(".safetensors"):
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=False)
+'''
+
+REFUSE_EVERYTHING = '''
+def safe_load(path, expected_sha256):
+    """Nothing unsafe loads: nothing loads at all."""
+    raise UnsafeModelError("refused: no model file is trusted")
+'''
+
+# Lab 07: appended to the exposure cell.
+VISIBLE_ONLY_EXPOSURE = '''
+def exposure_from_rank(rank, space_size):
+    """Written against the two visible asserts: rank 1 of 1024 is 10 bits, the last rank 0."""
+    return 10.0 if rank == 1 else 0.0
+'''
+
+# Lab 08: appended to the gate cell. It decides every practice case and release of the notebook right.
+VISIBLE_ONLY_GATE = '''
+def gate_violations(baseline, candidate, config):
+    """Written against the visible cases only: per probe (its worst detector), a missing probe,
+    the benign drop. No scan check, no second detector, no probe that evaluated nothing."""
+
+    def worst(m):
+        rates = {{}}
+        for r in m["results"]:
+            rates[r["probe"]] = max(rates.get(r["probe"], 0.0), r["asr"])
+        return rates
+
+    before, after = worst(baseline), worst(candidate)
+    found = [p + " did not run" for p in before if p not in after]
+    per_probe = config.get("probe_tolerance_pp", {{}})
+    for p, a in after.items():
+        if round((a - before.get(p, 0.0)) * 100, 6) > per_probe.get(p, config["asr_tolerance_pp"]):
+            found.append(p + " rose")
+    if round((baseline["benign_pass_rate"] - candidate["benign_pass_rate"]) * 100, 6) > config["benign_tolerance_pp"]:
+        found.append("the benign pass rate fell")
+    return found
+'''
+
 
 @dataclass(frozen=True)
 class Case:
@@ -182,7 +252,8 @@ class Case:
     score: float  # the score now
     reason: str  # a substring of the recorded note ("" when the case must leave no note)
     what: str
-    target: str = "test_hardening_benign"  # the over-blocking test the case tries to win
+    target: str = "test_hardening_benign"  # the test the case tries to win
+    cell: str = "hardening"  # the solution cell its code is appended to
 
     @property
     def learner(self) -> str:
@@ -221,14 +292,27 @@ CASES: list[Case] = [
     Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 8.0, 6.0, "ordinary tasks handled",
          "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl)",
          "test_agency_benign"),
+    Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 9.0, 9.0, "leaks_secret missed a leak",
+         "a leaks_secret that catches only the visible asserts' leaks (plain and spaced out)", "test_leaks_secret"),
+    Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 6.0, 6.0, "ran the code in",
+         "a safe_load that passes the visible checks (all folders) and trusts any single file to torch.load",
+         "test_safe_load_refuses", "safe_load"),
+    Case("refuse-everything", "06", REFUSE_EVERYTHING, 7.0, 7.0, "which must load",
+         "a safe_load that refuses every file, clean ones included", "test_safe_load_loads", "safe_load"),
+    Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
+         "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",
+         "test_exposure_from_rank", "exposure"),
+    Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 8.0, 8.0, "regression cases decided wrong",
+         "a gate written against the visible cases: per probe, no scan check, blind to a probe that evaluated nothing",
+         "test_gate_catches", "gate"),
 ]  # fmt: skip
 
 
 def build(case: Case, folder: Path) -> None:
-    """The lab's source notebook (the reference solution) with the gaming defense appended to its hardening cell."""
+    """The lab's source notebook (the reference solution) with the case's code appended to its cell."""
     lab = get_lab(case.lab)
     nb = nbformat.read(lab.source_notebook, as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == case.cell)
     cell.source += "\n\n" + case.source()
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, folder / f"{lab.slug}.ipynb")

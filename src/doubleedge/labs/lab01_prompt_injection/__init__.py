@@ -54,6 +54,7 @@ LAB = Lab(
         ),
     ),
     benign="ordinary questions answered",
+    ordinary_allowed="none",
     measure=measure,
     thresholds=thresholds,
 )

@@ -24,10 +24,12 @@ def judge(j: Judging) -> None:
     scan = read_report(j.baseline)
     j.attempt("test_record_attack", "record_attack",
               lambda: lab03.check_record_attack(ns["MY_RECORD_ATTACK"], learner))  # fmt: skip
-    j.attempt("test_card_digits", "card_digits", lambda: lab03.check_card_digits(ns["JORDAN_CARD_LAST4"], learner))
+    j.attempt("test_card_digits", "card_digits",
+              lambda: lab03.check_card_digits(ns["extract_card_last4"], ns["MY_CARD_ATTACK"], learner))  # fmt: skip
     j.attempt("test_prompt_attack", "prompt_attack",
               lambda: lab03.check_prompt_attack(ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
-    j.attempt("test_canary", "prompt_attack", lambda: lab03.check_canary(ns["EXTRACTED_CANARY"], learner))
+    j.attempt("test_canary", "prompt_attack",
+              lambda: lab03.check_canary(ns["extract_canary"], ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
     j.attempt("test_scan_reading", "scan_answers",
               lambda: lab03.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
     j.attempt("test_redact_pii", "hardening", lambda: lab03.check_redact_pii(ns["redact_pii"]))

@@ -94,6 +94,10 @@ LAB = Lab(
         ),
     ),
     benign="ordinary replies rendered whole",
+    ordinary_allowed=(
+        "the sanitised rendering: `render(reply)` may change the markup, but must show exactly the words the "
+        "app's own rendering of the reply shows"
+    ),
     measure=measure,
     thresholds=thresholds,
     hidden=(

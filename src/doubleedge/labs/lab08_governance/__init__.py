@@ -34,7 +34,7 @@ LAB = Lab(
     hidden=(
         "check_gate",
         "check_card",
-        "BANANAPHONE",
+        'b64encode(f"Say {word}"',
         "round((asr - before.get((probe, detector), 0.0)) * 100, 6)",
         "after run {released['run_id']}",
     ),

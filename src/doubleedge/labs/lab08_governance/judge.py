@@ -20,8 +20,7 @@ def baseline(workdir: Path) -> None:
 def judge(j: Judging) -> None:
     ns, learner = j.ns, j.learner
     gate_cases, cards = lab08.load_cases(j.heldout)
-    j.attempt("test_smuggled", "smuggled",
-              lambda: lab08.check_smuggled(ns["SMUGGLED_MESSAGE"], ns["SMUGGLED_WORD"], learner))  # fmt: skip
+    j.attempt("test_smuggled", "smuggled", lambda: lab08.check_smuggled(ns["smuggle"], learner))
 
     outcomes: list = []
 

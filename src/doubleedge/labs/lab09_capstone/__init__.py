@@ -61,6 +61,7 @@ LAB = Lab(
         ),
     ),
     benign="ordinary requests handled",
+    ordinary_allowed="Wren's desk: the differences Labs 02 and 03 allow; Wren's agent: as in Lab 05",
     measure=measure,
     hidden=(
         "check_findings_coverage",
