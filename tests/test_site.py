@@ -100,7 +100,7 @@ def test_measured_tables_replace_their_markers(site):
     assert all(f"<td>{lab.number} {lab.title}" in labs for lab in [*figures.measured_labs(), LABS["07"]])
     lesson07 = (site / "07-memorization" / "index.html").read_text()
     assert "DP-SGD, noise 1.0" in lesson07 and "figures/exposure.png" in lesson07
-    quoted = figures.values({"memorization": figures.load("memorization")})
+    quoted = figures.values({name: figures.load(name) for name in figures.SETS})
     assert f"held-out chats is {quoted['memorization-perplexity-unhardened']}." in " ".join(lesson07.split())
     for number, lab in figures.load("layers")["labs"].items():
         lesson = " ".join((site / LABS[number].slug / "index.html").read_text().split())
