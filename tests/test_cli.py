@@ -69,6 +69,7 @@ def test_the_support_bot_offers_conversations_and_the_agent_does_not():
         (["scan", "--lab", "04", "--url", "http://127.0.0.1:9/chat", "--workdir", "w"], "drop --url"),
         (["serve", "--lab", "07"], "not a chat"),
         (["serve", "--defense", "lab04"], "add --lab 04"),
+        (["figures", "--set", "nope"], "invalid choice: 'nope'"),
     ],
 )
 def test_bad_arguments_get_a_clear_error(args, message):

@@ -633,3 +633,36 @@ def test_lesson_07_draws_its_figures_from_the_records():
     assert clean["perplexity"] < plain["perplexity"], "the prose says scrubbing lowers perplexity"
     extracted = {c["insertions"] for c in plain["canaries"] if c["greedy_extracts"]}
     assert extracted == {64}, "the prose says greedy decoding recovers the canaries inserted 64 times"
+
+
+@pytest.mark.parametrize("number", ["02", "03"])
+def test_lessons_draw_their_layer_tables_from_the_records(number):
+    """The table of what each layer does alone is a marker the site build fills from
+    course/measured/layers.json, the prose around it types no figure of its own, and the
+    claims it makes in words hold for that record."""
+    from doubleedge import figures
+    from doubleedge.site_hooks import INLINE_MARKER
+
+    lab = LABS[number]
+    records = {name: figures.load(name) for name in figures.SETS}
+    known = {**figures.values(records), **figures.tables(records)}
+    page = lab.lesson.read_text("utf-8")
+    assert f"<!-- measured:layers-{number} -->" in page
+    assert set(INLINE_MARKER.findall(page)) <= set(known), "a marker the build does not fill"
+    section = INLINE_MARKER.sub("", page.split("## Defenses that help", 1)[1].split("## Before and after", 1)[0])
+    assert not re.findall(r"^\|.*\d%", section, re.MULTILINE), "a measured table typed in"
+    why = section.split("Why 10%?", 1)[1].split("\n\n", 1)[0]
+    assert not re.findall(r"\d%", why), "a figure typed into the prose"
+    threshold = importlib.import_module(lab.checks).ASR_THRESHOLD
+    layers = records["layers"]["labs"][number]["layers"]
+    graded = {name: m["attack_success_rate"] for name, m in layers.items()}
+    single = {name: rate for name, rate in graded.items() if name not in ("none", "reference")}
+    assert graded["reference"] < threshold / 2, "the reference solution passes with room to spare"
+    if number == "02":
+        assert all(graded[name] >= threshold for name in ("delimiting", "stripping")), "single filters fail"
+        assert graded["datamarking"] < threshold / 2, "datamarking passes with a wide margin"
+    else:
+        assert all(min(layers[n]["garak_asr"], layers[n]["heldout_asr"]) > 0.2 for n in single), "a fifth still works"
+        assert min(single, key=single.get) == "authorization", "authorization does the most"
+        assert max(single, key=single.get) == "redaction", "redaction does the least"
+        assert graded["authorization"] >= threshold

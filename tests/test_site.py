@@ -100,8 +100,13 @@ def test_measured_tables_replace_their_markers(site):
     assert all(f"<td>{lab.number} {lab.title}" in labs for lab in [*figures.measured_labs(), LABS["07"]])
     lesson07 = (site / "07-memorization" / "index.html").read_text()
     assert "DP-SGD, noise 1.0" in lesson07 and "figures/exposure.png" in lesson07
-    quoted = figures.values({"memorization": figures.load("memorization")})
+    quoted = figures.values({name: figures.load(name) for name in figures.SETS})
     assert f"held-out chats is {quoted['memorization-perplexity-unhardened']}." in " ".join(lesson07.split())
+    for number, lab in figures.load("layers")["labs"].items():
+        lesson = " ".join((site / LABS[number].slug / "index.html").read_text().split())
+        for measured in lab["layers"].values():
+            cells = (f'<td style="text-align: right;">{measured[f]:.0%}</td>' for f in ("garak_asr", "heldout_asr"))
+            assert " ".join(cells) in lesson, (number, measured["label"])
     for page in site.rglob("*.html"):
         assert "<!-- measured:" not in page.read_text(), page
 

@@ -165,15 +165,17 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from doubleedge import figures
 
     out = Path(args.out) if args.out else figures.DEFAULT_OUT
+    names = tuple(args.set or figures.SETS)
     if args.check:
-        problems = figures.drift(out)
+        problems = figures.drift(out, names=names)
         for problem in problems:
             print(f"drift: {problem}")
         print("figures match the committed ones" if not problems else f"{len(problems)} differences")
         return 1 if problems else 0
-    data = figures.write(out)
-    print(figures.levels_table(data))
-    print(f"written to {out}")
+    records = figures.write(out, names)
+    if "levels" in records:
+        print(figures.levels_table(records["levels"]))
+    print(f"written to {out}: {', '.join(figures.record_path(name, out).name for name in records)}")
     return 0
 
 
@@ -250,9 +252,13 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--course-dir", help="keep the nbgrader course folder (gradebook, feedback) here")
     grading_options(grade)
     grade.set_defaults(run=cmd_grade)
-    figs = sub.add_parser("figures", help="measure the baseline and defense-level figures shown in the course")
-    figs.add_argument("--out", help="folder for figures.json, tables and charts (default: the course's)")
+    figs = sub.add_parser("figures", help="measure the figures shown in the course (course/measured/)")
+    figs.add_argument("--out", help="folder for the records, NAME.json (default: the course's)")
     figs.add_argument("--check", action="store_true", help="re-measure and report drift instead of writing")
+    from doubleedge.figures import SETS
+
+    figs.add_argument("--set", action="append", choices=SETS, metavar="NAME",
+                      help=f"measure only this set (repeatable; default: all of {', '.join(SETS)})")  # fmt: skip
     figs.set_defaults(run=cmd_figures)
 
     from doubleedge.grading.course import add_course_commands

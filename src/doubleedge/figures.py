@@ -1,11 +1,14 @@
 """``doubleedge figures``: the course's numbers, measured, never typed in.
 
-Three measurements, each a real run:
+Five measurements, each a real run:
 
 * ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot
   and of each defense level, and the benign pass rate of each;
 * ``labs``: each lab's own garak scan of its unhardened target and of the lab's reference
   solution, and the ordinary requests each still serves (Labs 01 to 05);
+* ``layers``: each layer of Labs 02 and 03's reference solutions on its own, measured as the
+  grader measures a hardened bot (the lab's garak scan, its held-out attacks and ordinary
+  requests), so a lesson can show what each layer adds;
 * ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
   clean text, and garak's canary scan before and after the reference hardening.
@@ -49,7 +52,7 @@ DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
-SETS = ("levels", "labs", "memorization", "releases")
+SETS = ("levels", "labs", "layers", "memorization", "releases")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -122,6 +125,24 @@ def measure_labs() -> dict:
         before, after = lab.measure()
         labs[lab.number] = {"benign": lab.benign, "unhardened": before, "reference solution": after}
     return {"labs": labs}
+
+
+# --- layers: each layer of a lab's reference solution on its own -------------------------------
+
+
+def layer(label: str, result) -> dict:
+    """One layer, measured by the lab's grading (a ``grading.labNN.Hardening``): its metrics
+    (garak, held-out, their mean that the grade compares, ordinary use) and garak's per-probe rows."""
+    return {"label": label, **result.metrics(), "results": [r.as_dict() for r in result.garak.results]}
+
+
+def layered_labs() -> list[Lab]:
+    """The labs that declare layers, in order."""
+    return [lab for lab in LABS.values() if lab.layers]
+
+
+def measure_layers() -> dict:
+    return {"labs": {lab.number: lab.layers() for lab in layered_labs()}}
 
 
 # --- memorization: Lab 07's model, trained four ways ---------------------------------------
@@ -222,6 +243,8 @@ def inputs(name: str) -> dict:
         return common | {"spec": asdict(BASELINE), "levels": list(LEVEL_NAMES)}
     if name == "labs":
         return common | {"specs": {lab.number: asdict(lab.scan) for lab in measured_labs()}}
+    if name == "layers":
+        return common | {"specs": {lab.number: asdict(lab.scan) for lab in layered_labs()}}
     if name == "memorization":
         return common | {"torch": version("torch"), "opacus": version("opacus")} | _memorization_spec()
     if name == "releases":
@@ -239,6 +262,7 @@ def key(name: str) -> str:
 MEASURES: dict[str, Callable[[], dict]] = {
     "levels": measure_levels,
     "labs": measure_labs,
+    "layers": measure_layers,
     "memorization": measure_memorization,
     "releases": measure_releases,
 }
@@ -287,12 +311,15 @@ def obtain(name: str, folder: Path = DATA_DIR, cache: Path | None = None, log: C
     return record
 
 
-def write(out: Path = DATA_DIR) -> dict:
-    """Measure every set now and write the records (``doubleedge figures``). Returns the levels record."""
-    records = {name: measure_set(name) for name in SETS}
+def write(out: Path = DATA_DIR, names: tuple[str, ...] = SETS) -> dict[str, dict]:
+    """Measure the sets now (every one by default) and write their records (``doubleedge figures``)."""
+    unknown = [name for name in names if name not in SETS]
+    if unknown:
+        raise ValueError(f"no measurement {unknown[0]!r}; available: {', '.join(SETS)}")
+    records = {name: measure_set(name) for name in names}
     for name, record in records.items():
         save(record, record_path(name, out))
-    return records["levels"]
+    return records
 
 
 # --- drift: a fresh measurement against the committed record ---------------------------------
@@ -337,6 +364,21 @@ def _labs_drift(committed: dict, fresh: dict) -> list[str]:
     return problems
 
 
+def _layers_drift(committed: dict, fresh: dict) -> list[str]:
+    problems = []
+    for number, lab in fresh["labs"].items():
+        old = committed["labs"].get(number, {}).get("layers", {})
+        if list(old) != list(lab["layers"]):
+            problems.append(f"lab {number}: layers {list(old)} committed, {list(lab['layers'])} measured")
+        for name, measured in lab["layers"].items():
+            before = old.get(name, {})
+            for field in sorted(set(before) | set(measured)):
+                if before.get(field) != measured.get(field):
+                    shown = "per-probe results" if field == "results" else f"{before.get(field)} -> {measured.get(field)}"
+                    problems.append(f"lab {number} {name} {field} changed: {shown}")
+    return problems
+
+
 def _memorization_drift(committed: dict, fresh: dict) -> list[str]:
     problems = []
     for name, run in fresh["runs"].items():
@@ -378,8 +420,8 @@ def _releases_drift(committed: dict, fresh: dict) -> list[str]:
     return problems
 
 
-DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "memorization": _memorization_drift,
-         "releases": _releases_drift}  # fmt: skip
+DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
+         "memorization": _memorization_drift, "releases": _releases_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -394,10 +436,10 @@ def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
     return problems
 
 
-def drift(out: Path = DATA_DIR, fresh: dict | None = None) -> list[str]:
-    """Every set, re-measured now unless given (``fresh`` maps set names to records)."""
+def drift(out: Path = DATA_DIR, fresh: dict | None = None, names: tuple[str, ...] = SETS) -> list[str]:
+    """The sets (every one by default), re-measured now unless given (``fresh`` maps set names to records)."""
     fresh = fresh or {}
-    return [p for name in SETS for p in drift_of(name, fresh.get(name) or measure_set(name), out)]
+    return [p for name in names for p in drift_of(name, fresh.get(name) or measure_set(name), out)]
 
 
 # --- tables (markdown) -------------------------------------------------------------------------
@@ -441,6 +483,26 @@ def labs_table(labs: dict, memorization: dict) -> str:
                 f"{after['garak_canary_asr']:.0%} | perplexity on clean chats | {before['perplexity']:.2f} | "
                 f"{after['perplexity']:.2f} |")  # fmt: skip
     return "\n".join(rows) + "\n"
+
+
+def layers_table(lab: dict) -> str:
+    """One lab's layers: garak, the held-out set, their mean (what the grade compares with its
+    threshold) and the ordinary use kept (the lowest of the lab's ordinary pass rates)."""
+    rows = [f"| Defense | garak ASR | {lab['heldout']} | mean (graded) | ordinary use kept |",
+            "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for measured in lab["layers"].values():
+        kept = min(v for k, v in measured.items() if k.endswith("_pass_rate"))
+        rows.append(f"| {measured['label']} | {measured['garak_asr']:.0%} | {measured['heldout_asr']:.0%} | "
+                    f"{measured['attack_success_rate']:.0%} | {kept:.0%} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def layers_values(data: dict) -> dict[str, str]:
+    """Each layer's figures by name, for the prose: ``layers-02-delimiting-mean`` and the like."""
+    fields = {"garak": "garak_asr", "heldout": "heldout_asr", "mean": "attack_success_rate"}
+    return {f"layers-{number}-{name}-{short}": f"{measured[field]:.0%}"
+            for number, lab in data["labs"].items() for name, measured in lab["layers"].items()
+            for short, field in fields.items()}  # fmt: skip
 
 
 def memorization_table(data: dict) -> str:
@@ -506,7 +568,7 @@ def memorization_values(data: dict) -> dict[str, str]:
 
 def values(records: dict[str, dict]) -> dict[str, str]:
     """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
-    return memorization_values(records["memorization"])
+    return memorization_values(records["memorization"]) | layers_values(records["layers"])
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:
@@ -516,6 +578,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "levels": levels_table(records["levels"]),
         "labs": labs_table(records["labs"], records["memorization"]),
         "memorization": memorization_table(records["memorization"]),
+        **{f"layers-{number}": layers_table(lab) for number, lab in records["layers"]["labs"].items()},
         "releases": releases_table(records["releases"]),
     }
 

@@ -4,9 +4,12 @@ Every set is measured afresh here (real garak scans, real training runs) and com
 the committed record in ``course/measured/`` that the site build draws its charts from.
 """
 
+import importlib
+
 import pytest
 
 from doubleedge import figures
+from doubleedge.labs import get_lab
 from doubleedge.paths import REPO_ROOT
 from doubleedge.scan import BASELINE
 
@@ -67,6 +70,39 @@ def test_every_reference_solution_cuts_attacks_and_keeps_ordinary_use(fresh_labs
         before, after = lab["unhardened"], lab["reference solution"]
         assert after["attack_success_rate"] < before["attack_success_rate"], number
         assert after["benign_rate"] >= 0.9, number
+
+
+@pytest.fixture(scope="module")
+def fresh_layers():
+    return figures.measure_set("layers")
+
+
+def test_committed_layer_records_match_a_fresh_measurement(fresh_layers):
+    assert figures.drift_of("layers", fresh_layers) == []
+
+
+def test_layers_are_measured_as_the_grader_measures(fresh_layers):
+    """Each lab's layers run from its unhardened target to its packaged reference solution, which
+    the lab's own measure (the "labs" set) scans with the same garak scan, with the same results;
+    the full design passes the grade, the unhardened target fails it, and no layer over-blocks."""
+    assert list(fresh_layers["labs"]) == ["02", "03"]
+    for number, lab in fresh_layers["labs"].items():
+        checks = importlib.import_module(get_lab(number).checks)
+        layers = lab["layers"]
+        assert list(layers)[0] == "none" and list(layers)[-1] == "reference", number
+        labs = figures.load("labs")["labs"][number]
+        assert layers["none"]["results"] == labs["unhardened"]["results"], number
+        assert layers["reference"]["results"] == labs["reference solution"]["results"], number
+        passing = [name for name, m in layers.items() if m["attack_success_rate"] < checks.ASR_THRESHOLD]
+        assert "reference" in passing and "none" not in passing, number
+        assert all(m["benign_pass_rate"] >= checks.BENIGN_THRESHOLD for m in layers.values()), number
+
+
+def test_layer_drift_is_reported(fresh_layers):
+    changed = {**fresh_layers, "labs": {**fresh_layers["labs"]}}
+    lab = changed["labs"]["03"] = {**fresh_layers["labs"]["03"], "layers": dict(fresh_layers["labs"]["03"]["layers"])}
+    lab["layers"]["authorization"] = {**lab["layers"]["authorization"], "heldout_asr": 0.5}
+    assert any("lab 03 authorization heldout_asr changed" in p for p in figures.drift_of("layers", changed))
 
 
 @pytest.fixture(scope="module")

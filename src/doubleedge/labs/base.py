@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 # A lab's measure for the course's figures: its scan and ordinary use, before and after
 # its reference solution (see doubleedge.figures, "labs").
 Measure = Callable[[], tuple[dict, dict]]
+# A lab's layers for the course's figures: each layer of its reference solution on its own,
+# measured as the grader measures a hardened bot (see doubleedge.figures, "layers").
+Layers = Callable[[], dict]
 
 
 def serve_chat(app: Any, host: str, port: int) -> Any:
@@ -83,6 +86,7 @@ class Lab:
     # `doubleedge progress` and course/learners/grading.md state it.
     ordinary_allowed: str | None = None
     measure: Measure | None = None
+    layers: Layers | None = None
     # Phrases that course/learners/grading.md must state about the lab's thresholds.
     thresholds: Callable[[], list[str]] | None = None
     # Text of the source notebook's cells that no learner copy may hold (beyond nbgrader's markers).

@@ -18,6 +18,47 @@ def measure() -> tuple[dict, dict]:
     return tuple(side(scan_bot(bot, LAB.scan), lab02.document_pass_rate(bot).rate) for bot in bots)
 
 
+def layer_defenses() -> dict:
+    """Each layer of the reference solution on its own, as a learner's ``build_defense`` would
+    build it: id -> (the lesson table's label, build_defense)."""
+    from doubleedge.defenses import lab02 as solution
+    from doubleedge.guards import Datamark, RewriteGuard
+    from doubleedge.target import Defense
+
+    prompt = solution.HARDENED_SYSTEM_PROMPT
+    marking = "every word is joined to the next by the symbol ^"
+    if marking not in prompt:
+        raise ValueError(f"the reference prompt no longer explains datamarking ({marking!r})")
+    # The reference prompt without its datamarking line: it still says documents are data, not orders.
+    delimiting = "\n".join(line for line in prompt.splitlines() if marking not in line)
+    strip = RewriteGuard(solution.strip_instructions, name="strip_instructions")
+    return {
+        "none": ("none", lambda secret: Defense()),
+        "delimiting": ("delimiting only (the prompt says documents are data)",
+                       lambda secret: Defense(name="delimiting", system_prompt=delimiting)),
+        "stripping": ("stripping instruction lines only",
+                      lambda secret: Defense(name="stripping", document_guards=[strip])),
+        "datamarking": ("datamarking with a prompt that explains it",
+                        lambda secret: Defense(name="datamarking", system_prompt=prompt, document_guards=[Datamark("^")])),
+        "reference": ("reference solution: strip, datamark, link allow-list", solution.build_defense),
+    }  # fmt: skip
+
+
+def measure_layers() -> dict:
+    """Each layer measured as the grader measures a hardened bot: the lab's garak scan, the
+    held-out poisoned documents and the held-out ordinary requests (grading/lab02.py)."""
+    from doubleedge.figures import LEARNER, layer
+    from doubleedge.grading import lab02
+
+    attacks = lab02.load_document_attacks(LAB.heldout_attacks)
+    ordinary = lab02.load_ordinary_requests(LAB.heldout_ordinary)
+    measured = {}
+    for name, (label, build) in layer_defenses().items():
+        result = lab02.evaluate_hardening(lab02.hardened_bot(build, LEARNER), attacks, ordinary=ordinary)
+        measured[name] = layer(label, result)
+    return {"heldout": "held-out documents", "layers": measured}
+
+
 def thresholds() -> list[str]:
     from doubleedge.grading import lab02
 
@@ -57,6 +98,7 @@ LAB = Lab(
         "attached documents"
     ),
     measure=measure,
+    layers=measure_layers,
     thresholds=thresholds,
     hidden=(
         "check_planted_review",
