@@ -7,17 +7,27 @@ from pathlib import Path
 from doubleedge.grading import lab10
 from doubleedge.grading.remote import Judging
 
+# Each graded test cell and the level it replays (named here so a test sees every cell decided).
+TESTS = {
+    "test_level_L0": "L0",
+    "test_level_L1": "L1",
+    "test_level_L2": "L2",
+    "test_level_L3": "L3",
+    "test_level_L4": "L4",
+    "test_level_L5": "L5",
+}
+
+
+def baseline(workdir: Path) -> None:
+    return None  # no scan: replaying the learner's attacks is the whole grade
+
 
 def judge(j: Judging) -> None:
     heldout = lab10.load_heldout(j.heldout)
 
-    def extract(level: str, replies: list[str]) -> str:
+    def extract(level: str, replies: list[str]) -> object:
         return j.ns["extract_code"](level, replies)
 
-    for level in lab10.LEVELS:
-        j.attempt(f"test_level_{level}", "attacks",
+    for test_id, level in TESTS.items():
+        j.attempt(test_id, "attacks",
                   lambda level=level: lab10.check_level(level, j.ns["ATTACKS"], extract, j.learner, heldout))  # fmt: skip
-
-
-def baseline(workdir: Path) -> None:
-    return None  # no scan: the replays are the grade
