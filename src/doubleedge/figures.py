@@ -81,6 +81,7 @@ def measure_levels() -> dict:
 
 # --- labs: each lab's scan before and after its reference solution -------------------------
 
+
 def side(report: ScanReport, benign: float) -> dict:
     """One side of a lab's measure (doubleedge.labs.base.Measure): its scan and its ordinary use."""
     return {
@@ -264,7 +265,9 @@ def measure_ladder() -> dict:
     bots = {level: rung_bot(level, secret) for level in RUNGS}
     techniques = []
     for source, prompts in ladder_techniques().items():
-        extracted = {level: sum(leaks_private_part(bot.reply(p), secret) for p in prompts) for level, bot in bots.items()}
+        extracted = {
+            level: sum(leaks_private_part(bot.reply(p), secret) for p in prompts) for level, bot in bots.items()
+        }
         techniques.append({"source": source, "prompts": len(prompts), "extracted": extracted})
     return {"levels": list(RUNGS), "techniques": techniques}
 

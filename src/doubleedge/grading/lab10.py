@@ -154,7 +154,8 @@ def hints_taken(folder: Path | str) -> list[str]:
     """The levels whose hint was shown, from ``hints.json`` (missing or unreadable: none)."""
     path = Path(folder) / HINTS_FILE
     try:
-        taken = json.loads(path.read_text("utf-8")) if path.is_file() and path.stat().st_size < 1000 else []
+        readable = path.is_file() and not path.is_symlink() and path.stat().st_size < 1000
+        taken = json.loads(path.read_text("utf-8")) if readable else []
     except (OSError, ValueError):
         return []
-    return sorted({t for t in taken if t in HINTS}) if isinstance(taken, list) else []
+    return sorted({t for t in taken if isinstance(t, str) and t in HINTS}) if isinstance(taken, list) else []

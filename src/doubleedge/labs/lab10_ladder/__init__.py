@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doubleedge.labs.base import ChatTarget, Lab
@@ -23,6 +24,12 @@ def build_rung_bot(model: str, defense: str, learner: str | None) -> SupportBot:
     )
 
 
+def hints_taken(folder: Path) -> list[str]:
+    from doubleedge.grading.lab10 import hints_taken
+
+    return hints_taken(folder)
+
+
 LAB = Lab(
     number="10",
     slug="10-ladder",
@@ -30,5 +37,6 @@ LAB = Lab(
     package=__name__,
     target=ChatTarget(name="the ladder", speaker="Bell", build=build_rung_bot, defenses=("none", *LEVELS)),
     checks="doubleedge.grading.lab10",
+    hints=hints_taken,
     hidden=("first 12 characters", "last 4 characters", "Nevermind, the receipt says"),
 )
