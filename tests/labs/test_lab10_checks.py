@@ -60,7 +60,7 @@ def test_the_lessons_examples_fail_at_the_top(example):
 
 def test_each_attack_stops_working_one_level_up():
     """The ladder is a ladder: each reference attack is stopped by the next level's new layer."""
-    for lower, upper in zip(lab10.LEVELS, lab10.LEVELS[1:]):
+    for lower, upper in zip(lab10.LEVELS, lab10.LEVELS[1:], strict=False):
         assert not lab10.check_level(upper, {upper: ATTACKS[lower]}, extract_code, LEARNER, HELDOUT), lower
 
 
