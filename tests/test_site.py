@@ -102,6 +102,8 @@ def test_measured_tables_replace_their_markers(site):
     assert "DP-SGD, noise 1.0" in lesson07 and "figures/exposure.png" in lesson07
     quoted = figures.values({"memorization": figures.load("memorization")})
     assert f"held-out chats is {quoted['memorization-perplexity-unhardened']}." in " ".join(lesson07.split())
+    ladder = (site / "10-ladder" / "index.html").read_text()
+    assert all(t["source"] in html.unescape(ladder) for t in figures.load("ladder")["techniques"])
     for page in site.rglob("*.html"):
         assert "<!-- measured:" not in page.read_text(), page
 
