@@ -131,6 +131,10 @@ def test_a_tampered_hints_file_reads_as_what_it_validly_says(tmp_path, content):
     assert lab10.hints_taken(tmp_path) in ([], ["L1"])
 
 
+def test_a_hint_is_shown_where_it_cannot_be_recorded(tmp_path):
+    assert lab10.hint("L1", tmp_path / "missing-folder") == lab10.HINTS["L1"]
+
+
 def test_a_symlinked_hints_file_is_ignored(tmp_path):
     target = tmp_path / "elsewhere.json"
     target.write_text('["L0"]')
