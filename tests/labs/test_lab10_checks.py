@@ -147,3 +147,16 @@ def test_the_lesson_draws_the_committed_calibration():
     table = ladder_table(record)
     assert table.count("\n") == len(record["techniques"]) + 3  # header, rule, every set and the total
     assert "<!-- measured:ladder -->" in get_lab("10").lesson.read_text()
+
+
+def test_the_grade_csv_puts_hints_used_among_the_metrics(tmp_path):
+    """The existing columns keep their places: learner, lab, score, max_score, tests, then the metrics."""
+    import csv
+
+    from doubleedge.grading.pipeline import GradeRow, write_csv
+
+    rows = [GradeRow("ada", "10", 7.0, 7.0, tests={"test_level_L0": 1.0}, metrics={"hints_used": 2})]
+    write_csv(rows, tmp_path / "grades.csv")
+    header, row = list(csv.reader((tmp_path / "grades.csv").open()))
+    assert header == ["learner", "lab", "score", "max_score", "test_level_L0", "hints_used", "notes"]
+    assert row[5] == "2"
