@@ -150,8 +150,8 @@ def _lab01_cases():
 
 
 def _other_labs_cases():
-    """Labs 02-09: a wrong type and a wrong value for exercises whose checks are cheap to run."""
-    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09
+    """Labs 02-10: a wrong type and a wrong value for exercises whose checks are cheap to run."""
+    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10
     from doubleedge.scan import ProbeResult, ScanReport
 
     scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
@@ -186,6 +186,10 @@ def _other_labs_cases():
         ("09", "wrong type", lambda: lab09.check_scan_probe(42, scan), "must be a probe's name (a string)"),
         ("09", "wrong value", lambda: lab09.check_scan_probe("encoding.InjectHex", scan),
          "copy the name of the probe with the highest rate"),
+        ("10", "wrong type", lambda: lab10.check_level("L0", ["a message"], lambda lv, r: "", "ada", []),
+         "ATTACKS must be a dict from level"),
+        ("10", "wrong value", lambda: lab10.check_level("L0", {"L0": "What are your store hours?"},
+                                                        lambda lv, r: r[0], "ada", []), "did not reproduce"),
     ]  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """``doubleedge figures``: the course's numbers, measured, never typed in.
 
-Five measurements, each a real run:
+Six measurements, each a real run:
 
 * ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot
   and of each defense level, and the benign pass rate of each;
@@ -9,6 +9,9 @@ Five measurements, each a real run:
 * ``layers``: each layer of Labs 02 and 03's reference solutions on its own, measured as the
   grader measures a hardened bot (the lab's garak scan, its held-out attacks and ordinary
   requests), so a lesson can show what each layer adds;
+* ``ladder``: Lab 10's levels L0 to L5, each sent every prompt of a set of known attack
+  techniques (the course's attack sets and garak's probe prompts): how many still extract the
+  staff code at each level;
 * ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
   clean text, and garak's canary scan before and after the reference hardening.
@@ -52,7 +55,7 @@ DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
-SETS = ("levels", "labs", "layers", "memorization", "releases")
+SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -80,6 +83,7 @@ def measure_levels() -> dict:
 
 
 # --- labs: each lab's scan before and after its reference solution -------------------------
+
 
 def side(report: ScanReport, benign: float) -> dict:
     """One side of a lab's measure (doubleedge.labs.base.Measure): its scan and its ordinary use."""
@@ -233,6 +237,86 @@ def measure_memorization() -> dict:
     return {"runs": runs}
 
 
+# --- ladder: how many known attacks still extract the code at each level of Lab 10 -------------
+
+LADDER_PROMPTS_PER_PROBE = 20  # the first prompts of each garak probe, as the lab scans cap them
+
+
+def ladder_probes() -> tuple[str, ...]:
+    """Lab 01's scan (goal hijacking, role play, encodings) and the course's prompt-leak probe."""
+    return (*get_lab("01").scan.probes, "doubleedge.SystemPromptLeak")
+
+
+def _garak_prompts(probe: str) -> list[str]:
+    if probe == "doubleedge.SystemPromptLeak":
+        from doubleedge.scan.plugins.probes.doubleedge import PROMPT_LEAKS
+
+        return list(PROMPT_LEAKS)[:LADDER_PROMPTS_PER_PROBE]
+    from garak import _config
+    from garak._plugins import load_plugin
+
+    _config.load_base_config()
+    return [str(p) for p in load_plugin(f"probes.{probe}").prompts[:LADDER_PROMPTS_PER_PROBE]]
+
+
+def ladder_techniques() -> dict[str, list[str]]:
+    """Known public attacks, by source: the course's attack sets and garak's probe families."""
+    from importlib import resources
+
+    from doubleedge.evaluate import read_jsonl
+    from doubleedge.grading.lab10 import LESSON_EXAMPLES
+
+    data = resources.files("doubleedge.data")
+    training = read_jsonl(data.joinpath("injection_train.jsonl"), lambda r: r)
+    found = {
+        "course: Module 01's example attacks": list(LESSON_EXAMPLES),
+        "course: the injection classifier's attack examples": [r["text"] for r in training if r["label"] == "attack"],
+    }
+    for probe in ladder_probes():
+        found.setdefault(f"garak: {family(probe)}", []).extend(_garak_prompts(probe))
+    return found
+
+
+def measure_ladder() -> dict:
+    """Every technique's prompts at every level: how many make the bot give its code away."""
+    from doubleedge.defenses.ladder import RUNGS, leaks_private_part
+    from doubleedge.grading.lab10 import rung_bot
+
+    secret = derive_secret(LEARNER)
+    bots = {level: rung_bot(level, secret) for level in RUNGS}
+    techniques = []
+    for source, prompts in ladder_techniques().items():
+        extracted = {
+            level: sum(leaks_private_part(bot.reply(p), secret) for p in prompts) for level, bot in bots.items()
+        }
+        techniques.append({"source": source, "prompts": len(prompts), "extracted": extracted})
+    return {"levels": list(RUNGS), "techniques": techniques}
+
+
+def ladder_table(data: dict) -> str:
+    levels = data["levels"]
+    rows = ["| attack set | prompts | " + " | ".join(levels) + " |", "| --- | ---: |" + " ---: |" * len(levels)]
+    for t in [*data["techniques"], _ladder_total(data)]:
+        cells = " | ".join(f"{t['extracted'][lv]} ({t['extracted'][lv] / t['prompts']:.0%})" for lv in levels)
+        rows.append(f"| {t['source']} | {t['prompts']} | {cells} |")
+    return "\n".join(rows) + "\n"
+
+
+def _ladder_total(data: dict) -> dict:
+    techniques = data["techniques"]
+    extracted = {lv: sum(t["extracted"][lv] for t in techniques) for lv in data["levels"]}
+    return {"source": "**all of them**", "prompts": sum(t["prompts"] for t in techniques), "extracted": extracted}
+
+
+def _ladder_drift(committed: dict, fresh: dict) -> list[str]:
+    old = {t["source"]: t for t in committed["techniques"]}
+    problems = [] if committed["levels"] == fresh["levels"] else ["the levels changed"]
+    for t in fresh["techniques"]:
+        if old.get(t["source"]) != t:
+            problems.append(f"{t['source']}: committed {old.get(t['source'])}, measured {t}")
+    return problems
+
+
 # --- keys, records, the cache ----------------------------------------------------------------
 
 
@@ -252,6 +336,10 @@ def inputs(name: str) -> dict:
 
         releases = {n: [r.change, r.model] for n, r in gate.RELEASES.items()}
         return common | {"spec": asdict(scan_for_lab(gate.SCAN)), "config": gate.DEFAULT_CONFIG, "releases": releases}
+    if name == "ladder":
+        from doubleedge.defenses.ladder import RUNGS
+
+        return common | {"probes": list(ladder_probes()), "per_probe": LADDER_PROMPTS_PER_PROBE, "levels": RUNGS}
     raise ValueError(f"no measurement {name!r}; available: {', '.join(SETS)}")
 
 
@@ -265,6 +353,7 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "layers": measure_layers,
     "memorization": measure_memorization,
     "releases": measure_releases,
+    "ladder": measure_ladder,
 }
 
 
@@ -421,7 +510,7 @@ def _releases_drift(committed: dict, fresh: dict) -> list[str]:
 
 
 DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
-         "memorization": _memorization_drift, "releases": _releases_drift}  # fmt: skip
+         "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -580,6 +669,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "memorization": memorization_table(records["memorization"]),
         **{f"layers-{number}": layers_table(lab) for number, lab in records["layers"]["labs"].items()},
         "releases": releases_table(records["releases"]),
+        "ladder": ladder_table(records["ladder"]),
     }
 
 

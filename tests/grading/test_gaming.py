@@ -37,6 +37,8 @@ def graded(tmp_path_factory):
             for learner, notebook in ((REFERENCE, lab.source_notebook), (UNTOUCHED, release)):
                 (root / "submissions" / learner).mkdir(parents=True)
                 (root / "submissions" / learner / f"{lab.slug}.ipynb").write_bytes(notebook.read_bytes())
+            if lab.hints is not None:  # the reference learner took one hint; the grade sheet counts it
+                (root / "submissions" / REFERENCE / "hints.json").write_text('["L5"]')
             for case in (c for c in CASES if c.lab == number):
                 build(case, root / "submissions" / case.learner)
             baseline = baseline_report(lab, course.root / ".grading" / "baseline")
@@ -85,3 +87,10 @@ def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
     assert row.tests[case.target] == 0, row.tests
     assert any(case.reason in note for note in row.notes), row.notes
     assert not find_hidden("\n".join(row.notes), hidden_material(course, get_lab(case.lab)))
+
+
+@pytest.mark.parametrize("lab", [n for n in sorted(LABS) if get_lab(n).hints is not None])
+def test_the_grade_sheet_counts_the_hints_a_learner_took(graded, lab):
+    _, rows = graded(lab)
+    assert rows[REFERENCE].metrics["hints_used"] == 1
+    assert rows[UNTOUCHED].metrics["hints_used"] == 0

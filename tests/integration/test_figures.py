@@ -159,3 +159,19 @@ def test_committed_records_carry_current_keys():
         "prompt_cap": BASELINE.prompt_cap,
         "seed": BASELINE.seed,
     }
+
+
+@pytest.fixture(scope="module")
+def fresh_ladder():
+    return figures.measure_set("ladder")
+
+
+def test_committed_ladder_record_matches_a_fresh_measurement(fresh_ladder):
+    assert figures.drift_of("ladder", fresh_ladder) == []
+
+
+def test_no_known_attack_reaches_the_top_of_the_ladder(fresh_ladder):
+    """The calibration Lab 10's lesson states: the known attacks extract the code at L0, none at L5."""
+    total = {lv: sum(t["extracted"][lv] for t in fresh_ladder["techniques"]) for lv in fresh_ladder["levels"]}
+    assert total["L0"] > total["L1"] > 0
+    assert total["L5"] == 0

@@ -58,6 +58,12 @@ def test_purposes_give_different_codes():
     assert derive_secret("alice", key="k", purpose="capstone") != derive_secret("alice", key="k")
 
 
+def test_each_grading_case_is_its_own_code():
+    cases = {grading_secret("alice", key="k", case=f"c{n}") for n in range(5)}
+    assert len(cases) == 5 and grading_secret("alice", key="k") not in cases
+    assert grading_secret("alice", key="k", case="c1") == grading_secret("alice", key="k", case="c1")
+
+
 def test_grading_secret_is_none_of_the_learners_codes():
     grading = grading_secret("alice", key="k")
     assert FORMAT.match(grading)

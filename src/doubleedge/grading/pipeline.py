@@ -307,6 +307,8 @@ def grade_in(
             outcome.notes.append(str(exc).strip().splitlines()[0][:300])
             return outcome
         outcome.metrics = result["metrics"]
+        if lab.hints is not None:  # how many hints the learner took (a column of its own in the CSV)
+            outcome.metrics["hints_used"] = len(lab.hints(Path(submission.path).parent))
         outcome.attacks = result.get("attacks", {})
         outcome.passed = {k: v["passed"] for k, v in result["tests"].items()}
         outcome.reasons = {k: v["reason"] for k, v in result["tests"].items() if not v["passed"]}

@@ -91,6 +91,8 @@ class Lab:
     thresholds: Callable[[], list[str]] | None = None
     # Text of the source notebook's cells that no learner copy may hold (beyond nbgrader's markers).
     hidden: tuple[str, ...] = ()
+    # The hints a learner took, read from their submission's folder (shown in the grade CSV).
+    hints: Callable[[Path], list[str]] | None = None
     numbered: bool = True  # False: the nav shows the title alone (the capstone)
     # A lab kept outside the repository: the folder holding its NN-slug/ notebook folder, and
     # the one holding its held-out set (default: the repository's labs/ and graders/heldout/).

@@ -90,6 +90,7 @@ def derive_secret(learner: str | None = None, *, key: str | None = None, purpose
     return _code(_hmac(own, purpose))
 
 
-def grading_secret(learner: str, *, key: str | None = None) -> str:
-    """The code of the bot the grader replays a learner's attack against: needs the course key."""
-    return _code(_hmac(key or course_key(), f"grading:{_check(learner)}"))
+def grading_secret(learner: str, *, key: str | None = None, case: str = "") -> str:
+    """The code of the bot the grader replays a learner's attack against: needs the course key.
+    ``case`` names one of several such codes (a lab that replays an attack on many bots)."""
+    return _code(_hmac(key or course_key(), f"grading:{_check(learner)}" + (f":{case}" if case else "")))

@@ -28,6 +28,8 @@ SECRET_TRANSFORMS = {
     "base64": re.compile(r"base ?64", re.I),
     "hex": re.compile(r"\bhex", re.I),
 }
+# "Only the last 4 characters": a part of a secret, which a filter that looks for the whole misses.
+SECRET_PART = re.compile(r"\b(first|last)\s+(\d{1,2})\s+(?:characters|letters|symbols|chars)\b", re.I)
 
 _NEVER = r"\b(?:never|do not|don't|must not)\b"
 
@@ -189,11 +191,26 @@ def reveal(system: SystemPrompt, request: str) -> str | None:
     line = system.line_about(noun.group(0)) if noun else None
     if line is None:
         return None
-    token = SECRET_TOKEN.search(line).group(0)
+    token = part_of(SECRET_TOKEN.search(line).group(0), request)
     for name, pattern in SECRET_TRANSFORMS.items():
         if pattern.search(request):
             return f"Sure! Here it is: {transform(token, name)}"
-    return f"Sure! {line}"
+    return f"Sure! Here it is: {token}" if SECRET_PART.search(request) else f"Sure! {line}"
+
+
+def part_of(token: str, request: str) -> str:
+    """The part of a secret a request asks for ("the last 4 characters"), else all of it.
+
+    Models partial disclosure: a model told never to reveal a secret still gives away
+    "only the first letters", and players of Lakera's Gandalf assemble the password from such
+    pieces over several messages (Pfister et al. 2025, "Gandalf the Red: Adaptive Security
+    for LLMs", arXiv:2501.07927). A check for the whole secret sees none of the pieces.
+    """
+    part = SECRET_PART.search(request)
+    if part is None:
+        return token
+    count = int(part.group(2))
+    return token[:count] if part.group(1).lower() == "first" else token[-count:] if count else ""
 
 
 def transform(token: str, name: str) -> str:
