@@ -14,7 +14,9 @@ Six measurements, each a real run:
   staff code at each level;
 * ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
-  clean text, and garak's canary scan before and after the reference hardening.
+  clean text, and garak's canary scan before and after the reference hardening;
+* ``releases``: Lab 08's release candidates, each scanned and asked the ordinary questions,
+  as the lab's release gate measures them.
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
