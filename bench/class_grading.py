@@ -28,10 +28,10 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import autograde_trivial, machine, trivial_course  # noqa: E402
+from run import autograde_trivial, machine, trivial_course
 
-from doubleedge.grading.labs import get_lab  # noqa: E402
-from doubleedge.grading.pipeline import (  # noqa: E402
+from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import (
     GRADING_DIR,
     CourseFolder,
     Submission,
@@ -39,7 +39,7 @@ from doubleedge.grading.pipeline import (  # noqa: E402
     grade_prepared,
     write_csv,
 )
-from doubleedge.grading.sandbox import make_sandbox  # noqa: E402
+from doubleedge.grading.sandbox import make_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "class_grading.json"

@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from class_grading import build_class  # noqa: E402
-from run import autograde_trivial, machine, trivial_course  # noqa: E402
+from class_grading import build_class
+from run import autograde_trivial, machine, trivial_course
 
-from doubleedge.grading import cluster, pipeline  # noqa: E402
-from doubleedge.grading.labs import get_lab  # noqa: E402
-from doubleedge.grading.sandbox import make_sandbox  # noqa: E402
+from doubleedge.grading import cluster, pipeline
+from doubleedge.grading.labs import get_lab
+from doubleedge.grading.sandbox import make_sandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "dask_grading.json"
@@ -63,8 +63,8 @@ class PhaseTimer:
             setattr(owner, name, self._timed(original, phase))
         return self
 
-    def _timed(self, function, phase: str):  # noqa: ANN001, ANN202
-        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def _timed(self, function, phase: str):
+        def wrapper(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
@@ -73,7 +73,7 @@ class PhaseTimer:
 
         return wrapper
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
 

@@ -31,7 +31,7 @@ TARGET_SECONDS = 60.0
 HARDENED = Policy("lab04", solution.render, solution.order_query, solution.CONTENT_SECURITY_POLICY)
 
 
-def timed(action) -> tuple[float, object]:  # noqa: ANN001
+def timed(action) -> tuple[float, object]:
     start = time.perf_counter()
     result = action()
     return time.perf_counter() - start, result

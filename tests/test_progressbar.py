@@ -57,7 +57,7 @@ def test_training_and_scans_show_one_widget_bar_each_in_a_kernel(tmp_path):
     assert any(t.startswith(" 3/3 [") and "report: " in t and "canary-scan" in t for t in shown), shown
 
 
-def widget_texts(nb) -> list[str]:  # noqa: ANN001 (a notebook nbclient ran, with its widgets' state)
+def widget_texts(nb) -> list[str]:  # a notebook nbclient ran, with its widgets' state
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     return [m["state"]["value"].replace("\u2007", " ") for m in state.values() if m.get("model_name") == "HTMLModel"]
 

@@ -114,7 +114,7 @@ def test_measured_tables_replace_their_markers(site):
 
 
 class Page:
-    class file:  # noqa: N801 - stands in for MkDocs' page.file
+    class file:
         src_uri = "test/index.md"
 
 

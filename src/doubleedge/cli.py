@@ -132,7 +132,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def graded_points(lab) -> dict[str, float]:  # noqa: ANN001 (grading.labs.Lab)
+def graded_points(lab) -> dict[str, float]:  # grading.labs.Lab
     """Each graded test's points, from the lab's notebook."""
     import nbformat
 
@@ -149,7 +149,7 @@ def _person_graded(score: float | None, points: float) -> str:
     return f"{score:g}/{points:g} (graded by a person)" if score is not None else f"?/{points:g} waits for a person"
 
 
-def breakdown(row, points: dict[str, float]) -> str:  # noqa: ANN001 (pipeline.GradeRow)
+def breakdown(row, points: dict[str, float]) -> str:  # pipeline.GradeRow
     """A self-grade's parts: points per test and the attack success rates (garak, held-out)."""
     lines = [f"  {t:28} {row.tests.get(t, 0.0):g}/{p:g}" for t, p in points.items() if t in row.tests]
     lines += [f"  {t:28} {_person_graded(row.manual[t], p)}" for t, p in points.items() if t in row.manual]

@@ -20,7 +20,7 @@ def in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def notebook_bar(total: int | None, description: str, unit: str = "it"):  # noqa: ANN201 (tqdm.notebook.tqdm)
+def notebook_bar(total: int | None, description: str, unit: str = "it"):  # tqdm.notebook.tqdm
     """tqdm's notebook bar (``update(n)``, ``set_postfix_str(note)``, ``close()``); None outside a notebook."""
     if not in_notebook():
         return None

@@ -69,7 +69,7 @@ def serve_site(folder: Path, port: int) -> ThreadingHTTPServer:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+    def handle_error(self, request, client_address) -> None:
         """A browser that drops a connection (a closed tab, a cancelled load) is normal: no traceback."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)

@@ -135,10 +135,10 @@ def test_shop_round_trips_through_json():
 class PipeStandIn:
     """The pipe to the runner, in this process: the request and the answer go through JSON."""
 
-    def __init__(self, policy) -> None:  # noqa: ANN001
+    def __init__(self, policy) -> None:
         self.policy = policy
 
-    def request(self, op: str, **fields) -> dict:  # noqa: ANN003
+    def request(self, op: str, **fields) -> dict:
         reply = json.loads(json.dumps(runner.decide(self.policy, json.loads(json.dumps({"op": op, **fields})))))
         if not reply.get("ok"):
             raise RemoteError(reply["error"])

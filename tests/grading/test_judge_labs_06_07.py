@@ -157,9 +157,9 @@ def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_p
     from doubleedge.paths import cache_dir
 
     code = "\n".join(c.source for c in nbformat.read(get_lab("07").source_notebook, 4).cells if c.cell_type == "code")
-    corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", code).group(1),  # noqa: S307 (the course's notebook)
+    corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", code).group(1),  # the course's notebook
                   {"make_corpus": make_corpus, "CANARIES": lab_canaries()})  # fmt: skip
-    configs = [eval(c, {"TrainConfig": TrainConfig}) for c in re.findall(r"train\(corpus, (TrainConfig\(.*?\))\)", code)]  # noqa: S307
+    configs = [eval(c, {"TrainConfig": TrainConfig}) for c in re.findall(r"train\(corpus, (TrainConfig\(.*?\))\)", code)]
     assert len(configs) == 2  # the unhardened run and DP-SGD
     judge_for("07").kernel_cache(tmp_path)
     for config in configs:

@@ -41,7 +41,7 @@ KEEP = Path(os.environ["DOUBLEEDGE_SCREENSHOTS"]) if os.environ.get("DOUBLEEDGE_
 SCREENSHOTS = KEEP or Path(tempfile.gettempdir()) / "doubleedge-screenshots"
 
 
-def screenshot(target, name: str, folder: Path | None = None) -> Path:  # noqa: ANN001 (a playwright Page or Locator)
+def screenshot(target, name: str, folder: Path | None = None) -> Path:  # a playwright Page or Locator
     """Save what a page or one element of it shows now as ``<folder>/<name>.png``."""
     folder = KEEP or folder or SCREENSHOTS
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from doubleedge.scan import scan_for_lab
 pytestmark = pytest.mark.integration
 
 
-def scan_json(lab: str, defense: str, cwd) -> dict:  # noqa: ANN001
+def scan_json(lab: str, defense: str, cwd) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "doubleedge.cli", "scan", "--lab", lab, "--defense", defense, "--json"],
         capture_output=True,

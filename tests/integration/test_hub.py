@@ -139,7 +139,7 @@ def hub(tmp_path_factory):
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
-        except Exception:  # noqa: BLE001
+        except Exception:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
         patch.undo()

@@ -110,14 +110,14 @@ def wait_for_idle_kernel(port: int, token: str, process: subprocess.Popen, log: 
     pytest.fail(f"no idle kernel within {seconds:g} s:\n{log.read_text()[-3000:]}")
 
 
-def run_cell(cell, page):  # noqa: ANN001, ANN201 (playwright locators)
+def run_cell(cell, page):  # playwright locators
     """Run one cell the way a learner does: click into it, Shift+Enter; its first output."""
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
     return cell.locator(".jp-OutputArea-output").first
 
 
-def run_to_the_end(cell, page, timeout_ms: float) -> None:  # noqa: ANN001 (playwright objects)
+def run_to_the_end(cell, page, timeout_ms: float) -> None:  # playwright objects
     """Run one cell as a learner does and wait until its prompt shows an execution count ("[7]:")."""
     cell.locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")

@@ -202,7 +202,7 @@ class StubServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 stub.requests.append(request)

@@ -15,12 +15,12 @@ class Check:
         return self.passed
 
 
-def strongest_probes(baseline) -> set[str]:  # noqa: ANN001 (a scan.ScanReport)
+def strongest_probes(baseline) -> set[str]:  # a scan.ScanReport
     top = max(r.attack_success_rate for r in baseline.results)
     return {r.probe for r in baseline.results if r.attack_success_rate == top}
 
 
-def check_scan_probe(probe: object, baseline) -> Check:  # noqa: ANN001
+def check_scan_probe(probe: object, baseline) -> Check:
     """``MOST_SUCCESSFUL_PROBE`` is one of the probes with the highest attack success rate."""
     if not isinstance(probe, str):
         return Check(False, "MOST_SUCCESSFUL_PROBE must be a probe's name (a string), such as 'dan.STAN'")
@@ -30,7 +30,7 @@ def check_scan_probe(probe: object, baseline) -> Check:  # noqa: ANN001
                  "copy the name of the probe with the highest rate in your scan's table")  # fmt: skip
 
 
-def check_overall_asr(overall: object, baseline) -> Check:  # noqa: ANN001
+def check_overall_asr(overall: object, baseline) -> Check:
     """``OVERALL_ASR`` matches the scan, as a fraction. (The written reading of the scan is graded by a
     person: see course/instructors/written-answers.md.)"""
     if (not isinstance(overall, (int, float)) or isinstance(overall, bool)

@@ -129,7 +129,7 @@ def grade(
         return grade_with(client, course, submissions, baseline, box=box, on_graded=on_graded)
 
 
-def grade_with(client, course, submissions, baseline, *, box, on_graded=None) -> list[pipeline.GradeRow]:  # noqa: ANN001
+def grade_with(client, course, submissions, baseline, *, box, on_graded=None) -> list[pipeline.GradeRow]:
     """Grade with an open Dask client (see :func:`grade`)."""
     from distributed import as_completed
 
@@ -161,7 +161,7 @@ def _key(course: pipeline.CourseFolder, submission: pipeline.Submission) -> str:
     return f"grade-lab{course.lab.number}-{submission.learner}-{uuid.uuid4().hex}"
 
 
-def _outcome(future, submission: pipeline.Submission, unpacked: Path) -> tuple[pipeline.Outcome, str]:  # noqa: ANN001
+def _outcome(future, submission: pipeline.Submission, unpacked: Path) -> tuple[pipeline.Outcome, str]:
     """The task's outcome with the original submission and its autograded folder on this machine; who graded it."""
     from distributed import KilledWorker
 

@@ -189,7 +189,7 @@ def start(config: Path, *, password: str | None = None, wait: bool = True) -> su
     return process
 
 
-def add_hub_command(sub) -> None:  # noqa: ANN001
+def add_hub_command(sub) -> None:
     hub = sub.add_parser("hub", help="a JupyterHub for a workshop on this machine (learners, instructor, exchange)")
     hub.add_argument("--dir", default="doubleedge-course", help="the course folder (created if missing)")
     hub.add_argument("--instructor", required=True, help="the instructor's user name (admin, formgrader)")

@@ -20,7 +20,7 @@ from doubleedge.evaluate import (
     unhardened,
 )
 from doubleedge.grading import checks
-from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
+from doubleedge.grading.checks import Check  # re-exported: the labs' checks return it
 from doubleedge.guards.leak import contains_secret
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from doubleedge.evaluate import OrdinaryRequest, practice_ordinary
 from doubleedge.grading import checks
-from doubleedge.grading.checks import Check  # noqa: F401 (re-exported: the labs' checks return it)
+from doubleedge.grading.checks import Check  # re-exported: the labs' checks return it
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport
 from doubleedge.target.bot import SupportBot
@@ -374,7 +374,7 @@ def check_order_query(order_query: Callable[[str, str], object], cases: Iterable
             continue
         try:
             built = order_query(SIGNED_IN, case.text)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return Check(False, f"order_query raised {type(exc).__name__} on {case.label}")
         if not isinstance(built, (list, tuple)) or len(built) != 2 or not isinstance(built[0], str):
             return Check(False, "order_query must return (statement, params)")
@@ -478,7 +478,7 @@ def benign_render_failures(render: Callable[[str], str], learner: str,
         try:
             html = render(reply)
             got = visible_words(html) if isinstance(html, str) else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             got = None
         if got != visible_words(markdown_to_html(reply)):
             failures.append(request.id)

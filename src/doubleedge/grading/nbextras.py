@@ -19,7 +19,7 @@ class CappedExecute(Execute):
 
     max_output_bytes = Integer(1024 * 1024, help="output kept per cell; the rest is dropped").tag(config=True)
 
-    def output(self, outs: list[NotebookNode], msg: dict, display_id: str | None, cell_index: int):  # noqa: ANN201
+    def output(self, outs: list[NotebookNode], msg: dict, display_id: str | None, cell_index: int):
         used = self._output_bytes.get(cell_index, 0)
         size = _size(msg.get("content", {}))
         if used + size > self.max_output_bytes:
@@ -36,7 +36,7 @@ class CappedExecute(Execute):
         self._output_bytes[cell_index] = used + size
         return super().output(outs, msg, display_id, cell_index)
 
-    def preprocess(self, nb: NotebookNode, resources: dict | None = None, km=None):  # noqa: ANN001, ANN201
+    def preprocess(self, nb: NotebookNode, resources: dict | None = None, km=None):
         self._doubleedge_output_bytes = {}
         return super().preprocess(nb, resources, km)
 

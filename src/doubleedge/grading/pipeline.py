@@ -446,7 +446,7 @@ def manual_answers(course: CourseFolder) -> set[str]:
             and c.metadata["nbgrader"].get("solution")}  # fmt: skip
 
 
-def _await_person(grade, row: GradeRow) -> None:  # noqa: ANN001 (an nbgrader.api.Grade)
+def _await_person(grade, row: GradeRow) -> None:  # an nbgrader.api.Grade
     """No automatic points for a written answer: it waits for a person, whose score a regrade keeps."""
     grade.auto_score = None
     grade.needs_manual_grade = grade.manual_score is None

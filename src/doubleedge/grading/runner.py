@@ -56,7 +56,7 @@ class Overtime(BaseException):
     """Raised by the alarm when a cell or a call runs past its time."""
 
 
-def _alarm(signum, frame):  # noqa: ANN001
+def _alarm(signum, frame):
     raise Overtime()
 
 
@@ -83,13 +83,13 @@ def jsonable(value: object, depth: int = 0) -> object:
     return {"__type__": type(value).__name__}
 
 
-def _outcome_of(safe_load, path: str, sha256: str) -> dict:  # noqa: ANN001
+def _outcome_of(safe_load, path: str, sha256: str) -> dict:
     from doubleedge.supplychain import outcome_of
 
     return outcome_of(safe_load, path, sha256)
 
 
-def _run_extraction(extract, model_dir: str, targets: list) -> dict:  # noqa: ANN001
+def _run_extraction(extract, model_dir: str, targets: list) -> dict:
     from doubleedge.grading.lab07 import run_extraction
 
     return run_extraction(extract, model_dir, targets)
@@ -109,8 +109,8 @@ class Channel:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
-        sys.stdin = open(os.devnull)  # noqa: SIM115
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        sys.stdin = open(os.devnull)
+        sys.stdout = open(os.devnull, "w")
 
     def send(self, message: dict) -> None:
         self.writer.write(json.dumps(message).encode() + b"\n")
@@ -136,7 +136,7 @@ def run_cells(cells: dict, channel: Channel) -> tuple[dict, dict[str, str]]:
                 exec(compile(source, f"<cell {grade_id}>", "exec"), namespace)
         except Overtime:
             errors[grade_id] = f"the cell did not finish within {limit:g} s"
-        except BaseException as exc:  # noqa: BLE001 (learner code may raise anything, even SystemExit)
+        except BaseException as exc:  # learner code may raise anything, even SystemExit
             errors[grade_id] = cell_error(exc)
         if os.getpid() != me:  # a process the cell forked: it must not answer for the learner
             os._exit(0)
@@ -229,7 +229,7 @@ def build_agent_defense(namespace: dict, state: dict) -> dict:
             "input_guards": _count(defense.input_guards)}  # fmt: skip
 
 
-def scan(guards, text: str) -> dict:  # noqa: ANN001
+def scan(guards, text: str) -> dict:
     for guard in guards:
         verdict = guard.scan(text)
         if not verdict.allowed:
@@ -240,7 +240,7 @@ def scan(guards, text: str) -> dict:  # noqa: ANN001
     return {"ok": True, "allowed": True, "text": text[:MAX_TEXT]}
 
 
-def decide(policy, request: dict) -> dict:  # noqa: ANN001
+def decide(policy, request: dict) -> dict:
     from doubleedge.target.agent import Decision, Shop, ToolCall
 
     call = ToolCall(str(request["call"]["tool"]), dict(request["call"]["args"]))
@@ -259,7 +259,7 @@ def serve(channel: Channel, namespace: dict, seconds: float) -> None:
                 reply = answer(request, namespace, state)
         except Overtime:
             reply = {"ok": False, "error": f"did not answer within {seconds:g} s", "timeout": True}
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             reply = {"ok": False, "error": f"raised {type(exc).__name__}"}
         if os.getpid() != me:
             os._exit(0)

@@ -138,7 +138,7 @@ def hf_state_dict(model: CharLM) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in sd.items()}
 
 
-def _tokenizer():  # noqa: ANN202 (transformers is imported lazily: it is slow to import)
+def _tokenizer():  # transformers is imported lazily: it is slow to import
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 

@@ -228,7 +228,7 @@ def _lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _train_plain(model, optimizer, examples, config, generator, tick) -> list[float]:  # noqa: ANN001
+def _train_plain(model, optimizer, examples, config, generator, tick) -> list[float]:
     losses = []
     for step in range(config.steps):
         for group in optimizer.param_groups:
@@ -244,7 +244,7 @@ def _train_plain(model, optimizer, examples, config, generator, tick) -> list[fl
     return losses
 
 
-def _train_dp(model, optimizer, examples, config, generator, tick) -> tuple[list[float], float]:  # noqa: ANN001
+def _train_dp(model, optimizer, examples, config, generator, tick) -> tuple[list[float], float]:
     from opacus import GradSampleModule
     from opacus.accountants import RDPAccountant
     from opacus.optimizers import DPOptimizer

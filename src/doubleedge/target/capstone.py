@@ -217,7 +217,7 @@ def _scan_all(guards: Sequence[Guard], text: str) -> Verdict:
     for guard in guards:
         try:
             verdict = guard.scan(text)
-        except Exception as exc:  # noqa: BLE001 (fail closed, and say why)
+        except Exception as exc:  # fail closed, and say why
             return Verdict(False, text, 1.0, f"{guard.name} failed: {type(exc).__name__}")
         if not verdict.allowed:
             return Verdict(False, text, verdict.risk, verdict.reason or guard.name)

@@ -119,7 +119,7 @@ class ChatHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that promises a body and never sends it must not hold a thread forever
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:  # http.server's naming
         try:
             if self.path == "/sessions":
                 self._new_session()
@@ -182,7 +182,7 @@ class ChatHandler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.NOT_FOUND, f"no session {session_id[:40]!r}")
         return self.server.sessions.get(session_id)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/health":
             self._send(HTTPStatus.OK, {"status": "ok", "defense": self.server.bot.defense.name})
         elif (session_id := self._session_path()) is not None:
@@ -193,7 +193,7 @@ class ChatHandler(BaseHTTPRequestHandler):
                 {"error": "use POST /chat with a JSON body"},
             )
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         session_id = self._session_path()
         if session_id is None:
             self._not_allowed()
@@ -222,7 +222,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST /chat with a JSON body"})
 
-    do_PUT = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+    do_PUT = do_PATCH = do_OPTIONS = _not_allowed
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")

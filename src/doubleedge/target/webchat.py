@@ -328,7 +328,7 @@ class WebChatHandler(ChatHandler):
 
     server: WebChatServer
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             endpoints = {"/chat": self.server.app.chat, "/order": self.server.app.order}
             if self.path not in endpoints:
@@ -344,7 +344,7 @@ class WebChatHandler(ChatHandler):
         except Exception:  # a bug (or a learner's render) must not take the page down
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path in ("/", "/index.html"):
             self._page("text/html; charset=utf-8", PAGE.replace("{customer}", escape(self.server.app.customer)))
         elif self.path in STATIC:
@@ -403,7 +403,7 @@ def serving_webchat(app: WebChat, host: str = LOOPBACK, port: int = 0) -> Iterat
 class _ListenerHandler(BaseHTTPRequestHandler):
     server: Listener
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         with self.server.lock:
             self.server.requests.append(self.path)
         body = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
@@ -413,7 +413,7 @@ class _ListenerHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET
 
     def log_message(self, format: str, *args: object) -> None:
         pass

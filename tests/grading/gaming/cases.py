@@ -329,7 +329,7 @@ def gaming_defense(case: Case) -> Callable:
     if case.lab in ("01", "02", "03", "09"):
         solution = {"01": lab01, "02": lab02, "03": lab03, "09": lab09}[case.lab]
         namespace["HARDENED_SYSTEM_PROMPT"] = solution.HARDENED_SYSTEM_PROMPT
-    exec(case.source(), namespace)  # noqa: S102 (the catalogue's own code)
+    exec(case.source(), namespace)  # the catalogue's own code
     return namespace[{"04": "render", "05": "build_agent_defense"}.get(case.lab, "build_defense")]
 
 
