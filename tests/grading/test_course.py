@@ -106,7 +106,9 @@ def test_cli_has_the_course_and_hub_commands():
 def test_every_labs_heldout_payloads_are_found_for_scrubbing(number):
     records = [json.loads(line) for line in get_lab(number).heldout_attacks.read_text("utf-8").splitlines() if line]
     found = [s for r in records for s in heldout_strings(r)]
-    assert found  # whatever the lab's format (Lab 06's cases are recipes: little text to hide)
+    # Whatever the lab's format (Lab 06's cases are recipes: little text to hide). Lab 10's cases
+    # hold only their ids: each names a grading code derived from the course key, never written down.
+    assert found or all(set(r) == {"id"} for r in records)
     assert not {r["id"] for r in records} & set(found)  # ids are names feedback may show
 
 
