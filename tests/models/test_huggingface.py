@@ -313,11 +313,17 @@ def test_no_four_token_sequence_repeats_in_a_reply(model, monkeypatch):
     assert len(tokens) > 40 and len(grams) == len(set(grams))
 
 
-def test_torch_threads_leave_a_core_for_the_server(monkeypatch):
+def test_torch_threads_take_the_cores_the_load_leaves_idle(monkeypatch):
     monkeypatch.delenv("DOUBLEEDGE_TORCH_THREADS", raising=False)
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(engine.os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+    assert engine.torch_threads() == 2  # an idle 2-core machine
+    monkeypatch.setattr(engine.os, "getloadavg", lambda: (1.2, 0.0, 0.0))
     assert engine.torch_threads() == 1
+    monkeypatch.setattr(engine.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert engine.torch_threads() == 1  # never none
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    assert engine.torch_threads() == 7
+    monkeypatch.setattr(engine.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+    assert engine.torch_threads() == 5
     monkeypatch.setenv("DOUBLEEDGE_TORCH_THREADS", "3")
     assert engine.torch_threads() == 3

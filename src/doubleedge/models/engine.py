@@ -41,16 +41,18 @@ GROW = 256  # buffer slots added at a time
 
 
 def torch_threads() -> int:
-    """Threads for torch: ``$DOUBLEEDGE_TORCH_THREADS``, else one core less than there are.
+    """Threads for torch: ``$DOUBLEEDGE_TORCH_THREADS``, else the cores nobody else is using.
 
-    The model shares the machine with the HTTP server and garak. torch's threads wait for
-    each other at every operation, so one of them preempted stalls them all: on a busy
-    2-core machine one thread measured 10x faster per token than two (bench/README.md).
+    torch's threads wait for each other at every operation, so one thread preempted by other
+    work stalls them all: on a 2-core machine busy with other work, two threads measured 10x
+    slower per token than one, while on an idle one two threads scanned Lab 01 in 90 s
+    against 119 s with one (bench/README.md). So the engine takes the cores that the last
+    minute's load average leaves idle, and at least one.
     """
     if value := os.environ.get("DOUBLEEDGE_TORCH_THREADS"):
         return max(1, int(value))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, min(cores, round(cores - os.getloadavg()[0])))
 
 
 @dataclass
