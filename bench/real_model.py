@@ -4,9 +4,11 @@ Run from the repository root: ``.venv/bin/python bench/real_model.py [--repeat N
 
 * **server vs naive generate**: generated tokens per second of the bot served over HTTP
   (``doubleedge serve``'s server, the engine batching concurrent requests and reusing the
-  system prompt's cache), 8 clients at once, against a loop that calls transformers'
-  ``generate`` once per prompt on the same model and prompts (same token cap, greedy, the
-  same repetition penalty and n-gram ban). Target: at least 5x.
+  system prompt's cache), 8 clients at once as garak's parallel attempts send them, over
+  32 prompts (a stream, so the batch stays full as replies finish), against a loop that
+  calls transformers' ``generate`` once per prompt on the model as transformers loads it
+  (float32), same prompts, token cap, greedy, repetition penalty and n-gram ban.
+  Target: at least 5x.
 * **lab01 scan, real vs reference**: ``doubleedge scan --lab 01`` as the CLI runs it, in a
   fresh process each, with ``--model smollm2`` (the real-model variant of the scan: every
   probe, at most ``REAL_MODEL_PROMPT_CAP`` prompts each) and with the reference model (the
@@ -38,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "real_model.json"
 LEARNER = "bench"
 CLIENTS = 8
+PROMPTS = 32
 MIN_SPEEDUP, MAX_SCAN_S, MAX_PEAK_MB, MAX_FIRST_REPLY_S = 5.0, 90.0, 2048, 15.0
 
 
@@ -46,8 +49,8 @@ def prompts() -> list[str]:
     from doubleedge.evaluate import benign_set, load_attacks
     from doubleedge.grading.labs import get_lab
 
-    benign = [c.question for c in benign_set()][:4]
-    attacks = [a.prompt for a in load_attacks(get_lab("01").heldout_attacks)][:4]
+    benign = [c.question for c in benign_set()][: PROMPTS // 2]
+    attacks = [a.prompt for a in load_attacks(get_lab("01").heldout_attacks)][: PROMPTS // 2]
     return [m for pair in zip(benign, attacks, strict=False) for m in pair]
 
 
@@ -86,12 +89,15 @@ def served_rate(bot, messages: list[str]) -> tuple[float, list[str]]:
 
 
 def naive_rate(bot, messages: list[str]) -> float:
-    """Tokens per second of transformers' generate, one prompt after another, on the same model."""
+    """Tokens per second of transformers' generate, one prompt after another, on the same
+    model as ``from_pretrained`` loads it (float32, no int8 weights, no engine)."""
     import torch
+    from transformers import AutoModelForCausalLM
 
     from doubleedge.models import engine
 
-    model, tokenizer = bot.model._model, bot.model._tokenizer
+    tokenizer = bot.model._tokenizer
+    model = AutoModelForCausalLM.from_pretrained(bot.model.path, local_files_only=True, dtype=torch.float32).eval()
     torch.set_num_threads(engine.torch_threads())  # the engine's thread count, set here for this thread too
     generated = 0
     start = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 from doubleedge.defenses import DEFENSES
 from doubleedge.labs import LABS, ChatTarget, NoChatTarget, get_lab
 from doubleedge.labs.targets import SUPPORT_BOT
-from doubleedge.models import model_specs
+from doubleedge.models import model_specs, start_loading
 from doubleedge.target import learner_id
 from doubleedge.target.server import LOOPBACK
 
@@ -43,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.lab is not None:
         get_lab(args.lab)
     target = target_for(args.lab, args.defense)
+    start_loading(args.model)
     server = target.serve(target.build(args.model, args.defense, args.learner), args.host, args.port)
     more = target.routes.format(url=server.url)
     if getattr(server, "sessions", None) is not None:
@@ -73,6 +74,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 raise ValueError(target.url_refusal)
             report = scan_url(args.url, spec, workdir)
         else:
+            start_loading(args.model)
             report = target.scan(target.build(args.model, args.defense, args.learner), spec, workdir)
     except ScanError as exc:
         print(f"scan failed: {exc}", file=sys.stderr)

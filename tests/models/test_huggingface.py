@@ -8,10 +8,11 @@ import pickle
 import shutil
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
-from doubleedge.models import Message, ModelError, engine, load_model
+from doubleedge.models import Message, ModelError, engine, huggingface, load_model, start_loading
 from doubleedge.models.huggingface import HuggingFaceModel, cut_at_next_turn, plain_prompt
 
 CHAT = [Message("system", "You are Bell."), Message("user", "Where is my order?")]
@@ -75,7 +76,8 @@ def no_network(monkeypatch):
 
 def test_loads_and_replies_with_no_network(tiny_model_dir, no_network, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model = HuggingFaceModel(tiny_model_dir)  # a fresh instance: the load itself runs under no_network
+    huggingface.forget_loaded()
+    model = HuggingFaceModel(tiny_model_dir)  # a fresh load: the load itself runs under no_network
     reply = model.generate(CHAT, max_new_tokens=20)
     assert isinstance(reply, str) and reply
     assert reply == reply.strip()
@@ -91,7 +93,24 @@ def test_spec_builds_the_backend_lazily(tiny_model_dir):
 def test_greedy_decoding_is_deterministic(model, tiny_model_dir):
     first = model.generate(CHAT, max_new_tokens=30)
     assert model.generate(CHAT, max_new_tokens=30) == first
-    assert HuggingFaceModel(tiny_model_dir).generate(CHAT, max_new_tokens=30) == first
+    huggingface.forget_loaded()
+    assert HuggingFaceModel(tiny_model_dir).generate(CHAT, max_new_tokens=30) == first  # loaded afresh
+
+
+def test_bots_on_one_folder_share_one_copy_of_the_weights(tiny_model_dir):
+    model, other = HuggingFaceModel(tiny_model_dir), HuggingFaceModel(tiny_model_dir)
+    model.generate(CHAT, max_new_tokens=2)
+    other.generate(CHAT, max_new_tokens=2)
+    assert other._model is model._model and other._engine is model._engine
+
+
+def test_start_loading_loads_in_the_background_and_leaves_errors_to_the_first_reply(tiny_model_dir, tmp_path):
+    huggingface.forget_loaded()
+    start_loading(f"hf:{tiny_model_dir}").join(timeout=120)
+    assert Path(tiny_model_dir).resolve() in huggingface._LOADED
+    start_loading(f"hf:{tmp_path / 'missing'}").join(timeout=30)  # no exception here
+    with pytest.raises(ValueError, match="does not exist"):
+        load_model(f"hf:{tmp_path / 'missing'}")
 
 
 def test_reply_depends_on_the_message(model):
@@ -164,6 +183,7 @@ def test_concurrent_requests_load_once_and_agree(tiny_model_dir, monkeypatch):
     loads = []
     original = AutoModelForCausalLM.from_pretrained
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", lambda *a, **k: loads.append(1) or original(*a, **k))
+    huggingface.forget_loaded()
     model = HuggingFaceModel(tiny_model_dir)
     replies, errors = [], []
 

@@ -7,13 +7,17 @@ their heavy dependencies (torch, transformers) only when used.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 
 from doubleedge.models import gguf, huggingface, ollama, openai_compat
 from doubleedge.models.base import ChatModel, Message, ModelError
 from doubleedge.models.reference import FinetunedReferenceModel, ReferenceModel
 
-__all__ = ["BACKENDS", "ChatModel", "Message", "ModelError", "ReferenceModel", "load_model", "model_specs"]
+__all__ = [
+    "BACKENDS", "ChatModel", "Message", "ModelError", "ReferenceModel", "load_model", "model_specs", "start_loading",
+]
 
 
 def _reference(argument: str) -> ChatModel:
@@ -47,3 +51,23 @@ def load_model(spec: str = "reference") -> ChatModel:
         raise ValueError(f"unknown model {spec!r}; available: {model_specs()}")
     _, factory = BACKENDS[prefix]
     return factory(argument)
+
+
+def start_loading(spec: str) -> threading.Thread:
+    """Load a local model's weights in a background thread (a no-op for the others).
+
+    ``serve`` and ``scan`` call it before they build the bot: the load (seconds for SmolLM2)
+    then overlaps their own start-up and garak's, instead of waiting for the first request.
+    The weights are shared (``huggingface.loaded``), so the bot built next uses them. A
+    failure is left to the bot's first reply, which reports it.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            model = load_model(spec)
+            if isinstance(model, huggingface.HuggingFaceModel):
+                huggingface.loaded(model.path)
+
+    thread = threading.Thread(target=load, name="doubleedge-model-load", daemon=True)
+    thread.start()
+    return thread

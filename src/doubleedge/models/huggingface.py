@@ -12,9 +12,7 @@ engine (engine.py), which also computes the system prompt's part of the cache on
 
 from __future__ import annotations
 
-import os
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,6 @@ from doubleedge.models.base import ChatModel, Message, ModelError
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Where a plain-prompt (no chat template) model starts writing the next turn itself.
 TURN_MARKERS = ("\nUser:", "\nSystem:", "\nAssistant:")
-# How the weights are multiplied: "int8" (default) or "float32". See ``int8_weights``.
-PRECISION_ENV = "DOUBLEEDGE_MODEL_PRECISION"
-PRECISIONS = ("int8", "float32")
 
 
 def plain_prompt(messages: Sequence[Message]) -> str:
@@ -62,48 +57,21 @@ class HuggingFaceModel(ChatModel):
 
     Every request goes through one ``Engine`` (engine.py): concurrent requests are decoded
     together and the prompt's system part is computed once. ``reply_tokens`` caps every
-    reply's new tokens (the caller's ``max_new_tokens`` still applies when smaller).
+    reply's new tokens (the caller's ``max_new_tokens`` still applies when smaller). The
+    weights are loaded once per process (``loaded``): every bot on the same folder shares them.
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None, reply_tokens: int | None = None) -> None:
         self.path = check_model_dir(Path(path).expanduser())
         self.name = name or f"hf:{self.path}"
         self.reply_tokens = reply_tokens
-        self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self._engine: Any = None
 
     def _load(self) -> None:
-        """Load tokenizer and model once (call with the lock held)."""
-        if self._model is not None:
-            return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from doubleedge.models.engine import Engine
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.path,
-                local_files_only=True,
-                trust_remote_code=False,  # never run code shipped with a model
-                use_safetensors=True,  # never fall back to pickle weights
-                dtype=torch.float32,  # loads on the CPU
-            )
-        except Exception as exc:
-            raise ModelError(f"hf backend could not load {str(self.path)!r}: {exc}") from exc
-        model.eval()
-        if precision() == "int8":
-            model = int8_weights(model)
-        stop_text = None if tokenizer.chat_template else self._reached_next_turn
-        self._tokenizer, self._model = tokenizer, model
-        self._engine = Engine(model, stop_ids=stop_ids(model, tokenizer), stop_text=stop_text)
-
-    def _reached_next_turn(self, tokens: list[int]) -> bool:
-        tail = self._tokenizer.decode(tokens[-8:])
-        return any(marker in tail for marker in TURN_MARKERS)
+        if self._model is None:
+            self._tokenizer, self._model, self._engine = loaded(self.path)
 
     def _prompt_text(self, messages: Sequence[Message]) -> tuple[str, str]:
         """The whole prompt, and its system part (the prefix shared by a scan's prompts)."""
@@ -131,8 +99,7 @@ class HuggingFaceModel(ChatModel):
         return prefix, ids[len(prefix) :]
 
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
-        with self._lock:
-            self._load()
+        self._load()
         try:
             prefix, rest = self._prompt_ids(messages)
         except Exception as exc:
@@ -158,34 +125,56 @@ class HuggingFaceModel(ChatModel):
         return text
 
 
-def precision() -> str:
-    """``$DOUBLEEDGE_MODEL_PRECISION``: "int8" unless set to "float32"."""
-    chosen = os.environ.get(PRECISION_ENV, "int8")
-    if chosen not in PRECISIONS:
-        raise ModelError(f"{PRECISION_ENV}={chosen!r}: choose one of {', '.join(PRECISIONS)}")
-    return chosen
+# folder -> (tokenizer, model, engine): one copy of the weights per process.
+_LOADED: dict[Path, tuple[Any, Any, Any]] = {}
+_LOADING = threading.Lock()
 
 
-def int8_weights(model: Any) -> Any:
-    """The model with its linear layers' weights in int8, one scale per output row.
+def loaded(path: Path) -> tuple[Any, Any, Any]:
+    """The folder's tokenizer, model and engine, loaded on first use and then shared."""
+    key = Path(path).resolve()
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = _load(Path(path))
+        return _LOADED[key]
 
-    Decoding a token reads every weight once: on a CPU it is bound by memory and by how
-    well the matrix library handles a few rows. In float32 the 49,152-word output layer
-    alone took 10 ms for one row and 32 ms for three (MKL on a 2-core AMD machine);
-    in int8 (fbgemm) 2 ms for either, and a whole decoding step of three rows ran about
-    twice as fast (bench/README.md). Activations stay float32 and are quantized per call,
-    so replies stay close to float32's; the weights were 4-bit in the GGUF file anyway.
-    """
+
+def forget_loaded() -> None:
+    """Drop the loaded models (the next use loads afresh)."""
+    with _LOADING:
+        _LOADED.clear()
+
+
+def _load(path: Path) -> tuple[Any, Any, Any]:
     import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # torch 2.13 (pinned) marks eager quantization as moving to torchao; it still works and
-    # is the one int8 path here that needs no compiler. Revisit when torch is upgraded.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+    from doubleedge.models.engine import Engine
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            local_files_only=True,
+            trust_remote_code=False,  # never run code shipped with a model
+            use_safetensors=True,  # never fall back to pickle weights
+            dtype=torch.float32,  # loads on the CPU
         )
+    except Exception as exc:
+        raise ModelError(f"hf backend could not load {str(path)!r}: {exc}") from exc
+    model.eval()
+    stop_text = None if tokenizer.chat_template else _next_turn_stopper(tokenizer)
+    return tokenizer, model, Engine(model, stop_ids=stop_ids(model, tokenizer), stop_text=stop_text)
+
+
+def _next_turn_stopper(tokenizer: Any) -> Any:
+    """For a plain-prompt model: True once the reply starts writing the next speaker's turn."""
+
+    def reached(tokens: list[int]) -> bool:
+        tail = tokenizer.decode(tokens[-8:])
+        return any(marker in tail for marker in TURN_MARKERS)
+
+    return reached
 
 
 def stop_ids(model: Any, tokenizer: Any) -> set[int]:
