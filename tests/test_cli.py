@@ -70,6 +70,7 @@ def test_the_support_bot_offers_conversations_and_the_agent_does_not():
         (["serve", "--lab", "07"], "not a chat"),
         (["serve", "--defense", "lab04"], "add --lab 04"),
         (["figures", "--set", "nope"], "invalid choice: 'nope'"),
+        (["figures", "--model", "smollm2"], "use it with --set fidelity alone"),
     ],
 )
 def test_bad_arguments_get_a_clear_error(args, message):

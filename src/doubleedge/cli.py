@@ -168,13 +168,15 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else figures.DEFAULT_OUT
     names = tuple(args.set or figures.SETS)
+    if args.model and names != ("fidelity",):
+        raise ValueError("--model picks the real model of the fidelity set: use it with --set fidelity alone")
     if args.check:
         problems = figures.drift(out, names=names)
         for problem in problems:
             print(f"drift: {problem}")
         print("figures match the committed ones" if not problems else f"{len(problems)} differences")
         return 1 if problems else 0
-    records = figures.write(out, names)
+    records = figures.write(out, names, args.model)
     if "levels" in records:
         print(figures.levels_table(records["levels"]))
     print(f"written to {out}: {', '.join(figures.record_path(name, out).name for name in records)}")
@@ -261,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
 
     figs.add_argument("--set", action="append", choices=SETS, metavar="NAME",
                       help=f"measure only this set (repeatable; default: all of {', '.join(SETS)})")  # fmt: skip
+    figs.add_argument("--model", help=f"with --set fidelity: the real model compared with the reference one "
+                                      f"({model_specs()}; default: smollm2)")  # fmt: skip
     figs.set_defaults(run=cmd_figures)
 
     from doubleedge.grading.course import add_course_commands

@@ -32,6 +32,7 @@ Changes to the code under test do not change the key: the drift test catches tho
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import json
@@ -45,19 +46,24 @@ from importlib.metadata import version
 from pathlib import Path
 
 from doubleedge.defenses import LEVELS, get_defense
-from doubleedge.evaluate import benign_pass_rate
-from doubleedge.labs import LABS, Lab, get_lab
-from doubleedge.models import ReferenceModel
+from doubleedge.evaluate import benign_pass_rate, benign_set
+from doubleedge.labs import LABS, ChatTarget, Lab, get_lab
+from doubleedge.labs.targets import SUPPORT_BOT
+from doubleedge.models import ReferenceModel, start_loading
 from doubleedge.paths import REPO_ROOT, cache_dir
 from doubleedge.scan import BASELINE, ScanReport, scan_bot, scan_for_lab
 from doubleedge.scan.compare import percent
+from doubleedge.scan.specs import for_real_model
 from doubleedge.target import SupportBot, derive_secret
 
 DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
-SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder")
+SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity")
+# Sets a site build never measures (a real model: about half an hour on 2 cores): a build
+# shows the committed record and says when it is stale; `doubleedge figures --set NAME` measures.
+MEASURED_BY_HAND = ("fidelity",)
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -319,6 +325,62 @@ def _ladder_drift(committed: dict, fresh: dict) -> list[str]:
     return problems
 
 
+# --- fidelity: the reference model against a real open-weight model, scan for scan ------------
+
+REAL_MODEL = "smollm2"
+ORDINARY_SAMPLE = 12  # ordinary questions asked at each level to count what the guards block
+
+
+def fidelity_labs() -> list[Lab]:
+    """The labs with a chat target, a scan and a reference solution, in order."""
+    return [lab for lab in LABS.values() if isinstance(lab.target, ChatTarget) and lab.scan and lab.defense]
+
+
+def fidelity_scans() -> list[tuple[str, str]]:
+    """(lab, defense) of every scan compared: the support bot at each level with Lab 01's
+    probes, then each lab's target unhardened and with its reference solution."""
+    scans = [("01", level) for level in LEVEL_NAMES]
+    for lab in fidelity_labs():
+        scans += [(lab.number, d) for d in ("none", lab.defense) if (lab.number, d) not in scans]
+    return scans
+
+
+def _fidelity_scan(model: str, lab_number: str, defense: str, workdir: Path) -> dict:
+    """One scan: the lab's real-model scan (the same prompts for both models), and for the support
+    bot the share of ordinary questions a guard blocked (answer quality is not judged: a 135M
+    model's answers are often wrong)."""
+    lab = get_lab(lab_number)
+    app = lab.target.build(model, defense, LEARNER)
+    report = lab.target.scan(app, for_real_model(lab.scan), workdir)
+    results = [r.as_dict() for r in report.results]
+    measured = {"lab": lab_number, "defense": defense, "model": model,
+                "attack_success_rate": round(report.overall_attack_success_rate, 4),
+                "families": {f: round(rate, 4) for f, rate in family_rates(results).items()}, "results": results}  # fmt: skip
+    if lab.target is SUPPORT_BOT:  # Bellwether's ordinary questions are Bell's, not Wren's
+        questions = [c.question for c in benign_set()[:ORDINARY_SAMPLE]]
+        blocked = sum(bool(app.respond(q).blocked_by) for q in questions)
+        measured["ordinary_blocked"] = round(blocked / len(questions), 4)
+    return measured
+
+
+def measure_fidelity(model: str = REAL_MODEL, parallel: int = 4) -> dict:
+    """Every scan of ``fidelity_scans`` on the reference model and on ``model``. The real model's
+    scans run ``parallel`` at a time: their bots share one engine, which decodes their requests
+    together (one scan alone keeps at most three prompts in flight)."""
+    start_loading(model)
+    scans = fidelity_scans()
+    with tempfile.TemporaryDirectory(prefix="doubleedge-fidelity-") as tmp:
+
+        def run(args: tuple[str, str, str]) -> dict:
+            who, lab_number, defense = args
+            return _fidelity_scan(who, lab_number, defense, Path(tmp) / f"{who}-{lab_number}-{defense}")
+
+        reference = [run(("reference", *scan)) for scan in scans]
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            real = list(pool.map(run, [(model, *scan) for scan in scans]))
+    return {"models": ["reference", model], "ordinary_sample": ORDINARY_SAMPLE, "scans": reference + real}
+
+
 # --- keys, records, the cache ----------------------------------------------------------------
 
 
@@ -338,6 +400,13 @@ def inputs(name: str) -> dict:
 
         releases = {n: [r.change, r.model] for n, r in gate.RELEASES.items()}
         return common | {"spec": asdict(scan_for_lab(gate.SCAN)), "config": gate.DEFAULT_CONFIG, "releases": releases}
+    if name == "fidelity":
+        from doubleedge.models import gguf
+
+        specs = {lab: asdict(for_real_model(get_lab(lab).scan)) for lab, _ in fidelity_scans()}
+        model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "reply_tokens": gguf.SMOLLM2_REPLY_TOKENS,
+                 "torch": version("torch"), "transformers": version("transformers")}  # fmt: skip
+        return common | {"model": model, "scans": fidelity_scans(), "specs": specs, "ordinary": ORDINARY_SAMPLE}
     if name == "ladder":
         from doubleedge.defenses.ladder import RUNGS
 
@@ -356,15 +425,21 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "memorization": measure_memorization,
     "releases": measure_releases,
     "ladder": measure_ladder,
+    "fidelity": measure_fidelity,
 }
 
 
-def measure_set(name: str) -> dict:
-    """One measurement, run now, as a record with its key, inputs and duration."""
+def measure_set(name: str, model: str | None = None) -> dict:
+    """One measurement, run now, as a record with its key, inputs and duration. ``model``: the
+    real model the fidelity set compares with the reference one (default ``REAL_MODEL``); a
+    record of another model keeps the default's key, so the build flags it as not the course's."""
+    if model and name != "fidelity":
+        raise ValueError(f"a model is chosen only for the fidelity set, not {name!r}")
     start = time.perf_counter()
-    data = MEASURES[name]()
+    data = measure_fidelity(model) if model else MEASURES[name]()
     seconds = round(time.perf_counter() - start, 1)
-    record = {"name": name, "key": key(name), "inputs": inputs(name), "measured_in_seconds": seconds} | data
+    record = {"name": name, "key": key(name) if not model or model == REAL_MODEL else f"{model} (not the course's)",
+              "inputs": inputs(name), "measured_in_seconds": seconds} | data  # fmt: skip
     return json.loads(json.dumps(record))  # as it reads back from its file (tuples become lists)
 
 
@@ -392,6 +467,12 @@ def obtain(name: str, folder: Path = DATA_DIR, cache: Path | None = None, log: C
         record = json.loads(committed.read_text("utf-8"))
         if record.get("key") == current:
             return record
+    if name in MEASURED_BY_HAND:
+        if not committed.is_file():
+            raise ValueError(f"{committed} is missing: measure it with `doubleedge figures --set {name}`")
+        log(f"'{name}' is stale (its key is not {current}): showing the committed record; "
+            f"measure it with `doubleedge figures --set {name}`")  # fmt: skip
+        return json.loads(committed.read_text("utf-8"))
     cached = Path(cache or cache_dir()) / "figures" / f"{name}-{current}.json"
     if cached.is_file():
         return json.loads(cached.read_text("utf-8"))
@@ -402,12 +483,12 @@ def obtain(name: str, folder: Path = DATA_DIR, cache: Path | None = None, log: C
     return record
 
 
-def write(out: Path = DATA_DIR, names: tuple[str, ...] = SETS) -> dict[str, dict]:
+def write(out: Path = DATA_DIR, names: tuple[str, ...] = SETS, model: str | None = None) -> dict[str, dict]:
     """Measure the sets now (every one by default) and write their records (``doubleedge figures``)."""
     unknown = [name for name in names if name not in SETS]
     if unknown:
         raise ValueError(f"no measurement {unknown[0]!r}; available: {', '.join(SETS)}")
-    records = {name: measure_set(name) for name in names}
+    records = {name: measure_set(name, model) for name in names}
     for name, record in records.items():
         save(record, record_path(name, out))
     return records
@@ -511,8 +592,18 @@ def _releases_drift(committed: dict, fresh: dict) -> list[str]:
     return problems
 
 
+def _fidelity_drift(committed: dict, fresh: dict) -> list[str]:
+    def rates(record: dict) -> dict:
+        return {(s["model"], s["lab"], s["defense"]): (s["attack_success_rate"], s.get("ordinary_blocked"))
+                for s in record["scans"]}  # fmt: skip
+
+    old, new = rates(committed), rates(fresh)
+    return [f"{' '.join(k)}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
+
+
 DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
-         "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift}  # fmt: skip
+         "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift,
+         "fidelity": _fidelity_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -657,9 +748,76 @@ def memorization_values(data: dict) -> dict[str, str]:
     return values
 
 
+def _scan_label(scan: dict) -> str:
+    defense = scan["defense"]
+    if scan["lab"] == "01" and defense in LEVELS:
+        return f"Bell at {defense}"
+    return f"Lab {scan['lab']}, " + ("unhardened" if defense == "none" else "reference solution")
+
+
+def _fidelity_pairs(data: dict) -> list[tuple[dict, dict]]:
+    """(reference scan, real-model scan) pairs, in the order they were measured."""
+    reference, real = data["models"]
+    by_key = {(s["model"], s["lab"], s["defense"]): s for s in data["scans"]}
+    return [(s, by_key[(real, s["lab"], s["defense"])]) for s in data["scans"] if s["model"] == reference]
+
+
+def fidelity_table(data: dict) -> str:
+    """Attack success per probe family, the reference model beside the real one, scan by scan."""
+    real = data["models"][1]
+    rows = [f"| scan | probe family | reference model | {real} |", "| --- | --- | ---: | ---: |"]
+    for ref, other in _fidelity_pairs(data):
+        label = _scan_label(ref)
+        for name in ref["families"]:
+            rows.append(f"| {label} | `{name}` | {percent(ref['families'][name])} | {percent(other['families'][name])} |")
+            label = ""
+        rows.append(f"| | **all** | **{percent(ref['attack_success_rate'])}** | **{percent(other['attack_success_rate'])}** |")
+    return "\n".join(rows) + "\n"
+
+
+def fidelity_blocking_table(data: dict) -> str:
+    """The share of ordinary questions that a guard blocked, per defense, on both models."""
+    real = data["models"][1]
+    rows = [f"| defense | blocked: reference model | blocked: {real} |", "| --- | ---: | ---: |"]
+    for ref, other in _fidelity_pairs(data):
+        if "ordinary_blocked" in ref:
+            name = "none" if ref["defense"] == "none" else ref["defense"]
+            rows.append(f"| {name} | {percent(ref['ordinary_blocked'])} | {percent(other['ordinary_blocked'])} |")
+    return "\n".join(rows) + "\n"
+
+
+def fidelity_values(data: dict) -> dict[str, str]:
+    """The figures the fidelity page's prose quotes."""
+    pairs = _fidelity_pairs(data)
+    unhardened = [(r, o) for r, o in pairs if r["defense"] == "none"]
+    hardened = [(r, o) for r, o in pairs if r["defense"] != "none" and r["defense"] not in LEVELS]
+    cells = [(r["families"][f], o["families"][f]) for r, o in unhardened for f in r["families"]]
+    each = {}  # every scan's overall rate, e.g. fidelity-02-none-real, for the lessons' warnings
+    for ref, real in pairs:
+        each[f"fidelity-{ref['lab']}-{ref['defense'].lower()}-reference"] = percent(ref["attack_success_rate"])
+        each[f"fidelity-{ref['lab']}-{ref['defense'].lower()}-real"] = percent(real["attack_success_rate"])
+    return each | {
+        "fidelity-scans": str(len(pairs)),
+        "fidelity-unhardened-reference": percent(_mean([r["attack_success_rate"] for r, _ in unhardened])),
+        "fidelity-unhardened-real": percent(_mean([o["attack_success_rate"] for _, o in unhardened])),
+        "fidelity-hardened-reference": percent(_mean([r["attack_success_rate"] for r, _ in hardened])),
+        "fidelity-hardened-real": percent(_mean([o["attack_success_rate"] for _, o in hardened])),
+        "fidelity-families": str(len(cells)),
+        "fidelity-families-real-higher": str(sum(real > ref for ref, real in cells)),
+        "fidelity-families-real-lower": str(sum(real < ref for ref, real in cells)),
+        "fidelity-families-close": str(sum(abs(real - ref) <= 0.2 for ref, real in cells)),
+        "fidelity-prompt-cap": str(data["inputs"]["specs"]["01"]["prompt_cap"]),
+    }
+
+
+def _mean(numbers: list[float]) -> float:
+    return sum(numbers) / len(numbers) if numbers else 0.0
+
+
 def values(records: dict[str, dict]) -> dict[str, str]:
     """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
-    return memorization_values(records["memorization"]) | layers_values(records["layers"])
+    return (memorization_values(records["memorization"]) | layers_values(records["layers"])
+            | fidelity_values(records["fidelity"]))  # fmt: skip
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:
@@ -672,6 +830,8 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         **{f"layers-{number}": layers_table(lab) for number, lab in records["layers"]["labs"].items()},
         "releases": releases_table(records["releases"]),
         "ladder": ladder_table(records["ladder"]),
+        "fidelity": fidelity_table(records["fidelity"]),
+        "fidelity-blocking": fidelity_blocking_table(records["fidelity"]),
     }
 
 
@@ -854,6 +1014,18 @@ def releases_chart(data: dict) -> bytes:
     return _png(fig)
 
 
+def fidelity_chart(data: dict) -> bytes:
+    """Overall attack success of every compared scan, the reference model beside the real one."""
+    plt = _figure()
+    pairs = _fidelity_pairs(data)
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    _paired_bars(ax, [_scan_label(r) for r, _ in pairs], [r["attack_success_rate"] for r, _ in pairs],
+                 [o["attack_success_rate"] for _, o in pairs], ("reference model", data["models"][1]))  # fmt: skip
+    ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+    ax.set_title("Attack success, scan for scan: the reference model and a real one")
+    return _png(fig)
+
+
 def charts(records: dict[str, dict]) -> dict[str, bytes]:
     """Every chart the course shows, by file name, from the records of every set."""
     out = {"baseline.png": baseline_chart(records["levels"]), "levels.png": levels_chart(records["levels"])}
@@ -863,4 +1035,5 @@ def charts(records: dict[str, dict]) -> dict[str, bytes]:
     out["exposure.png"] = exposure_chart(records["memorization"])
     out["privacy-utility.png"] = privacy_utility_chart(records["memorization"])
     out["lab08.png"] = releases_chart(records["releases"])
+    out["fidelity.png"] = fidelity_chart(records["fidelity"])
     return out

@@ -175,3 +175,12 @@ def test_no_known_attack_reaches_the_top_of_the_ladder(fresh_ladder):
     total = {lv: sum(t["extracted"][lv] for t in fresh_ladder["techniques"]) for lv in fresh_ladder["levels"]}
     assert total["L0"] > total["L1"] > 0
     assert total["L5"] == 0
+
+
+def test_the_reference_side_of_the_fidelity_record_is_reproduced(tmp_path):
+    """The real model's side takes about half an hour and is measured by hand
+    (`doubleedge figures --set fidelity`); the reference side is re-run here, scan for scan."""
+    committed = {(s["lab"], s["defense"]): s for s in figures.load("fidelity")["scans"] if s["model"] == "reference"}
+    for lab, defense in (("01", "none"), ("01", "L2"), ("03", "lab03")):
+        fresh = figures._fidelity_scan("reference", lab, defense, tmp_path / f"{lab}-{defense}")
+        assert fresh == committed[(lab, defense)], f"Lab {lab} {defense}"
