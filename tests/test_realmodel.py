@@ -253,3 +253,13 @@ def test_every_lab_with_the_part_calls_the_kit_in_its_notebook():
 def test_the_table_shows_worked_failed_and_the_scan_rate():
     comparison = realmodel.Comparison("01", (realmodel.Column("reference", False, {"A": True}, 0.5),))
     assert SCAN_ROW in comparison.table() and "50%" in comparison.table() and "worked" in comparison.table()
+
+
+def test_the_graded_kernel_and_progress_turn_it_off(tmp_path):
+    """The grader's notebook kernel (with or without bubblewrap) and `doubleedge progress --run`."""
+    from doubleedge.grading import sandbox
+    from doubleedge.progress import _kernel_env
+
+    for box in (sandbox.Sandbox(sandbox.Limits()), sandbox.NoSandbox(sandbox.Limits())):
+        assert sandbox.kernel_environment(box, tmp_path / "k", tmp_path / "j", "alice")[ENV] == OFF
+    assert _kernel_env()[ENV] == OFF
