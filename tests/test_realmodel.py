@@ -196,7 +196,7 @@ def _baseline(lab: str):
 @pytest.mark.parametrize("lab", sorted(CASES))
 def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path):
     """Real garak runs: the reference model's rate is the one the notebook's own scan gets; the
-    real model's scan is the lab's real-model variant (at most 3 prompts per probe)."""
+    real model's scan is the lab's real-model variant (fewer prompts per probe)."""
     from doubleedge.scan import scan_bot
     from doubleedge.scan.webchat import scan_webchat
 
@@ -213,7 +213,8 @@ def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path)
         record = json.loads(line)
         if record.get("entry_type") == "attempt" and record.get("status") == 2:
             attempts[record["probe_classname"]] = attempts.get(record["probe_classname"], 0) + 1
-    assert set(attempts) == set(LABS[lab].scan.probes) and max(attempts.values()) <= 3
+    # Every probe of the lab ran, with fewer prompts than the reference model's scan.
+    assert set(attempts) == set(LABS[lab].scan.probes) and sum(attempts.values()) < baseline.attempts
     assert all(0 <= c.scan_asr <= 1 for c in comparison.columns[2:])
 
 

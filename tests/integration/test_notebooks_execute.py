@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from doubleedge.labs import LABS
-from doubleedge.realmodel import ENV, OFF
+from doubleedge.realmodel import ENV, OFF, SKIPPED
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +37,5 @@ def test_source_notebook_executes(lab, tmp_path, monkeypatch):
     client.execute()
     ran = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
     assert ran and all(cell.execution_count for cell in ran)
+    for cell in (c for c in ran if c.get("id") == "real-model"):
+        assert [o.get("text") for o in cell.outputs] == [SKIPPED + "\n"]
