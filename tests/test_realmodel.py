@@ -213,8 +213,9 @@ def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path)
         record = json.loads(line)
         if record.get("entry_type") == "attempt" and record.get("status") == 2:
             attempts[record["probe_classname"]] = attempts.get(record["probe_classname"], 0) + 1
-    # Every probe of the lab ran, with fewer prompts than the reference model's scan.
-    assert set(attempts) == set(LABS[lab].scan.probes) and sum(attempts.values()) < baseline.attempts
+    # Every probe of the lab ran, with no more prompts than the reference model's scan (the course's own
+    # Lab 03 probes send all of theirs).
+    assert set(attempts) == set(LABS[lab].scan.probes) and sum(attempts.values()) <= baseline.attempts
     assert all(0 <= c.scan_asr <= 1 for c in comparison.columns[2:])
 
 
