@@ -265,3 +265,10 @@ def test_the_graded_kernel_and_progress_turn_it_off(tmp_path):
     for box in (sandbox.Sandbox(sandbox.Limits()), sandbox.NoSandbox(sandbox.Limits())):
         assert sandbox.kernel_environment(box, tmp_path / "k", tmp_path / "j", "alice")[ENV] == OFF
     assert _kernel_env()[ENV] == OFF
+
+
+@pytest.mark.parametrize("lab, defense", [("06", (solution01.build_defense,)), ("01", ())])
+def test_a_lab_without_the_part_or_a_missing_defense_is_refused(lab, defense, monkeypatch):
+    monkeypatch.setenv(ENV, "reference")
+    with pytest.raises(ValueError):
+        compare_on_real_model(lab, {"MY_INJECTION": HARMLESS}, *defense)

@@ -100,6 +100,10 @@ def compare_on_real_model(lab: str, attacks: dict[str, object], *defense: Callab
     if spec is None:
         print(SKIPPED)
         return None
+    if lab not in REPLAYS:
+        raise ValueError(f"no real-model part for lab {lab!r}; available: {', '.join(REPLAYS)}")
+    if not defense:
+        raise ValueError("pass your defense too (e.g. build_defense): the table compares unhardened and hardened")
     from doubleedge.models import load_model
     from doubleedge.scan import scan_for_lab
     from doubleedge.target import learner_id
@@ -113,12 +117,11 @@ def compare_on_real_model(lab: str, attacks: dict[str, object], *defense: Callab
         for parts in ((), defense):
             fresh = _fresh(replay, model, parts, learner)
             worked = {label: bool(judge(fresh)) for label, judge in judges}
-            column = Column(model_spec, bool(parts), worked, None)
+            asr = None
             if scan:
                 folder = Path(workdir) / scan_folder(model_spec, bool(parts)) if workdir else None
-                report = replay.scan(fresh(), scan_for_lab(lab, model=model_spec), folder)
-                column = Column(model_spec, bool(parts), worked, report.overall_attack_success_rate)
-            columns.append(column)
+                asr = replay.scan(fresh(), scan_for_lab(lab, model=model_spec), folder).overall_attack_success_rate
+            columns.append(Column(model_spec, bool(parts), worked, asr))
             print(f"done: {columns[-1].heading}", flush=True)
     comparison = Comparison(lab, tuple(columns))
     print(comparison.table())
