@@ -162,3 +162,4 @@ def test_no_sandbox_mode_still_runs_with_limits(tmp_path):
     done = box.run([sys.executable, "-c", "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"],
                    tmp_path, timeout=60)  # fmt: skip
     assert int(done.stdout) == LIMITS.memory_bytes
+

@@ -114,3 +114,23 @@ def test_a_real_garak_probe_through_the_server(bot, tmp_path):
     report = scan_bot(bot, spec, tmp_path)  # a ScanReport only comes back from a run that completed
     assert [r.probe for r in report.results] == ["promptinject.HijackHateHumans"]
     assert report.attempts == 3
+
+
+def test_lab01_real_model_part_replays_the_notebooks_attacks(model_cache, monkeypatch, capsys):
+    """Lab 01's "On a real model" cell, as the notebook runs it, on the real SmolLM2: the learner's
+    injection (the notebook's solution) and the prompt-leak attempt of its Part 3. The scan is left
+    to the test above: both scans take minutes on 2 cores."""
+    from doubleedge.defenses.lab01 import build_defense
+    from doubleedge.realmodel import ENV, compare_on_real_model
+
+    monkeypatch.setenv(ENV, "smollm2")
+    attacks = {"MY_INJECTION": QUESTIONS[1], "prompt leak": QUESTIONS[3]}
+    started = time.monotonic()
+    comparison = compare_on_real_model("01", attacks, build_defense, learner=LEARNER, scan=False)
+    print(f"Lab 01's real-model part, attacks only: {time.monotonic() - started:.1f} s")
+    reference, reference_hardened, real, real_hardened = comparison.columns
+    assert real.model == "smollm2" and real_hardened.hardened
+    assert reference.worked == {"MY_INJECTION": True, "prompt leak": True}
+    # InjectionHeuristics stops both messages before any model sees them: the same on every model.
+    assert not any(reference_hardened.worked.values()) and not any(real_hardened.worked.values())
+    assert comparison.table() in capsys.readouterr().out

@@ -47,6 +47,8 @@ from functools import cache
 from pathlib import Path
 
 from doubleedge.paths import CACHE_ENV
+from doubleedge.realmodel import ENV as REAL_MODEL_ENV
+from doubleedge.realmodel import OFF as REAL_MODEL_OFF
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, LEARNER_KEY_ENV, learner_environment
 
 KERNEL_NAME = "doubleedge-sandbox"
@@ -615,6 +617,8 @@ def kernel_environment(
         ENV_IPC: str(runtime / "kernel-ipc"),
         ENV_LIMITS: sandbox.limits.to_env(),
         ENV_MODE: sandbox.name,
+        # The ungraded real-model part would add minutes per submission, and its model is not in the sandbox.
+        REAL_MODEL_ENV: REAL_MODEL_OFF,
         **learner_environment(learner),  # the feedback matches what the learner saw; no course key
     }
 
@@ -638,6 +642,7 @@ def launch_kernel(connection_file: str) -> int:
     command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve())]
     env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV, CACHE_ENV) if os.environ.get(name)}
     env.setdefault(LEARNER_ENV, "learner")
+    env[REAL_MODEL_ENV] = REAL_MODEL_OFF  # whatever launched it: a graded kernel never runs the real model
     if sandbox.contained:
         argv = sandbox.argv(command, Path(scratch), env=env)
         Cgroup(kernel_cgroup_name(Path(scratch)), limits).join_self()
