@@ -122,7 +122,7 @@ def test_a_deck_shows_leads_and_keeps_the_section_in_the_notes(tmp_path):
     lesson.write_text(LESSON)
     html = slides.deck(lesson).generate_html()
     assert "<h1>01 A lesson</h1>" in html and "Teaching: 25 minutes" in html
-    assert 'href="../01-a-lesson/../02-other/#part"' in html  # from slides/ to the lesson's link target
+    assert 'href="../../01-a-lesson/../02-other/#part"' in html  # from generated/slides/ to the lesson's link target
     notes = re.findall(r'<aside class="notes">(.*?)</aside>', html, re.DOTALL)
     assert any("More text only in the notes." in n for n in notes)
     slides_only = re.sub(r'<aside class="notes">.*?</aside>', "", html, flags=re.DOTALL)
