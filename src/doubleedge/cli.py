@@ -191,7 +191,7 @@ def cmd_site_generate(args: argparse.Namespace) -> int:
     from doubleedge.site_content import generate
 
     out = generate(say=print)
-    print(f"site content generated in {out}; build with `mkdocs build --strict` or `zensical build --strict`")
+    print(f"site content generated in {out}; build with `mkdocs build --strict` or `zensical build --strict --clean`")
     return 0
 
 

@@ -1,8 +1,8 @@
 """``doubleedge start``: what ``make start`` runs.
 
-Generates the site's content (``site_content``) and builds the course site, makes the learner's copies of the labs in ``workspace/``
-(never overwriting work already there), serves the site on loopback and runs
-JupyterLab on the workspace until Ctrl-C.
+Generates the site's content (``doubleedge.site_content``) and builds the course site with
+MkDocs, makes the learner's copies of the labs in ``workspace/`` (never overwriting work
+already there), serves the site on loopback and runs JupyterLab on the workspace until Ctrl-C.
 
 The site is built into ``site/`` in the repository, or into ``$DOUBLEEDGE_SITE_DIR``
 (tests build elsewhere so that they never touch the repository).
