@@ -72,4 +72,4 @@ lock: ## re-pin constraints.txt from a fresh venv (after changing pyproject.toml
 	mv constraints.new constraints.txt
 
 clean: ## remove the virtual environment and build outputs (keeps workspace/)
-	rm -rf $(VENV) site .pytest_cache
+	rm -rf $(VENV) site course/generated .cache .pytest_cache

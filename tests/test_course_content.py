@@ -617,7 +617,7 @@ def test_lesson_07_draws_its_figures_from_the_records():
     course/measured/memorization.json, the record the table and charts are drawn from; and the
     claims the prose makes in words hold for that record."""
     from doubleedge import figures
-    from doubleedge.site_hooks import INLINE_MARKER
+    from doubleedge.markers import INLINE_MARKER
 
     records = {name: figures.load(name) for name in figures.SETS}
     record, known = records["memorization"], {**figures.values(records), **figures.tables(records)}
@@ -641,7 +641,7 @@ def test_lessons_draw_their_layer_tables_from_the_records(number):
     course/measured/layers.json, the prose around it types no figure of its own, and the
     claims it makes in words hold for that record."""
     from doubleedge import figures
-    from doubleedge.site_hooks import INLINE_MARKER
+    from doubleedge.markers import INLINE_MARKER
 
     lab = LABS[number]
     records = {name: figures.load(name) for name in figures.SETS}

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from doubleedge import answer_keys, cli, site_hooks, slides
+from doubleedge import answer_keys, cli, site_content, slides
 from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 from doubleedge.scan.report import ScanError, read_report
@@ -44,13 +44,13 @@ def solution_cells(source: Path) -> list[str]:
 
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)
 def test_the_answer_key_holds_every_solution_cell_and_hidden_test(keys, lab):
-    page = site_hooks.visible_text((keys / f"{lab.slug}.html").read_text("utf-8"))
+    page = site_content.visible_text((keys / f"{lab.slug}.html").read_text("utf-8"))
     cells = solution_cells(lab.source_notebook)
     assert cells, lab.slug
-    shown = site_hooks.normalized(page)
-    assert [c[:60] for c in cells if site_hooks.normalized(c) not in shown] == []
-    lines = site_hooks.source_only_lines(lab.source_notebook)  # hidden tests and markers included
-    assert site_hooks.leaks(page, lines) == sorted(lines)
+    shown = site_content.normalized(page)
+    assert [c[:60] for c in cells if site_content.normalized(c) not in shown] == []
+    lines = site_content.source_only_lines(lab.source_notebook)  # hidden tests and markers included
+    assert site_content.leaks(page, lines) == sorted(lines)
     assert (keys / f"{lab.slug}.ipynb").read_bytes() == lab.source_notebook.read_bytes()
     assert answer_keys.BANNER in page
     assert f'href="{lab.slug}.html"' in (keys / "index.html").read_text("utf-8")
@@ -122,7 +122,7 @@ def test_a_deck_shows_leads_and_keeps_the_section_in_the_notes(tmp_path):
     lesson.write_text(LESSON)
     html = slides.deck(lesson).generate_html()
     assert "<h1>01 A lesson</h1>" in html and "Teaching: 25 minutes" in html
-    assert 'href="../01-a-lesson/../02-other/#part"' in html  # from slides/ to the lesson's link target
+    assert 'href="../../01-a-lesson/../02-other/#part"' in html  # from generated/slides/ to the lesson's link target
     notes = re.findall(r'<aside class="notes">(.*?)</aside>', html, re.DOTALL)
     assert any("More text only in the notes." in n for n in notes)
     slides_only = re.sub(r'<aside class="notes">.*?</aside>', "", html, flags=re.DOTALL)

@@ -1,7 +1,8 @@
-"""The course site builds with MkDocs in strict mode, with its measured charts and read-only labs.
+"""The course site: its generated content (``doubleedge site generate``) and a real strict build
+of the same ``course/`` with MkDocs + Material and with Zensical.
 
-One real ``mkdocs build --strict`` (hooks included) with an empty cache folder, so the build
-makes the learner copies itself with nbgrader; then the output is read file by file.
+Generation runs once with an empty cache folder, so it makes the learner copies itself with
+nbgrader; then each built site is read file by file.
 """
 
 from __future__ import annotations
@@ -9,15 +10,18 @@ from __future__ import annotations
 import html
 import json
 import os
+import posixpath
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import markdown
 import nbformat
 import pytest
 
-from doubleedge import figures, site_hooks, slides
+from doubleedge import figures, markers, site_content, slides
 from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
@@ -26,31 +30,138 @@ TEXT_SUFFIXES = {".html", ".json", ".ipynb", ".js", ".xml", ".css", ".txt", ".md
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
-def build(dest: Path, cache: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1", DOUBLEEDGE_CACHE=str(cache))
+def mkdocs_build(dest: Path) -> subprocess.CompletedProcess:
     mkdocs = str(Path(sys.executable).with_name("mkdocs"))
     return subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, env=env, timeout=900)  # fmt: skip
+                          text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
 
 
-def built_names() -> set[str]:
-    """Names of what the build generates: none of them may appear in course/."""
+def zensical_build(folder: Path) -> subprocess.CompletedProcess:
+    """``zensical build --strict`` of a copy of course/ and mkdocs.yml in ``folder`` (Zensical builds
+    into and caches beside its config file, so a build in the repository would write there).
+    ``--clean``: Zensical caches a page by its own text, which does not show generated/markers.json."""
+    shutil.copytree(REPO_ROOT / "course", folder / "course")
+    shutil.copy(REPO_ROOT / "mkdocs.yml", folder / "mkdocs.yml")
+    zensical = str(Path(sys.executable).with_name("zensical"))
+    return subprocess.run([zensical, "build", "--strict", "--clean"], cwd=folder, capture_output=True, text=True,
+                          env=dict(os.environ, NO_COLOR="1"), timeout=600)  # fmt: skip
+
+
+def generated_names() -> set[str]:
+    """Names of what generation writes: none of them may appear in course/ outside generated/."""
     charts = figures.charts({name: figures.load(name) for name in figures.SETS})
-    return set(charts) | {site_hooks.NOTEBOOK_PAGE} | {f"{lab.slug}.ipynb" for lab in LABS.values()}
-
-
-def generated_in_course() -> list[Path]:
-    names = built_names()
-    return [p for p in (REPO_ROOT / "course").rglob("*") if p.name in names]
+    return set(charts) | {markers.FILE} | {f"{lab.slug}.ipynb" for lab in LABS.values()}
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def generated(tmp_path_factory) -> Path:
+    return site_content.generate(cache=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def site(generated, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("site") / "site"
-    done = build(dest, tmp_path_factory.mktemp("cache"))
+    done = mkdocs_build(dest)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert generated_in_course() == [], "the build writes into the site, never into course/"
     return dest
+
+
+@pytest.fixture(scope="module")
+def zensical_site(generated, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("zensical")
+    done = zensical_build(folder)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "No issues found" in done.stdout + done.stderr
+    return folder / "site"
+
+
+def resolve(site: Path, page: Path, href: str) -> Path:
+    """The file a relative link of a built page points to (a folder means its index.html)."""
+    target = site / posixpath.normpath(posixpath.join(page.parent.relative_to(site).as_posix(), href))
+    return target / "index.html" if href.endswith("/") else target
+
+
+def check_generated_content(site: Path) -> None:
+    """What only generation provides is in the built site and reached from the pages that show it."""
+    for lab in LABS.values():
+        lesson = site / lab.slug / "index.html"
+        links = re.findall(r'href="([^"#]+)"', lesson.read_text("utf-8"))
+        page, download = (resolve(site, lesson, next(h for h in links if h.rstrip("/").endswith(end)))
+                          for end in (site_content.notebook_url(lab).rstrip("/"), f"{lab.slug}.ipynb"))  # fmt: skip
+        assert page == site / site_content.notebook_url(lab) / "index.html", lab.slug
+        text = page.read_text("utf-8")
+        assert 'class="doubleedge-notebook"' in text and "A read-only copy of the lab notebook" in text, lab.slug
+        back = re.search(r'href="([^"]+)">the lesson<', text).group(1)
+        assert resolve(site, page, back) == lesson, lab.slug
+        assert resolve(site, page, re.search(r'href="([^"]+)">download the notebook<', text).group(1)) == download
+        assert nbformat.read(download, as_version=4).cells, lab.slug
+    charts = set(figures.charts({name: figures.load(name) for name in figures.SETS}))
+    shown = set()
+    for path in site.rglob("*.html"):
+        text = path.read_text("utf-8")
+        assert "<!-- measured:" not in text and markers.DECKS not in text, path
+        for src in re.findall(r'<img[^>]*\ssrc="([^"]+\.png)"', text):
+            if "/figures/" in src:
+                assert resolve(site, path, src).read_bytes().startswith(b"\x89PNG"), (path, src)
+                shown.add(Path(src).name)
+    assert shown == charts, "every chart is drawn and shown on a page"
+    listing = site / "instructors" / "slides" / "index.html"
+    decks = [resolve(site, listing, h) for h in re.findall(r'href="([^"]+\.html)"', listing.read_text("utf-8"))]
+    assert sorted(d.name for d in decks if d.is_file()) == [
+        f"{p.parent.name}.html" for p in slides.lessons(REPO_ROOT / "course")
+    ]
+
+
+def test_mkdocs_strict_build_is_offline_safe(site):
+    assert (site / "01-prompt-injection" / "index.html").is_file()
+    html_text = (site / "index.html").read_text()
+    assert "fonts.googleapis.com" not in html_text  # offline-safe theme
+
+
+def test_mkdocs_site_carries_the_generated_content(site):
+    check_generated_content(site)
+
+
+def test_zensical_builds_the_same_course_strictly_with_the_generated_content(zensical_site, site):
+    check_generated_content(zensical_site)
+    pages = {p.relative_to(zensical_site) for p in zensical_site.rglob("index.html")}
+    assert pages == {p.relative_to(site) for p in site.rglob("index.html")}, "the same pages as MkDocs"
+    levels = (zensical_site / "target" / "defense-levels" / "index.html").read_text("utf-8")
+    assert all(f"{level['overall_attack_success_rate']:.1%}" in levels for level in figures.load("levels")["levels"])
+    quoted = figures.values({name: figures.load(name) for name in figures.SETS})
+    lesson07 = " ".join((zensical_site / "07-memorization" / "index.html").read_text("utf-8").split())
+    assert f"held-out chats is {quoted['memorization-perplexity-unhardened']}." in lesson07
+
+
+def test_generation_is_deterministic(generated, tmp_path):
+    """A second run from an empty cache (nbgrader, nbconvert, the charts and decks all made again)
+    writes the same files, byte for byte."""
+    again = site_content.generate(out=tmp_path / "generated", cache=tmp_path / "cache")
+
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    first, second = files(generated), files(again)
+    assert len(first) > 30 and sorted(first) == sorted(second)
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_generated_content_stays_in_its_git_ignored_folder(generated):
+    assert generated == REPO_ROOT / "course" / "generated"
+    names = generated_names()
+    assert [p for p in (REPO_ROOT / "course").rglob("*") if p.name in names and generated not in p.parents] == []
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(generated / markers.FILE)], cwd=REPO_ROOT)
+    assert ignored.returncode == 0, "course/generated/ is git-ignored"
+
+
+def test_generation_removes_what_no_longer_belongs(tmp_path):
+    source, dest = tmp_path / "new", tmp_path / "old"
+    site_content.write(source / "a" / "kept.md", b"new")
+    site_content.write(dest / "a" / "kept.md", b"old")
+    site_content.write(dest / "gone" / "stale.png", b"x")
+    site_content.sync(source, dest)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["a", "a/kept.md"]
+    assert (dest / "a" / "kept.md").read_bytes() == b"new"
 
 
 def readable_text(path: Path) -> str:
@@ -58,7 +169,7 @@ def readable_text(path: Path) -> str:
     JSON as its strings (the search index escapes quotes), notebooks as their cells."""
     raw = path.read_text("utf-8", errors="replace")
     if path.suffix == ".ipynb":
-        return site_hooks.notebook_text(path)
+        return site_content.notebook_text(path)
     if path.suffix == ".json":
         strings: list[str] = []
 
@@ -76,19 +187,13 @@ def readable_text(path: Path) -> str:
 
 
 def source_only() -> set[str]:
-    return {line for lab in LABS.values() for line in site_hooks.source_only_lines(lab.source_notebook)}
-
-
-def test_mkdocs_strict_build_is_offline_safe(site):
-    assert (site / "01-prompt-injection" / "index.html").is_file()
-    html_text = (site / "index.html").read_text()
-    assert "fonts.googleapis.com" not in html_text  # offline-safe theme
+    return {line for lab in LABS.values() for line in site_content.source_only_lines(lab.source_notebook)}
 
 
 def test_the_build_draws_every_chart_from_the_measured_records(site):
     records = {name: figures.load(name) for name in figures.SETS}
     for name in figures.charts(records):
-        png = (site / "figures" / name).read_bytes()
+        png = (site / site_content.GENERATED.name / site_content.FIGURES_DIR / name).read_bytes()
         assert png.startswith(b"\x89PNG"), name
 
 
@@ -113,28 +218,34 @@ def test_measured_tables_replace_their_markers(site):
         assert "<!-- measured:" not in page.read_text(), page
 
 
-class Page:
-    class file:
-        src_uri = "test/index.md"
-
-
-def test_a_marker_inside_a_sentence_becomes_the_figure(monkeypatch):
-    monkeypatch.setattr(site_hooks, "_tables", {"t": "| a |\n| --- |\n| 1 |\n"})
-    monkeypatch.setattr(site_hooks, "_values", {"ppl": "1.22"})
-    text = "Perplexity is <!-- measured:ppl -->.\n  <!-- measured:t -->\n<!-- measured:ppl -->\n"
-    done = site_hooks.on_page_markdown(text, Page, None, None)
-    assert done == "Perplexity is 1.22.\n  | a |\n  | --- |\n  | 1 |\n1.22\n"
-    with pytest.raises(site_hooks.PluginError, match="no measured table or figure 'typo'"):
-        site_hooks.on_page_markdown("It is <!-- measured:typo -->.", Page, None, None)
+def test_a_marker_inside_a_sentence_becomes_the_figure(tmp_path):
+    text = {"tables": {"t": "| a |\n| --- |\n| 1 |\n"}, "values": {"ppl": "1.22"}, "slide-decks": "- [deck](d.html)"}
+    page = "Perplexity is <!-- measured:ppl -->.\n  <!-- measured:t -->\n<!-- measured:ppl -->\n<!-- slide-decks -->\n"
+    done = markers.fill(page, text, "test.md")
+    assert done == "Perplexity is 1.22.\n  | a |\n  | --- |\n  | 1 |\n1.22\n- [deck](d.html)\n"
+    with pytest.raises(ValueError, match="no measured table or figure 'typo'"):
+        markers.fill("It is <!-- measured:typo -->.", text, "test.md")
+    # As a Markdown extension, reading the generated file; without it, the build stops and says why.
+    (tmp_path / markers.FILE).write_text(json.dumps(text))
+    page = "Perplexity is <!-- measured:ppl -->.\n\n<!-- measured:t -->\n\n<!-- slide-decks -->\n"
+    rendered = markdown.markdown(
+        page, extensions=["tables", markers.MarkersExtension(path=str(tmp_path / markers.FILE))]
+    )
+    assert "<p>Perplexity is 1.22.</p>" in rendered and "<td>1</td>" in rendered and 'href="d.html"' in rendered
+    with pytest.raises(FileNotFoundError, match="doubleedge site generate"):
+        markdown.markdown(page, extensions=[markers.MarkersExtension(path=str(tmp_path / "missing.json"))])
 
 
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)
 def test_each_lesson_links_its_read_only_notebook_and_the_download(site, lab):
     lesson = (site / lab.slug / "index.html").read_text()
-    assert 'href="lab/"' in lesson and f'href="{lab.slug}.ipynb"' in lesson
-    page = (site / lab.slug / "lab" / "index.html").read_text()
-    assert 'class="doubleedge-notebook"' in page and f'href="../{lab.slug}.ipynb"' in page
-    copy = nbformat.read(site / lab.slug / f"{lab.slug}.ipynb", as_version=4)
+    assert (
+        f'href="../{site_content.notebook_url(lab)}"' in lesson
+        and f'href="../{site_content.download_url(lab)}"' in lesson
+    )
+    page = (site / site_content.notebook_url(lab) / "index.html").read_text()
+    assert 'class="doubleedge-notebook"' in page and f'href="{lab.slug}.ipynb"' in page
+    copy = nbformat.read(site / site_content.download_url(lab), as_version=4)
     source = nbformat.read(lab.source_notebook, as_version=4)
     assert len(copy.cells) == len(source.cells)
     stubs = [c for c in copy.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
@@ -145,7 +256,7 @@ LOADS = re.compile(r'<(?:script|img)[^>]*\ssrc="([^"]*)"|<link[^>]*\shref="([^"]
 
 
 def test_each_lesson_has_its_deck_and_it_loads_only_files_of_the_site(site):
-    decks = site / site_hooks.DECKS_DIR
+    decks = site / site_content.decks_url()
     listing = (site / "instructors" / "slides" / "index.html").read_text()
     lessons = slides.lessons(REPO_ROOT / "course")
     assert len(lessons) >= 9
@@ -153,10 +264,10 @@ def test_each_lesson_has_its_deck_and_it_loads_only_files_of_the_site(site):
         deck = decks / f"{lesson.parent.name}.html"
         text = deck.read_text("utf-8")
         _, _, parts = slides.split_lesson(lesson.read_text("utf-8"))
-        shown = site_hooks.visible_text(text)
+        shown = site_content.visible_text(text)
         assert [p.title for p in parts if p.title.replace("`", "") not in shown] == [], deck
         assert text.count("<section") > len(parts), deck
-        assert f'href="../../{site_hooks.DECKS_DIR}/{deck.name}"' in listing
+        assert f'href="../../{site_content.decks_url()}{deck.name}"' in listing
         loads = [a or b for a, b in LOADS.findall(text)]
         assert any(ref.endswith("reveal.js") for ref in loads), deck
         for ref in loads:
@@ -174,7 +285,7 @@ def test_no_solution_or_hidden_test_text_anywhere_in_the_site(site):
     for path in sorted(p for p in site.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES):
         text = readable_text(path)
         assert not [m for m in MARKERS if m in text], path
-        assert site_hooks.leaks(text, lines) == [], path
+        assert site_content.leaks(text, lines) == [], path
         checked += 1
     assert checked > 30
 
@@ -182,12 +293,12 @@ def test_no_solution_or_hidden_test_text_anywhere_in_the_site(site):
 def test_the_leak_check_finds_a_source_notebook_in_every_form(tmp_path):
     """The check above can fail: a rendered, a JSON-escaped and a raw source notebook are all caught."""
     lab = LABS["01"]
-    lines = site_hooks.source_only_lines(lab.source_notebook)
-    (tmp_path / "page.html").write_text(site_hooks.render_notebook(lab.source_notebook))
-    rendered = site_hooks.render_notebook(lab.source_notebook)
+    lines = site_content.source_only_lines(lab.source_notebook)
+    (tmp_path / "page.html").write_text(site_content.render_notebook(lab.source_notebook))
+    rendered = site_content.render_notebook(lab.source_notebook)
     (tmp_path / "search_index.json").write_text(json.dumps({"docs": [{"location": "lab/", "text": rendered}]}))
     (tmp_path / "copy.ipynb").write_bytes(lab.source_notebook.read_bytes())
     for path in tmp_path.iterdir():
-        found = site_hooks.leaks(readable_text(path), lines)
+        found = site_content.leaks(readable_text(path), lines)
         assert len(found) > 10, path
         assert any(m in readable_text(path) for m in MARKERS), path

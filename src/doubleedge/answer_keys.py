@@ -2,7 +2,7 @@
 place) as a readable HTML page and as the notebook itself, in a folder of their own.
 
 Never part of the course site: the learner site is built from ``course/`` and only ever
-publishes learner copies (``site_hooks``). ``doubleedge answer-keys`` refuses a folder inside
+publishes learner copies (``site_content``). ``doubleedge answer-keys`` refuses a folder inside
 ``course/`` or the site, so a key cannot land where MkDocs would publish it.
 """
 
@@ -44,7 +44,7 @@ def check_outside_site(out: Path, site_dir: Path | None = None) -> Path:
 
 def write_answer_keys(out: Path, site_dir: Path | None = None) -> list[Path]:
     """Write ``NN-slug.html`` and ``NN-slug.ipynb`` per lab plus an ``index.html``; return the pages."""
-    from doubleedge.site_hooks import notebook_title, render_notebook
+    from doubleedge.site_content import notebook_title, render_notebook
 
     out = check_outside_site(Path(out), site_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -191,6 +191,14 @@ def cmd_answer_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_site_generate(args: argparse.Namespace) -> int:
+    from doubleedge.site_content import generate
+
+    out = generate(say=print)
+    print(f"site content generated in {out}; build with `mkdocs build --strict` or `zensical build --strict --clean`")
+    return 0
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     from doubleedge.start import start
 
@@ -283,6 +291,11 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("answer-keys", help="write the labs' answer keys (instructors only) into a folder")
     keys.add_argument("--out", default=DEFAULT_DIR, help=f"a folder outside the site (default: {DEFAULT_DIR})")
     keys.set_defaults(run=cmd_answer_keys)
+
+    site = sub.add_parser("site", help="the course site's generated content")
+    site_sub = site.add_subparsers(dest="site_command", required=True)
+    generate = site_sub.add_parser("generate", help="write charts, tables, notebook pages and decks into course/generated/")
+    generate.set_defaults(run=cmd_site_generate)
 
     start = sub.add_parser("start", help="build the site, make lab copies, serve the site and JupyterLab")
     start.add_argument("--site-port", type=int, default=8000)

@@ -20,8 +20,8 @@ Six measurements, each a real run:
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
-The site build (``doubleedge.site_hooks``) draws every chart and table, and the figures the
-lessons quote in their prose, from these records.
+The site's generation step (``doubleedge site generate``, ``doubleedge.site_content``) draws
+every chart and table, and the figures the lessons quote in their prose, from these records.
 
 Each record carries a **key**: a hash of what determines it (package versions and the
 measurement's specification). If the committed record's key no longer matches, for

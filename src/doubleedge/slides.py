@@ -11,8 +11,8 @@ so the cut is mechanical:
 * a last slide with the "Key points" box.
 
 "Further reading" is left out. pyreveal writes the reveal.js decks and ships reveal.js itself,
-so a deck loads nothing from the network. The site build calls :func:`write_decks` (see
-``site_hooks``), which puts them in ``slides/`` of the site.
+so a deck loads nothing from the network. ``doubleedge site generate`` calls :func:`write_decks`
+(see ``site_content``), which puts them in ``course/generated/slides/``, two folders below the site's root.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def lead(body: str) -> str:
 
 
 def to_html(text: str, slug: str) -> str:
-    """Markdown to HTML; links into the site are made relative to ``slides/``."""
+    """Markdown to HTML; links into the site are made relative to ``generated/slides/``."""
 
     def relink(match: re.Match) -> str:
         target = match.group(2)
@@ -108,7 +108,7 @@ def to_html(text: str, slug: str) -> str:
             path = path[: -len("index.md")]
         elif path.endswith(".md"):
             path = path[: -len(".md")] + "/"
-        return f'{match.group(1)}="../{slug}/{path}{"#" + anchor if anchor else ""}"'
+        return f'{match.group(1)}="../../{slug}/{path}{"#" + anchor if anchor else ""}"'
 
     return LINK.sub(relink, markdown.markdown(text, extensions=EXTENSIONS))
 

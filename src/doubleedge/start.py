@@ -1,8 +1,8 @@
 """``doubleedge start``: what ``make start`` runs.
 
-Builds the course site, makes the learner's copies of the labs in ``workspace/``
-(never overwriting work already there), serves the site on loopback and runs
-JupyterLab on the workspace until Ctrl-C.
+Generates the site's content (``doubleedge.site_content``) and builds the course site with
+MkDocs, makes the learner's copies of the labs in ``workspace/`` (never overwriting work
+already there), serves the site on loopback and runs JupyterLab on the workspace until Ctrl-C.
 
 The site is built into ``site/`` in the repository, or into ``$DOUBLEEDGE_SITE_DIR``
 (tests build elsewhere so that they never touch the repository).
@@ -52,6 +52,9 @@ def make_workspace(dest: Path) -> list[Path]:
 
 
 def build_site(dest: Path) -> None:
+    from doubleedge.site_content import generate
+
+    generate(say=print)  # the generated content the site reads (course/generated/)
     env = tool_env({"NO_MKDOCS_2_WARNING": "1"})
     subprocess.run(
         [str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "--quiet", "-d", str(dest)],

@@ -1,7 +1,7 @@
 """The built course site in a real headless browser, served from loopback.
 
-A real ``mkdocs build --strict`` (with the hooks that draw the measured charts and render
-the lab notebooks), served by a stdlib HTTP server on 127.0.0.1, visited page by page in
+The site's generated content (``doubleedge site generate``: the measured charts, the rendered
+lab notebooks, the decks), then a real ``mkdocs build --strict``, served by a stdlib HTTP server on 127.0.0.1, visited page by page in
 Debian's ``chromium`` driven by PyPI ``playwright`` (``executable_path``; never
 ``playwright install``). Every request the pages make is recorded: the site must work
 offline, so nothing may leave 127.0.0.1.
@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from headless import ARGS, CHROMIUM, screenshot, sync_api
 
-from doubleedge import site_hooks
+from doubleedge import site_content
 from doubleedge.labs import LABS
 from doubleedge.paths import REPO_ROOT
 
@@ -55,6 +55,7 @@ class Visit:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("site") / "site"
+    site_content.generate()
     mkdocs = str(Path(sys.executable).with_name("mkdocs"))
     done = subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
                           text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
@@ -87,7 +88,7 @@ def page_urls(site: Path, base_url: str) -> list[str]:
     and every lesson's slide deck."""
     pages = [urljoin(base_url, p.parent.relative_to(site).as_posix() + "/").replace("/./", "/")
              for p in site.rglob("index.html")]  # fmt: skip
-    decks = [urljoin(base_url, p.relative_to(site).as_posix()) for p in (site / site_hooks.DECKS_DIR).glob("*.html")]
+    decks = [urljoin(base_url, p.relative_to(site).as_posix()) for p in (site / site_content.decks_url()).glob("*.html")]
     assert len(decks) >= 9, "one deck per lesson"
     return sorted(pages + decks)
 
@@ -142,10 +143,10 @@ def test_every_image_is_drawn(visits):
 
 
 def test_no_page_holds_solution_or_hidden_test_text(visits):
-    lines = {line for lab in LABS.values() for line in site_hooks.source_only_lines(lab.source_notebook)}
+    lines = {line for lab in LABS.values() for line in site_content.source_only_lines(lab.source_notebook)}
     for url, seen in visits.items():
         assert [m for m in MARKERS if m in seen.text] == [], url
-        assert site_hooks.leaks(seen.text, lines) == [], url
+        assert site_content.leaks(seen.text, lines) == [], url
 
 
 def test_no_code_block_is_cut_and_no_name_in_a_table_breaks(visits):
@@ -197,7 +198,8 @@ def test_search_finds_a_lesson_by_a_key_term(browser, base_url):
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)
 def test_every_lab_link_resolves(browser, visits, base_url, lab):
     lesson = visits[f"{base_url}{lab.slug}/"]
-    notebook_page, download = f"{base_url}{lab.slug}/lab/", f"{base_url}{lab.slug}/{lab.slug}.ipynb"
+    notebook_page = urljoin(base_url, site_content.notebook_url(lab))
+    download = urljoin(base_url, site_content.download_url(lab))
     assert notebook_page in lesson.links and download in lesson.links
     assert download in visits[notebook_page].links
     for url in (notebook_page, download):
@@ -210,7 +212,7 @@ def test_every_lab_link_resolves(browser, visits, base_url, lab):
 def test_a_lesson_deck_runs_as_a_slide_show(browser, base_url):
     """reveal.js starts from the site's own copy, the arrow keys move, and each section slide has its notes."""
     page = browser.new_page()
-    page.goto(urljoin(base_url, f"{site_hooks.DECKS_DIR}/01-prompt-injection.html"), wait_until="networkidle")
+    page.goto(urljoin(base_url, f"{site_content.decks_url()}01-prompt-injection.html"), wait_until="networkidle")
     assert page.evaluate("Reveal.isReady()") and page.evaluate("Reveal.getTotalSlides()") > 10
     page.keyboard.press("ArrowRight")
     assert page.evaluate("Reveal.getIndices().h") == 1

@@ -1,126 +1,124 @@
-"""MkDocs hooks (``hooks:`` in mkdocs.yml): what the site build adds to the course pages.
+"""The course site's generated content: ``doubleedge site generate`` writes it into
+``course/generated/`` (git-ignored) before the site is built, and the site generator only reads it.
+So the same ``course/`` builds strictly with MkDocs + Material and with Zensical (which runs no
+MkDocs hooks); ``make start`` and the site tests generate first.
 
 * **Measured charts and tables.** ``doubleedge.figures`` supplies the records of real runs
-  (the committed ones, or a fresh measurement cached by key when they are out of date);
-  the build draws every chart into the site as ``figures/*.png`` and replaces each
-  ``<!-- measured:NAME -->`` line in a page with the table NAME, and the same marker inside a
-  sentence with the figure NAME, so the prose quotes the record rather than a retyped number.
-  Nothing is written into ``course/``.
+  (the committed ones, or a fresh measurement cached by key when they are out of date). Every
+  chart goes to ``generated/figures/*.png``; the tables and the figures the prose quotes go to
+  ``generated/markers.json``, from which the Markdown extension ``doubleedge.markers`` replaces
+  each ``<!-- measured:NAME -->`` marker in a page, so the prose quotes the record rather than
+  a retyped number.
 * **The lab notebooks, read-only.** The learner copies are made the way ``doubleedge start``
   makes them (nbgrader's ``generate_assignment``, which removes solutions and hidden
-  tests), rendered to HTML with nbconvert as the page ``NN-slug/lab/``, and the learner
-  ``.ipynb`` is put next to it for download. The sources never reach the site. Copies and
-  renderings are cached under a key of everything that determines them, so a rebuild is quick.
+  tests), rendered to HTML with nbconvert as the page ``generated/labs/NN-slug/index.md``, with the
+  learner ``.ipynb`` next to it for download. The sources never reach the site. Copies and
+  renderings are cached under a key of everything that determines them, so generating again is quick.
 * **The slide decks.** One reveal.js deck per lesson, cut from the lesson's text with its
-  measured figures filled in (``doubleedge.slides``), goes to ``slides/NN-slug.html``; the line
-  ``<!-- slide-decks -->`` in a page becomes the list of links to them.
+  measured figures filled in (``doubleedge.slides``), goes to ``generated/slides/NN-slug.html``;
+  the line ``<!-- slide-decks -->`` in a page becomes the list of links to them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import File, Files, InclusionLevel
-
-from doubleedge import figures, slides
+from doubleedge import figures, markers, slides
 from doubleedge.labs import LABS, Lab
 from doubleedge.paths import REPO_ROOT, cache_dir, graders_dir
 
-log = logging.getLogger("mkdocs.hooks.doubleedge")
+log = logging.getLogger("doubleedge.site")
 
-# A line of its own, indented or not (a table can sit inside an admonition).
-MARKER = re.compile(r"^([ \t]*)<!-- measured:([a-z0-9-]+) -->[ \t]*$", re.MULTILINE)
-INLINE_MARKER = re.compile(r"<!-- measured:([a-z0-9-]+) -->")  # a figure inside a sentence
-DECKS_MARKER = "<!-- slide-decks -->"
-DECKS_DIR = "slides"  # in the site
-NOTEBOOK_PAGE = "lab.md"  # in each lesson's folder: NN-slug/lab.md -> NN-slug/lab/
+COURSE = REPO_ROOT / "course"
+GENERATED = COURSE / "generated"  # git-ignored; mkdocs.yml keeps its pages out of the nav
+FIGURES_DIR, LABS_DIR, DECKS_DIR = "figures", "labs", "slides"  # inside GENERATED
 # The one page that publishes source text on purpose: the model answers of the written answers,
 # which self-study learners read after grading themselves.
-MODEL_ANSWERS = REPO_ROOT / "course" / "learners" / "written-answers.md"
+MODEL_ANSWERS = COURSE / "learners" / "written-answers.md"
 RENDER_VERSION = 1  # bump when the notebook page's HTML changes in a way the key does not show
 
-_tables: dict[str, str] = {}
-_values: dict[str, str] = {}
-_notebook_html: dict[str, str] = {}  # page src_uri -> rendered notebook
+
+def generate(out: Path = GENERATED, cache: Path | None = None, say: Callable[[str], None] = log.info) -> Path:
+    """Write everything the site shows but no page holds into ``out`` and remove what no longer
+    belongs there. The same inputs give the same files, byte for byte."""
+    records = {name: figures.obtain(name, cache=cache, log=say) for name in figures.SETS}
+    with tempfile.TemporaryDirectory(prefix="doubleedge-site-") as tmp:
+        staging = Path(tmp)
+        for name, png in figures.charts(records).items():
+            write(staging / FIGURES_DIR / name, png)
+        for lab, (notebook, html) in learner_notebooks(cache, say).items():
+            write(staging / LABS_DIR / lab.slug / f"{lab.slug}.ipynb", notebook)
+            write(staging / LABS_DIR / lab.slug / "index.md", notebook_page(lab, notebook, html).encode())
+        text = {"tables": figures.tables(records), "values": figures.values(records), "slide-decks": deck_links(COURSE)}
+        write(staging / markers.FILE, json.dumps(text, indent=1, sort_keys=True, ensure_ascii=False).encode())
+        slides.write_decks(COURSE, staging / DECKS_DIR, icon="../../assets/images/favicon.png",
+                           fill=lambda page: markers.fill(page, text, "a lesson's slides"))  # fmt: skip
+        sync(staging, out)
+    return out
 
 
-def on_files(files: Files, config) -> Files:  # MkDocsConfig; typed loosely like MkDocs' own hooks
-    records = {name: figures.obtain(name, log=log.info) for name in figures.SETS}
-    _tables.clear()
-    _tables.update(figures.tables(records))
-    _values.clear()
-    _values.update(figures.values(records))
-    for name, png in figures.charts(records).items():
-        files.append(File.generated(config, f"figures/{name}", content=png))
-    _notebook_html.clear()
-    for lab, (notebook, html) in learner_notebooks().items():
-        files.append(File.generated(config, f"{lab.slug}/{lab.slug}.ipynb", content=notebook))
-        page = File.generated(config, f"{lab.slug}/{NOTEBOOK_PAGE}", content=notebook_page(lab, notebook),
-                              inclusion=InclusionLevel.NOT_IN_NAV)  # fmt: skip
-        files.append(page)
-        _notebook_html[page.src_uri] = html
-    return files
+def sync(source: Path, dest: Path) -> None:
+    """Make ``dest`` hold exactly the files of ``source``. An unchanged file is left alone and a changed
+    one is swapped in whole, so a build running meanwhile never reads half a file, and two runs at
+    once (parallel tests) write nothing once the content is there."""
+    wanted = {p.relative_to(source) for p in source.rglob("*") if p.is_file()}
+    for rel in sorted(wanted):
+        content, target = (source / rel).read_bytes(), dest / rel
+        if target.is_file() and target.read_bytes() == content:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)  # hidden: no generator reads it
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    for path in sorted(dest.rglob("*"), reverse=True):  # files before their folders
+        if path.is_file() and not path.name.startswith(".") and path.relative_to(dest) not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:
-    if DECKS_MARKER in markdown:
-        markdown = markdown.replace(DECKS_MARKER, deck_links(page.file.src_uri))
-    return fill_measured(markdown, page.file.src_uri)
+def notebook_url(lab: Lab) -> str:
+    """The read-only notebook page of ``lab`` in the built site, relative to its root."""
+    return f"{GENERATED.name}/{LABS_DIR}/{lab.slug}/"
 
 
-def fill_measured(markdown: str, where: str) -> str:
-    """The text with each measured marker replaced by its table or figure (``where`` names the file in errors)."""
-
-    def table(match: re.Match) -> str:
-        indent, name = match.groups()
-        if name not in _tables:
-            return match.group(0)  # a figure on a line of its own: the next step puts it in
-        return "\n".join(indent + line for line in _tables[name].rstrip("\n").splitlines())
-
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in _values:
-            known = ", ".join([*_tables, *_values])
-            raise PluginError(f"{where}: no measured table or figure {name!r}; known: {known}")
-        return _values[name]
-
-    return INLINE_MARKER.sub(value, MARKER.sub(table, markdown))
+def download_url(lab: Lab) -> str:
+    return f"{notebook_url(lab)}{lab.slug}.ipynb"
 
 
-def deck_links(src_uri: str) -> str:
-    """A list of links to the decks, relative to the page (raw HTML: the decks are not pages)."""
-    depth = src_uri.count("/") + (0 if src_uri.endswith("index.md") else 1)
-    up = "../" * depth
+def decks_url() -> str:
+    return f"{GENERATED.name}/{DECKS_DIR}/"
+
+
+def write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def deck_links(course: Path) -> str:
+    """The list of links to the decks, in Markdown (so that the generator checks them), relative to
+    the page that holds the ``<!-- slide-decks -->`` marker; every such page must sit in the same folder."""
+    folders = {p.parent.relative_to(course) for p in course.rglob("*.md")
+               if GENERATED not in p.parents and markers.DECKS in p.read_text("utf-8")}  # fmt: skip
+    if len(folders) > 1:
+        raise ValueError(f"the slide-decks marker is on pages in different folders: {sorted(map(str, folders))}")
+    up = "../" * len(folders.pop().parts) if folders else ""
     items = []
-    for lesson in slides.lessons(REPO_ROOT / "course"):
-        name = lesson.parent.name
+    for lesson in slides.lessons(course):
         heading = lesson.read_text("utf-8").splitlines()[0].lstrip("# ").strip()
-        items.append(f'<li><a href="{up}{DECKS_DIR}/{name}.html">{heading}</a></li>')
-    return '<ul class="doubleedge-decks">\n' + "\n".join(items) + "\n</ul>"
-
-
-def on_post_build(config) -> None:
-    slides.write_decks(REPO_ROOT / "course", Path(config.site_dir) / DECKS_DIR, icon="../assets/images/favicon.png",
-                       fill=lambda text: fill_measured(text, "a lesson's slides"))  # fmt: skip
-
-
-def on_page_content(html: str, page, config, files) -> str:
-    # Added after the markdown step: the notebook is HTML already, and Markdown must not touch its <pre> blocks.
-    notebook = _notebook_html.get(page.file.src_uri)
-    if notebook is None:
-        return html
-    # The page's own text (read-only note, download link) goes under the notebook's title.
-    end = notebook.find("</h1>")
-    cut = end + len("</h1>") if end >= 0 else 0
-    return f'<div class="doubleedge-notebook">\n{notebook[:cut]}\n{html}\n{notebook[cut:]}\n</div>\n'
+        items.append(f"- [{heading}]({up}{decks_url()}{lesson.parent.name}.html)")
+    return "\n".join(items)
 
 
 # --- the lab notebooks -------------------------------------------------------------------------
@@ -137,21 +135,46 @@ def notebook_title(notebook: bytes) -> str:
     return "Lab notebook"
 
 
-def notebook_page(lab: Lab, notebook: bytes) -> str:
+def notebook_page(lab: Lab, notebook: bytes, html: str) -> str:
+    """The read-only page: the rendered notebook, with a note under its title (read-only, the download).
+    It is one block of HTML, which Markdown passes through untouched (the notebook's ``<pre>`` blocks
+    included). Its links are relative to its own folder, which is also its URL (``NN-slug/index.md``):
+    MkDocs leaves links in HTML as they are, Zensical resolves them from the file, and both agree."""
     title = notebook_title(notebook).replace('"', "'")
+    html = escaped_anchors(html)
+    end = html.find("</h1>")
+    cut = end + len("</h1>") if end >= 0 else 0
+    note = f"""<div class="admonition info">
+<p class="admonition-title">A read-only copy of the lab notebook</p>
+<p>This is the learner copy that <code>make start</code> puts in <code>workspace/{lab.slug}/</code> and opens in
+JupyterLab, shown here to read. To work on it, run <code>make start</code>, or
+<a href="{lab.slug}.ipynb">download the notebook</a> and open it in JupyterLab in the course's
+environment. Back to <a href="../../../{lab.slug}/">the lesson</a>.</p>
+</div>"""
     return f"""---
 title: "{title} (notebook)"
 search:
   boost: 0.5
 ---
 
-!!! info "A read-only copy of the lab notebook"
-
-    This is the learner copy that `make start` puts in `workspace/{lab.slug}/` and opens in
-    JupyterLab, shown here to read. To work on it, run `make start`, or
-    [download the notebook]({lab.slug}.ipynb) and open it in JupyterLab in the course's
-    environment. Back to [the lesson](index.md).
+<div class="doubleedge-notebook">
+{html[:cut]}
+{note}
+{html[cut:]}
+</div>
 """
+
+
+# nbconvert's heading ids keep the heading's apostrophes and percent-encode some characters
+# ("customer's", "--%3E-str"). Zensical 0.0.73's link check misses such an anchor in raw HTML
+# and fails the strict build; written as character references (&#39;, &#37;) the attribute
+# values are the same to a browser and to MkDocs, and Zensical finds them.
+ANCHOR = re.compile(r'(\s(?:id="|href="#))([^"]*)"')
+
+
+def escaped_anchors(html: str) -> str:
+    """``html`` with ``'`` and ``%`` in its ids and in-page links written as character references."""
+    return ANCHOR.sub(lambda m: m.group(1) + m.group(2).replace("%", "&#37;").replace("'", "&#39;") + '"', html)
 
 
 def notebooks_key() -> str:
@@ -167,12 +190,12 @@ def notebooks_key() -> str:
     return digest.hexdigest()[:16]
 
 
-def learner_notebooks(cache: Path | None = None) -> dict[Lab, tuple[bytes, str]]:
+def learner_notebooks(cache: Path | None = None, say: Callable[[str], None] = log.info) -> dict[Lab, tuple[bytes, str]]:
     """Each lab's learner copy (.ipynb bytes) and its HTML rendering, from the cache or made now."""
     folder = Path(cache or cache_dir()) / "notebooks" / notebooks_key()
     if not all((folder / f"{lab.slug}.ipynb").is_file() and (folder / f"{lab.slug}.html").is_file()
                for lab in LABS.values()):  # fmt: skip
-        log.info("making the learner copies of the labs (nbgrader) for the site; they are cached in %s", folder)
+        say(f"making the learner copies of the labs (nbgrader) for the site; they are cached in {folder}")
         _make_learner_notebooks(folder)
     return {
         lab: ((folder / f"{lab.slug}.ipynb").read_bytes(), (folder / f"{lab.slug}.html").read_text("utf-8"))
@@ -196,7 +219,7 @@ def _make_learner_notebooks(folder: Path) -> None:
             found = leaks(notebook_text(notebook), source_only_lines(lab.source_notebook))
             found += leaks(visible_text(html), source_only_lines(lab.source_notebook))
             if found:
-                raise PluginError(f"the learner copy of {lab.slug} holds source-only text: {found[0]!r}")
+                raise ValueError(f"the learner copy of {lab.slug} holds source-only text: {found[0]!r}")
             shutil.copy(notebook, staging / notebook.name)
             (staging / f"{lab.slug}.html").write_text(html, "utf-8")
         try:
