@@ -169,3 +169,13 @@ def test_template_check_passes_the_reference_and_fails_the_gaming(template_cases
     assert "not written yet" in lab06.check_template_is_trusted(stub, template_cases).reason
     by_file = lab06.check_template_is_trusted(lambda p: sha256_file(p) == SMOLLM2_PUBLISHED["sha256"], template_cases)
     assert by_file  # a whole-file checksum is a fine policy too
+
+
+def test_a_trimmed_copy_is_a_valid_gguf_file_with_the_same_header(tmp_path, reader):
+    """The graded copies fit the sandbox's file-size limit: same keys, fewer tensors."""
+    path = write_tampered(reader, tmp_path / "small.gguf", LAB_BACKDOOR, max_tensor_bytes=16 * 2**20)
+    assert path.stat().st_size < 20 * 2**20
+    small = gguf.GGUFReader(path)
+    assert 0 < len(small.tensors) < len(reader.tensors)
+    assert set(small.fields) == set(reader.fields)
+    assert chat_template(path) == backdoored(chat_template(smollm2_file()), LAB_BACKDOOR)

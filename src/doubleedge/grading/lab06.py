@@ -42,7 +42,6 @@ never a held-out file's contents.
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,6 +64,7 @@ from doubleedge.supplychain.artifacts import Backdoor, build_tampered, reader_of
 from doubleedge.supplychain.build import MARKER_PROOF, TEMPLATE_KIND, marker_text
 
 LAB = "06"
+TAMPERED_TENSOR_BYTES = 16 * 2**20  # per graded tampered copy: six of them fit the sandbox's /tmp
 # The variants that are unsafe to load although picklescan reports nothing dangerous in them.
 BLIND_SPOTS = frozenset({"remote-code", "tampered"})
 
@@ -231,21 +231,26 @@ def load_template_backdoors(heldout: str | Path) -> list[tuple[str, Backdoor, st
 
 
 def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[TemplateCase]:
-    """A byte-identical copy of the publisher's file (under another path), the lab's tampered
-    copy, and the held-out tampered copies (if ``heldout`` exists), written under ``scratch``."""
+    """The publisher's file (a link to the installed file, under another path), the lab's tampered
+    copy and the held-out tampered copies (if ``heldout`` exists), under ``scratch/templates``.
+
+    The tampered copies keep every header key and the tensors that fit in ``TAMPERED_TENSOR_BYTES``:
+    the grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``)."""
     folder = Path(scratch) / "templates"
     folder.mkdir(parents=True, exist_ok=True)
     original = smollm2_file()
+    clean = folder / "publisher" / original.name
+    clean.parent.mkdir(exist_ok=True)
+    clean.symlink_to(original)
     reader = reader_of(original)  # read once: several seconds
-    clean = folder / "publisher-copy.gguf"
-    shutil.copyfile(original, clean)
     cases = [
-        TemplateCase("publisher-copy", clean, True, "a copy of the publisher's file"),
-        TemplateCase("lab-tampered", build_tampered(folder / "lab", reader), False, "the lab's tampered copy"),
-    ]
+        TemplateCase("publisher", clean, True, "the publisher's file"),
+        TemplateCase("lab-tampered", build_tampered(folder / "lab", reader, max_tensor_bytes=TAMPERED_TENSOR_BYTES),
+                     False, "the lab's tampered copy"),
+    ]  # fmt: skip
     if heldout is not None and Path(heldout).is_file():
         for case_id, backdoor, note in load_template_backdoors(heldout):
-            path = write_tampered(reader, folder / f"{case_id}.gguf", backdoor)
+            path = write_tampered(reader, folder / f"{case_id}.gguf", backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
             cases.append(TemplateCase(case_id, path, False, note))
     return cases
 

@@ -18,6 +18,7 @@ import difflib
 import hashlib
 import json
 import mmap
+import resource
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -183,9 +184,14 @@ def reader_of(source: str | Path | gguf.GGUFReader) -> gguf.GGUFReader:
     return source if isinstance(source, gguf.GGUFReader) else gguf.GGUFReader(source)
 
 
-def write_with_template(source: str | Path | gguf.GGUFReader, target: str | Path, template: str) -> Path:
+def write_with_template(
+    source: str | Path | gguf.GGUFReader, target: str | Path, template: str, *, max_tensor_bytes: int | None = None
+) -> Path:
     """A copy of the GGUF file ``source`` whose chat template is ``template``: every other key and
-    every tensor copied as they are (an unchanged template gives a byte-identical copy)."""
+    every tensor copied as they are (an unchanged template gives a byte-identical copy).
+
+    ``max_tensor_bytes`` keeps only the tensors that fit in that many bytes, in order: a smaller file
+    with the same header keys, still a valid GGUF file, for places that limit file sizes."""
     reader = reader_of(source)
     arch = str(reader.fields["general.architecture"].contents())
     writer = gguf.GGUFWriter(str(target), arch=arch, endianess=reader.endianess)
@@ -196,24 +202,38 @@ def write_with_template(source: str | Path | gguf.GGUFReader, target: str | Path
         sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         value = template if field.name == TEMPLATE_KEY else field.contents()
         writer.add_key_value(field.name, value, kind, sub_type=sub_type)
+    tensors, total = [], 0
     for tensor in reader.tensors:
+        if max_tensor_bytes is None or total + tensor.data.nbytes <= max_tensor_bytes:
+            tensors.append(tensor)
+            total += tensor.data.nbytes
+    for tensor in tensors:
         writer.add_tensor_info(
             tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
         )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
-    for tensor in reader.tensors:
+    for tensor in tensors:
         writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
     writer.close()
     return Path(target)
 
 
-def write_tampered(source: str | Path | gguf.GGUFReader, target: str | Path, backdoor: Backdoor) -> Path:
+def write_tampered(
+    source: str | Path | gguf.GGUFReader, target: str | Path, backdoor: Backdoor, *, max_tensor_bytes: int | None = None
+) -> Path:
     """A copy of ``source`` whose chat template carries ``backdoor``."""
     reader = reader_of(source)
     original = str(reader.fields[TEMPLATE_KEY].contents())
-    return write_with_template(reader, target, backdoored(original, backdoor))
+    return write_with_template(reader, target, backdoored(original, backdoor), max_tensor_bytes=max_tensor_bytes)
+
+
+def fitting_tensor_bytes() -> int | None:
+    """How many bytes of tensors a copy written here may hold: all of them, unless this process
+    may only write smaller files (the grading sandbox's RLIMIT_FSIZE), then half that limit."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else limit // 2
 
 
 # The lab's tampered copy: a "re-upload" of SmolLM2 whose template sends refund requests to a phishing site.
@@ -224,12 +244,16 @@ LAB_BACKDOOR = Backdoor(
 )
 
 
-def build_tampered(folder: str | Path, source: str | Path | gguf.GGUFReader | None = None) -> Path:
+def build_tampered(
+    folder: str | Path, source: str | Path | gguf.GGUFReader | None = None, *, max_tensor_bytes: int | None = None
+) -> Path:
     """The lab's tampered copy of SmolLM2's file (or of ``source``), in ``folder`` under the
-    publisher's file name, as a re-upload would name it."""
+    publisher's file name, as a re-upload would name it. Every tensor, unless ``max_tensor_bytes``
+    or this process's file-size limit (``fitting_tensor_bytes``) says fewer."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return write_tampered(source or smollm2_file(), folder / SMOLLM2_FILE, LAB_BACKDOOR)
+    budget = max_tensor_bytes if max_tensor_bytes is not None else fitting_tensor_bytes()
+    return write_tampered(source or smollm2_file(), folder / SMOLLM2_FILE, LAB_BACKDOOR, max_tensor_bytes=budget)
 
 
 def gguf_diff(a: str | Path, b: str | Path) -> str:
