@@ -13,7 +13,7 @@ LAB = Lab(
     ),
     checks="doubleedge.grading.lab06",
     solution="doubleedge.defenses.lab06",
-    thresholds=lambda: ["no held-out poisoned file's code runs", "no held-out tampered chat template is trusted"],
+    thresholds=lambda: ["no held-out poisoned file's code runs", "no held-out tampered GGUF chat template is trusted"],
     hidden=(
         "weights_only=True)  # an allowlist",
         "check_refuses",
