@@ -39,8 +39,8 @@ MARKER_TEXT = "Double Edge lab 06: this file ran code when it was loaded."
 # nonce, so the text is read from the file (by loading or disassembling it), not from this module;
 # the grader, holding the course key, checks the code. See marker_text and grading/lab06.py.
 MARKER_PURPOSE = "lab06-marker"
-TEMPLATE_KIND = "chat-template"  # held-out records of tampered GGUF chat templates, not model-file cases
 MARKER_PROOF = re.compile(r"\(proof ([0-9a-f]{16}) (DE-FAKE-[0-9A-F]{4}-[0-9A-F]{4})\)")
+TEMPLATE_KIND = "chat-template"  # held-out records of tampered GGUF chat templates, not model-file cases
 EXPECTS = ("refuse", "load", "either")
 FORMATS = ("torch-zip", "torch-legacy", "raw-pickle", "safetensors", "fake-safetensors")
 LAYOUTS = ("file", "folder")
