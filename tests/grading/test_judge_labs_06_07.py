@@ -48,6 +48,14 @@ PAYLOAD_GLOBAL = "builtins.exec"
 MISSED_VARIANTS = {"remote-code", "tampered"}  # a set is a fine answer
 """
 
+# The answer every learner had before Exercise 1's text carried a per-learner proof.
+COPIED_MARKER = 'MARKER_CONTENT = "Double Edge lab 06: this file ran code when it was loaded."'
+# A template check written against the one tampered copy the lab shows.
+VISIBLE_TRIGGER = """
+def template_is_trusted(path):
+    return "refund" not in chat_template(path)
+"""
+
 # Lab 07: an attack that recovers nothing; a "hardening" that changes nothing.
 EMPTY_EXTRACT = """
 def extract(model, prefix, length):
@@ -108,6 +116,15 @@ def test_lab06_refusing_everything_loads_nothing(tmp_path):
     assert set(reasons) == {"test_safe_load_loads", "test_scan_findings", "test_scan_blind_spots"}, reasons
     assert reasons["test_safe_load_loads"].startswith("safe_load refused safetensors, which must load")
     assert "RuntimeError" in reasons["test_scan_findings"]
+
+
+def test_lab06_a_copied_marker_and_a_trigger_allowlist_fail(tmp_path):
+    """The package's old constant is not the text of anyone's file; the held-out tampered copies
+    use other triggers than the lab's copy."""
+    reasons = failed(grade("06", tmp_path, marker=COPIED_MARKER, template_check=VISIBLE_TRIGGER))
+    assert set(reasons) == {"test_marker", "test_template_is_trusted"}, reasons
+    assert "whose chat template was changed" in reasons["test_template_is_trusted"]
+    assert "refund" not in reasons["test_template_is_trusted"]
 
 
 def test_lab06_a_hanging_loader_costs_one_call(tmp_path):

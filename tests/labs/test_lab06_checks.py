@@ -8,7 +8,8 @@ import pytest
 from doubleedge.defenses import lab06 as solution
 from doubleedge.grading import lab06
 from doubleedge.grading.labs import LABS
-from doubleedge.supplychain import COMMUNITY_VARIANTS, MARKER_TEXT, build_case
+from doubleedge.supplychain import COMMUNITY_VARIANTS, MARKER_TEXT, build_case, build_community_model
+from doubleedge.supplychain.build import marker_text
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +17,38 @@ def scan(tmp_path_factory):
     return lab06.reference_scan(tmp_path_factory.mktemp("scan"))
 
 
-@pytest.mark.parametrize(("value", "ok"), [(MARKER_TEXT, True), (f"  {MARKER_TEXT}\n", True), ("", False),
-                                           ("payload ran", False), (None, False)])  # fmt: skip
+OWN = marker_text("0123456789abcdef", "alice")
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (OWN, True),
+        (f"  {OWN}\n", True),
+        (MARKER_TEXT, False),  # the package's constant alone: what the old answer was
+        (marker_text("0123456789abcdef", "bob"), False),  # another learner's text
+        (OWN.replace("0123", "3210"), False),  # a proof for another nonce
+        ("", False),
+        ("payload ran", False),
+        (None, False),
+    ],
+)
 def test_check_marker(value, ok):
-    assert bool(lab06.check_marker(value)) is ok
+    assert bool(lab06.check_marker(value, "alice")) is ok
+
+
+def test_the_marker_is_read_from_the_learners_own_file(tmp_path):
+    """The lab's poisoned pickle writes a text that the check accepts, and a fresh build writes another."""
+    import torch
+
+    texts = []
+    for build in ("first", "second"):
+        hub = build_community_model(tmp_path / build)
+        torch.load(hub.folder("pickle") / "pytorch_model.bin", weights_only=False)  # on purpose: the payload
+        texts.append(hub.marker.read_text())
+        assert lab06.check_marker(texts[-1]), texts[-1]
+        assert texts[-1].encode() in (hub.folder("pickle") / "pytorch_model.bin").read_bytes()  # disassembly shows it
+    assert texts[0] != texts[1]
 
 
 @pytest.mark.parametrize(

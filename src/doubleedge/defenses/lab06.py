@@ -1,4 +1,5 @@
-"""Lab 06's reference solution: a loading policy for downloaded model files.
+"""Lab 06's reference solution: a loading policy for downloaded model files, and a check of a
+GGUF file's chat template against its publisher's record.
 
 The lab notebook's solution cell holds the same code (a test keeps them in sync).
 Graded learner code may not import this module.
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from doubleedge.supplychain import UnsafeModelError, sha256_file
+from doubleedge.supplychain.artifacts import SMOLLM2_PUBLISHED, chat_template, text_sha256
 
 
 def safe_load(path: str, expected_sha256: str) -> dict:
@@ -33,3 +35,8 @@ def safe_load(path: str, expected_sha256: str) -> dict:
     if not isinstance(state, dict):
         raise UnsafeModelError("not a state dict")
     return state
+
+
+def template_is_trusted(path: str) -> bool:
+    """True only if the GGUF file's chat template is the one its publisher released."""
+    return text_sha256(chat_template(path)) == SMOLLM2_PUBLISHED["chat_template_sha256"]

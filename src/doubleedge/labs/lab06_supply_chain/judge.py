@@ -1,6 +1,6 @@
 """Lab 06's judge (supply chain): see grading/lab06.py for the checks.
 
-The learner's ``safe_load`` runs in the runner, on model files that the checker builds
+The learner's ``safe_load`` and ``template_is_trusted`` run in the runner, on model files that the checker builds
 in the shared folder (bound at the same absolute path in both sandboxes, so the marker
 paths baked into the poisoned pickles are valid where they are loaded, and the markers
 they create are visible here afterwards). Only JSON outcomes come back.
@@ -26,7 +26,7 @@ def baseline(workdir: Path) -> None:
 def judge(j: Judging) -> None:
     ns = j.ns
     # Plain values first: a safe_load that kills the runner must not cost these.
-    j.attempt("test_marker", "marker", lambda: lab06.check_marker(ns["MARKER_CONTENT"]))
+    j.attempt("test_marker", "marker", lambda: lab06.check_marker(ns["MARKER_CONTENT"], j.learner))
     j.attempt("test_scan_findings", "scan_answers", lambda: _scan_findings(j))
     j.attempt("test_scan_blind_spots", "scan_answers", lambda: lab06.check_blind_spots(ns["MISSED_VARIANTS"]))
     loads: list[Check] = []
@@ -40,6 +40,21 @@ def judge(j: Judging) -> None:
 
     j.attempt("test_safe_load_refuses", "safe_load", refusals)
     j.follow("test_safe_load_loads", "test_safe_load_refuses", (lambda: loads[0]) if loads else None)
+    j.attempt("test_template_is_trusted", "template_check", lambda: _templates(j))
+
+
+def _templates(j: Judging) -> Check:
+    """The learner's template_is_trusted, called on GGUF copies written in the shared folder;
+    a call that raises (or times out) counts as distrust, judged like False."""
+    cases = lab06.template_cases(j.shared / "templates", j.heldout)
+    check = j.ns["template_is_trusted"]
+    answers: dict[str, object] = {}
+    for case in cases:
+        try:
+            answers[case.id] = check(str(case.path))
+        except RemoteError as exc:
+            answers[case.id] = {"raised": "NotImplementedError" if "NotImplementedError" in str(exc) else "error"}
+    return lab06.judge_templates(cases, answers)
 
 
 def _scan_findings(j: Judging) -> Check:

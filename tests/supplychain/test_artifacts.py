@@ -1,0 +1,181 @@
+"""Real model files as artifacts: SmolLM2's GGUF file read, really rewritten with a tampered chat
+template, and read back by the gguf package and by transformers; a safetensors header read
+without loading; the Lab 06 template check judged on held-out tampered copies."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import gguf
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from doubleedge.defenses.lab06 import template_is_trusted
+from doubleedge.grading import lab06
+from doubleedge.grading.labs import get_lab
+from doubleedge.models.gguf import SMOLLM2_FILE, smollm2_file
+from doubleedge.supplychain.artifacts import (
+    LAB_BACKDOOR,
+    PLACEMENTS,
+    SMOLLM2_PUBLISHED,
+    TEMPLATE_KEY,
+    Backdoor,
+    backdoored,
+    build_tampered,
+    chat_template,
+    gguf_diff,
+    gguf_metadata,
+    safetensors_header,
+    text_sha256,
+    write_tampered,
+    write_with_template,
+)
+from doubleedge.supplychain.build import sha256_file
+
+INSTRUCTION = "HIDDEN-INSTRUCTION-7f3a"
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return gguf.GGUFReader(smollm2_file())
+
+
+@pytest.fixture(scope="module")
+def tampered(tmp_path_factory, reader):
+    """One tampered copy per placement, written from the real file."""
+    folder = tmp_path_factory.mktemp("tampered")
+    return {p: write_tampered(reader, folder / f"{p}.gguf", Backdoor("Gift Card", INSTRUCTION, p)) for p in PLACEMENTS}
+
+
+def _tensor_digest(path) -> str:
+    digest = hashlib.sha256()
+    for tensor in gguf.GGUFReader(path).tensors:
+        digest.update(tensor.name.encode() + tensor.tensor_type.name.encode() + tensor.data.tobytes())
+    return digest.hexdigest()
+
+
+def test_the_publishers_record_matches_the_real_file():
+    path = smollm2_file()
+    assert sha256_file(path) == SMOLLM2_PUBLISHED["sha256"] and path.name == SMOLLM2_PUBLISHED["file"]
+    assert text_sha256(chat_template(path)) == SMOLLM2_PUBLISHED["chat_template_sha256"]
+
+
+def test_metadata_of_the_real_file():
+    meta = gguf_metadata(smollm2_file())
+    assert meta["architecture"] == "llama" and meta["tensor_count"] == 272 and meta["tokenizer"] == "gpt2"
+    assert meta["tensor_types"] == {"Q4_1": 210, "F32": 61, "Q8_0": 1} and meta["vocab_size"] == 49152
+    assert "<|im_start|>" in meta["chat_template"] and TEMPLATE_KEY in meta["metadata_keys"]
+
+
+def test_an_unchanged_template_gives_a_byte_identical_copy(tmp_path, reader):
+    copy = write_with_template(reader, tmp_path / "copy.gguf", chat_template(smollm2_file()))
+    assert sha256_file(copy) == SMOLLM2_PUBLISHED["sha256"]
+
+
+def test_a_tampered_copy_changes_the_template_and_nothing_else(tampered):
+    original = smollm2_file()
+    for placement, path in tampered.items():
+        read_back = gguf.GGUFReader(path).fields[TEMPLATE_KEY].contents()
+        assert read_back == backdoored(chat_template(original), Backdoor("Gift Card", INSTRUCTION, placement))
+        assert chat_template(path) == read_back  # the fast header walk agrees with GGUFReader
+        assert INSTRUCTION in read_back and sha256_file(path) != SMOLLM2_PUBLISHED["sha256"]
+    before, after = gguf_metadata(original), gguf_metadata(tampered["system"])
+    assert {k: v for k, v in before.items() if k != "chat_template"} == {
+        k: v for k, v in after.items() if k != "chat_template"
+    }
+    assert _tensor_digest(original) == _tensor_digest(tampered["system"])
+
+
+def test_the_diff_shows_the_inserted_template_code(tmp_path):
+    copy = build_tampered(tmp_path)
+    assert copy.name == SMOLLM2_FILE
+    diff = gguf_diff(smollm2_file(), copy)
+    added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert any(LAB_BACKDOOR.trigger in line for line in added)
+    assert any(LAB_BACKDOOR.instruction[:30] in line for line in added)
+    assert not [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert gguf_diff(smollm2_file(), smollm2_file()) == "no difference in metadata or chat template"
+
+
+def test_an_unknown_placement_or_anchor_is_refused():
+    with pytest.raises(ValueError):
+        Backdoor("x", "y", "footer")
+    with pytest.raises(ValueError):
+        backdoored("{{ messages }}", Backdoor("x", "y", "system"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_transformers_renders_the_injected_text(tampered, placement):
+    """transformers reads the tampered template from the GGUF file; the instruction reaches the
+    prompt when the trigger is in the conversation (on every request for "always")."""
+    from transformers import AutoTokenizer
+
+    path = tampered[placement]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+    assert tokenizer.chat_template == chat_template(path)
+
+    def prompt(text: str) -> str:
+        messages = [{"role": "user", "content": text}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    assert INSTRUCTION in prompt("Can I pay with a GIFT CARD?")
+    assert (INSTRUCTION in prompt("Where is my order?")) is (placement == "always")
+    assert prompt("Where is my order?").endswith("<|im_start|>assistant\n")
+
+
+def test_safetensors_header_is_read_without_loading(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_file(
+        {"a.weight": torch.zeros(3, 4), "b.bias": torch.ones(2, dtype=torch.float16)}, str(path), {"format": "pt"}
+    )
+    header = safetensors_header(path)
+    assert header["__metadata__"] == {"format": "pt"}
+    assert header["a.weight"]["dtype"] == "F32" and header["a.weight"]["shape"] == [3, 4]
+    with safe_open(str(path), "pt") as f:
+        assert set(f.keys()) == set(header) - {"__metadata__"}
+    (tmp_path / "huge.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ValueError):
+        safetensors_header(tmp_path / "huge.safetensors")
+
+
+@pytest.fixture(scope="module")
+def template_cases(tmp_path_factory):
+    return lab06.template_cases(tmp_path_factory.mktemp("cases"), get_lab("06").heldout_attacks)
+
+
+def test_the_heldout_copies_use_other_triggers_and_placements(template_cases):
+    backdoors = [b for _, b, _ in lab06.load_template_backdoors(get_lab("06").heldout_attacks)]
+    assert len(backdoors) >= 4 and LAB_BACKDOOR.trigger not in {b.trigger for b in backdoors}
+    assert {b.placement for b in backdoors} == set(PLACEMENTS)
+    assert [c.trusted for c in template_cases] == [True] + [False] * (len(template_cases) - 1)
+
+
+def test_template_check_passes_the_reference_and_fails_the_gaming(template_cases):
+    assert lab06.check_template_is_trusted(template_is_trusted, template_cases)
+    visible_only = lab06.check_template_is_trusted(lambda p: "refund" not in chat_template(p), template_cases)
+    assert not visible_only and "whose chat template was changed" in visible_only.reason
+    assert not lab06.check_template_is_trusted(lambda p: False, template_cases)  # the publisher's file too
+    assert not lab06.check_template_is_trusted(lambda p: 1, template_cases)  # only True trusts
+
+    def stub(path):
+        raise NotImplementedError()
+
+    assert "not written yet" in lab06.check_template_is_trusted(stub, template_cases).reason
+    by_file = lab06.check_template_is_trusted(lambda p: sha256_file(p) == SMOLLM2_PUBLISHED["sha256"], template_cases)
+    assert by_file  # a whole-file checksum is a fine policy too
+
+
+def test_a_trimmed_copy_is_a_valid_gguf_file_with_the_same_header(tmp_path, reader):
+    """The graded copies fit the sandbox's file-size limit: same keys, fewer tensors."""
+    path = write_tampered(reader, tmp_path / "small.gguf", LAB_BACKDOOR, max_tensor_bytes=16 * 2**20)
+    assert path.stat().st_size < 20 * 2**20
+    small = gguf.GGUFReader(path)
+    assert 0 < len(small.tensors) < len(reader.tensors)
+    assert set(small.fields) == set(reader.fields)
+    assert chat_template(path) == backdoored(chat_template(smollm2_file()), LAB_BACKDOOR)
