@@ -24,9 +24,10 @@ DEBS := bubblewrap chromium
 ifdef DOUBLEEDGE_WHEELHOUSE
 OFFLINE := --no-index --find-links $(abspath $(DOUBLEEDGE_WHEELHOUSE))
 NPM_OFFLINE := --offline --cache $(abspath $(DOUBLEEDGE_WHEELHOUSE))/npm-cache
-# apt reads only the wheelhouse's debs/ folder, with package lists of its own
+# apt reads only the wheelhouse's debs/ folder, with package lists of its own, as root (its
+# usual download user may not be allowed into the folder)
 APT_DIR := $(abspath $(VENV))/apt
-APT := apt-get -o Dir::Etc::SourceList=$(APT_DIR)/sources.list -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=$(APT_DIR)/lists
+APT := apt-get -o APT::Sandbox::User=root -o Dir::Etc::SourceList=$(APT_DIR)/sources.list -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=$(APT_DIR)/lists
 APT_UPDATE := mkdir -p $(APT_DIR)/lists/partial && echo "deb [trusted=yes] file:$(abspath $(DOUBLEEDGE_WHEELHOUSE))/debs ./" > $(APT_DIR)/sources.list && $(APT) update -qq
 else
 APT := apt-get
