@@ -44,10 +44,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from doubleedge.defenses import LEVELS, get_defense
 from doubleedge.evaluate import benign_pass_rate, benign_set
-from doubleedge.labs import LABS, ChatTarget, Lab, get_lab
+from doubleedge.labs import LABS, Lab, get_lab
 from doubleedge.labs.targets import SUPPORT_BOT
 from doubleedge.models import ReferenceModel, start_loading
 from doubleedge.paths import REPO_ROOT, cache_dir
@@ -331,34 +332,30 @@ REAL_MODEL = "smollm2"
 ORDINARY_SAMPLE = 12  # ordinary questions asked at each level to count what the guards block
 
 
-def fidelity_labs() -> list[Lab]:
-    """The labs with a chat target, a scan and a reference solution, in order."""
-    return [lab for lab in LABS.values() if isinstance(lab.target, ChatTarget) and lab.scan and lab.defense]
-
-
 def fidelity_scans() -> list[tuple[str, str]]:
-    """(lab, defense) of every scan compared: the support bot at each level with Lab 01's
-    probes, then each lab's target unhardened and with its reference solution."""
-    scans = [("01", level) for level in LEVEL_NAMES]
-    for lab in fidelity_labs():
-        scans += [(lab.number, d) for d in ("none", lab.defense) if (lab.number, d) not in scans]
-    return scans
+    """(lab, defense) of every scan compared: Bell, the support bot, with Lab 01's probes,
+    unhardened, at each defense level and with Lab 01's reference solution."""
+    return [("01", level) for level in LEVEL_NAMES] + [("01", get_lab("01").defense)]
 
 
 def _fidelity_scan(model: str, lab_number: str, defense: str, workdir: Path) -> dict:
-    """One scan: the lab's real-model scan (the same prompts for both models), and for the support
-    bot the share of ordinary questions a guard blocked (answer quality is not judged: a 135M
-    model's answers are often wrong)."""
     lab = get_lab(lab_number)
     app = lab.target.build(model, defense, LEARNER)
-    report = lab.target.scan(app, for_real_model(lab.scan), workdir)
+    return fidelity_entry(model, lab_number, defense, lab.target.scan(app, for_real_model(lab.scan), workdir), app)
+
+
+def fidelity_entry(model: str, lab_number: str, defense: str, report: ScanReport, app: Any) -> dict:
+    """One scan's entry: the lab's real-model scan (the same prompts for both models), and for the
+    support bot the share of ordinary questions a guard blocked (answer quality is not judged: a
+    135M model's answers are often wrong)."""
     results = [r.as_dict() for r in report.results]
     measured = {"lab": lab_number, "defense": defense, "model": model,
                 "attack_success_rate": round(report.overall_attack_success_rate, 4),
                 "families": {f: round(rate, 4) for f, rate in family_rates(results).items()}, "results": results}  # fmt: skip
-    if lab.target is SUPPORT_BOT:  # Bellwether's ordinary questions are Bell's, not Wren's
+    if get_lab(lab_number).target is SUPPORT_BOT:  # Bellwether's ordinary questions are Bell's
         questions = [c.question for c in benign_set()[:ORDINARY_SAMPLE]]
-        blocked = sum(bool(app.respond(q).blocked_by) for q in questions)
+        with concurrent.futures.ThreadPoolExecutor(len(questions)) as pool:  # a real model batches them
+            blocked = sum(pool.map(lambda q: bool(app.respond(q).blocked_by), questions))
         measured["ordinary_blocked"] = round(blocked / len(questions), 4)
     return measured
 
