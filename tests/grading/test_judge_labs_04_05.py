@@ -113,8 +113,12 @@ def build_agent_defense():
 )
 def test_lab05_wrong_defenses_fail_the_right_tests(tmp_path, hardening, attacks, benign, reason):
     result = grade("05", tmp_path, hardening=hardening)
+    # The budgets part builds on the same defense: a budget bounds any policy's cost, but
+    # cannot make a policy that denies everything (or a defense that fails) handle tasks.
     assert passed(result) == {"test_injection": True, "test_audit": True, "test_agency_attacks": attacks,
-                              "test_agency_benign": benign}, result["tests"]  # fmt: skip
+                              "test_agency_benign": benign, "test_consumption": True,
+                              "test_consumption_attacks": attacks or benign, "test_consumption_ordinary": benign},\
+        result["tests"]  # fmt: skip
     reasons = [v["reason"] for v in result["tests"].values()]
     assert any(reason in r for r in reasons), reasons
     scenarios = lab05.load_scenarios(get_lab("05").heldout_attacks)
@@ -190,3 +194,55 @@ def test_evaluate_agency_builds_a_fresh_defense_and_shop_per_case():
     assert result.attacks  # allow-all: the injections did change some shop
     assert len(firsts) > len(scenarios) // 2
     assert all(shop == Shop.sample() for shop in firsts)
+
+
+NO_BUDGET = """
+def build_budgeted_defense():
+    return build_agent_defense()
+"""
+ZERO_TOOL_CALLS = """
+def build_budgeted_defense():
+    return replace(build_agent_defense(), budget=Budget(max_tool_calls=0, max_reply_chars=1000,
+                                                        max_input_chars=4000, max_requests=5))
+"""
+NOT_A_BUDGET = """
+def build_budgeted_defense():
+    return replace(build_agent_defense(), budget={"max_tool_calls": 3})
+"""
+PUBLISHED_ONLY = """
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+KNOWN = [json.loads(line)["message"] for line in
+         resources.files("doubleedge.data").joinpath("agent_consumption.jsonl").read_text("utf-8").splitlines()]
+
+
+def build_budgeted_defense():
+    known = FunctionGuard(lambda text: any(text.startswith(m) for m in KNOWN), name="known attacks")
+    return replace(build_agent_defense(), input_guards=[*build_agent_defense().input_guards, known])
+"""
+
+
+@pytest.mark.parametrize(
+    "budgets, consumption, attacks, ordinary, reason",
+    [
+        (NO_BUDGET, "", False, True, "consumption attacks passed the bound"),
+        (ZERO_TOOL_CALLS, "", True, False, "ordinary tasks handled within your budget"),
+        (NOT_A_BUDGET, "", False, False, "whose budget is a Budget"),
+        (PUBLISHED_ONLY, "", False, True, "consumption attacks passed the bound"),
+        (NO_BUDGET, "MY_EXPENSIVE_MESSAGE = 'Where is my order 1002? ' * 20", False, True, "none passes the bound"),
+    ],
+    ids=["no-budget", "zero-tool-calls", "not-a-budget", "published-only", "cheap-message"],
+)
+def test_lab05_wrong_budgets_fail_the_right_tests(tmp_path, budgets, consumption, attacks, ordinary, reason):
+    appended = {"budgets": budgets, **({"consumption": consumption} if consumption else {})}
+    result = grade("05", tmp_path, **appended)
+    tests = passed(result)
+    assert tests["test_agency_attacks"] and tests["test_agency_benign"]  # the first part keeps its grade
+    assert tests["test_consumption"] is not bool(consumption)
+    assert (tests["test_consumption_attacks"], tests["test_consumption_ordinary"]) == (attacks, ordinary), result
+    reasons = [v["reason"] for v in result["tests"].values()]
+    assert any(reason in r for r in reasons), reasons
+    heldout = lab05.load_consumption(get_lab("05").heldout_attacks)
+    assert not quotes(reasons, [a.message for a in heldout] + [a.filler for a in heldout])

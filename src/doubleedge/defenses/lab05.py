@@ -1,11 +1,14 @@
-"""Lab 05's reference solution: least privilege, allow-lists, argument checks, a human in the loop.
+"""Lab 05's reference solution: least privilege, allow-lists, argument checks, a human in the loop,
+and budgets on every loop.
 
 The lab notebook's solution cells hold the same code (a test keeps them in sync).
 Graded learner code may not import this module.
 """
 
+from dataclasses import replace
+
 from doubleedge.guards import DEFAULT_PATTERNS, DOCUMENT_PATTERNS, InjectionHeuristics, MaxLength
-from doubleedge.target.agent import AgentDefense, Decision, Shop, ToolCall
+from doubleedge.target.agent import AgentDefense, Budget, Decision, Shop, ToolCall
 
 
 def tool_policy(call: ToolCall, customer: str, shop: Shop) -> Decision:
@@ -37,3 +40,9 @@ def build_agent_defense() -> AgentDefense:
         tools=("lookup_order", "issue_refund", "send_email"),
         input_guards=[MaxLength(2000), InjectionHeuristics({**DEFAULT_PATTERNS, **DOCUMENT_PATTERNS})],
     )
+
+
+def build_budgeted_defense() -> AgentDefense:
+    """The defense above with a budget on each resource: no request, however it is worded, costs more."""
+    budget = Budget(max_tool_calls=3, max_reply_chars=1000, max_input_chars=4000, max_requests=5, window_seconds=60)
+    return replace(build_agent_defense(), name="lab05-budgets", budget=budget)

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from doubleedge.grading.checks import Check
 from doubleedge.guards.base import Guard, Verdict
-from doubleedge.target.agent import TOOLS, AgentDefense, Decision, Policy, Shop, ToolCall
+from doubleedge.target.agent import TOOLS, AgentDefense, Budget, Decision, Policy, Shop, ToolCall
 from doubleedge.target.bot import BLOCKED_REPLY, CHECK_CODES, Defense, SupportBot
 
 T = TypeVar("T")
@@ -213,26 +213,39 @@ def keep_answering(bot: SupportBot) -> list[str]:
     return failures
 
 
-def remote_agent_defense(client: RunnerClient) -> Callable[[], AgentDefense]:
-    """``build_agent_defense`` as the checker calls it: tools offered as data, the learner's
-    policy and input guards as code that runs in the runner."""
+def remote_agent_defense(client: RunnerClient, function: str = "build_agent_defense") -> Callable[[], AgentDefense]:
+    """``build_agent_defense`` (or ``function``, Lab 05's ``build_budgeted_defense``) as the
+    checker calls it: tools offered and budget as data, the learner's policy and input guards
+    as code that runs in the runner. The checker's agent enforces the budget."""
 
     def build() -> AgentDefense:
         try:
-            info = client.request("agent_defense")
+            info = client.request("agent_defense", function=function)
         except RemoteError as exc:
-            raise ValueError(f"build_agent_defense {exc}") from None
+            raise ValueError(f"{function} {exc}") from None
         tools = info.get("tools")
         if not info.get("is_agent_defense") or not isinstance(tools, list) or not all(t in TOOLS for t in tools):
-            raise ValueError("build_agent_defense must return an AgentDefense that offers known tools")
+            raise ValueError(f"{function} must return an AgentDefense that offers known tools")
         return AgentDefense(
             name="learner",
             policy=remote_policy(client),
             tools=tuple(tools),
             input_guards=[RemoteGuards(client, "input")] if info.get("input_guards") else [],
+            budget=remote_budget(info.get("budget"), function),
         )
 
     return build
+
+
+def remote_budget(data: object, function: str) -> Budget:
+    """The learner's Budget, rebuilt from data (and checked again: the data came from their process)."""
+    names = ("max_tool_calls", "max_reply_chars", "max_input_chars", "max_requests", "window_seconds")
+    if not isinstance(data, dict) or set(data) != set(names):
+        raise ValueError(f"{function} must return an AgentDefense whose budget is a Budget")
+    try:
+        return Budget(**{name: data[name] for name in names})
+    except ValueError as exc:
+        raise ValueError(f"{function}: {exc}") from None
 
 
 def remote_policy(client: RunnerClient) -> Policy:
@@ -255,9 +268,14 @@ def remote_policy(client: RunnerClient) -> Policy:
 
 class RemoteNamespace:
     """The learner's names as a checker reads them: ``ns["NAME"]`` is plain data, or a callable
-    that runs in the runner; ``build_defense`` and ``build_agent_defense`` build on the checker's side."""
+    that runs in the runner; ``build_defense``, ``build_agent_defense`` and ``build_budgeted_defense`` build on
+    the checker's side."""
 
-    BUILDERS = {"build_defense": remote_defense, "build_agent_defense": remote_agent_defense}
+    BUILDERS = {
+        "build_defense": remote_defense,
+        "build_agent_defense": remote_agent_defense,
+        "build_budgeted_defense": lambda client: remote_agent_defense(client, "build_budgeted_defense"),
+    }
 
     def __init__(self, client: RunnerClient) -> None:
         self.client = client

@@ -13,7 +13,8 @@ wall-clock limit), then answers the checker's questions, one JSON line each way:
   that take objects which cannot cross the pipe (a model, a file's tensors);
 * ``{"op": "defense", "secret": S}``: calls ``build_defense(S)`` and keeps the result;
   answers with its system prompt and settings, so that the checker builds the bot itself;
-* ``{"op": "agent_defense"}``: the same for ``build_agent_defense()`` (Lab 05);
+* ``{"op": "agent_defense", "function": ...}``: the same for ``build_agent_defense()`` (or Lab 05's
+  ``build_budgeted_defense()``), its budget as data;
 * ``{"op": "scan", "side": "input" | "output" | "document", "text": T}``: runs that
   side's guards of the kept defense over ``T`` the way ``SupportBot.respond`` does;
 * ``{"op": "record_access", "customer": C, "record": R}`` and ``{"op": "policy",
@@ -36,6 +37,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from doubleedge.selfcheck import UNFINISHED, WRITE_VALUES
@@ -174,7 +176,7 @@ def answer(request: dict, namespace: dict, state: dict) -> dict:
     if op == "defense":
         return build_defense(request["secret"], namespace, state)
     if op == "agent_defense":
-        return build_agent_defense(namespace, state)
+        return build_agent_defense(namespace, state, request.get("function", "build_agent_defense"))
     if op == "scan":
         return scan(state["sides"][request["side"]], request["text"])
     if op == "record_access":
@@ -214,10 +216,13 @@ def build_defense(secret: str, namespace: dict, state: dict) -> dict:
     }
 
 
-def build_agent_defense(namespace: dict, state: dict) -> dict:
-    from doubleedge.target.agent import AgentDefense
+AGENT_BUILDERS = ("build_agent_defense", "build_budgeted_defense")
 
-    build = namespace.get("build_agent_defense")
+
+def build_agent_defense(namespace: dict, state: dict, function: str = "build_agent_defense") -> dict:
+    from doubleedge.target.agent import AgentDefense, Budget
+
+    build = namespace.get(function) if function in AGENT_BUILDERS else None
     if not callable(build):
         return {"ok": False, "error": "missing"}
     defense = build()
@@ -225,8 +230,9 @@ def build_agent_defense(namespace: dict, state: dict) -> dict:
         return {"ok": True, "is_agent_defense": False}
     state["defense"] = defense
     state["sides"] = {"input": defense.input_guards}
+    budget = asdict(defense.budget) if isinstance(defense.budget, Budget) else None
     return {"ok": True, "is_agent_defense": True, "tools": jsonable(list(defense.tools)),
-            "input_guards": _count(defense.input_guards)}  # fmt: skip
+            "input_guards": _count(defense.input_guards), "budget": budget}  # fmt: skip
 
 
 def scan(guards, text: str) -> dict:

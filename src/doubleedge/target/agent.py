@@ -4,14 +4,25 @@ The shop is in memory and fake. The agent loop is the one real agent frameworks 
 the model writes ``CALL {"tool": ..., "args": {...}}``, the app checks the call against
 a *policy* (allow, deny, or hold for a human to confirm), runs it, writes every
 decision to an audit log, and feeds the result back until the model answers in words.
+
+Every turn records what it cost (:class:`Cost`): tool calls run, characters the model
+wrote and characters it was sent. Unhardened, nothing bounds them but the loop's large
+internal cap (``MAX_STEPS``) and the model's reply cap (OWASP LLM10:2025 Unbounded
+Consumption, https://genai.owasp.org/llmrisk/llm102025-unbounded-consumption/): a request
+to keep polling an order runs the tool until the cap, a request for an enormous reply
+fills the reply cap, an oversized message is sent to the model in full at every step, and
+one customer may send as many requests as they like. A :class:`Budget` bounds each.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 
 from doubleedge.guards.base import Guard
 from doubleedge.models.base import ChatModel, Message, ModelError
@@ -19,7 +30,14 @@ from doubleedge.target import knowledge
 from doubleedge.target.bot import BLOCKED_REPLY
 
 CALL = re.compile(r"^CALL\s+(\{.*\})\s*$", re.M)
-MAX_STEPS = 4
+# The loop's own cap, large as in agent frameworks that stop a runaway loop only after many
+# steps: the only bound an unhardened turn has on tool calls (a Budget sets a real one).
+MAX_STEPS = 25
+MAX_NEW_TOKENS = 512  # what the agent asks the model for at each step, unless a Budget lowers it
+CHARS_PER_TOKEN = 4  # a reply budget in characters becomes a token cap at about this rate
+BUDGET_REPLY = "I'm sorry, I can't do more on this request. A colleague will follow up."
+RATE_LIMIT_REPLY = "You're sending requests faster than I can take them. Please try again in a minute."
+TOO_LONG_REPLY = "I'm sorry, your message is too long for me to read. Please shorten it."
 
 
 @dataclass
@@ -127,13 +145,76 @@ Tools:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """Limits on what one request may consume; None is no limit (the unhardened agent).
+
+    ``max_tool_calls``: tool calls run in one turn; ``max_reply_chars``: characters of the
+    reply (the model is also asked for fewer tokens); ``max_input_chars``: characters of the
+    message and its documents, refused before the model reads them; ``max_requests``
+    per customer in any ``window_seconds``: a per-user rate limit (OWASP LLM10:2025's
+    "rate limiting" and "resource allocation management").
+    """
+
+    max_tool_calls: int | None = None
+    max_reply_chars: int | None = None
+    max_input_chars: int | None = None
+    max_requests: int | None = None
+    window_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_tool_calls", "max_reply_chars", "max_input_chars", "max_requests"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"Budget.{name} must be None or a whole number >= 0, not {value!r}")
+        window = self.window_seconds
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 < window < math.inf:
+            raise ValueError(f"Budget.window_seconds must be a positive number, not {window!r}")
+
+
+@dataclass(frozen=True)
 class AgentDefense:
-    """What a learner can harden: the policy on tool calls, the tools offered, and input guards."""
+    """What a learner can harden: the policy on tool calls, the tools offered, input guards, and budgets."""
 
     name: str = "none"
     policy: Policy = allow_everything
     tools: tuple[str, ...] = tuple(TOOLS)
     input_guards: Sequence[Guard] = ()
+    budget: Budget = Budget()
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a turn consumed, counted (never timed) so that it is the same on every machine."""
+
+    tool_calls: int = 0  # tool calls the app ran, denied or held
+    reply_chars: int = 0  # characters of the model's replies at every step (a final reply as the budget cut it)
+    read_chars: int = 0  # characters sent to the model, at every step (what a hosted model bills as input)
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+class RequestLog:
+    """When each customer's admitted requests arrived: the state of a per-user rate limit.
+
+    One log serves every AgentBot of one service. ``clock`` (seconds) is injectable, so a
+    test or a grader decides what time it is and the limit is deterministic."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+
+    def admit(self, customer: str, budget: Budget) -> bool:
+        """Record the request and return True, unless the customer used up the window."""
+        if budget.max_requests is None:
+            return True
+        now = self.clock()
+        recent = [t for t in self.arrivals[customer] if now - t < budget.window_seconds]
+        if len(recent) >= budget.max_requests:
+            self.arrivals[customer] = recent
+            return False
+        self.arrivals[customer] = [*recent, now]
+        return True
 
 
 @dataclass
@@ -143,6 +224,13 @@ class AgentTurn:
     denied: list[tuple[ToolCall, str]] = field(default_factory=list)
     pending: list[ToolCall] = field(default_factory=list)
     blocked_by: str = ""
+    stopped_by: str = ""  # the Budget limit that ended or refused the turn
+    reply_chars: int = 0
+    read_chars: int = 0
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(len(self.executed) + len(self.denied) + len(self.pending), self.reply_chars, self.read_chars)
 
 
 class AgentBot:
@@ -155,17 +243,20 @@ class AgentBot:
         customer: str = "C-1001",
         defense: AgentDefense | None = None,
         shop: Shop | None = None,
+        requests: RequestLog | None = None,
     ) -> None:
         self.model = model
         self.customer = customer
         self.defense = defense or AgentDefense()
         self.shop = shop or Shop.sample()
+        self.requests = requests or RequestLog()
         self.audit: list[dict] = []
 
     def reply(self, message: str, *, documents: Sequence[str] = (), customer: str | None = None) -> str:
         """The HTTP server's interface: one message in, the final answer out."""
         if customer and customer != self.customer:
-            other = AgentBot(self.model, customer=customer, defense=self.defense, shop=self.shop)
+            other = AgentBot(self.model, customer=customer, defense=self.defense, shop=self.shop,
+                             requests=self.requests)  # fmt: skip
             return other.respond(message, documents=documents).reply
         return self.respond(message, documents=documents).reply
 
@@ -183,6 +274,11 @@ class AgentBot:
     def respond(self, message: str, *, documents: Sequence[str] = ()) -> AgentTurn:
         """Answer ``message``; ``documents`` are texts the agent was asked to read (untrusted)."""
         text = message + "".join(f"\n[document]\n{d}" for d in documents)
+        budget = self.defense.budget
+        if not self.requests.admit(self.customer, budget):
+            return AgentTurn(RATE_LIMIT_REPLY, stopped_by="max_requests")
+        if budget.max_input_chars is not None and len(text) > budget.max_input_chars:
+            return AgentTurn(TOO_LONG_REPLY, stopped_by="max_input_chars")
         for guard in self.defense.input_guards:
             verdict = guard.scan(text)
             if not verdict.allowed:
@@ -190,15 +286,34 @@ class AgentBot:
         turn = AgentTurn("")
         messages = [Message("system", self.system_prompt(message)), Message("user", text)]
         for _ in range(MAX_STEPS):
-            reply = self.model.generate(messages, max_new_tokens=512)
+            reply = self._generate(messages, turn)
             call = parse_call(reply)
             if call is None:
-                turn.reply = reply
+                turn.reply = self._within_reply_budget(reply, turn)
+                turn.reply_chars += len(turn.reply)
+                return turn
+            turn.reply_chars += len(reply)
+            if budget.max_tool_calls is not None and turn.cost.tool_calls >= budget.max_tool_calls:
+                turn.reply, turn.stopped_by = BUDGET_REPLY, "max_tool_calls"
                 return turn
             result = self._handle(call, turn)
             messages += [Message("assistant", reply), Message("user", f"TOOL RESULT {call.tool}: {result}")]
         turn.reply = "I'm sorry, I couldn't finish that. A colleague will follow up."
         return turn
+
+    def _generate(self, messages: list[Message], turn: AgentTurn) -> str:
+        """One step of the loop, its cost added to the turn's."""
+        limit = self.defense.budget.max_reply_chars
+        tokens = MAX_NEW_TOKENS if limit is None else max(1, min(MAX_NEW_TOKENS, limit // CHARS_PER_TOKEN))
+        turn.read_chars += sum(len(m.content) for m in messages)
+        return self.model.generate(messages, max_new_tokens=tokens)
+
+    def _within_reply_budget(self, reply: str, turn: AgentTurn) -> str:
+        limit = self.defense.budget.max_reply_chars
+        if limit is None or len(reply) <= limit:
+            return reply
+        turn.stopped_by = "max_reply_chars"
+        return reply[:limit]
 
     def _handle(self, call: ToolCall, turn: AgentTurn) -> str:
         if call.tool not in self.defense.tools or call.tool not in TOOLS:

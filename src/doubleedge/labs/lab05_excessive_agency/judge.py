@@ -32,3 +32,10 @@ def judge(j: Judging) -> None:
                         checks=("attack_check", "benign_check"))  # fmt: skip
     if result is not None:
         j.attacks.update({"heldout": sorted(result.attacks)})
+    j.attempt("test_consumption", "consumption", lambda: lab05.check_consumption(ns["MY_EXPENSIVE_MESSAGE"]))
+    spent = j.evaluate(("test_consumption_attacks", "test_consumption_ordinary"), "budgets",
+                       lambda: lab05.evaluate_consumption(ns["build_budgeted_defense"],
+                                                          lab05.load_consumption(j.heldout), lab05.load_tasks(j.ordinary)),
+                       checks=("attack_check", "ordinary_check"))  # fmt: skip
+    if spent is not None:
+        j.attacks.update({"consumption": sorted(spent.over)})

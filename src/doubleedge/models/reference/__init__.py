@@ -14,7 +14,8 @@ up turns earlier, many examples of compliance); a chat of one message never reac
 One module per family of failure: ``hijacking`` (direct and indirect injection, exfiltration
 links), ``leaking`` (prompts, secrets, memorized text), ``jailbreaks`` (role play, tense,
 code), ``smuggling`` (encodings), ``unsafe_output`` (SQL, templates, terminal codes, markup),
-``hallucination``, ``helpful`` (its actual job) and ``conversation`` (multi-turn). ``model.BEHAVIOURS`` orders them.
+``hallucination``, ``consumption`` (an agent's work without limits), ``helpful`` (its actual job) and
+``conversation`` (multi-turn). ``model.BEHAVIOURS`` orders them.
 ``finetune`` is a variant with some of that tuning lost, for Lab 08's model-upgrade gate.
 
 Where a real model differs: it is stochastic (an attack works some of the time), it

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from doubleedge.models.base import ChatModel, Message
 from doubleedge.models.reference import (
+    consumption,
     conversation,
     disclosure,
     documents,
@@ -27,6 +28,8 @@ Behaviour = Callable[[Context], "str | None"]
 # requests get past the refusals, and only then does the model do its actual job.
 BEHAVIOURS: tuple[Behaviour, ...] = (
     tools.call_tools,
+    consumption.start_polling,
+    consumption.write_at_length,
     smuggling.decode_smuggled,
     smuggling.unescape_on_request,
     disclosure.share_records,
@@ -65,6 +68,9 @@ class ReferenceModel(ChatModel):
     def generate(self, messages: Sequence[Message], *, max_new_tokens: int = 256) -> str:
         system = SystemPrompt("\n".join(m.content for m in messages if m.role == "system"))
         user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        polling = consumption.keep_polling(system, messages)  # an agent's loop, before the result is reported
+        if polling is not None:
+            return polling
         reading = documents.read(system, user)
         earlier = conversation.earlier_exchanges(messages)
         if conversation.in_conversation(earlier, user):
