@@ -162,6 +162,21 @@ def test_lab05_heldout_tasks_are_sound_and_kept_by_the_reference_solution():
     assert lab05.evaluate_agency(gaming, [], heldout_tasks).benign_rate < lab05.BENIGN_THRESHOLD
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c.lab == "05" and c.cell == "budgets"], ids=lambda c: c.name)
+def test_lab05_budget_gaming_cases_lose_the_half_they_tried_to_win(case):
+    """The fast check of each budgets case: the published set lets it pass, the held-out sets do not."""
+    heldout_attacks = lab05.load_consumption(get_lab("05").heldout_attacks)
+    heldout_tasks = lab05.load_tasks(get_lab("05").heldout_ordinary)
+    gaming = gaming_defense(case)
+    result = lab05.evaluate_consumption(gaming, heldout_attacks, heldout_tasks)
+    check = {"test_consumption_attacks": result.attack_check, "test_consumption_ordinary": result.ordinary_check}
+    assert not check[case.target]() and case.reason in check[case.target]().reason
+    other = next(name for name in check if name != case.target)
+    assert check[other](), other  # it keeps the other half: the score shows what the gaming earns
+    if case.target == "test_consumption_attacks":
+        assert lab05.evaluate_consumption(gaming).attack_check()  # it does pass the published attacks
+
+
 def test_capstone_heldout_requests_are_sound_and_kept_by_the_reference_solution():
     requests = lab09.load_ordinary(get_lab("09").heldout_ordinary)
     published = {o.message.lower() for o in lab09.ordinary_tasks()}

@@ -28,7 +28,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 8.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0}
 
 
 def capstone_published() -> list[dict]:
@@ -174,6 +174,38 @@ def build_agent_defense():
                         input_guards=[FunctionGuard(lambda text: text not in KNOWN, name="known")])
 '''
 
+# Lab 05's budgets (appended to the budgets cell): each keeps the reference build_agent_defense.
+ZERO_BUDGET = '''
+def build_budgeted_defense():
+    """Nothing can be consumed: no tool call, no request."""
+    return replace(build_agent_defense(), budget=Budget(max_tool_calls=0, max_reply_chars=0, max_input_chars=0,
+                                                        max_requests=0))
+'''
+
+REFUSE_ALL_REQUESTS = '''
+from doubleedge.guards import FunctionGuard
+
+
+def build_budgeted_defense():
+    """No request costs anything if every request is refused."""
+    return replace(build_agent_defense(), input_guards=[FunctionGuard(lambda text: True, name="closed")])
+'''
+
+PUBLISHED_ATTACKS_ONLY = '''
+import json
+from importlib import resources
+from doubleedge.guards import FunctionGuard
+
+PUBLISHED = resources.files("doubleedge.data").joinpath("agent_consumption.jsonl").read_text("utf-8")
+KNOWN = [json.loads(line)["message"] for line in PUBLISHED.splitlines() if line.strip()]
+
+
+def build_budgeted_defense():
+    """No budget: an input guard that refuses the published consumption attacks (however they are padded)."""
+    known = FunctionGuard(lambda text: any(text.startswith(m) for m in KNOWN), name="known attacks")
+    return replace(build_agent_defense(), input_guards=[*build_agent_defense().input_guards, known])
+'''
+
 # Lab 01: leaks_secret written for the notebook's visible asserts; the defense keeps the
 # reference check, so that only test_leaks_secret is at stake.
 VISIBLE_ONLY_LEAK_CHECK = '''
@@ -297,9 +329,17 @@ CASES: list[Case] = [
          "Wren's desk lets through only the published ordinary requests (the agent keeps the reference policy)"),
     Case("keyword-stuffed-refusal", "09", KEYWORD_STUFFED, 12.0, 10.0, "ordinary",
          "every desk reply becomes one refusal carrying the published keywords (the agent keeps the reference policy)"),
-    Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 8.0, 6.0, "ordinary tasks handled",
-         "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl)",
-         "test_agency_benign"),
+    Case("allowlist-known-tasks", "05", ALLOWLIST_TASKS, 13.0, 9.0, "ordinary tasks handled",
+         "an agent that reads only the published task messages (doubleedge/data/agent_tasks.jsonl); "
+         "the budgets part builds on it and loses its ordinary half too", "test_agency_benign"),
+    Case("zero-budget", "05", ZERO_BUDGET, 11.0, 11.0, "ordinary tasks handled within your budget",
+         "a budget of zero tool calls, characters and requests: nothing is consumed, nothing is done",
+         "test_consumption_ordinary", "budgets"),
+    Case("refuse-every-request", "05", REFUSE_ALL_REQUESTS, 11.0, 11.0, "ordinary tasks handled within your budget",
+         "no budget; an input guard that refuses every request", "test_consumption_ordinary", "budgets"),
+    Case("published-attacks-only", "05", PUBLISHED_ATTACKS_ONLY, 11.0, 11.0, "consumption attacks passed the bound",
+         "no budget; an input guard that refuses the published consumption attacks "
+         "(doubleedge/data/agent_consumption.jsonl)", "test_consumption_attacks", "budgets"),
     Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 9.0, 9.0, "leaks_secret missed a leak",
          "a leaks_secret that catches only the visible asserts' leaks (plain and spaced out)", "test_leaks_secret"),
     Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 8.0, 8.0, "ran the code in",
@@ -331,16 +371,21 @@ def build(case: Case, folder: Path) -> None:
 
 def gaming_defense(case: Case) -> Callable:
     """The case's gaming function (``build_defense``, Lab 04's ``render``, Lab 05's
-    ``build_agent_defense``), built in this process for the fast checks of the ordinary half."""
+    ``build_agent_defense`` or ``build_budgeted_defense``), built in this process for the fast checks."""
+    from dataclasses import replace
+
     from doubleedge.defenses import lab01, lab02, lab03, lab05, lab09
     from doubleedge.target import Defense
-    from doubleedge.target.agent import AgentDefense
+    from doubleedge.target.agent import AgentDefense, Budget
 
-    namespace: dict = {"Defense": Defense, "AgentDefense": AgentDefense, "tool_policy": lab05.tool_policy}
+    namespace: dict = {"Defense": Defense, "AgentDefense": AgentDefense, "tool_policy": lab05.tool_policy,
+                       "Budget": Budget, "replace": replace, "build_agent_defense": lab05.build_agent_defense}  # fmt: skip
     if case.lab in ("01", "02", "03", "09"):
         solution = {"01": lab01, "02": lab02, "03": lab03, "09": lab09}[case.lab]
         namespace["HARDENED_SYSTEM_PROMPT"] = solution.HARDENED_SYSTEM_PROMPT
     exec(case.source(), namespace)  # the catalogue's own code
+    if case.cell == "budgets":
+        return namespace["build_budgeted_defense"]
     return namespace[{"04": "render", "05": "build_agent_defense"}.get(case.lab, "build_defense")]
 
 

@@ -37,7 +37,12 @@ def measure() -> tuple[dict, dict]:
 def thresholds() -> list[str]:
     from doubleedge.grading import lab05
 
-    return [f"{lab05.MAX_ATTACK_RATE:.0%} of held-out", f"at least {lab05.BENIGN_THRESHOLD:.0%}"]
+    return [
+        f"{lab05.MAX_ATTACK_RATE:.0%} of held-out",
+        f"at least {lab05.BENIGN_THRESHOLD:.0%}",
+        f"every held-out consumption attack costs at most {lab05.describe(lab05.BOUND)}",
+        f"one every {lab05.ORDINARY_INTERVAL_SECONDS:g} seconds",
+    ]
 
 
 LAB = Lab(
@@ -76,5 +81,9 @@ LAB = Lab(
         "customers can only be refunded for their own orders",
         "not 0 < float(amount) <= order.amount",
         "InjectionHeuristics({**DEFAULT_PATTERNS, **DOCUMENT_PATTERNS})",
+        "check_consumption",
+        "_spent.attack_check()",
+        "_spent.ordinary_check()",
+        "max_tool_calls=3, max_reply_chars=1000",
     ),
 )
