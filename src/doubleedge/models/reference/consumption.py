@@ -7,14 +7,14 @@ model, and only where it is an agent (the system prompt offers tools, as in tool
 
 - a recursive tool loop: asked to keep checking an order until its status changes, the
   model calls ``lookup_order`` again after every result that does not show the status, so
-  only the app's step cap ends the turn (OWASP's "continuous input overflow" and
-  "resource-intensive queries"; the loop is the agent's own);
+  only the app's step cap ends the turn (a "resource-intensive query" in OWASP's list, made
+  by the agent's own loop; each step also sends the whole growing conversation again);
 - an enormous reply: asked to repeat a phrase N times, count to N or write an N-word text,
-  it writes it, up to the reply cap the app gives it (OWASP's "variable-length input flood"
-  turned around: a short request, a long and costly answer).
+  it writes it, up to the reply cap the app gives it: a short request, a long and costly answer.
 
-The third form, an oversized input, needs nothing from the model: the agent sends the
-whole message to it at every step of its loop (agent.py counts the characters).
+OWASP's "variable-length input flood", an oversized input, needs nothing from the model:
+the agent sends the whole message to it at every step of its loop (agent.py counts the
+characters). A flood of requests is the app's to limit (agent.Budget's rate limit).
 """
 
 from __future__ import annotations
