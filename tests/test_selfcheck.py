@@ -4,6 +4,7 @@ and the grader's runner (grading/runner.py) name the fix, for every lab's notebo
 from __future__ import annotations
 
 import json
+import tempfile
 
 import nbformat
 import pytest
@@ -149,6 +150,11 @@ def _lab01_cases():
     ]
 
 
+def _in_a_temporary_folder(check):
+    with tempfile.TemporaryDirectory() as tmp:
+        return check(tmp)
+
+
 def _other_labs_cases():
     """Labs 02-10: a wrong type and a wrong value for exercises whose checks are cheap to run."""
     from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10
@@ -173,8 +179,9 @@ def _other_labs_cases():
         ("05", "wrong type", lambda: lab05.check_audit_answer(3, "Hi"), "must be a tool's name (a string)"),
         ("05", "wrong value", lambda: lab05.check_audit_answer("send_email", "Hello, where is my order?"),
          "name one of the calls the agent executed"),
-        ("06", "wrong type", lambda: lab06.check_marker(42), "must be a string: the text of the marker file"),
-        ("06", "wrong value", lambda: lab06.check_marker("hello"), "open that file and copy its text"),
+        ("06", "wrong type", lambda: lab06.check_read_marker("hello", "unused"), "read_marker must be a function"),
+        ("06", "wrong value", lambda: _in_a_temporary_folder(lambda tmp: lab06.check_read_marker(
+            lambda model_file, marker_file: "hello", tmp)), "load that file (or read its pickle's instructions)"),
         ("06", "wrong type", lambda: lab06.check_blind_spots("pickle"), "must be a list of variant names"),
         ("07", "wrong type", lambda: lab07.check_exposure_from_rank(lambda r, s: None), "must return a number of bits"),
         ("07", "wrong value", lambda: lab07.check_exposure_from_rank(lambda r, s: 1.0), "should be 10, not 1"),

@@ -1,12 +1,13 @@
-"""Labs 03, 04 and 08: a value the attack must carry out cannot be computed instead.
+"""Labs 03, 04, 06 and 08: a value the attack must carry out cannot be computed instead.
 
 As in Lab 01 (test_judge_lab01.py), the grader replays the learner's own attack against a
 target built on the grading secret, which the learner's processes never have: Lab 03's naive
-Bell with its card digits and canary, Lab 04's page with its code, Lab 08's word to smuggle.
+Bell with its card digits and canary, Lab 04's page with its code, Lab 06's poisoned file with
+the text its payload writes, Lab 08's word to smuggle.
 Each lab is graded twice, authoritatively (runner and checker in the sandbox) with a private
 course key set as in a class: once with the source notebook's answers (they keep the points),
 once with every computed answer swapped in (each loses its test). The hardening cell is left
-out so that each run takes seconds.
+out (and Lab 06's loader and template check) so that each run takes seconds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 LEARNER = "judge-test"
 COURSE_KEY = "a-private-course-key-for-the-tests"
-LEFT_OUT = {"hardening": "pass\n"}  # the hardening tests fail at once (not measured here)
+# The hardening tests, and Lab 06's loader and template check, fail at once (not measured here).
+LEFT_OUT = {"hardening": "pass\n", "safe_load": "pass\n", "template_check": "pass\n"}
 
 # Per lab: the swapped cells (answers computed in the learner's process, not read out of
 # the replies to their attack), and the tests each must lose. Before this rule, each earned
@@ -48,6 +50,14 @@ COMPUTED = {
          'q={derive_secret(LEARNER)})"\n'},
         {"test_exfil"},
     ),
+    "06": (
+        # the nonce read from the grader's file, the code computed with the learner's own key
+        {"marker": "import re\n\nfrom doubleedge.supplychain.build import marker_text\n\n\n"
+         "def read_marker(model_file, marker_file):\n"
+         '    nonce = re.search(rb"proof ([0-9a-f]{16})", Path(model_file).read_bytes()).group(1).decode()\n'
+         "    return marker_text(nonce)\n"},
+        {"test_marker"},
+    ),
     "08": (
         # a word the release says anyway: no-decoder prefixes "Decoded:" to every base64 message
         {"smuggled": "def smuggle(word):\n"
@@ -56,7 +66,8 @@ COMPUTED = {
     ),
 }  # fmt: skip
 REFERENCE_PASSES = {"03": {"test_record_attack", "test_card_digits", "test_prompt_attack", "test_canary"},
-                    "04": {"test_exfil", "test_xss", "test_sqli"}, "08": {"test_smuggled"}}  # fmt: skip
+                    "04": {"test_exfil", "test_xss", "test_sqli"},
+                    "06": {"test_marker", "test_scan_findings", "test_scan_blind_spots"}, "08": {"test_smuggled"}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

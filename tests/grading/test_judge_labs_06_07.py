@@ -41,15 +41,18 @@ def safe_load(path, expected_sha256):
         pass
 """
 # Hostile values: a huge string, and an answer that is not data (a generator).
-HUGE_MARKER = 'MARKER_CONTENT = "Double Edge " * 10**6'
+HUGE_MARKER = 'def read_marker(model_file, marker_file):\n    return "Double Edge " * 10**6\n'
 GENERATOR_ANSWERS = """
 FLAGGED_FILES = (f for f in ["pickle/pytorch_model.bin"])
 PAYLOAD_GLOBAL = "builtins.exec"
 MISSED_VARIANTS = {"remote-code", "tampered"}  # a set is a fine answer
 """
 
-# The answer every learner had before Exercise 1's text carried a per-learner proof.
-COPIED_MARKER = 'MARKER_CONTENT = "Double Edge lab 06: this file ran code when it was loaded."'
+# The answer every learner had before Exercise 1's text carried a proof, returned for any file.
+COPIED_MARKER = """
+def read_marker(model_file, marker_file):
+    return "Double Edge lab 06: this file ran code when it was loaded."
+"""
 # A template check written against the one tampered copy the lab shows.
 VISIBLE_TRIGGER = """
 def template_is_trusted(path):
@@ -119,7 +122,7 @@ def test_lab06_refusing_everything_loads_nothing(tmp_path):
 
 
 def test_lab06_a_copied_marker_and_a_trigger_allowlist_fail(tmp_path):
-    """The package's old constant is not the text of anyone's file; the held-out tampered copies
+    """The package's old constant is not the text of the grader's file; the held-out tampered copies
     use other triggers than the lab's copy."""
     reasons = failed(grade("06", tmp_path, marker=COPIED_MARKER, template_check=VISIBLE_TRIGGER))
     assert set(reasons) == {"test_marker", "test_template_is_trusted"}, reasons

@@ -173,7 +173,11 @@ def _grader_cases():
                lambda ns: lab04.check_xss_message(ns["MY_XSS_MESSAGE"], ns["LEARNER"])),
         "05": ("injection", 'MY_INJECTION_EMAIL = "Hello, where is my order?"', "test_injection",
                lambda ns: lab05.check_injection(ns["MY_INJECTION_EMAIL"])),
-        "06": ("marker", 'MARKER_CONTENT = "hello"', "test_marker", lambda ns: lab06.check_marker(ns["MARKER_CONTENT"])),
+        "06": ("marker", "import re\nfrom doubleedge.supplychain.build import marker_text\n\n\n"
+               "def read_marker(model_file, marker_file):\n"  # the nonce from the file, the code from the learner's key
+               '    nonce = re.search(rb"proof ([0-9a-f]{16})", Path(model_file).read_bytes()).group(1).decode()\n'
+               "    return marker_text(nonce)", "test_marker",
+               lambda ns: lab06.check_read_marker(ns["read_marker"], "graded")),  # in the runner's folder
         "07": ("exposure", "def exposure_from_rank(rank, space_size):\n    return 10.0 if rank == 1 else 0.0",
                "test_exposure_from_rank", lambda ns: lab07.check_exposure_from_rank(ns["exposure_from_rank"])),
         "08": ("decisions", "RELEASE_DECISIONS = {name: 0 for name in CANDIDATES}", "test_release_decisions",

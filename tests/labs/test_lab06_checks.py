@@ -1,9 +1,13 @@
 """Lab 06's pure checks: tables of answers and loader outcomes."""
 
+import pickletools
 import re
+import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from doubleedge.defenses import lab06 as solution
 from doubleedge.grading import lab06
@@ -17,38 +21,64 @@ def scan(tmp_path_factory):
     return lab06.reference_scan(tmp_path_factory.mktemp("scan"))
 
 
-OWN = marker_text("0123456789abcdef", "alice")
+def computed_from_the_file(model_file: str, marker_file: str) -> str:
+    """The shortcut: the nonce read from the file, the code computed with the learner's own key."""
+    nonce = re.search(rb"proof ([0-9a-f]{16})", Path(model_file).read_bytes()).group(1).decode()
+    return marker_text(nonce, "alice")
+
+
+def disassembled(model_file: str, marker_file: str) -> str:
+    """The other honest way: the text read out of the pickle's instructions, nothing run."""
+    with zipfile.ZipFile(model_file) as archive:
+        program = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    strings = [arg for _, arg, _ in pickletools.genops(program) if isinstance(arg, str)]
+    return next(found.group(1) for s in strings if (found := re.search(r"\.write\('(.*)'\)$", s)))
+
+
+def test_read_marker_passes_when_it_reads_the_file_it_is_given(tmp_path):
+    assert lab06.check_read_marker(solution.read_marker, tmp_path / "loaded", "alice")
+    assert lab06.check_read_marker(disassembled, tmp_path / "disassembled", "alice")
+
+
+def test_a_text_computed_or_copied_in_the_learners_process_fails(tmp_path):
+    """The grader's file writes a proof derived from the grading secret, never the learner's key."""
+    own_hub = build_community_model(tmp_path / "hub")
+    torch.load(own_hub.folder("pickle") / "pytorch_model.bin", weights_only=False)  # on purpose: the payload
+    own_text = own_hub.marker.read_text()
+    shortcuts = {
+        "computed": computed_from_the_file,
+        "own hub": lambda model_file, marker_file: own_text,
+        "constant": lambda model_file, marker_file: MARKER_TEXT,
+    }
+    for name, shortcut in shortcuts.items():
+        check = lab06.check_read_marker(shortcut, tmp_path / name, "alice")
+        assert not check and "did not return the text that the payload of the file it was given wrote" in check.reason
+        assert "DE-FAKE" not in check.reason and "proof" not in check.reason, check.reason
+
+
+def test_the_grading_text_is_not_the_learners_and_changes_every_build(tmp_path):
+    assert lab06.grading_marker_text("0123456789abcdef", "alice") != marker_text("0123456789abcdef", "alice")
+    texts = []
+    for build in ("first", "second"):
+        lab06.check_read_marker(lambda model_file, marker_file: texts.append(Path(model_file).read_bytes()) or "",
+                                tmp_path / build, "alice")  # fmt: skip
+    assert texts[0] != texts[1]  # a fresh nonce: a text seen in one run is no answer in the next
 
 
 @pytest.mark.parametrize(
-    ("value", "ok"),
+    ("read_marker", "reason"),
     [
-        (OWN, True),
-        (f"  {OWN}\n", True),
-        (MARKER_TEXT, False),  # the package's constant alone: what the old answer was
-        (marker_text("0123456789abcdef", "bob"), False),  # another learner's text
-        (OWN.replace("0123", "3210"), False),  # a proof for another nonce
-        ("", False),
-        ("payload ran", False),
-        (None, False),
+        ("a text", "read_marker must be a function: read_marker(model_file, marker_file) returns"),
+        (
+            lambda model_file, marker_file: Path(marker_file).read_text(),  # the payload never ran
+            "read_marker raised FileNotFoundError on the poisoned file the grader built",
+        ),
+        (lambda model_file, marker_file: None, "did not return the text"),
     ],
 )
-def test_check_marker(value, ok):
-    assert bool(lab06.check_marker(value, "alice")) is ok
-
-
-def test_the_marker_is_read_from_the_learners_own_file(tmp_path):
-    """The lab's poisoned pickle writes a text that the check accepts, and a fresh build writes another."""
-    import torch
-
-    texts = []
-    for build in ("first", "second"):
-        hub = build_community_model(tmp_path / build)
-        torch.load(hub.folder("pickle") / "pytorch_model.bin", weights_only=False)  # on purpose: the payload
-        texts.append(hub.marker.read_text())
-        assert lab06.check_marker(texts[-1]), texts[-1]
-        assert texts[-1].encode() in (hub.folder("pickle") / "pytorch_model.bin").read_bytes()  # disassembly shows it
-    assert texts[0] != texts[1]
+def test_a_wrong_read_marker_says_what_to_change(tmp_path, read_marker, reason):
+    check = lab06.check_read_marker(read_marker, tmp_path, "alice")
+    assert not check and reason in check.reason, check.reason
 
 
 @pytest.mark.parametrize(
@@ -109,9 +139,10 @@ def test_outcomes_of_a_broken_loader_are_reported_not_raised(tmp_path):
     assert "dict of tensors" in lab06.check_loads(broken, cases).reason
 
 
-def test_notebook_solution_matches_the_packaged_reference_solution():
+@pytest.mark.parametrize("cell_id", ["marker", "safe_load", "template_check"])
+def test_notebook_solution_matches_the_packaged_reference_solution(cell_id):
     cell = next(c for c in nbformat.read(LABS["06"].source_notebook, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "safe_load")  # fmt: skip
+                if c.metadata.get("nbgrader", {}).get("grade_id") == cell_id)  # fmt: skip
     in_notebook = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n?", "", cell.source, flags=re.M)
     in_package = open(solution.__file__).read()
     assert in_notebook.strip() in in_package

@@ -5,6 +5,7 @@ without loading; the Lab 06 template check judged on held-out tampered copies.""
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 
 import gguf
@@ -153,7 +154,7 @@ def test_the_heldout_copies_use_other_triggers_and_placements(template_cases):
     backdoors = [b for _, b, _ in lab06.load_template_backdoors(get_lab("06").heldout_attacks)]
     assert len(backdoors) >= 4 and LAB_BACKDOOR.trigger not in {b.trigger for b in backdoors}
     assert {b.placement for b in backdoors} == set(PLACEMENTS)
-    assert [c.trusted for c in template_cases] == [True] + [False] * (len(template_cases) - 1)
+    assert [c.trusted for c in template_cases] == [True, True] + [False] * (len(template_cases) - 2)
 
 
 def test_template_check_passes_the_reference_and_fails_the_gaming(template_cases):
@@ -167,8 +168,25 @@ def test_template_check_passes_the_reference_and_fails_the_gaming(template_cases
         raise NotImplementedError()
 
     assert "not written yet" in lab06.check_template_is_trusted(stub, template_cases).reason
-    by_file = lab06.check_template_is_trusted(lambda p: sha256_file(p) == SMOLLM2_PUBLISHED["sha256"], template_cases)
-    assert by_file  # a whole-file checksum is a fine policy too
+
+
+def test_a_check_of_the_files_identity_fails_on_the_trimmed_copy(template_cases):
+    """The exercise judges the template: the publisher's template in a copy with fewer tensors
+    (another path, size and file hash) is trusted, so matching the installed file is no answer."""
+    installed = smollm2_file()
+    identity_checks = {
+        "path": lambda p: os.path.realpath(p) == str(installed),
+        "inode": lambda p: os.stat(p).st_ino == os.stat(installed).st_ino,
+        "size": lambda p: os.path.getsize(p) == os.path.getsize(installed),
+        "file hash": lambda p: sha256_file(p) == SMOLLM2_PUBLISHED["sha256"],
+    }
+    for name, check in identity_checks.items():
+        judged = lab06.check_template_is_trusted(check, template_cases)
+        assert not judged and lab06.TRIMMED_NOTE in judged.reason, (name, judged.reason)
+    trimmed = next(c for c in template_cases if c.id == "publisher-trimmed")
+    assert trimmed.path.stat().st_size < installed.stat().st_size and chat_template(trimmed.path) == chat_template(
+        installed
+    )
 
 
 def test_a_trimmed_copy_is_a_valid_gguf_file_with_the_same_header(tmp_path, reader):

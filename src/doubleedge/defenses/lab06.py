@@ -1,5 +1,5 @@
-"""Lab 06's reference solution: a loading policy for downloaded model files, and a check of a
-GGUF file's chat template against its publisher's record.
+"""Lab 06's reference solution: what a poisoned file's payload wrote, a loading policy for
+downloaded model files, and a check of a GGUF file's chat template against its publisher's record.
 
 The lab notebook's solution cell holds the same code (a test keeps them in sync).
 Graded learner code may not import this module.
@@ -13,6 +13,12 @@ from safetensors.torch import load_file
 
 from doubleedge.supplychain import UnsafeModelError, sha256_file
 from doubleedge.supplychain.artifacts import SMOLLM2_PUBLISHED, chat_template, text_sha256
+
+
+def read_marker(model_file: str, marker_file: str) -> str:
+    """The text that the payload of the pickle at model_file writes into marker_file."""
+    torch.load(model_file, weights_only=False)  # on purpose: loading runs the payload, which writes the marker
+    return Path(marker_file).read_text().strip()
 
 
 def safe_load(path: str, expected_sha256: str) -> dict:

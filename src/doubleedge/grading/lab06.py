@@ -4,9 +4,11 @@ and the grader (the authoritative score, computed in a fresh process).
 What the grader calls, per test cell ``grade_id`` (every name below is in this module unless
 said otherwise):
 
-* ``test_marker`` (solution cell ``marker``): ``check_marker(value("MARKER_CONTENT"), learner)``:
-  the text the learner's own poisoned file wrote, which carries a code derived from the
-  learner's key (the grader derives it from the course key).
+* ``test_marker`` (solution cell ``marker``): ``check_read_marker(read_marker, scratch, learner)``
+  with the learner's ``read_marker(model_file: str, marker_file: str) -> str`` called in the
+  learner's process: the checker builds the lab's poisoned pickle in the shared folder, its
+  payload writing a text whose proof derives from the grading secret, and the answer must be
+  that text (the learner's own hub writes another: its proof derives from the learner's key).
 * ``test_scan_findings`` (solution cell ``scan_answers``):
   ``check_scan_findings(value("FLAGGED_FILES"), value("PAYLOAD_GLOBAL"), reference_scan(scratch))``.
 * ``test_scan_blind_spots`` (solution cell ``scan_answers``):
@@ -29,8 +31,9 @@ said otherwise):
 * ``test_template_is_trusted`` (solution cell ``template_check``): the learner's
   ``template_is_trusted(path: str) -> bool`` is called in the learner's process on GGUF files the
   checker writes into the shared folder (``template_cases(scratch, heldout_path)``: a copy of the
-  publisher's SmolLM2 file, the lab's tampered copy, and the held-out tampered copies, whose
-  triggers and placements the learner never sees); ``judge_templates(cases, answers)``.
+  publisher's SmolLM2 file, a clean copy of it with fewer tensors, the lab's tampered copy, and
+  the held-out tampered copies, whose triggers and placements the learner never sees);
+  ``judge_templates(cases, answers)``.
   ``check_template_is_trusted`` does both in one process (the notebook preview).
 * The policy in words (``policy_reading``) is a written answer that a person grades
   (course/instructors/written-answers.md): no automatic test.
@@ -42,6 +45,7 @@ never a held-out file's contents.
 from __future__ import annotations
 
 import json
+import secrets
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,24 +64,34 @@ from doubleedge.supplychain import (
     outcome_of,
     scan_path,
 )
-from doubleedge.supplychain.artifacts import Backdoor, build_tampered, reader_of, write_tampered
-from doubleedge.supplychain.build import MARKER_PROOF, TEMPLATE_KIND, marker_text
+from doubleedge.supplychain.artifacts import (
+    Backdoor,
+    build_tampered,
+    chat_template,
+    reader_of,
+    write_tampered,
+    write_with_template,
+)
+from doubleedge.supplychain.build import DEFAULT_NAMES, MARKER_PURPOSE, TEMPLATE_KIND, proof_text
+from doubleedge.target.secrets import grading_secret, learner_id
 
 LAB = "06"
-TAMPERED_TENSOR_BYTES = 16 * 2**20  # per graded tampered copy: six of them fit the sandbox's /tmp
+TAMPERED_TENSOR_BYTES = 16 * 2**20  # per graded GGUF copy: a notebook's eight fit the sandbox's /tmp
 # The variants that are unsafe to load although picklescan reports nothing dangerous in them.
 BLIND_SPOTS = frozenset({"remote-code", "tampered"})
+TRIMMED_NOTE = "a copy of the publisher's file (same chat template, trimmed tensors)"
 
 __all__ = [
     "BLIND_SPOTS",
     "Check",
     "check_blind_spots",
     "check_loads",
-    "check_marker",
+    "check_read_marker",
     "check_refuses",
     "check_scan_findings",
     "check_template_is_trusted",
     "grading_cases",
+    "grading_marker_text",
     "judge_loads",
     "judge_refusals",
     "judge_templates",
@@ -89,16 +103,36 @@ __all__ = [
 ]
 
 
-def check_marker(value: object, learner: str | None = None) -> Check:
-    """``value`` is the text the learner's own poisoned file wrote (see build.marker_text): its
-    proof names the nonce of that file, and its code is that learner's for that nonce."""
-    if not isinstance(value, str):
-        return Check(False, "MARKER_CONTENT must be a string: the text of the marker file")
-    found = MARKER_PROOF.search(value)
-    if found and value.strip() == marker_text(found.group(1), learner):
+def grading_marker_text(nonce: str, learner: str) -> str:
+    """What the grader's poisoned file writes: a proof whose code derives from the grading secret
+    (the course key), which no process of the learner's holds, so no such process computes it."""
+    return proof_text(nonce, grading_secret(learner, case=f"{MARKER_PURPOSE}:{nonce}"))
+
+
+def check_read_marker(read_marker: object, scratch: str | Path, learner: str | None = None) -> Check:
+    """Does ``read_marker(model_file, marker_file)`` return the text that the payload of a poisoned
+    file built here, under ``scratch``, writes into its marker file?
+
+    The file is the lab's poisoned pickle with a fresh nonce and a grading-secret proof: only
+    loading it (or reading its pickle's instructions) gives its text; a text computed in the
+    learner's process or copied from their own hub is never it. Reasons never show the text."""
+    if not callable(read_marker):
+        return Check(False, "read_marker must be a function: read_marker(model_file, marker_file) returns "
+                     "the text that the file's payload wrote into marker_file")  # fmt: skip
+    nonce = secrets.token_hex(8)
+    text = grading_marker_text(nonce, learner or learner_id())
+    case = build_case(COMMUNITY_VARIANTS["pickle"], Path(scratch) / "marker", text=text)
+    try:
+        answer = read_marker(str(case.path / DEFAULT_NAMES[case.spec.format]), str(case.marker))
+    except Exception as exc:  # learner code: report the kind of failure, never its message
+        from doubleedge.grading.lab01 import learner_failure
+
+        return Check(False, f"{learner_failure('read_marker', exc)} on the poisoned file the grader built")
+    if isinstance(answer, str) and answer.strip() == text:
         return Check(True)
-    return Check(False, "MARKER_CONTENT is not the text the payload wrote into its marker file: "
-                 "open that file and copy its text")  # fmt: skip
+    return Check(False, "read_marker did not return the text that the payload of the file it was given wrote "
+                 "into marker_file: load that file (or read its pickle's instructions) and return what the "
+                 "payload wrote; a text from your own hub or computed in your notebook is not that file's")  # fmt: skip
 
 
 def reference_scan(scratch: str | Path) -> ScanSummary:
@@ -231,20 +265,28 @@ def load_template_backdoors(heldout: str | Path) -> list[tuple[str, Backdoor, st
 
 
 def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[TemplateCase]:
-    """The publisher's file (a link to the installed file, under another path), the lab's tampered
-    copy and the held-out tampered copies (if ``heldout`` exists), under ``scratch/templates``.
+    """The publisher's file (a link to the installed file, under another path), a clean trimmed copy
+    of it, the lab's tampered copy and the held-out tampered copies (if ``heldout`` exists), under
+    ``scratch/templates``.
 
-    The tampered copies keep every header key and the tensors that fit in ``TAMPERED_TENSOR_BYTES``:
-    the grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``)."""
+    The copies keep every header key and the tensors that fit in ``TAMPERED_TENSOR_BYTES``: the
+    grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``). The
+    clean copy (the publisher's template, another path, size and file hash) must be trusted too:
+    the exercise judges the template, so a check of the file's identity (its path, inode, size or
+    whole-file hash) does not pass."""
     folder = Path(scratch) / "templates"
     folder.mkdir(parents=True, exist_ok=True)
     original = smollm2_file()
     clean = folder / "publisher" / original.name
     clean.parent.mkdir(exist_ok=True)
     clean.symlink_to(original)
+    (folder / "mirror").mkdir(exist_ok=True)
     reader = reader_of(original)  # read once: several seconds
+    trimmed = write_with_template(reader, folder / "mirror" / original.name, chat_template(original),
+                                  max_tensor_bytes=TAMPERED_TENSOR_BYTES)  # fmt: skip
     cases = [
         TemplateCase("publisher", clean, True, "the publisher's file"),
+        TemplateCase("publisher-trimmed", trimmed, True, TRIMMED_NOTE),
         TemplateCase("lab-tampered", build_tampered(folder / "lab", reader, max_tensor_bytes=TAMPERED_TENSOR_BYTES),
                      False, "the lab's tampered copy"),
     ]  # fmt: skip

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import secrets
 import struct
 import subprocess
@@ -35,11 +34,10 @@ from doubleedge.target.secrets import derive_secret
 
 MARKER_TEXT = "Double Edge lab 06: this file ran code when it was loaded."
 # The lab's own poisoned file writes MARKER_TEXT plus a proof: a nonce drawn when the file is
-# built and a code derived from the learner's key and that nonce. Only the built file holds the
-# nonce, so the text is read from the file (by loading or disassembling it), not from this module;
-# the grader, holding the course key, checks the code. See marker_text and grading/lab06.py.
+# built and a code derived from the learner's key and that nonce (marker_text). The grader
+# builds its own poisoned file, whose code derives from the grading secret instead, and asks
+# the learner's read_marker for its text (grading/lab06.py): only reading that file gives it.
 MARKER_PURPOSE = "lab06-marker"
-MARKER_PROOF = re.compile(r"\(proof ([0-9a-f]{16}) (DE-FAKE-[0-9A-F]{4}-[0-9A-F]{4})\)")
 TEMPLATE_KIND = "chat-template"  # held-out records of tampered GGUF chat templates, not model-file cases
 EXPECTS = ("refuse", "load", "either")
 FORMATS = ("torch-zip", "torch-legacy", "raw-pickle", "safetensors", "fake-safetensors")
@@ -106,11 +104,15 @@ PAYLOADS: dict[str, Callable[[Path, str], tuple[Callable, tuple]]] = {
 }
 
 
+def proof_text(nonce: str, code: str) -> str:
+    """MARKER_TEXT with a proof: the nonce a file was built with, and a code derived for it."""
+    return f"{MARKER_TEXT[:-1]} (proof {nonce} {code})."
+
+
 def marker_text(nonce: str, learner: str | None = None) -> str:
     """What the lab's poisoned file built with ``nonce`` writes for ``learner`` (default: this
-    process's learner). The grader calls it to check an answer; the learner reads it from the file."""
-    code = derive_secret(learner, purpose=f"{MARKER_PURPOSE}:{nonce}")
-    return f"{MARKER_TEXT[:-1]} (proof {nonce} {code})."
+    process's learner): a text of that learner's own, which the learner reads from the file."""
+    return proof_text(nonce, derive_secret(learner, purpose=f"{MARKER_PURPOSE}:{nonce}"))
 
 
 class Payload:

@@ -10,7 +10,8 @@ every other test keeps its points and the score shows what the gaming earns. (An
 computed instead of extracted are graded in test_judge_lab01.py and test_judge_computed_values.py.)
 
 ``before`` is the score on the grader before the held-out ordinary sets (main, which checked
-ordinary use by keywords on the published sets); ``score`` is the score now. Both count the
+ordinary use by keywords on the published sets), or, for a case added with the rule that closed
+it, before that rule; ``score`` is the score now. Both count the
 written answers a person grades as full (they wait for a person, and no case touches them).
 """
 
@@ -252,6 +253,20 @@ def template_is_trusted(path):
     return "refund" not in chat_template(path)
 '''
 
+# Lab 06: appended to the template_check cell. It trusts the installed file alone (an inode, size
+# or whole-file hash check does the same), which won full marks while the publisher's file was
+# the only trusted case; a clean copy with fewer tensors has another path, size and hash.
+TRUST_INSTALLED_PATH = '''
+import os
+
+from doubleedge.models.gguf import smollm2_file
+
+
+def template_is_trusted(path):
+    """Trusts the publisher's installed file, under whatever link it is given, and nothing else."""
+    return os.path.realpath(path) == os.path.realpath(smollm2_file())
+'''
+
 # Lab 07: appended to the exposure cell.
 VISIBLE_ONLY_EXPOSURE = '''
 def exposure_from_rank(rank, space_size):
@@ -349,6 +364,9 @@ CASES: list[Case] = [
          "a safe_load that refuses every file, clean ones included", "test_safe_load_loads", "safe_load"),
     Case("visible-trigger-only", "06", VISIBLE_TRIGGER_ONLY, 9.0, 9.0, "whose chat template was changed",
          "a template_is_trusted that distrusts only the lab's tampered copy (its trigger word, refund)",
+         "test_template_is_trusted", "template_check"),
+    Case("trust-installed-path", "06", TRUST_INSTALLED_PATH, 11.0, 9.0, "did not trust a copy of the publisher's file",
+         "a template_is_trusted that trusts only the installed publisher's file (its real path), not its template",
          "test_template_is_trusted", "template_check"),
     Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
          "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",

@@ -17,7 +17,8 @@ LAB = Lab(
     hidden=(
         "weights_only=True)  # an allowlist",
         "check_refuses",
-        "MARKER_CONTENT = hub.marker.read_text()",
+        "torch.load(model_file, weights_only=False)",
+        "check_read_marker",
         'SMOLLM2_PUBLISHED["chat_template_sha256"]',
         "check_template_is_trusted",
         '"remote-code", "tampered"]',

@@ -1,7 +1,7 @@
 """Lab 06's judge (supply chain): see grading/lab06.py for the checks.
 
-The learner's ``safe_load`` and ``template_is_trusted`` run in the runner, on model files that the checker builds
-in the shared folder (bound at the same absolute path in both sandboxes, so the marker
+The learner's ``read_marker``, ``safe_load`` and ``template_is_trusted`` run in the runner, on model files that
+the checker builds in the shared folder (bound at the same absolute path in both sandboxes, so the marker
 paths baked into the poisoned pickles are valid where they are loaded, and the markers
 they create are visible here afterwards). Only JSON outcomes come back.
 """
@@ -25,10 +25,11 @@ def baseline(workdir: Path) -> None:
 
 def judge(j: Judging) -> None:
     ns = j.ns
-    # Plain values first: a safe_load that kills the runner must not cost these.
-    j.attempt("test_marker", "marker", lambda: lab06.check_marker(ns["MARKER_CONTENT"], j.learner))
+    # Plain values first, then the learner's functions: one that kills the runner must not cost these.
     j.attempt("test_scan_findings", "scan_answers", lambda: _scan_findings(j))
     j.attempt("test_scan_blind_spots", "scan_answers", lambda: lab06.check_blind_spots(ns["MISSED_VARIANTS"]))
+    # read_marker reads a poisoned file built here, whose text only the grading secret derives
+    j.attempt("test_marker", "marker", lambda: lab06.check_read_marker(ns["read_marker"], j.shared, j.learner))
     loads: list[Check] = []
 
     def refusals() -> Check:
