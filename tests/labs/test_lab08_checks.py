@@ -151,6 +151,8 @@ def test_decisions_check():
     assert "wrong exit code for v1.1-short-prompt" in lab08.check_decisions(
         {**EXPECTED_EXIT, "v1.1-short-prompt": 1}, RELEASES, REFERENCE_OUTCOMES).reason
     assert "must map each of" in lab08.check_decisions({"v1.1-friendlier": 0}, RELEASES, REFERENCE_OUTCOMES).reason
+    with pytest.raises(ValueError, match="release_decision"):
+        lab08.check_decisions(dict(EXPECTED_EXIT), {}, REFERENCE_OUTCOMES)  # a held-out set without them
 
 
 def test_decisions_need_a_gate_that_gives_them():

@@ -163,6 +163,8 @@ def check_decisions(decisions: object, releases: dict[str, dict], outcomes: list
     ``releases``: each release's real-scan case (:func:`load_cases`); ``outcomes``: the learner's
     gate on the held-out cases (:func:`gate_outcomes`; empty when it did not run)."""
     names = list(releases)
+    if not names:
+        raise ValueError("the held-out set marks no release_decision cases")
     if not isinstance(decisions, dict) or set(decisions) != set(names):
         return Check(False, f"RELEASE_DECISIONS must map each of {', '.join(names)} to an exit code")
     wrong = sorted(n for n, case in releases.items() if decisions[n] != exit_code(case))
