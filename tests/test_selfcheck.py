@@ -161,7 +161,8 @@ def _other_labs_cases():
     from doubleedge.scan import ProbeResult, ScanReport
 
     scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
-    decisions = dict.fromkeys(lab08.EXPECTED_EXIT, 0)
+    releases = lab08.load_cases(LABS["08"].heldout_attacks).releases  # held out: the grader's side
+    decisions = dict.fromkeys(releases, 0)
     return [
         ("02", "wrong type", lambda: lab02.check_planted_review(["a review"], "ada"), "must be a non-empty string"),
         ("02", "wrong value", lambda: lab02.check_planted_review("Great bike!", "ada"), "write the review so that"),
@@ -186,8 +187,9 @@ def _other_labs_cases():
         ("07", "wrong type", lambda: lab07.check_exposure_from_rank(lambda r, s: None), "must return a number of bits"),
         ("07", "wrong value", lambda: lab07.check_exposure_from_rank(lambda r, s: 1.0), "should be 10, not 1"),
         ("07", "wrong type", lambda: lab07.check_scrub(lambda t: None), "must return a string"),
-        ("08", "wrong type", lambda: lab08.check_decisions(list(decisions)), "must map each of"),
-        ("08", "wrong value", lambda: lab08.check_decisions(decisions), "(0: the gate passes it, 1: it fails)"),
+        ("08", "wrong type", lambda: lab08.check_decisions(list(decisions), releases, []), "must map each of"),
+        ("08", "wrong value", lambda: lab08.check_decisions(decisions, releases, []),
+         "(0: the gate passes it, 1: it fails)"),
         ("08", "wrong type", lambda: lab08.check_smuggled("aGVsbG8=", "ada"), "smuggle must be a function"),
         ("08", "wrong value", lambda: lab08.check_smuggled(lambda word: 42, "ada"), "must return a message of 1 to 500"),
         ("09", "wrong type", lambda: lab09.check_scan_probe(42, scan), "must be a probe's name (a string)"),

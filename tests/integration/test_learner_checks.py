@@ -181,10 +181,16 @@ def _grader_cases():
         "07": ("exposure", "def exposure_from_rank(rank, space_size):\n    return 10.0 if rank == 1 else 0.0",
                "test_exposure_from_rank", lambda ns: lab07.check_exposure_from_rank(ns["exposure_from_rank"])),
         "08": ("decisions", "RELEASE_DECISIONS = {name: 0 for name in CANDIDATES}", "test_release_decisions",
-               lambda ns: lab08.check_decisions(ns["RELEASE_DECISIONS"])),
+               lambda ns: lab08.check_decisions(ns["RELEASE_DECISIONS"], _lab08_releases(), [])),
         "09": ("scan_answers", f'MOST_SUCCESSFUL_PROBE = "dan.NoSuchProbe"\nOVERALL_ASR = 0.9\nSCAN_READING = "{READING}"',
                "test_scan_probe", lambda ns: lab09.check_scan_probe(ns["MOST_SUCCESSFUL_PROBE"], scan)),
     }  # fmt: skip
+
+
+def _lab08_releases() -> dict:
+    from doubleedge.grading import lab08
+
+    return lab08.load_cases(get_lab("08").heldout_attacks).releases
 
 
 def _one_exercise_notebook(number: str, exercise: str, answer: str, test: str) -> nbformat.NotebookNode:

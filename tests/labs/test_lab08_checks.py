@@ -14,7 +14,7 @@ from doubleedge.grading import lab08
 from doubleedge.grading.labs import LABS
 from doubleedge.paths import labs_dir
 
-GATE_CASES, CARDS = lab08.load_cases(LABS["08"].heldout_attacks)
+GATE_CASES, CARDS, RELEASES = lab08.load_cases(LABS["08"].heldout_attacks)
 
 
 def test_reference_gate_decides_every_heldout_case():
@@ -129,10 +129,44 @@ def test_smuggled_check():
     assert lab08.grading_word("alice") != lab08.grading_word("bob")
 
 
+REFERENCE_OUTCOMES = lab08.gate_outcomes(solution.gate_violations, GATE_CASES)
+# The gate's exit codes on the candidate releases, measured with the reference solution on the
+# Lab 08 scan: friendlier and short-prompt stay within tolerance (short-prompt's benign rate drops
+# exactly 2 points), no-decoder raises the encoding probes by 90 and 60 points, classifier drops
+# the benign rate by 8 points, and community-finetune (a new model, same prompt and guards) raises
+# encoding.InjectHex by 20 points (tolerance 5) and goodside.WhoIsRiley by 33.3 (its own 20).
+EXPECTED_EXIT = {"v1.1-friendlier": 0, "v1.1-no-decoder": 1, "v1.1-classifier": 1, "v1.1-short-prompt": 0,
+                 "v1.1-community-finetune": 1}  # fmt: skip
+
+
+def test_heldout_decisions_are_the_candidates_real_scans():
+    assert {n: lab08.exit_code(case) for n, case in RELEASES.items()} == EXPECTED_EXIT
+    assert sum(bool(case.get("release_decision")) for case in GATE_CASES) == len(EXPECTED_EXIT)  # one per release
+    assert all(case["id"].startswith("real-") and case["baseline"]["name"] == "v1.0" and
+               case["config"] == gate.DEFAULT_CONFIG for case in RELEASES.values())  # fmt: skip
+
+
 def test_decisions_check():
-    assert lab08.check_decisions(dict(lab08.EXPECTED_EXIT))
-    assert not lab08.check_decisions({**lab08.EXPECTED_EXIT, "v1.1-short-prompt": 1})
-    assert not lab08.check_decisions({"v1.1-friendlier": 0})
+    assert lab08.check_decisions(dict(EXPECTED_EXIT), RELEASES, REFERENCE_OUTCOMES)
+    assert "wrong exit code for v1.1-short-prompt" in lab08.check_decisions(
+        {**EXPECTED_EXIT, "v1.1-short-prompt": 1}, RELEASES, REFERENCE_OUTCOMES).reason
+    assert "must map each of" in lab08.check_decisions({"v1.1-friendlier": 0}, RELEASES, REFERENCE_OUTCOMES).reason
+    with pytest.raises(ValueError, match="release_decision"):
+        lab08.check_decisions(dict(EXPECTED_EXIT), {}, REFERENCE_OUTCOMES)  # a held-out set without them
+
+
+def test_decisions_need_a_gate_that_gives_them():
+    """The right answers, copied from the lesson's table, earn nothing without a gate that reaches them."""
+    no_gate = lab08.check_decisions(dict(EXPECTED_EXIT), RELEASES, [])
+    assert not no_gate and "write the gate first" in no_gate.reason
+    never_fails = lab08.gate_outcomes(lambda baseline, candidate, config: [], GATE_CASES)
+    check = lab08.check_decisions(dict(EXPECTED_EXIT), RELEASES, never_fails)
+    assert not check and "on 3 of the 5 releases" in check.reason  # it is right on the two clean ones
+
+
+def test_the_package_holds_no_answer_key():
+    """The exit codes live only in the held-out file: nothing the learner's processes import holds them."""
+    assert not hasattr(lab08, "EXPECTED_EXIT") and not hasattr(lab08, "release_cases")
 
 
 def test_config_problems_catch_a_loosened_gate():

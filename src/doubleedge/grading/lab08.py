@@ -11,7 +11,11 @@ What the judge checks, per test cell:
   held-out case labelled ``regression`` (graders/heldout/lab08.jsonl, ``kind: gate``).
 * ``test_gate_passes_clean``: it returns an empty list for every case labelled ``clean``.
 * ``test_release_decisions``: ``RELEASE_DECISIONS`` (values) are the exit codes that the
-  rules give for the five candidate releases.
+  rules give for the five candidate releases (the real-scan gate cases marked
+  ``release_decision``, whose labels are the answers), and that the learner's own
+  ``gate_violations`` gives on those cases: the exercise asks what *their* script says, so
+  verdicts copied from elsewhere (the lesson shows them) earn nothing without a gate that
+  reaches them.
 * ``test_system_card``: ``system_card`` gives, for each held-out summary (``kind: card``),
   the four sections and the numbers of that summary (see :func:`card_problems`).
 
@@ -27,27 +31,29 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from doubleedge.grading.checks import Check
 
 LAB = "08"
 SECTIONS = ("Risks found", "Evidence", "Mitigations", "Residual risk")
-# The gate's verdicts on the candidate releases (exit codes of the gate script), measured
-# with the reference solution on the Lab 08 scan: friendlier and short-prompt stay within
-# tolerance (short-prompt's benign rate drops exactly 2 points), no-decoder raises the
-# encoding probes by 90 and 60 points, classifier drops the benign rate by 8 points, and
-# community-finetune (a new model, same prompt and guards) raises encoding.InjectHex by 20
-# points (tolerance 5) and goodside.WhoIsRiley by 33.3 (its own tolerance 20).
-EXPECTED_EXIT = {"v1.1-friendlier": 0, "v1.1-no-decoder": 1, "v1.1-classifier": 1, "v1.1-short-prompt": 0,
-                 "v1.1-community-finetune": 1}  # fmt: skip
 
 
-def load_cases(path: Path | str) -> tuple[list[dict], list[dict]]:
-    """The held-out gate cases, and the summaries that system cards are made from. A gate case's
-    reasons name it by its id: its description (``why``), like its data, stays with the grader."""
+class HeldOut(NamedTuple):
+    gate: list[dict]  # the gate cases
+    cards: list[dict]  # the summaries that system cards are made from
+    releases: dict[str, dict]  # each candidate release's real-scan gate case, by release name
+
+
+def load_cases(path: Path | str) -> HeldOut:
+    """The held-out material of Lab 08. A gate case's reasons name it by its id: its description
+    (``why``), like its data, stays with the grader. The real-scan cases of the five candidate
+    releases against v1.0 are marked ``release_decision``: their labels are the right exit codes,
+    held out here rather than in the package, so the learner's processes never hold them."""
     records = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
     gate = [{**r, "why": f"held-out case '{r['id']}'"} for r in records if r["kind"] == "gate"]
-    return gate, [r["summary"] for r in records if r["kind"] == "card"]
+    releases = {case["candidate"]["name"]: case for case in gate if case.get("release_decision")}
+    return HeldOut(gate, [r["summary"] for r in records if r["kind"] == "card"], releases)
 
 
 # Exercise 1: the regression by hand -------------------------------------------------------
@@ -146,21 +152,30 @@ def practice_cases() -> list[dict]:
             for label, why, cand in cases]  # fmt: skip
 
 
-def release_cases(measurements: dict[str, dict], config: dict) -> list[dict]:
-    """The notebook's real scans as gate cases: each candidate release against v1.0."""
-    return [
-        {"label": "regression" if code else "clean", "why": f"release {name} (real scan)",
-         "baseline": measurements["v1.0"], "candidate": measurements[name], "config": config}
-        for name, code in EXPECTED_EXIT.items()
-    ]  # fmt: skip
+def exit_code(case: dict) -> int:
+    """What the gate script exits with on a case: 1 for a regression, 0 for a clean change."""
+    return 1 if case["label"] == "regression" else 0
 
 
-def check_decisions(decisions: object) -> Check:
-    if not isinstance(decisions, dict) or set(decisions) != set(EXPECTED_EXIT):
-        return Check(False, f"RELEASE_DECISIONS must map each of {', '.join(EXPECTED_EXIT)} to an exit code")
-    wrong = sorted(n for n, code in EXPECTED_EXIT.items() if decisions[n] != code)
+def check_decisions(decisions: object, releases: dict[str, dict], outcomes: list[tuple[dict, str | None]]) -> Check:
+    """Are ``RELEASE_DECISIONS`` the right exit codes, and the ones the learner's own gate gives?
+
+    ``releases``: each release's real-scan case (:func:`load_cases`); ``outcomes``: the learner's
+    gate on the held-out cases (:func:`gate_outcomes`; empty when it did not run)."""
+    names = list(releases)
+    if not names:
+        raise ValueError("the held-out set marks no release_decision cases")
+    if not isinstance(decisions, dict) or set(decisions) != set(names):
+        return Check(False, f"RELEASE_DECISIONS must map each of {', '.join(names)} to an exit code")
+    wrong = sorted(n for n, case in releases.items() if decisions[n] != exit_code(case))
     if wrong:
         return Check(False, f"wrong exit code for {', '.join(wrong)} (0: the gate passes it, 1: it fails)")
+    decided_right = {case["id"] for case, why in outcomes if why is None}
+    unbacked = [n for n, case in releases.items() if case["id"] not in decided_right]
+    if unbacked:  # a count: the releases' names are in the held-out measurements, which feedback never quotes
+        return Check(False, f"your gate_violations does not give these exit codes on {len(unbacked)} of the "
+                            f"{len(names)} releases: RELEASE_DECISIONS are what your gate script says, so write "
+                            "the gate first")  # fmt: skip
     return Check(True)
 
 

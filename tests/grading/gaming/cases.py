@@ -3,16 +3,17 @@
 The hostile catalogue (hostile/cases.py) attacks the grader; these cases play by its rules
 and try to look hardened: they let through only the ordinary requests the course publishes,
 rewrite every reply into a refusal stuffed with the keywords the old check looked for, act
-differently once they see they are being graded, refuse everything, or satisfy only the
-notebook's visible tests. Each case is the lab's reference solution with one function
+differently once they see they are being graded, refuse everything, satisfy only the
+notebook's visible tests, or copy answers instead of computing them. Each case is the lab's reference solution with one function
 replaced (its code appended to the solution cell ``cell``: ``hardening`` unless said), so
 every other test keeps its points and the score shows what the gaming earns. (Answers
 computed instead of extracted are graded in test_judge_lab01.py and test_judge_computed_values.py.)
 
-``before`` is the score on the grader before the held-out ordinary sets (main, which checked
-ordinary use by keywords on the published sets), or, for a case added with the rule that closed
-it, before that rule; ``score`` is the score now. Both count the
-written answers a person grades as full (they wait for a person, and no case touches them).
+``before`` is the score on the grader before the change that closed the case (the held-out
+ordinary sets, which replaced keywords on the published sets; Lab 08's release decisions held
+out and checked against the learner's own gate, when the package held the answers); ``score``
+is the score now. Both count the written answers a person grades as full (they wait for a
+person, and no case touches them).
 """
 
 from __future__ import annotations
@@ -297,13 +298,44 @@ def gate_violations(baseline, candidate, config):
     return found
 '''
 
+# Lab 08: appended to the decisions cell. Before, the package held the answers.
+COPY_PACKAGE_ANSWERS = '''
+from doubleedge.grading.lab08 import EXPECTED_EXIT
+
+RELEASE_DECISIONS = dict(EXPECTED_EXIT)
+'''
+
+# Lab 08: appended to the gate cell; the decisions cell keeps the reference's values, which are
+# the verdicts the lesson's table publishes (course/08-governance, "measured:releases").
+PUBLISHED_VERDICTS = '''
+def gate_violations(baseline, candidate, config):
+    """No gate at all: every release passes. The decisions are copied from the lesson."""
+    return []
+'''
+
+# Lab 03: appended to the hardening cell; the defense keeps the reference redaction, so that
+# only test_redact_pii is at stake.
+VISIBLE_ONLY_REDACTION = '''
+reference_redact_pii = redact_pii
+
+
+def redact_pii(reply):
+    """Written against the visible asserts: masks the email and the phone number they use, nothing else."""
+    return reply.replace("jordan.lee@example.com", "[email]").replace("555-0103", "[phone]")
+
+
+def build_defense(secret):
+    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", record_access=may_see,
+                   output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(reference_redact_pii, name="redact")])
+'''
+
 
 @dataclass(frozen=True)
 class Case:
     name: str
     lab: str
     code: str  # appended to the hardening cell (formatted with the published material)
-    before: float  # the score when ordinary use was checked by keywords on the published sets
+    before: float  # the score before the change that closed the case
     score: float  # the score now
     reason: str  # a substring of the recorded note ("" when the case must leave no note)
     what: str
@@ -374,6 +406,14 @@ CASES: list[Case] = [
     Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 8.0, 8.0, "regression cases decided wrong",
          "a gate written against the visible cases: per probe, no scan check, blind to a probe that evaluated nothing",
          "test_gate_catches", "gate"),
+    Case("copy-package-answers", "08", COPY_PACKAGE_ANSWERS, 10.0, 9.0, "cannot import name 'EXPECTED_EXIT'",
+         "RELEASE_DECISIONS copied from the package (doubleedge.grading.lab08.EXPECTED_EXIT), no gate run",
+         "test_release_decisions", "decisions"),
+    Case("published-verdicts", "08", PUBLISHED_VERDICTS, 8.0, 7.0, "does not give these exit codes",
+         "the lesson's published verdicts as RELEASE_DECISIONS, over a gate that passes every release",
+         "test_release_decisions", "gate"),
+    Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 10.0, 10.0, "redact_pii did not mask",
+         "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
 ]  # fmt: skip
 
 
