@@ -263,7 +263,7 @@ def run_load(learners: int, cells: int) -> dict:
         port, hub_port, api_port = free_ports(3)
         config = hubmod.write_config(course, instructor="instructor", learners=names, port=port, hub_port=hub_port,
                                      proxy_api_port=api_port, api_token=token,
-                                     python=hubmod.shared_python(folder))  # fmt: skip
+                                     python=hubmod.shared_python(folder) if os.geteuid() == 0 else None)  # fmt: skip
         process = hubmod.start(config, password=password, wait=False)
         base = f"http://127.0.0.1:{port}"
         wait_for_hub(base, token, process)
@@ -280,6 +280,7 @@ def run_load(learners: int, cells: int) -> dict:
             os.environ["DOUBLEEDGE_COURSE_KEY"] = saved_key
         if os.geteuid() == 0:
             hubmod.remove_accounts(names)
+            hubmod.remove_cpu_groups(names)
         shutil.rmtree(folder, ignore_errors=True)
     return {
         "learners": learners,

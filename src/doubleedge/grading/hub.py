@@ -15,7 +15,7 @@
   learner's key;
 * run as root, the hub gives each learner a Unix account of their own (created here,
   home ``<dir>/hub/users/<name>``, mode 0700) and their server runs as it, with memory,
-  task and CPU-priority limits (hub_spawner.py); the hub's files, the course's
+  task, CPU-priority and (with a cpu cgroup) CPU limits (hub_spawner.py); the hub's files, the course's
   solutions, gradebook and grades are root's alone. The instructor's server runs as
   the hub's user. Not root: every server runs as the hub's user, which keeps honest
   learners apart, not one who reads other processes' environments.
@@ -63,7 +63,9 @@ def proxy_command() -> str:
 
 ACCOUNT_COMMENT = "Double Edge learner"  # marks the accounts this hub created, the only ones it reuses or removes
 # Per learner server (see hub_spawner.py): address space per process, tasks of the account, nice.
-DEFAULT_LIMITS = {"memory": "4G", "tasks": 512, "nice": 10}
+DEFAULT_LIMITS = {"memory": "4G", "tasks": 512, "nice": 10, "cpus": 1.0}
+CGROUPS = Path("/sys/fs/cgroup")
+HUB_CGROUP = "doubleedge-hub"  # under the cpu controller's root: one group per learner below it
 # In the course folder, what learners' accounts may reach; everything else (solutions,
 # gradebook, submissions, grades, the grading scratch) is made root's alone.
 SHARED_IN_COURSE = {"hub", "exchange"}
@@ -133,6 +135,8 @@ def write_config(
         "memory_bytes": parse_size(str(limits["memory"])),
         "max_tasks": int(limits["tasks"]),
         "nice": int(limits["nice"]),
+        "cpus": float(limits["cpus"]),
+        "cpu_cgroups": "",
     }
     homes = [hub / "users" / name for name in [settings["instructor"], *settings["learners"]]]
     for home in homes:
@@ -143,6 +147,11 @@ def write_config(
         for name in settings["learners"]:
             ensure_account(name, hub / "users" / name)
         check_reachable([learner_config, course.exchange, *homes[1:], Path(python).resolve()])
+        groups = cpu_cgroups() if settings["cpus"] > 0 else None
+        settings["cpu_cgroups"] = str(groups or "")
+        if settings["cpus"] > 0 and not groups:
+            print(f"note: no cpu cgroup can be made here: learners' servers share the CPU by nice only, "
+                  f"not capped at {settings['cpus']} cores", file=sys.stderr)  # fmt: skip
     else:
         print(f"note: the hub is not running as root: every learner's server runs as {getpass.getuser()}, "
               "and a learner can read the others' files and the hub's course key", file=sys.stderr)  # fmt: skip
@@ -202,6 +211,34 @@ def ensure_account(name: str, home: Path) -> None:
     account = pwd.getpwnam(name)
     os.chown(home, account.pw_uid, account.pw_gid)
     home.chmod(0o700)
+
+
+def cpu_cgroups() -> Path | None:
+    """The folder for learners' cpu cgroups, made ready (cgroup v1's cpu controller, or v2 with
+    cpu delegated below its root); None when this machine does not let the hub make them."""
+    v1 = CGROUPS / "cpu"
+    try:
+        if (v1 / "cpu.cfs_quota_us").is_file():
+            (v1 / HUB_CGROUP).mkdir(exist_ok=True)
+            return v1 / HUB_CGROUP
+        if "cpu" in (CGROUPS / "cgroup.controllers").read_text().split():
+            (CGROUPS / "cgroup.subtree_control").write_text("+cpu")
+            (CGROUPS / HUB_CGROUP).mkdir(exist_ok=True)
+            (CGROUPS / HUB_CGROUP / "cgroup.subtree_control").write_text("+cpu")
+            return CGROUPS / HUB_CGROUP
+    except OSError:  # read-only, or not delegated to us (a container)
+        return None
+    return None
+
+
+def remove_cpu_groups(learners: list[str]) -> None:
+    """The learners' cpu cgroups, once their servers have stopped (a group in use stays)."""
+    folder = cpu_cgroups() if os.geteuid() == 0 else None
+    for name in learners if folder else []:
+        try:
+            (folder / name).rmdir()
+        except OSError:
+            pass
 
 
 def remove_accounts(learners: list[str]) -> list[str]:
@@ -289,6 +326,8 @@ c.RoomSpawner.instructor = s["instructor"]
 c.RoomSpawner.memory_bytes = s["memory_bytes"]
 c.RoomSpawner.max_tasks = s["max_tasks"]
 c.RoomSpawner.niceness = s["nice"]
+c.RoomSpawner.cpus = s["cpus"]
+c.RoomSpawner.cpu_cgroups = s["cpu_cgroups"]
 c.Spawner.cmd = s["singleuser"]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
@@ -357,6 +396,8 @@ def add_hub_command(sub) -> None:
                      help="processes and threads per learner account (0: no limit)")  # fmt: skip
     hub.add_argument("--python", help="the Python every server runs (default: this one; learners' accounts "
                      "must be able to run it and read the course's packages)")  # fmt: skip
+    hub.add_argument("--cpus", type=float, default=DEFAULT_LIMITS["cpus"],
+                     help="cores per learner server at most, where a cpu cgroup can be made (0: no cap)")  # fmt: skip
     hub.add_argument("--nice", type=int, default=DEFAULT_LIMITS["nice"], help="CPU priority of learners' servers")
     hub.set_defaults(run=cmd_hub)
 
@@ -367,7 +408,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     course = Course(args.dir)
     if not (course.root / "nbgrader_config.py").is_file():
         course.init(learners)
-    limits = {"memory": args.memory, "tasks": args.tasks, "nice": args.nice}
+    limits = {"memory": args.memory, "tasks": args.tasks, "nice": args.nice, "cpus": args.cpus}
     config = write_config(course, instructor=args.instructor, learners=learners, ip=args.ip, port=args.port,
                           limits=limits, python=args.python)  # fmt: skip
     if not os.environ.get(COURSE_KEY_ENV):

@@ -14,16 +14,22 @@ lower them but never raise them; the server's kernels and terminals inherit them
 * ``RLIMIT_NPROC``: the tasks (processes and threads) of the learner's account, a fork bomb
   stops there. Only for a learner with their own account: for the hub's user it would count
   the hub and every other server too;
-* ``nice``: learners' servers yield the CPU to the hub and the instructor.
+* ``nice``: learners' servers yield the CPU to the hub and the instructor;
+* a cpu cgroup per learner (``cpus``), when the hub may make them (root, a writable cpu
+  controller): at most that many cores for the server and all it starts. The server
+  joins its group before it runs, so nothing it starts escapes.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner, set_user_setuid
-from traitlets import Integer, Set, Unicode
+from traitlets import Float, Integer, Set, Unicode
+
+CFS_PERIOD_US = 100_000
 
 
 class RoomSpawner(SimpleLocalProcessSpawner):
@@ -32,6 +38,8 @@ class RoomSpawner(SimpleLocalProcessSpawner):
     memory_bytes = Integer(0, config=True, help="address space of each learner process (0: no limit)")
     max_tasks = Integer(0, config=True, help="processes and threads of a learner's account (0: no limit)")
     niceness = Integer(0, config=True, help="added to the nice value of learners' servers")
+    cpus = Float(0.0, config=True, help="cores a learner's server may use at most (0: no cap)")
+    cpu_cgroups = Unicode("", config=True, help="the folder of the hub's cpu cgroups ('': none can be made)")
 
     def own_account(self) -> bool:
         return self.user.name in self.accounts
@@ -44,12 +52,32 @@ class RoomSpawner(SimpleLocalProcessSpawner):
             limits.append((resource.RLIMIT_NPROC, self.max_tasks))
         return [(kind, value) for kind, value in limits if value > 0]
 
+    def cpu_group(self) -> Path | None:
+        """The learner's cpu cgroup with its quota (cgroup v1 or v2), made now; None when there is no cap."""
+        if self.cpus <= 0 or not self.cpu_cgroups or self.user.name == self.instructor:
+            return None
+        group = Path(self.cpu_cgroups) / self.user.name
+        group.mkdir(exist_ok=True)
+        quota = int(self.cpus * CFS_PERIOD_US)
+        if (group / "cpu.cfs_quota_us").exists():
+            (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
+        return group
+
     def make_preexec_fn(self, name):
         become_user = set_user_setuid(name) if self.own_account() else super().make_preexec_fn(name)
         limits = self.limits()
         niceness = self.niceness if self.user.name != self.instructor else 0
+        group = self.cpu_group()
+        procs = str(group / "cgroup.procs") if group else ""
 
         def preexec():
+            if procs:  # still root here
+                descriptor = os.open(procs, os.O_WRONLY)
+                os.write(descriptor, str(os.getpid()).encode())
+                os.close(descriptor)
             for kind, value in limits:
                 resource.setrlimit(kind, (value, value))
             if niceness:
