@@ -32,6 +32,7 @@ import getpass
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import stat
@@ -61,6 +62,7 @@ def proxy_command() -> str:
     raise SystemExit(PROXY_HELP)
 
 
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 ACCOUNT_COMMENT = "Double Edge learner"  # marks the accounts this hub created, the only ones it reuses or removes
 # Per learner server (see hub_spawner.py): address space per process, tasks of the account, nice.
 DEFAULT_LIMITS = {"memory": "4G", "tasks": 512, "nice": 10, "cpus": 1.0}
@@ -143,18 +145,21 @@ def write_config(
         home.mkdir(exist_ok=True)
         home.chmod(0o700)
     if accounts:
+        for name in settings["learners"]:  # all checked before any account is made
+            check_account_name(name)
         protect_course(course)
+        check_reachable([learner_config, course.exchange, *homes[1:], Path(python).resolve()])
         for name in settings["learners"]:
             ensure_account(name, hub / "users" / name)
-        check_reachable([learner_config, course.exchange, *homes[1:], Path(python).resolve()])
         groups = cpu_cgroups() if settings["cpus"] > 0 else None
         settings["cpu_cgroups"] = str(groups or "")
         if settings["cpus"] > 0 and not groups:
             print(f"note: no cpu cgroup can be made here: learners' servers share the CPU by nice only, "
                   f"not capped at {settings['cpus']} cores", file=sys.stderr)  # fmt: skip
     else:
-        print(f"note: the hub is not running as root: every learner's server runs as {getpass.getuser()}, "
-              "and a learner can read the others' files and the hub's course key", file=sys.stderr)  # fmt: skip
+        print(f"note: no Unix account per learner (that needs the hub to run as root): every server runs as "
+              f"{getpass.getuser()}, and a learner can read the others' files and the hub's course key",
+              file=sys.stderr)  # fmt: skip
     private = {"api_token": api_token, "settings.json": json.dumps(settings, indent=1),
                "jupyterhub_config.py": HUB_CONFIG.replace("{settings}", str(hub / "settings.json"))}  # fmt: skip
     for name, text in private.items():
@@ -189,6 +194,13 @@ def protect_course(course: Course) -> None:
     for entry in course.root.iterdir():
         if entry.name not in SHARED_IN_COURSE:
             entry.chmod(stat.S_IMODE(entry.lstat().st_mode) & 0o700)
+
+
+def check_account_name(name: str) -> None:
+    """JupyterHub lowercases names at login, and the server runs as the account of that name."""
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise SystemExit(f"learner id {name!r} cannot be a Unix account here: use lowercase letters, digits, "
+                         "_ . - (starting with a letter, at most 32 characters)")  # fmt: skip
 
 
 def ensure_account(name: str, home: Path) -> None:
