@@ -102,18 +102,7 @@ def write_config(
     (hub / "users").mkdir(parents=True, exist_ok=True)
     hub.chmod(0o711)  # learners pass through to their home and their config, and list nothing
     (hub / "users").chmod(0o711)
-    learner_config = hub / "learner-config"
-    learner_config.mkdir(exist_ok=True)
-    learner_config.chmod(0o755)
-    (learner_config / "nbgrader_config.py").write_text(
-        "import os\n\n"
-        "c = get_config()  # noqa: F821\n"
-        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
-        f"c.Exchange.root = {str(course.exchange)!r}\n"
-        "# Name learners by their hub name (their Unix account has it too, unless the hub is not root).\n"
-        'c.CourseDirectory.student_id = os.environ.get("JUPYTERHUB_USER", "*")\n',
-        "utf-8",
-    )
+    learner_config = write_learner_config(hub, course)
     settings = {
         "ip": ip,
         "port": port,
@@ -145,17 +134,8 @@ def write_config(
         home.mkdir(exist_ok=True)
         home.chmod(0o700)
     if accounts:
-        for name in settings["learners"]:  # all checked before any account is made
-            check_account_name(name)
-        protect_course(course)
-        check_reachable([learner_config, course.exchange, *homes[1:], Path(python).resolve()])
-        for name in settings["learners"]:
-            ensure_account(name, hub / "users" / name)
-        groups = cpu_cgroups() if settings["cpus"] > 0 else None
-        settings["cpu_cgroups"] = str(groups or "")
-        if settings["cpus"] > 0 and not groups:
-            print(f"note: no cpu cgroup can be made here: learners' servers share the CPU by nice only, "
-                  f"not capped at {settings['cpus']} cores", file=sys.stderr)  # fmt: skip
+        make_accounts(course, settings["learners"], reach=[learner_config, *homes[1:], Path(python).resolve()])
+        settings["cpu_cgroups"] = cpu_cap(settings["cpus"])
     else:
         print(f"note: no Unix account per learner (that needs the hub to run as root): every server runs as "
               f"{getpass.getuser()}, and a learner can read the others' files and the hub's course key",
@@ -168,6 +148,43 @@ def write_config(
     if not (hub / "jupyterhub.sqlite").exists():
         write_private(hub / "jupyterhub.sqlite", "")  # SQLite keeps the mode of the file (and its journals)
     return hub / "jupyterhub_config.py"
+
+
+def write_learner_config(hub: Path, course: Course) -> Path:
+    """The folder of the learners' nbgrader config: the course and its exchange, named by hub name."""
+    folder = hub / "learner-config"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    (folder / "nbgrader_config.py").write_text(
+        "import os\n\n"
+        "c = get_config()  # noqa: F821\n"
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
+        f"c.Exchange.root = {str(course.exchange)!r}\n"
+        "# Name learners by their hub name (their Unix account has it too, unless the hub is not root).\n"
+        'c.CourseDirectory.student_id = os.environ.get("JUPYTERHUB_USER", "*")\n',
+        "utf-8",
+    )
+    return folder
+
+
+def make_accounts(course: Course, learners: list[str], reach: list[Path]) -> None:
+    """The course folder closed to learners but for the exchange and their homes; then their
+    accounts, once every name is checked and every path in ``reach`` (and the exchange) is reachable."""
+    for name in learners:
+        check_account_name(name)
+    protect_course(course)
+    check_reachable([course.exchange, *reach])
+    for name in learners:
+        ensure_account(name, course.root / "hub" / "users" / name)
+
+
+def cpu_cap(cpus: float) -> str:
+    """The folder of the learners' cpu cgroups ('' when there is no cap, said in one line)."""
+    groups = cpu_cgroups() if cpus > 0 else None
+    if cpus > 0 and not groups:
+        print(f"note: no cpu cgroup can be made here: learners' servers share the CPU by nice only, "
+              f"not capped at {cpus} cores", file=sys.stderr)  # fmt: skip
+    return str(groups or "")
 
 
 def write_private(path: Path, text: str) -> None:
@@ -192,7 +209,7 @@ def protect_course(course: Course) -> None:
     for name in PRIVATE_COURSE_DIRS:
         (course.root / name).mkdir(mode=0o700, exist_ok=True)  # made now, before the instructor's tools make them 0755
     for entry in course.root.iterdir():
-        if entry.name not in SHARED_IN_COURSE:
+        if entry.name not in SHARED_IN_COURSE and not entry.is_symlink():  # chmod would change the target
             entry.chmod(stat.S_IMODE(entry.lstat().st_mode) & 0o700)
 
 
