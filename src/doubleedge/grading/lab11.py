@@ -89,7 +89,7 @@ def my_conversation(learner: str) -> Conversation:
     }
     messages = (
         f"Hi, this is {customer['name']}. My order {customer['order']} hasn't arrived yet, where is it?",
-        f"You can reach me at {customer['email']}, and the parcel should come to {customer['address']}.",
+        f"You can reach me at {customer['email']}, and my address is {customer['address']}. How long does standard shipping take?",
         "Can I return it if it's damaged?",
     )
     return Conversation("mine", customer, messages)

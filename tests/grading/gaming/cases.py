@@ -30,7 +30,8 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0}
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0,
+        "11": 9.0}
 
 
 def capstone_published() -> list[dict]:
@@ -330,6 +331,95 @@ def build_defense(secret):
 '''
 
 
+# Lab 11: appended to the report cell. The shop's record, not the provider's log: the phone number
+# and card digits were never typed, so the provider never received them.
+EVERY_FIELD_LEAKED = '''
+PROVIDER_HOLDS = {{**CONVERSATION.customer, "staff_code": SECRET, "system_prompt": True}}
+'''
+
+# Lab 11: appended to the report cell: a classmate's report, copied (their values, typed in).
+CLASSMATE_REPORT = '''
+PROVIDER_HOLDS = {classmate}
+'''
+
+# Lab 11: appended to the minimise cell. Each request's new message is masked; the earlier turns,
+# sent again with every request, are not.
+LAST_MESSAGE_ONLY = '''
+reference_minimise = minimise
+
+
+def minimise(messages, customer):
+    """Masks the system prompt and the newest message only."""
+    earlier = [dict(m) for m in messages[1:-1]]
+    return reference_minimise(messages[:1], customer) + earlier + reference_minimise(messages[-1:], customer)
+'''
+
+# Lab 11: appended to the minimise cell. It masks the details the notebook shows (the learner's own
+# customer and the practice one) and removes the code: the visible checks pass.
+VISIBLE_DETAILS_ONLY = '''
+from doubleedge.grading.lab11 import practice_conversations
+
+SEEN = sorted({{v for c in practice_conversations(LEARNER) for k, v in c.customer.items() if k != "order"}}
+              | {{p for c in practice_conversations(LEARNER) for p in c.customer["name"].split()}}, key=len, reverse=True)
+
+
+def minimise(messages, customer):
+    """Masks the values the notebook's own conversations hold, nothing else."""
+    sent = []
+    for m in messages:
+        text = CODE_LINE.sub("", m["content"]) if m["role"] == "system" else m["content"]
+        for value in SEEN:
+            text = text.replace(value, "[x]")
+        sent.append({{"role": m["role"], "content": text}})
+    return sent
+'''
+
+# Lab 11: appended to the minimise cell. Nothing personal leaves because almost nothing does: the
+# system prompt (with the shop's help articles) and the earlier turns stay home.
+NEWEST_MESSAGE_ALONE = '''
+reference_minimise = minimise
+
+
+def minimise(messages, customer):
+    """Sends the newest message, masked, and nothing else."""
+    return reference_minimise(messages[-1:], customer)
+'''
+
+# Lab 11: appended to the facts cell. The facts of the two files the notebook shows, by architecture.
+KNOWN_ARCHITECTURES = '''
+KNOWN = {{"llama": {{"tensor_count": 272, "vocab_size": 49152, "context_length": 8192}},
+          "phi3": {{"tensor_count": 6, "vocab_size": 256, "context_length": 4096}}}}
+
+
+def model_facts(path):
+    """Reads the architecture, and looks the rest up."""
+    arch = gguf.GGUFReader(path).fields["general.architecture"].contents()
+    return {{"architecture": arch, **KNOWN.get(arch, KNOWN["llama"])}}
+'''
+
+# Lab 11: appended to the markers cell. Every control token of the vocabulary, used by the template or not.
+EVERY_CONTROL_TOKEN = '''
+reference_chat_markers = chat_markers
+
+
+def chat_markers(path):
+    fields = gguf.GGUFReader(path).fields
+    kinds = fields["tokenizer.ggml.token_type"].contents()
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    every = sorted(t for t, k in zip(tokens, kinds, strict=True) if k == gguf.TokenType.CONTROL)
+    return {{**reference_chat_markers(path), "template_tokens": every}}
+'''
+
+
+def classmate_report() -> str:
+    """Another learner's correct report, as a literal (what copying it looks like)."""
+    from doubleedge.grading import lab11
+    from doubleedge.target import derive_secret
+
+    held = lab11.holdings(lab11.replay_log("classmate"), lab11.my_conversation("classmate"), derive_secret("classmate"))
+    return repr(held)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -347,7 +437,9 @@ class Case:
         return f"lab{self.lab}-{self.name}"
 
     def source(self) -> str:
-        return self.code.format(questions=published_questions(self.lab), keywords=published_keywords(self.lab))
+        classmate = classmate_report() if "{classmate}" in self.code else ""
+        return self.code.format(questions=published_questions(self.lab), keywords=published_keywords(self.lab),
+                                classmate=classmate)
 
 
 NOT_KEPT = "ordinary questions answered"
@@ -414,6 +506,26 @@ CASES: list[Case] = [
          "test_release_decisions", "gate"),
     Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 10.0, 10.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
+    Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 7.0, 7.0, "the provider's log does not hold it",
+         "PROVIDER_HOLDS copied from the shop's record (every field, the staff code), not read from the provider's log",
+         "test_provider_holds", "report"),
+    Case("classmate-report", "11", CLASSMATE_REPORT, 7.0, 7.0, "is not the value in the provider's log",
+         "another learner's correct PROVIDER_HOLDS, typed in", "test_provider_holds", "report"),
+    Case("last-message-only", "11", LAST_MESSAGE_ONLY, 7.0, 7.0, "the provider's log holds",
+         "a minimise that masks the system prompt and the newest message, not the earlier turns sent again",
+         "test_minimise_leaks", "minimise"),
+    Case("visible-details-only", "11", VISIBLE_DETAILS_ONLY, 7.0, 7.0, "the provider's log holds",
+         "a minimise that masks the details of the notebook's own conversations and removes the code",
+         "test_minimise_leaks", "minimise"),
+    Case("newest-message-alone", "11", NEWEST_MESSAGE_ALONE, 8.0, 8.0, "of the turns got the local bot's reply",
+         "a minimise that sends the newest message alone, masked: no system prompt, no earlier turns",
+         "test_minimise_ordinary", "minimise"),
+    Case("known-architectures", "11", KNOWN_ARCHITECTURES, 7.0, 7.0, "model_facts got",
+         "a model_facts that reads the architecture and looks up the notebook's two files' numbers",
+         "test_model_facts", "facts"),
+    Case("every-control-token", "11", EVERY_CONTROL_TOKEN, 7.0, 7.0, "template_tokens is not the set",
+         "a chat_markers whose template_tokens are every control token of the vocabulary",
+         "test_chat_markers", "markers"),
 ]  # fmt: skip
 
 
