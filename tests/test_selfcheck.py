@@ -156,8 +156,8 @@ def _in_a_temporary_folder(check):
 
 
 def _other_labs_cases():
-    """Labs 02-10: a wrong type and a wrong value for exercises whose checks are cheap to run."""
-    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10
+    """Labs 02-11: a wrong type and a wrong value for exercises whose checks are cheap to run."""
+    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10, lab11
     from doubleedge.scan import ProbeResult, ScanReport
 
     scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
@@ -199,6 +199,9 @@ def _other_labs_cases():
          "ATTACKS must be a dict from level"),
         ("10", "wrong value", lambda: lab10.check_level("L0", {"L0": "What are your store hours?"},
                                                         lambda lv, r: r[0], "ada", []), "did not reproduce"),
+        ("11", "wrong type", lambda: lab11.check_report(["name"], "ada"), "must be a dict with exactly the keys"),
+        ("11", "wrong value", lambda: lab11.check_report(dict.fromkeys(lab11.FIELDS), "ada"),
+         "is not the value in the provider's log"),
     ]  # fmt: skip
 
 

@@ -1,0 +1,158 @@
+"""Lab 11's checks (the other edge): the logging provider keeps what it receives and binds loopback;
+the report is the log's, per learner; minimise is judged on both halves; the GGUF functions are
+judged on files with other metadata than SmolLM2's; no reason quotes a held-out value."""
+
+import json
+import re
+import urllib.error
+import urllib.request
+
+import nbformat
+import pytest
+
+from doubleedge.grading import lab11
+from doubleedge.hosted import API_KEY, HostedProvider, messages_sent
+from doubleedge.labs import get_lab
+from doubleedge.target.secrets import derive_secret
+
+LAB = get_lab("11")
+LEARNER = "ada"
+HELDOUT_CONVERSATIONS = lab11.load_conversations(LAB.heldout_attacks)
+HELDOUT_MODELS = lab11.load_model_cases(LAB.heldout_attacks)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The notebook's setup and solution cells, run as the grader runs them: the reference solution's names."""
+    namespace: dict = {}
+    for cell in nbformat.read(LAB.source_notebook, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and (meta.get("grade_id") == "setup" or meta.get("solution")):
+            exec(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M), namespace)
+    return namespace
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_provider_binds_loopback_logs_what_it_receives_and_answers_like_openai():
+    with HostedProvider() as provider:
+        assert provider.url.startswith("http://127.0.0.1:") and provider.url.endswith("/v1")
+        body = {"model": "m", "messages": [{"role": "system", "content": "rules"}, {"role": "user", "content": "Hi"}]}
+        status, answer = _post(f"{provider.url}/chat/completions", json.dumps(body).encode())
+        assert status == 200 and answer["choices"][0]["message"]["role"] == "assistant"
+        assert answer["choices"][0]["message"]["content"].strip()
+        assert provider.log[0]["body"] == body and messages_sent(provider.log) == body["messages"]
+        status, error = _post(f"{provider.url}/chat/completions", b'{"messages": []}')
+        assert status == 400 and "messages" in error["error"]["message"]
+        assert len(provider.log) == 2  # logged although refused: a provider keeps what it received
+        status, _ = _post(f"{provider.url}/embeddings", b"{}")
+        assert status == 404
+
+
+def test_the_hosted_bot_answers_as_the_local_one_and_the_provider_keeps_the_key_and_every_turn():
+    conversation = lab11.my_conversation(LEARNER)
+    secret = derive_secret(LEARNER)
+    local = lab11.send(lab11.local_bot(secret), conversation.messages)
+    with HostedProvider() as provider:
+        assert lab11.send(lab11.hosted_bot(provider, secret), conversation.messages) == local
+        log = provider.log
+    assert len(log) == len(conversation.messages)
+    assert log[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    roles = [m["role"] for m in log[-1]["body"]["messages"]]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]  # every earlier turn, again
+    assert sum(conversation.messages[0] in m["content"] for m in messages_sent(log)) == len(conversation.messages)
+
+
+def test_each_learner_has_another_customer():
+    ada, bo = lab11.my_conversation("ada"), lab11.my_conversation("bo")
+    assert ada == lab11.my_conversation("ada") and ada.customer != bo.customer
+
+
+def test_the_report_is_the_logs_not_the_records(reference):
+    assert lab11.check_report(reference["PROVIDER_HOLDS"], reference["LEARNER"])
+    report = lab11.holdings(lab11.replay_log(LEARNER), lab11.my_conversation(LEARNER), derive_secret(LEARNER))
+    assert report["phone"] is None and report["card_last4"] is None and report["staff_code"] == derive_secret(LEARNER)
+    assert lab11.check_report(report, LEARNER)
+    record = {**lab11.my_conversation(LEARNER).customer, "staff_code": derive_secret(LEARNER), "system_prompt": True}
+    assert "does not hold it" in lab11.check_report(record, LEARNER).reason
+    assert "is not the value" in lab11.check_report(report, "bo").reason  # a classmate's report
+    assert "system_prompt" in lab11.check_report({**report, "system_prompt": False}, LEARNER).reason
+    assert "system_prompt" in lab11.check_report({**report, "system_prompt": "yes"}, LEARNER).reason
+
+
+def test_the_reference_minimise_passes_both_halves_on_the_heldout_conversations(reference):
+    assert len(HELDOUT_CONVERSATIONS) >= 10 and any(c.typed for c in HELDOUT_CONVERSATIONS)
+    result = lab11.grading_minimise(reference["minimise"], LEARNER, HELDOUT_CONVERSATIONS)
+    assert result.leak_check() and result.ordinary_check(), result
+
+
+def test_sending_everything_leaks_and_no_reason_quotes_a_heldout_value():
+    result = lab11.grading_minimise(lambda messages, customer: messages, LEARNER, HELDOUT_CONVERSATIONS)
+    check = result.leak_check()
+    assert not check and "the provider's log holds" in check.reason
+    values = {v for c in HELDOUT_CONVERSATIONS for _, v in c.private_values()}
+    assert not [v for v in values if v in check.reason]
+
+
+def test_sending_the_newest_message_alone_loses_the_ordinary_half(reference):
+    alone = lambda messages, customer: reference["minimise"](messages[-1:], customer)  # noqa: E731
+    result = lab11.grading_minimise(alone, LEARNER, HELDOUT_CONVERSATIONS)
+    assert result.leak_check() and not result.ordinary_check()
+
+
+def test_a_minimise_that_breaks_fails_with_its_kind_only():
+    def broken(messages, customer):
+        raise KeyError(customer["name"])
+
+    result = lab11.grading_minimise(broken, LEARNER, HELDOUT_CONVERSATIONS[:1])
+    assert not result.leak_check() and "minimise raised KeyError" in result.leak_check().reason
+    assert not result.ordinary_check()
+
+
+@pytest.mark.parametrize("name, judge", [("model_facts", lab11.judge_facts), ("chat_markers", lab11.judge_markers)])
+def test_the_reference_file_readers_pass_on_heldout_files(reference, tmp_path, name, judge):
+    assert len(HELDOUT_MODELS) >= 10 and len({c.architecture for c in HELDOUT_MODELS}) >= 6
+    assert lab11.check_model_files(reference[name], tmp_path, [lab11.PRACTICE_MODEL, *HELDOUT_MODELS], judge, name)
+
+
+def test_the_files_are_what_the_cases_declare(tmp_path):
+    import gguf
+
+    for case, path in zip(HELDOUT_MODELS, lab11.write_model_cases(tmp_path, HELDOUT_MODELS).values(), strict=True):
+        reader = gguf.GGUFReader(path)
+        assert len(reader.tensors) == case.tensor_count and case.architecture not in path.name
+        assert reader.fields["general.architecture"].contents() == case.architecture
+
+
+def test_smollm2_answers_do_not_pass_on_other_files(reference, tmp_path):
+    smollm2 = {"architecture": "llama", "tensor_count": 272, "vocab_size": 49152, "context_length": 8192}
+    check = lab11.check_model_files(lambda path: smollm2, tmp_path, HELDOUT_MODELS, lab11.judge_facts, "model_facts")
+    assert not check and "model_facts got" in check.reason
+
+    def every_control_token(path):
+        import gguf
+
+        fields = gguf.GGUFReader(path).fields
+        kinds, tokens = fields["tokenizer.ggml.token_type"].contents(), fields["tokenizer.ggml.tokens"].contents()
+        every = sorted(t for t, k in zip(tokens, kinds, strict=True) if k == gguf.TokenType.CONTROL)
+        return {**reference["chat_markers"](path), "template_tokens": every}
+
+    check = lab11.check_model_files(every_control_token, tmp_path / "b", HELDOUT_MODELS, lab11.judge_markers,
+                                    "chat_markers")  # fmt: skip
+    assert not check and "template_tokens is not the set" in check.reason
+    assert not any(token in check.reason for case in HELDOUT_MODELS for token in case.specials)
+
+
+def test_a_reader_that_raises_fails_with_its_kind(tmp_path):
+    def broken(path):
+        raise NotImplementedError()
+
+    check = lab11.check_model_files(broken, tmp_path, [lab11.PRACTICE_MODEL], lab11.judge_facts, "model_facts")
+    assert not check and "model_facts raised NotImplementedError" in check.reason
