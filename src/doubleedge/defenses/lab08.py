@@ -8,8 +8,14 @@ Graded learner code may not import this module.
 
 import re
 
-from doubleedge.governance import (CARD_SECTIONS, LLAMA_USER_LIMIT, PLACEHOLDERS, SIGNIFICANT_MODIFICATION,
-                                   ReleasePlan, Scenario)
+from doubleedge.governance import (
+    CARD_SECTIONS,
+    LLAMA_USER_LIMIT,
+    PLACEHOLDERS,
+    SIGNIFICANT_MODIFICATION,
+    ReleasePlan,
+    Scenario,
+)
 
 
 def gate_violations(baseline: dict, candidate: dict, config: dict) -> list[str]:
