@@ -57,8 +57,9 @@ CARD_SECTIONS = {
                     "caveats and recommendations"),  # fmt: skip
     "license": ("license", "licence"),
 }
-# What the Hugging Face template writes in a section nobody filled in: such a section is missing.
-PLACEHOLDERS = ("[more information needed]", "more information needed")
+# What the Hugging Face template writes where nobody filled anything in (a line holding it, such as
+# "- **Developed by:** [More Information Needed]", is no content).
+PLACEHOLDERS = ("more information needed",)
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def missing_card_sections(card: str) -> list[str]:
             deeper = re.match(r"(#{1,6})\s", after)
             if deeper and len(deeper.group(1)) <= level:
                 break
-            if not deeper and after.strip().strip("-*_ ").lower() not in ("", *PLACEHOLDERS):
+            if not deeper and after.strip() and not any(p in after.lower() for p in PLACEHOLDERS):
                 body.append(after)
         found |= {name for name, titles in CARD_SECTIONS.items() if title in titles and body}
     return [name for name in CARD_SECTIONS if name not in found]
