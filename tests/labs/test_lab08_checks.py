@@ -11,9 +11,9 @@ import yaml
 
 from doubleedge import gate
 from doubleedge.defenses import lab08 as solution
+from doubleedge.governance import CARD_SECTIONS, LICENCE_PROBLEMS, ReleasePlan
 from doubleedge.grading import lab08
 from doubleedge.grading.labs import LABS
-from doubleedge.governance import CARD_SECTIONS, LICENCE_PROBLEMS, ReleasePlan
 from doubleedge.paths import labs_dir
 
 GATE_CASES, CARDS, RELEASES = lab08.load_cases(LABS["08"].heldout_attacks)
