@@ -41,9 +41,12 @@ log = logging.getLogger("doubleedge.site")
 COURSE = REPO_ROOT / "course"
 GENERATED = COURSE / "generated"  # git-ignored; mkdocs.yml keeps its pages out of the nav
 FIGURES_DIR, LABS_DIR, DECKS_DIR = "figures", "labs", "slides"  # inside GENERATED
-# The one page that publishes source text on purpose: the model answers of the written answers,
-# which self-study learners read after grading themselves.
+# The pages that publish source text on purpose: the model answers of the written answers,
+# which self-study learners read after grading themselves, and the instructors' rubric page,
+# which shows the model answer of Lab 08's disclosure report (built on a capstone finding that the
+# capstone lesson already shows as its report template).
 MODEL_ANSWERS = COURSE / "learners" / "written-answers.md"
+INSTRUCTOR_ANSWERS = COURSE / "instructors" / "written-answers.md"
 RENDER_VERSION = 1  # bump when the notebook page's HTML changes in a way the key does not show
 
 
@@ -250,12 +253,13 @@ def source_only_lines(source: Path) -> set[str]:
     regions, the whole of its solution markdown cells, and the markers themselves; whitespace
     collapsed, at least MIN_LINE characters, and not also part of a visible line of the source.
     A written answer (a manually graded markdown cell) whose whole text is on the model answers
-    page is published on purpose: its lines are not source-only."""
+    page or the instructors' rubric page is published on purpose: its lines are not source-only."""
     import nbformat
 
     hidden: set[str] = set()
     visible: list[str] = []
-    published = normalized(MODEL_ANSWERS.read_text("utf-8")) if MODEL_ANSWERS.is_file() else ""
+    published = " ".join(normalized(page.read_text("utf-8")) for page in (MODEL_ANSWERS, INSTRUCTOR_ANSWERS)
+                         if page.is_file())  # fmt: skip
     for cell in nbformat.read(source, as_version=4).cells:
         lines = cell.source.splitlines()
         meta = cell.get("metadata", {}).get("nbgrader", {})

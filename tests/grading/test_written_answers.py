@@ -68,3 +68,20 @@ def test_the_supply_chain_policy_is_an_answer_a_person_grades():
     assert answer.cell_type == "markdown" and meta["grade"] and meta["solution"] and meta["points"] == 1
     assert "POLICY_READING" not in "".join(c.source for c in cells("06"))
     assert " ".join(answer.source.split()) in " ".join(MODEL_ANSWERS.read_text("utf-8").split())
+
+
+def test_the_disclosure_report_is_an_answer_a_person_grades_with_the_rubric_for_instructors():
+    """Lab 08's disclosure report: 2 points for a person; its rubric and model answer are on the instructors' page,
+    which the site's leak check lets publish that answer and nothing else of the source."""
+    from doubleedge import site_content
+
+    (answer,) = [c for c in cells("08") if c.metadata.get("nbgrader", {}).get("grade_id") == "disclosure"]
+    meta = answer.metadata["nbgrader"]
+    assert answer.cell_type == "markdown" and meta["grade"] and meta["solution"] and meta["points"] == 2
+    page = site_content.INSTRUCTOR_ANSWERS.read_text("utf-8")
+    assert "## The disclosure report (Lab 08)" in page
+    assert " ".join(answer.source.split()) in " ".join(page.split())
+    lines = site_content.source_only_lines(get_lab("08").source_notebook)
+    assert not site_content.leaks(answer.source, lines) and not site_content.leaks(page, lines)
+    (roles,) = [c for c in cells("08") if c.metadata.get("nbgrader", {}).get("grade_id") == "roles"]
+    assert site_content.leaks(roles.source, lines)  # the other solutions stay source-only

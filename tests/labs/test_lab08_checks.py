@@ -3,6 +3,7 @@
 import copy
 import json
 import re
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from doubleedge import gate
 from doubleedge.defenses import lab08 as solution
+from doubleedge.governance import CARD_SECTIONS, LICENCE_PROBLEMS, ReleasePlan
 from doubleedge.grading import lab08
 from doubleedge.grading.labs import LABS
 from doubleedge.paths import labs_dir
@@ -199,7 +201,11 @@ def _solution_cell(grade_id: str) -> str:
     return re.sub(r"^\s*### (BEGIN|END) SOLUTION\n?", "", cell.source, flags=re.M)
 
 
-@pytest.mark.parametrize("grade_id, name", [("gate", "gate_violations"), ("card", "system_card")])
+@pytest.mark.parametrize(
+    "grade_id, name",
+    [("gate", "gate_violations"), ("card", "system_card"), ("roles", "ai_act_roles"), ("roles", "gpai_duties"),
+     ("licence", "licence_problems"), ("model_card", "missing_card_sections")],
+)  # fmt: skip
 def test_notebook_solution_matches_the_packaged_solution(grade_id, name):
     import ast
 
@@ -218,3 +224,91 @@ def test_ci_job_runs_the_files_the_notebook_writes():
     assert any(s.get("if") == "always()" for s in steps), "keep the evidence when the gate fails"
     notebook = json.dumps(nbformat.read(LABS["08"].source_notebook, as_version=4).cells)
     assert all(name in notebook for name in ("ci/gate.py", "ci/gate.json", "ci/baseline.json"))
+
+
+GOVERNANCE = lab08.load_governance(LABS["08"].heldout_attacks)
+
+
+def test_the_reference_rules_give_every_heldout_answer():
+    """Part 5's held-out answers are the course's rules applied (and each kind has cases of every answer)."""
+    assert lab08.check_roles(lab08.in_kernel(solution.ai_act_roles, lab08.on_scenario), GOVERNANCE.scenarios)
+    assert lab08.check_duties(lab08.in_kernel(solution.gpai_duties, lab08.on_scenario), GOVERNANCE.scenarios)
+    assert lab08.check_licences(lab08.in_kernel(solution.licence_problems, lab08.on_release_plan), GOVERNANCE.plans)
+    assert lab08.check_model_cards(solution.missing_card_sections, GOVERNANCE.model_cards)
+    roles = {frozenset(c["expect"]["roles"]) for c in GOVERNANCE.scenarios}
+    assert roles == {frozenset(), frozenset({"provider"}), frozenset({"deployer"}), frozenset({"provider", "deployer"})}
+    assert {len(c["expect"]["duties"]) for c in GOVERNANCE.scenarios} == {0, 2, 4}
+    assert {p for c in GOVERNANCE.plans for p in c["expect"]} == set(LICENCE_PROBLEMS)
+    assert any(not c["expect"] for c in GOVERNANCE.plans) and any(not c["expect"] for c in GOVERNANCE.model_cards)
+    assert {s for c in GOVERNANCE.model_cards for s in c["expect"]} == set(CARD_SECTIONS)
+
+
+def _every_role(scenario):
+    return {"provider", "deployer"}
+
+
+def _roles_from_words(scenario):
+    text = scenario.description.lower()
+    return {role for role, words in (("provider", ("build", "develop", "brand", "own name", "sell")),
+                                     ("deployer", ("use", "run", "deploy"))) if any(w in text for w in words)}  # fmt: skip
+
+
+def _no_modification_threshold(scenario):
+    return solution.gpai_duties(replace(scenario, trains_model=scenario.trains_model or scenario.modification_compute > 0))
+
+
+def _exemption_ignores_systemic_risk(scenario):
+    return solution.gpai_duties(replace(scenario, systemic_risk=False))
+
+
+def _api_counts_as_distribution(plan):
+    return solution.licence_problems(replace(plan, releases_weights=plan.releases_weights or plan.serves_model))
+
+
+def _user_limit_inclusive(plan):
+    over = plan.monthly_active_users >= 700_000_000 and plan.base_licence == "Llama-3.1-Community"
+    return solution.licence_problems(plan) | ({"meta_licence"} if over else set())
+
+
+def _headings_only(card):
+    titles = {" ".join(m.strip().strip("#:").lower().split()) for m in re.findall(r"^#{1,6}\s+(.*)$", card, re.M)}
+    return [name for name, names in CARD_SECTIONS.items() if not titles & set(names)]
+
+
+def _words_anywhere(card):
+    return [name for name, names in CARD_SECTIONS.items() if not any(n in card.lower() for n in names)]
+
+
+@pytest.mark.parametrize(
+    "check, function, cases",
+    [
+        (lab08.check_roles, _every_role, "scenarios"),
+        (lab08.check_roles, _roles_from_words, "scenarios"),
+        (lab08.check_duties, _no_modification_threshold, "scenarios"),
+        (lab08.check_duties, _exemption_ignores_systemic_risk, "scenarios"),
+        (lab08.check_licences, _api_counts_as_distribution, "plans"),
+        (lab08.check_licences, _user_limit_inclusive, "plans"),
+        (lab08.check_licences, lambda plan: set(), "plans"),
+        (lab08.check_model_cards, _headings_only, "model_cards"),
+        (lab08.check_model_cards, _words_anywhere, "model_cards"),
+        (lab08.check_model_cards, lambda card: [], "model_cards"),
+    ],
+    ids=["every-role", "words", "no-third", "systemic-exempt", "api-distributes", "limit-inclusive", "allow-all",
+         "headings-only", "words-anywhere", "nothing-missing"],
+)  # fmt: skip
+def test_heldout_governance_cases_catch_wrong_rules(check, function, cases):
+    """Each shortcut or misread rule fails on some held-out case; the reason names a case id, never its text."""
+    rebuild = {"scenarios": lab08.on_scenario, "plans": lab08.on_release_plan}.get(cases)
+    result = check(lab08.in_kernel(function, rebuild) if rebuild else function, getattr(GOVERNANCE, cases))
+    assert not result and "held-out cases; first: '" in result.reason
+    texts = [v for c in getattr(GOVERNANCE, cases) for v in json.dumps(c).split('"') if len(v) >= 12]
+    assert not any(t in result.reason for t in texts if not t.startswith(("role-", "licence-", "card-")))
+
+
+def test_governance_answers_must_be_names_of_the_vocabulary():
+    scenarios = GOVERNANCE.scenarios[:1]
+    assert "must return a set of names" in lab08.check_roles(lambda data: "provider", scenarios).reason
+    assert "not one of provider, deployer" in lab08.check_roles(lambda data: ["importer"], scenarios).reason
+    assert "raised ZeroDivisionError" in lab08.check_roles(lambda data: 1 / 0, scenarios).reason
+    with pytest.raises(ValueError, match="base_licence must be one of"):
+        ReleasePlan("x", "GPL-3.0")

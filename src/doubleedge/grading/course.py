@@ -260,8 +260,10 @@ def hidden_material(folder: pipeline.CourseFolder, lab: Lab) -> list[str]:
 
 
 # Held-out fields that feedback may show: reasons name the kind of case, never its content.
-# ("tool" and "args": an ordinary task's call, which names public records, not a payload.)
-SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet", "tool", "args"})
+# ("tool" and "args": an ordinary task's call, which names public records, not a payload;
+# "base_licence": Lab 08's release plans name a public licence, which the notebook names too.)
+SHOWN_FIELDS = frozenset({"id", "kind", "label", "note", "goal", "expect", "category", "format", "alphabet", "tool", "args",
+                          "base_licence"})
 
 
 def heldout_strings(record: object, key: str = "") -> list[str]:

@@ -18,6 +18,17 @@ What the judge checks, per test cell:
   reaches them.
 * ``test_system_card``: ``system_card`` gives, for each held-out summary (``kind: card``),
   the four sections and the numbers of that summary (see :func:`card_problems`).
+* ``test_ai_act_roles`` and ``test_gpai_duties``: ``ai_act_roles(scenario)`` and
+  ``gpai_duties(scenario)`` give the expected answer on every held-out scenario (``kind: role``).
+* ``test_licence_problems``: ``licence_problems(plan)`` gives the expected unmet conditions on
+  every held-out release plan (``kind: licence``).
+* ``test_model_card``: ``missing_card_sections(card)`` gives the expected missing sections on
+  every held-out model card (``kind: model_card``).
+
+Part 5's answers are sets from a fixed vocabulary (doubleedge.governance), kept in the held-out
+records' ``expect`` field; the reference solution's rules give the same answers (a test checks).
+The learner's functions take dataclasses, which cannot cross the pipe: the runner rebuilds them
+from the held-out data (runner.HELPERS) and calls the learner's function there.
 
 Thresholds: a gate is a precise rule, so every held-out case must be decided right (the
 reference solution decides all of them; one wrong case means a regression ships or a
@@ -33,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from doubleedge.governance import CARD_SECTIONS, GPAI_DUTIES, LICENCE_PROBLEMS, ROLES, ReleasePlan, Scenario
 from doubleedge.grading.checks import Check
 
 LAB = "08"
@@ -280,3 +292,93 @@ def practice_summary() -> dict:
         "released": m("run-after-0002", [("x.Leak", "x.Secret", 0.1), ("y.Hijack", "y.Rogue", 0.0)], 0.96),
         "mitigations": ["an output check for the secret", "an input length limit"],
     }
+
+
+# Part 5: who answers for it -----------------------------------------------------------------
+
+
+class Governance(NamedTuple):
+    scenarios: list[dict]  # kind "role": a Scenario's fields, and the roles and GPAI duties expected
+    plans: list[dict]  # kind "licence": a ReleasePlan's fields, and the unmet conditions expected
+    model_cards: list[dict]  # kind "model_card": a card's markdown, and the sections it lacks
+
+
+def load_governance(path: Path | str) -> Governance:
+    """Part 5's held-out cases, each with its answer in ``expect`` (a field that feedback may name:
+    the answers are words of the public vocabulary; the cases' text stays with the grader)."""
+    records = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
+
+    def kind(name: str) -> list[dict]:
+        return [r for r in records if r.get("kind") == name]
+
+    cases = Governance(kind("role"), kind("licence"), kind("model_card"))
+    if not all(cases):
+        raise ValueError(f"{path}: Part 5 needs held-out cases of the kinds role, licence and model_card")
+    return cases
+
+
+def as_names(answer: object, vocabulary: object, what: str) -> set[str]:
+    """A learner's answer as a set of names from ``vocabulary``; ValueError says what is wrong with it."""
+    if isinstance(answer, str) or not isinstance(answer, (set, frozenset, list, tuple)):
+        raise ValueError(f"{what} must return a set of names (e.g. {{{', '.join(repr(v) for v in list(vocabulary)[:2])}}})")
+    unknown = sorted(str(a)[:40] for a in answer if a not in vocabulary)
+    if unknown:
+        raise ValueError(f"{what} returned {unknown[0]!r}, which is not one of {', '.join(vocabulary)}")
+    return set(answer)
+
+
+def check_answers(decide: Callable[[dict], object], cases: list[dict], field: str, vocabulary: object,
+                  what: str, expected: Callable[[dict], set[str]]) -> Check:  # fmt: skip
+    """``decide(case[field])`` against ``expected(case)`` on every case. Reasons name a case by its id
+    and the learner's error, never the case's text or the expected answer."""
+    wrong = []
+    for case in cases:
+        try:
+            got = as_names(decide(copy.deepcopy(case[field])), vocabulary, what)
+        except Exception as exc:  # learner code, or its answer: report, never crash the grader
+            reason = str(exc) if isinstance(exc, ValueError) and what in str(exc) else f"{what} {_failed(exc)}"
+            return Check(False, f"{reason} (held-out case '{case['id']}')")
+        if got != expected(case):
+            wrong.append(case["id"])
+    if wrong:
+        return Check(False, f"{what} is wrong on {len(wrong)} of {len(cases)} held-out cases; first: '{wrong[0]}'")
+    return Check(True)
+
+
+def _failed(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith(("raised ", "failed", "missing", "did not answer", "kept running")):
+        return text  # the pipe's words (remote.safe_error), already safe to show
+    return f"raised {type(exc).__name__}"
+
+
+def check_roles(decide: Callable[[dict], object], scenarios: list[dict]) -> Check:
+    return check_answers(decide, scenarios, "scenario", ROLES, "ai_act_roles", lambda c: set(c["expect"]["roles"]))
+
+
+def check_duties(decide: Callable[[dict], object], scenarios: list[dict]) -> Check:
+    return check_answers(decide, scenarios, "scenario", tuple(GPAI_DUTIES), "gpai_duties",
+                         lambda c: set(c["expect"]["duties"]))  # fmt: skip
+
+
+def check_licences(decide: Callable[[dict], object], plans: list[dict]) -> Check:
+    return check_answers(decide, plans, "plan", tuple(LICENCE_PROBLEMS), "licence_problems", lambda c: set(c["expect"]))
+
+
+def check_model_cards(decide: Callable[[dict], object], cards: list[dict]) -> Check:
+    return check_answers(decide, cards, "card", tuple(CARD_SECTIONS), "missing_card_sections",
+                         lambda c: set(c["expect"]))  # fmt: skip
+
+
+def on_scenario(function: Callable, data: dict) -> object:
+    """The learner's function on a Scenario rebuilt from data (in the notebook, and in the runner)."""
+    return function(Scenario(**data))
+
+
+def on_release_plan(function: Callable, data: dict) -> object:
+    return function(ReleasePlan(**data))
+
+
+def in_kernel(function: Callable, rebuild: Callable[[Callable, dict], object]) -> Callable[[dict], object]:
+    """The notebook's preview: the learner's function called on rebuilt cases in their own kernel."""
+    return lambda data: rebuild(function, data)

@@ -10,7 +10,7 @@ wall-clock limit), then answers the checker's questions, one JSON line each way:
 * ``{"op": "call", "name": F, "args": [...]}``: ``F(*args)``, as JSON;
 * ``{"op": "apply", "helper": H, "function": F, "args": [...]}``: the course helper
   ``H`` (one of :data:`HELPERS`) applied to the learner's ``F``, for learner functions
-  that take objects which cannot cross the pipe (a model, a file's tensors);
+  that take objects which cannot cross the pipe (a model, a file's tensors, Lab 08's dataclasses);
 * ``{"op": "defense", "secret": S}``: calls ``build_defense(S)`` and keeps the result;
   answers with its system prompt and settings, so that the checker builds the bot itself;
 * ``{"op": "agent_defense", "function": ...}``: the same for ``build_agent_defense()`` (or Lab 05's
@@ -97,8 +97,21 @@ def _run_extraction(extract, model_dir: str, targets: list) -> dict:
     return run_extraction(extract, model_dir, targets)
 
 
-# Course code that runs the learner's function on objects built here from a path.
-HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction}
+def _on_scenario(function, data: dict) -> object:
+    from doubleedge.grading.lab08 import on_scenario
+
+    return on_scenario(function, data)
+
+
+def _on_release_plan(function, data: dict) -> object:
+    from doubleedge.grading.lab08 import on_release_plan
+
+    return on_release_plan(function, data)
+
+
+# Course code that runs the learner's function on objects built here from a path or from data.
+HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction, "on_scenario": _on_scenario,
+           "on_release_plan": _on_release_plan}  # fmt: skip
 
 
 class Channel:

@@ -30,7 +30,7 @@ from doubleedge.evaluate import benign_set
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 10.0, "09": 12.0,
+FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
         "11": 9.0}
 
 
@@ -314,6 +314,63 @@ def gate_violations(baseline, candidate, config):
     return []
 '''
 
+# Lab 08, Part 5: each appended to its solution cell, replacing one function; the others keep the reference's.
+EVERY_ROLE = '''
+def ai_act_roles(scenario):
+    """Every role, whatever the scenario."""
+    return {{"provider", "deployer"}}
+'''
+
+KEYWORD_ROLES = '''
+def ai_act_roles(scenario):
+    """Roles from the words of the description, not from the facts in the fields."""
+    text = scenario.description.lower()
+    roles = set()
+    if any(word in text for word in ("builds", "develops", "own name", "brand")):
+        roles.add("provider")
+    if any(word in text for word in ("uses", "runs", "deploy")):
+        roles.add("deployer")
+    return roles
+'''
+
+PRACTICE_DUTIES_ONLY = '''
+KNOWN_DUTIES = {{"Open Fjord Lab": {{"copyright_policy", "training_summary"}}}}
+
+
+def gpai_duties(scenario):
+    """The practice scenarios' answers by organisation; none for anyone else."""
+    return KNOWN_DUTIES.get(scenario.organisation, set())
+'''
+
+EVERY_LICENCE_CONDITION = '''
+def licence_problems(plan):
+    """Every condition unmet, for every plan."""
+    return set(LICENCE_PROBLEMS)
+'''
+
+PRACTICE_PLANS_ONLY = '''
+KNOWN_PLANS = {{"bell-7b": {{"licence_text", "notices", "modification_notice"}},
+               "bell-chat": {{"built_with_llama", "llama_name"}}, "bell-translate": {{"non_commercial"}}}}
+
+
+def licence_problems(plan):
+    """The practice plans' answers by name; every other plan allowed."""
+    return KNOWN_PLANS.get(plan.name, set())
+'''
+
+EVERY_SECTION_MISSING = '''
+def missing_card_sections(card):
+    """Every required section missing, from every card."""
+    return list(CARD_SECTIONS)
+'''
+
+KEYWORD_ANYWHERE_CARD = '''
+def missing_card_sections(card):
+    """A section is present when one of its names occurs anywhere in the card."""
+    text = card.lower()
+    return [name for name, titles in CARD_SECTIONS.items() if not any(title in text for title in titles)]
+'''
+
 # Lab 03: appended to the hardening cell; the defense keeps the reference redaction, so that
 # only test_redact_pii is at stake.
 VISIBLE_ONLY_REDACTION = '''
@@ -495,15 +552,33 @@ CASES: list[Case] = [
     Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
          "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",
          "test_exposure_from_rank", "exposure"),
-    Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 8.0, 8.0, "regression cases decided wrong",
+    Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 16.0, 16.0, "regression cases decided wrong",
          "a gate written against the visible cases: per probe, no scan check, blind to a probe that evaluated nothing",
          "test_gate_catches", "gate"),
-    Case("copy-package-answers", "08", COPY_PACKAGE_ANSWERS, 10.0, 9.0, "cannot import name 'EXPECTED_EXIT'",
+    Case("copy-package-answers", "08", COPY_PACKAGE_ANSWERS, 18.0, 17.0, "cannot import name 'EXPECTED_EXIT'",
          "RELEASE_DECISIONS copied from the package (doubleedge.grading.lab08.EXPECTED_EXIT), no gate run",
          "test_release_decisions", "decisions"),
-    Case("published-verdicts", "08", PUBLISHED_VERDICTS, 8.0, 7.0, "does not give these exit codes",
+    Case("published-verdicts", "08", PUBLISHED_VERDICTS, 16.0, 15.0, "does not give these exit codes",
          "the lesson's published verdicts as RELEASE_DECISIONS, over a gate that passes every release",
          "test_release_decisions", "gate"),
+    Case("every-role", "08", EVERY_ROLE, 16.0, 16.0, "ai_act_roles is wrong on",
+         "an ai_act_roles that answers provider and deployer for every scenario", "test_ai_act_roles", "roles"),
+    Case("keyword-roles", "08", KEYWORD_ROLES, 16.0, 16.0, "ai_act_roles is wrong on",
+         "an ai_act_roles that reads the scenario's description for words (builds, brand, uses, runs), not its "
+         "fields; it passes the practice scenarios", "test_ai_act_roles", "roles"),
+    Case("practice-duties-only", "08", PRACTICE_DUTIES_ONLY, 17.0, 17.0, "gpai_duties is wrong on",
+         "a gpai_duties that looks the organisation up in the practice scenarios and answers none for the rest",
+         "test_gpai_duties", "roles"),
+    Case("every-licence-condition", "08", EVERY_LICENCE_CONDITION, 16.0, 16.0, "licence_problems is wrong on",
+         "a licence_problems that says every condition is unmet, for every plan", "test_licence_problems", "licence"),
+    Case("practice-plans-only", "08", PRACTICE_PLANS_ONLY, 16.0, 16.0, "licence_problems is wrong on",
+         "a licence_problems that looks the plan up in the practice plans by name and allows the rest",
+         "test_licence_problems", "licence"),
+    Case("every-section-missing", "08", EVERY_SECTION_MISSING, 17.0, 17.0, "missing_card_sections is wrong on",
+         "a missing_card_sections that says every model card lacks every section", "test_model_card", "model_card"),
+    Case("keyword-anywhere-card", "08", KEYWORD_ANYWHERE_CARD, 17.0, 17.0, "missing_card_sections is wrong on",
+         "a missing_card_sections that counts a section present when one of its names occurs anywhere in the "
+         "card, prose and placeholders included", "test_model_card", "model_card"),
     Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 10.0, 10.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
     Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 7.0, 7.0, "the provider's log does not hold it",

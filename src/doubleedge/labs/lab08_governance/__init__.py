@@ -37,5 +37,10 @@ LAB = Lab(
         'b64encode(f"Say {word}"',
         "round((asr - before.get((probe, detector), 0.0)) * 100, 6)",
         "after run {released['run_id']}",
+        "check_roles",
+        "check_duties",
+        "check_licences",
+        "check_model_cards",
+        "security@larkspurtravel.example",
     ),
 )

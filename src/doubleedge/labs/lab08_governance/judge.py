@@ -4,11 +4,13 @@ The learner's gate and system card are called over the pipe with held-out cases 
 their answers come back as data and are judged here. The right exit codes for the candidate
 releases are held out too (``release_decision``): the learner's processes never read them.
 No baseline scan is needed: the held-out cases carry their own measurements (several taken
-from real scans).
+from real scans). Part 5's functions (AI Act roles, licence conditions, model card sections)
+are called on held-out cases with answers kept in the held-out file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from doubleedge.grading import lab08
@@ -43,3 +45,22 @@ def judge(j: Judging) -> None:
     j.attempt("test_release_decisions", "decisions",
               lambda: lab08.check_decisions(ns["RELEASE_DECISIONS"], heldout.releases, outcomes))  # fmt: skip
     j.attempt("test_system_card", "card", lambda: lab08.check_card(ns["system_card"], heldout.cards))
+    governance = lab08.load_governance(j.heldout)
+    j.attempt("test_ai_act_roles", "roles",
+              lambda: lab08.check_roles(remote(j, "ai_act_roles", "on_scenario"), governance.scenarios))  # fmt: skip
+    j.attempt("test_gpai_duties", "roles",
+              lambda: lab08.check_duties(remote(j, "gpai_duties", "on_scenario"), governance.scenarios))  # fmt: skip
+    j.attempt("test_licence_problems", "licence",
+              lambda: lab08.check_licences(remote(j, "licence_problems", "on_release_plan"), governance.plans))  # fmt: skip
+    j.attempt("test_model_card", "model_card",
+              lambda: lab08.check_model_cards(remote(j, "missing_card_sections"), governance.model_cards))  # fmt: skip
+
+
+def remote(j: Judging, name: str, helper: str | None = None) -> Callable[[object], object]:
+    """The learner's function ``name``, called in the runner on a held-out case's data (rebuilt
+    there into a dataclass by ``helper``, when the function takes one). NameError when it is missing."""
+    if not callable(j.ns[name]):
+        raise ValueError(f"{name} must be a function")
+    if helper is None:
+        return j.ns[name]
+    return lambda data: j.ns.apply(helper, name, data)
