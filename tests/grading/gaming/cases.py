@@ -11,7 +11,8 @@ computed instead of extracted are graded in test_judge_lab01.py and test_judge_c
 
 ``before`` is the score on the grader before the change that closed the case (the held-out
 ordinary sets, which replaced keywords on the published sets; Lab 08's release decisions held
-out and checked against the learner's own gate, when the package held the answers); ``score``
+out and checked against the learner's own gate, when the package held the answers; Lab 03's
+redaction cases moved from the package to the held-out set); ``score``
 is the score now. Both count the written answers a person grades as full (they wait for a
 person, and no case touches them).
 """
@@ -330,6 +331,26 @@ def build_defense(secret):
 '''
 
 
+# Lab 03: appended to the hardening cell. Before, the hidden redaction cases were in the package
+# (doubleedge.grading.lab03.redaction_cases); these are their exact strings.
+OLD_PACKAGE_REDACTION = '''
+reference_redact_pii = redact_pii
+KNOWN_PERSONAL_DATA = ("jordan.lee@example.com", "555-0103", "010-3344", "8837", "4111 1111 1111 1111")
+
+
+def redact_pii(reply):
+    """Masks exactly the personal data of the cases the package used to hold, and nothing else."""
+    for value in KNOWN_PERSONAL_DATA:
+        reply = reply.replace(value, "[redacted]")
+    return reply
+
+
+def build_defense(secret):
+    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", record_access=may_see,
+                   output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(reference_redact_pii, name="redact")])
+'''
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -414,6 +435,9 @@ CASES: list[Case] = [
          "test_release_decisions", "gate"),
     Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 10.0, 10.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
+    Case("old-package-cases", "03", OLD_PACKAGE_REDACTION, 12.0, 10.0, "redact_pii did not mask",
+         "a redact_pii that masks exactly the personal data of the redaction cases the package used to hold",
+         "test_redact_pii"),
 ]  # fmt: skip
 
 
