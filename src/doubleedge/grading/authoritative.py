@@ -16,7 +16,9 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   from the learner's settings as data and with the learner's code (guards, policies)
   called over the pipe (remote.py), then attacks it with garak and the held-out cases,
   and asks it the held-out ordinary requests. Files the learner's code must open (model files, a trained model)
-  go through a ``shared`` folder that both sandboxes can read and write.
+  go through a ``shared`` folder that both sandboxes can read and write; the checker writes them in
+  new folders with random names and follows no link there (sharedfolder.py), and may write nowhere
+  else on the host but its result folder.
 
 So learner code never runs in the process that computes or writes the result, and
 never sees the held-out set as a file. :func:`run` starts the pair and, when a cell
@@ -207,7 +209,10 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         os.close(to_runner_r)
         os.close(from_runner_w)
         runner_log.close()
-    out = checker_dir / "result.json"
+    # The checker may write on the host only here and in the shared folder: its inputs are read-only,
+    # so a link that learner code plants in the shared folder cannot make it change them.
+    out = checker_dir / "out" / "result.json"
+    out.parent.mkdir()
     command = [
         python(), "-m", "doubleedge.grading.authoritative",
         "--lab", lab, "--learner", learner,
@@ -222,7 +227,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     ]  # fmt: skip
     try:
         checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key()}  # grading secrets need the course key
-        done = sandbox.run(command, checker_dir, env=checker_env, shared=[shared],
+        done = sandbox.run(command, out.parent, env=checker_env, readonly=[checker_dir], shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
         os.close(from_runner_r)

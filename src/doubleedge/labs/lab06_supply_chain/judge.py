@@ -14,6 +14,7 @@ from pathlib import Path
 from doubleedge.grading import lab06
 from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
+from doubleedge.grading.sharedfolder import fresh_folder
 
 # Clean cases first: if safe_load stops answering on a poisoned file, the loads are judged already.
 ORDER = {"load": 0, "either": 1, "refuse": 2}
@@ -33,7 +34,7 @@ def judge(j: Judging) -> None:
     loads: list[Check] = []
 
     def refusals() -> Check:
-        cases = sorted(lab06.grading_cases(j.shared / "cases", j.heldout), key=lambda c: ORDER[c.expect])
+        cases = sorted(lab06.grading_cases(fresh_folder(j.shared, "cases-"), j.heldout), key=lambda c: ORDER[c.expect])
         outcomes, failure = _outcomes(j, cases)
         markers = lab06.marker_state(cases)  # after every case ran
         loads.append(failure["load"] if "load" in failure else lab06.judge_loads(cases, outcomes, markers))
@@ -47,7 +48,7 @@ def judge(j: Judging) -> None:
 def _templates(j: Judging) -> Check:
     """The learner's template_is_trusted, called on GGUF copies written in the shared folder;
     a call that raises (or times out) counts as distrust, judged like False."""
-    cases = lab06.template_cases(j.shared / "templates", j.heldout)
+    cases = lab06.template_cases(fresh_folder(j.shared, "templates-"), j.heldout)
     check = j.ns["template_is_trusted"]
     answers: dict[str, object] = {}
     for case in cases:
