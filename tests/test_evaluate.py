@@ -86,6 +86,15 @@ def test_load_attacks(tmp_path):
     ]
 
 
+def test_load_attacks_skips_other_checks_records(tmp_path):
+    """Records with a kind (Lab 03's redaction cases) share the held-out file; they are not attacks."""
+    path = write_jsonl(tmp_path / "attacks.jsonl", [
+        {"id": "a1", "goal": "leak", "prompt": "p"},
+        {"id": "r1", "kind": "redaction", "reply": "r", "mask": [], "keep": [], "label": "l"},
+    ])  # fmt: skip
+    assert load_attacks(path) == [Attack("a1", "leak", "p")]
+
+
 def test_load_attacks_accepts_a_string_path(tmp_path):
     path = write_jsonl(tmp_path / "attacks.jsonl", [{"id": "a1", "goal": "leak", "prompt": "p"}])
     assert load_attacks(str(path)) == [Attack("a1", "leak", "p")]

@@ -83,8 +83,11 @@ def read_jsonl(path: Path | str, parse: Callable[[dict], T]) -> list[T]:
 
 
 def load_attacks(path: Path | str) -> list[Attack]:
-    """Read a JSONL attack set (``id``, ``goal``, ``prompt``, optional ``marker``)."""
-    return read_jsonl(path, lambda r: Attack(r["id"], r["goal"], r["prompt"], r.get("marker", "")))
+    """Read a JSONL attack set (``id``, ``goal``, ``prompt``, optional ``marker``). A record with
+    a ``kind`` is another check's held-out case kept in the same file (e.g. Lab 03's redaction
+    cases), not an attack: it is skipped."""
+    parsed = read_jsonl(path, lambda r: None if "kind" in r else Attack(r["id"], r["goal"], r["prompt"], r.get("marker", "")))
+    return [attack for attack in parsed if attack is not None]
 
 
 def benign_pass_rate(bot: SupportBot, cases: tuple[BenignCase, ...] | None = None) -> Outcome:

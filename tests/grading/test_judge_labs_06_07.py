@@ -59,6 +59,33 @@ def template_is_trusted(path):
     return "refund" not in chat_template(path)
 """
 
+# Lab 06, hostile: appended to the scan_answers cell (whose answers it keeps). It finds the shared
+# folder among its mounts, links the names where the checker used to build its files to the
+# checker's own folder, and keeps planting such a link in every folder that appears there.
+PLANT_LINKS = """
+import os, threading, time
+
+SHARED = next(Path(line.split()[4]) for line in open("/proc/self/mountinfo")
+              if Path(line.split()[4]).name.startswith("shared-"))
+ELSEWHERE = SHARED.parent / SHARED.name.replace("shared-", "checker-")  # the checker's own folder
+for _name in ("marker", "cases", "templates"):
+    os.symlink(ELSEWHERE, SHARED / _name)
+
+
+def _plant_forever():
+    while True:
+        for root, folders, _ in os.walk(SHARED):
+            for folder in folders:
+                try:
+                    os.symlink(ELSEWHERE, Path(root) / folder / "planted")
+                except OSError:
+                    pass
+        time.sleep(0.005)
+
+
+threading.Thread(target=_plant_forever, daemon=True).start()
+"""
+
 # Lab 07: an attack that recovers nothing; a "hardening" that changes nothing.
 EMPTY_EXTRACT = """
 def extract(model, prefix, length):
@@ -137,6 +164,24 @@ def test_lab06_a_hanging_loader_costs_one_call(tmp_path):
     reasons = failed(result)
     assert set(reasons) == {"test_safe_load_refuses", "test_safe_load_loads"}, reasons
     assert all("did not answer within 2 s (on safetensors)" in r for r in reasons.values()), reasons
+
+
+def test_lab06_links_planted_in_the_shared_folder_send_the_checker_nowhere(tmp_path):
+    """Learner code that plants links in the shared folder, at the paths the checker used to write and
+    in every folder the checker makes, changes only its own file tests (each passes, or fails with the
+    link note), and the checker writes nothing outside the shared folder."""
+    from doubleedge.grading.sharedfolder import LINK_NOTE
+
+    _, cells = notebook_cells("06")
+    result = grade("06", tmp_path, scan_answers=cells["scan_answers"] + "\n" + PLANT_LINKS)
+    tests = result["tests"]
+    assert tests["test_scan_findings"]["passed"] and tests["test_scan_blind_spots"]["passed"], tests
+    for test_id in ("test_marker", "test_safe_load_refuses", "test_safe_load_loads", "test_template_is_trusted"):
+        assert tests[test_id]["passed"] or tests[test_id]["reason"] == LINK_NOTE, (test_id, tests[test_id])
+    checker = tmp_path / "checker-0"  # the grader's inputs, and the result: nothing the checker built
+    assert {p.name for p in checker.iterdir()} <= {"heldout.jsonl", "skipped.json", "out", "result.json"}
+    assert sorted(p.name for p in checker.rglob("*") if p.parent.name == "out") in ([], ["result.json"])
+    assert all((tmp_path / "shared-0" / name).is_symlink() for name in ("marker", "cases", "templates"))
 
 
 def assert_no_canary(result: dict) -> None:

@@ -146,6 +146,42 @@ def test_authoritative_run_in_the_sandbox_isolates_learner_code(tmp_path):
     assert not tests["test_hardening_asr"]["passed"] and tests["test_hardening_benign"]["passed"]
 
 
+# What learner code in the runner tries, to reuse a reference solution past the text check.
+REACH_REFERENCE = """
+import importlib, json, pathlib, doubleedge
+found = {}
+for name in ("lab01", "lab03", "ladder", "levels"):
+    try:
+        importlib.import_module("doubleedge." + "defenses." + name)
+        found[name] = "imported"
+    except ImportError:
+        found[name] = "hidden"
+folder = pathlib.Path(doubleedge.__file__).parent / "defenses"
+try:
+    (folder / "lab09.py").write_text("planted")
+    wrote = True
+except OSError:
+    wrote = False
+print(json.dumps({"modules": found, "files": sorted(p.name for p in folder.rglob("*")), "wrote": wrote}))
+"""
+
+
+@pytest.mark.parametrize(("lab", "visible"), [("01", set()), ("10", {"lab01", "ladder", "levels"})])
+def test_the_runner_sees_no_reference_solution_but_what_its_lab_uses(tmp_path, lab, visible):
+    """Lab 01's runner gets an empty, read-only defenses folder (no import, no file, no compiled copy);
+    Lab 10's keeps the ladder its setup builds on. The checker's sandbox keeps them all."""
+    from doubleedge.labs import get_lab
+
+    hidden, kept = authoritative.reference_solutions(get_lab(lab))
+    assert hidden and all(folder.name == "defenses" for folder in hidden)
+    code = [sandbox.python(), "-c", REACH_REFERENCE]
+    seen = json.loads(Sandbox(LIMITS).run(code, tmp_path, hidden=hidden, kept=kept, timeout=60).stdout)
+    assert {m for m, state in seen["modules"].items() if state == "imported"} == visible
+    assert seen["files"] == sorted(f"{m}.py" for m in visible) and not seen["wrote"]
+    unhidden = json.loads(Sandbox(LIMITS).run(code, tmp_path, timeout=60).stdout)
+    assert set(unhidden["modules"].values()) == {"imported"} and "__init__.py" in unhidden["files"]
+
+
 def _fake_baseline(path: Path) -> None:
     """A scan report with one probe (the checker reads it; no garak run needed for this test)."""
     from doubleedge.models import ReferenceModel

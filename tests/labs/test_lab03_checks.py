@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,25 @@ def test_check_redact_pii():
     assert not lab03.check_redact_pii(lambda r: r)
     assert not lab03.check_redact_pii(lambda r: "[redacted]")
     assert not lab03.check_redact_pii(lambda r: None)
+
+
+def test_redaction_cases_are_held_out_not_in_the_package():
+    """A redact_pii fitted to the cases the package used to hold fails the held-out ones, and the
+    package's source holds none of the held-out replies."""
+    cases = lab03.load_redaction_cases(get_lab("03").heldout_attacks)
+    old_package_values = ("jordan.lee@example.com", "555-0103", "010-3344", "8837", "4111 1111 1111 1111")
+
+    def fitted(reply):
+        for value in old_package_values:
+            reply = reply.replace(value, "[redacted]")
+        return reply
+
+    check = lab03.check_redact_pii(fitted, cases)
+    assert not check and check.reason == "redact_pii did not mask an email address"
+    assert not any(c.reply in check.reason for c in cases)
+    package = Path(lab03.__file__).parents[1]
+    source = "\n".join(path.read_text("utf-8") for path in package.rglob("*.py"))
+    assert not [c.reply for c in cases if c.reply in source]
 
 
 def test_leak_detection_sees_encoded_and_reversed_forms():

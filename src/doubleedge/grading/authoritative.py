@@ -6,7 +6,9 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
 
 * the **runner** (runner.py) runs the lab's setup cell and the learner's cells, then
   answers questions about them: values, calls, the learner's guards. It holds the
-  learner's key, as the learner's own server does, and never the course key;
+  learner's key, as the learner's own server does, and never the course key, and its
+  sandbox holds none of the course's reference solutions (``doubleedge/defenses``, see
+  :func:`reference_solutions`);
 * the **checker** (this module's ``main``) holds everything that decides the score:
   the model, the course key (the learner's secrets and the grading secret, see
   target/secrets.py), the held-out cases, the baseline scan and the
@@ -14,7 +16,9 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   from the learner's settings as data and with the learner's code (guards, policies)
   called over the pipe (remote.py), then attacks it with garak and the held-out cases,
   and asks it the held-out ordinary requests. Files the learner's code must open (model files, a trained model)
-  go through a ``shared`` folder that both sandboxes can read and write.
+  go through a ``shared`` folder that both sandboxes can read and write; the checker writes them in
+  new folders with random names and follows no link there (sharedfolder.py), and may write nowhere
+  else on the host but its result folder.
 
 So learner code never runs in the process that computes or writes the result, and
 never sees the held-out set as a file. :func:`run` starts the pair and, when a cell
@@ -39,16 +43,33 @@ import sys
 import tempfile
 from pathlib import Path
 
+import doubleedge
 from doubleedge.grading.judges import judge_for
 from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
 from doubleedge.grading.runner import SETUP_SECONDS
 from doubleedge.labs import get_lab
-from doubleedge.labs.base import ordinary_set
+from doubleedge.labs.base import Lab, ordinary_set
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, course_key, learner_environment
 
-# Graded code may not lean on the course's reference solutions.
+# Graded code may not lean on the course's reference solutions. This text check gives the clear
+# note; what stops it is that the runner's sandbox does not hold them (reference_solutions).
 FORBIDDEN = re.compile(r"doubleedge\s*\.\s*defenses|from\s+doubleedge\s+import\s+[^\n]*\bdefenses\b")
 FORBIDDEN_REASON = "imports the course's reference solution (doubleedge.defenses)"
+
+
+def reference_solutions(lab: Lab) -> tuple[list[Path], list[Path]]:
+    """(folders, kept files): every copy of ``doubleedge/defenses`` that the runner's sandbox would
+    show (the imported package's, and any other on the import path), and in them the modules the
+    lab's own setup uses (``Lab.runner_defenses``). The runner gets those folders empty but for
+    those files, so no import, file read or compiled copy reaches a reference solution."""
+    from doubleedge.grading.sandbox import python_paths
+
+    candidates = {Path(p).resolve() / "defenses" for p in doubleedge.__path__}
+    candidates |= {Path(p).resolve() / "doubleedge" / "defenses" for p in sys.path if p}
+    visible = python_paths()
+    folders = sorted(c for c in candidates if c.is_dir() and any(c.is_relative_to(v) for v in visible))
+    kept = [f / f"{name}.py" for f in folders for name in lab.runner_defenses if (f / f"{name}.py").is_file()]
+    return folders, kept
 
 
 def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, heldout: Path, shared: Path,
@@ -171,12 +192,15 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
     runner_log = open(runner_dir / "stderr.log", "wb")
+    hidden, kept = reference_solutions(get_lab(lab))
     try:
         runner = sandbox.popen(
             [python(), "-m", "doubleedge.grading.runner", str(runner_dir / "cells.json")],
             runner_dir,
             env=learner_environment(learner),  # the learner's key, never the course key
             shared=[shared],
+            hidden=hidden,  # the course's reference solutions (the checker keeps them: Lab 10 judges the ladder)
+            kept=kept,
             stdin=to_runner_r,
             stdout=from_runner_w,
             stderr=runner_log,
@@ -185,7 +209,10 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         os.close(to_runner_r)
         os.close(from_runner_w)
         runner_log.close()
-    out = checker_dir / "result.json"
+    # The checker may write on the host only here and in the shared folder: its inputs are read-only,
+    # so a link that learner code plants in the shared folder cannot make it change them.
+    out = checker_dir / "out" / "result.json"
+    out.parent.mkdir()
     command = [
         python(), "-m", "doubleedge.grading.authoritative",
         "--lab", lab, "--learner", learner,
@@ -200,7 +227,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     ]  # fmt: skip
     try:
         checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key()}  # grading secrets need the course key
-        done = sandbox.run(command, checker_dir, env=checker_env, shared=[shared],
+        done = sandbox.run(command, out.parent, env=checker_env, readonly=[checker_dir], shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
         os.close(from_runner_r)

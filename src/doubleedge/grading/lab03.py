@@ -20,7 +20,9 @@ secret (its card digits and canary are ones the learner's processes never had): 
 attacks must make it give them away, and the learner's functions must read them out.
 * ``test_scan_reading`` (``scan_answers``):
   ``check_overall_asr(value("OVERALL_ASR"), baseline)``
-* ``test_redact_pii`` (``hardening``): ``check_redact_pii(function("redact_pii"))``
+* ``test_redact_pii`` (``hardening``): ``check_redact_pii(function("redact_pii"),
+  load_redaction_cases(graders/heldout/lab03.jsonl))``: the held-out replies (the records
+  with ``"kind": "redaction"``; the notebook's visible asserts are practice only).
 * ``test_hardening_asr`` (``hardening``):
   ``result = evaluate_hardening(hardened_bot(build_defense, learner),
   load_attacks(graders/heldout/lab03.jsonl))``, then ``result.asr_check()``.
@@ -55,6 +57,7 @@ from doubleedge.evaluate import (
     Outcome,
     ordinary_pass_rates,
     practice_ordinary,
+    read_jsonl,
     unhardened,
 )
 from doubleedge.grading import checks, lab01
@@ -86,6 +89,7 @@ PERSONAL_DATA = re.compile(
     r"|(?<![\w-])(?:\(?\d{3}\)?[ .-]?)?\d{3}[ .-]\d{4}\b"
 )
 MASK = r"[^\s\d@]{1,20}"  # [email], [card], ****, XXXX: no digits, no @
+REDACTION_KIND = "redaction"  # the held-out set's records for redact_pii (the others are attacks)
 
 
 def unhardened_bot(learner: str) -> SupportBot:
@@ -158,35 +162,46 @@ def check_overall_asr(overall: object, baseline: ScanReport) -> Check:
     return checks.check_overall_asr(overall, baseline)
 
 
-def redaction_cases() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:
-    """(reply, what must be masked, what must stay, label for feedback)."""
-    return [
-        ("Her email is jordan.lee@example.com.", ("jordan.lee@example.com",), ("Her email is",), "an email address"),
-        ("Call 555-0103 after 5pm.", ("555-0103",), ("after 5pm",), "a phone number"),
-        ("Call (555) 010-3344 today.", ("010-3344",), ("today",), "a phone number with an area code"),
-        ("Paid with the card ending 8837.", ("8837",), ("Paid with",), "card digits after 'ending'"),
-        ("Card number 4111 1111 1111 1111 was declined.", ("1111 1111",), ("was declined",), "a full card number"),
-        ("Write to privacy@bellwetherbikes.example to close your account.", (), ("privacy@bellwetherbikes.example",),
-         "the shop's own address"),
-        ("Your order BB-20417 arrives on 7 March.", (), ("BB-20417", "7 March"), "an order number and a date"),
-        ("Express shipping costs $35 and takes 1 to 2 business days.", (), ("$35", "1 to 2"), "prices and numbers"),
-        ("Our showroom at 418 Alder Street opens at 9am.", (), ("418 Alder Street", "9am"), "the shop's address"),
-    ]  # fmt: skip
+@dataclass(frozen=True)
+class RedactionCase:
+    """One held-out reply for ``redact_pii``: what must be masked, what must stay, and the kind
+    of case (``label``), which is all that feedback names."""
+
+    reply: str
+    masked: tuple[str, ...]
+    kept: tuple[str, ...]
+    label: str
 
 
-def check_redact_pii(redact_pii: Callable[[str], str]) -> Check:
-    """Reasons name the kind of case, never the hidden reply (reasons reach feedback)."""
-    for reply, masked, kept, label in redaction_cases():
+def load_redaction_cases(heldout: Path | str) -> tuple[RedactionCase, ...]:
+    """The ``"kind": "redaction"`` records of Lab 03's held-out set (graders/heldout/lab03.jsonl).
+    The notebook's visible asserts are for practice; only these decide the grade."""
+    parsed = read_jsonl(heldout, lambda r: RedactionCase(r["reply"], tuple(r["mask"]), tuple(r["keep"]), r["label"])
+                        if r.get("kind") == REDACTION_KIND else None)  # fmt: skip
+    cases = tuple(c for c in parsed if c is not None)
+    if not cases:
+        raise ValueError(f"{heldout} holds no redaction cases (records with \"kind\": \"{REDACTION_KIND}\")")
+    return cases
+
+
+def check_redact_pii(redact_pii: Callable[[str], str], cases: tuple[RedactionCase, ...] | None = None) -> Check:
+    """``redact_pii`` on the held-out redaction cases (by default those of the course's held-out
+    set). Reasons name the kind of case, never the hidden reply (reasons reach feedback)."""
+    if cases is None:
+        from doubleedge.labs import get_lab
+
+        cases = load_redaction_cases(get_lab(LAB).heldout_attacks)
+    for case in cases:
         try:
-            cleaned = redact_pii(reply)
+            cleaned = redact_pii(case.reply)
         except Exception as exc:  # learner code: report, never crash the grader
-            return Check(False, f"redact_pii raised {type(exc).__name__} on {label}")
+            return Check(False, f"redact_pii raised {type(exc).__name__} on {case.label}")
         if not isinstance(cleaned, str):
             return Check(False, "redact_pii must return a string")
-        if any(m in cleaned for m in masked):
-            return Check(False, f"redact_pii did not mask {label}")
-        if not all(k in cleaned for k in kept):
-            return Check(False, f"redact_pii masked too much in a reply with {label}")
+        if any(m in cleaned for m in case.masked):
+            return Check(False, f"redact_pii did not mask {case.label}")
+        if not all(k in cleaned for k in case.kept):
+            return Check(False, f"redact_pii masked too much in a reply with {case.label}")
     return Check(True)
 
 

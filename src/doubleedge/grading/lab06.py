@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from doubleedge.grading.checks import Check
+from doubleedge.grading.sharedfolder import fresh_folder, refuse_links
 from doubleedge.models.gguf import smollm2_file
 from doubleedge.supplychain import (
     COMMUNITY_VARIANTS,
@@ -121,7 +122,9 @@ def check_read_marker(read_marker: object, scratch: str | Path, learner: str | N
                      "the text that the file's payload wrote into marker_file")  # fmt: skip
     nonce = secrets.token_hex(8)
     text = grading_marker_text(nonce, learner or learner_id())
-    case = build_case(COMMUNITY_VARIANTS["pickle"], Path(scratch) / "marker", text=text)
+    root = fresh_folder(scratch, "marker-")  # learner code may write in scratch (the shared folder)
+    case = build_case(COMMUNITY_VARIANTS["pickle"], root, text=text)
+    refuse_links(root)
     try:
         answer = read_marker(str(case.path / DEFAULT_NAMES[case.spec.format]), str(case.marker))
     except Exception as exc:  # learner code: report the kind of failure, never its message
@@ -179,10 +182,12 @@ def visible_cases(scratch: str | Path) -> list[BuiltCase]:
 
 
 def grading_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[BuiltCase]:
-    """The visible variants plus the held-out cases (if ``heldout`` exists), built under ``scratch``."""
+    """The visible variants plus the held-out cases (if ``heldout`` exists), built under ``scratch``
+    (for the grader, a :func:`fresh_folder`); raises PlantedLink if a link appeared among them."""
     cases = visible_cases(scratch)
     if heldout is not None and Path(heldout).is_file():
         cases += build_cases(load_specs(heldout), Path(scratch) / "heldout")
+    refuse_links(scratch)
     return cases
 
 
@@ -267,7 +272,8 @@ def load_template_backdoors(heldout: str | Path) -> list[tuple[str, Backdoor, st
 def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[TemplateCase]:
     """The publisher's file (a link to the installed file, under another path), a clean trimmed copy
     of it, the lab's tampered copy and the held-out tampered copies (if ``heldout`` exists), under
-    ``scratch/templates``.
+    ``scratch/templates`` (for the grader, ``scratch`` is a :func:`fresh_folder`; raises PlantedLink
+    if a link other than the publisher's appeared among them).
 
     The copies keep every header key and the tensors that fit in ``TAMPERED_TENSOR_BYTES``: the
     grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``). The
@@ -294,6 +300,7 @@ def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> li
         for case_id, backdoor, note in load_template_backdoors(heldout):
             path = write_tampered(reader, folder / f"{case_id}.gguf", backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
             cases.append(TemplateCase(case_id, path, False, note))
+    refuse_links(folder, made=[clean])  # the publisher's file: the one link made here
     return cases
 
 

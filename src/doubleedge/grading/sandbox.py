@@ -10,7 +10,8 @@ the authoritative score. A sandboxed process
   ``doubleedge`` package) read-only, a few synthetic files in ``/etc``, and nothing
   else of the host: not the course folder, ``source/``, the gradebook, other
   learners' files, the held-out attacks, nor the repository's ``labs/`` and
-  ``graders/``;
+  ``graders/``; folders given as ``hidden`` (the course's reference solutions, for the
+  runner of learner code) are empty in it, but for the files given as ``kept``;
 * runs as the unprivileged uid/gid 65534 in its own user, pid, ipc and uts
   namespaces, and dies with its parent;
 * works in size-capped tmpfs folders (``/grading``, with ``HOME``, and ``/tmp``), and may
@@ -233,13 +234,17 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
         shared: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        kept: Sequence[Path] = (),
         chdir: str = WORKDIR,
     ) -> list[str]:
         """The full command line: bwrap, then prlimit inside the new namespaces, then ``command``.
 
         ``scratch`` and the ``shared`` folders (files two sandboxes exchange) are bound
-        read-write at their own paths; ``readonly`` folders are bound read-only. ``prlimit`` runs inside the sandbox so that the
-        process limit counts the sandbox's own uid, not the grader's.
+        read-write at their own paths; ``readonly`` folders are bound read-only. ``hidden``
+        folders (inside those) become empty and read-only, all but the ``kept`` files in them:
+        nothing in the process can read what they held, by any path or any import. ``prlimit``
+        runs inside the sandbox so that the process limit counts the sandbox's own uid, not the grader's.
         """
         scratch = Path(scratch).resolve()
         args = [
@@ -267,6 +272,7 @@ class Sandbox:
         args += ["--ro-bind", str(etc_dir()), "/etc"]
         for path in sorted({*python_paths(), *(Path(p).resolve() for p in readonly)}):
             args += ["--ro-bind", str(path), str(path)]
+        args += _hiding_args([Path(p).resolve() for p in hidden], [Path(p).resolve() for p in kept])
         for path in [scratch, *(Path(p).resolve() for p in shared)]:
             args += ["--bind", str(path), str(path)]
         args += ["--remount-ro", "/"]  # the root itself (mount points only) becomes read-only
@@ -284,14 +290,16 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
         shared: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        kept: Sequence[Path] = (),
         timeout: float | None = None,
         pass_fds: Sequence[int] = (),
         stdin: int | None = subprocess.DEVNULL,
         max_output: int = 64 * 1024,
     ) -> Run:
         """Run ``command`` sandboxed; kill the whole tree at ``timeout`` seconds."""
-        process = self.popen(command, scratch, env=env, readonly=readonly, shared=shared, pass_fds=pass_fds,
-                             stdin=stdin)  # fmt: skip
+        process = self.popen(command, scratch, env=env, readonly=readonly, shared=shared, hidden=hidden, kept=kept,
+                             pass_fds=pass_fds, stdin=stdin)  # fmt: skip
         return finish(process, timeout or self.limits.run_seconds, max_output)
 
     def popen(
@@ -302,12 +310,14 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         readonly: Sequence[Path] = (),
         shared: Sequence[Path] = (),
+        hidden: Sequence[Path] = (),
+        kept: Sequence[Path] = (),
         pass_fds: Sequence[int] = (),
         stdin: int | None = subprocess.DEVNULL,
         stdout: int | None = None,
         stderr: object = None,
     ) -> subprocess.Popen:
-        argv = self.argv(command, scratch, env=env, readonly=readonly, shared=shared)
+        argv = self.argv(command, scratch, env=env, readonly=readonly, shared=shared, hidden=hidden, kept=kept)
         group = Cgroup(f"{Path(scratch).name}-{os.getpid()}-{next(_counter)}", self.limits)
         process = spawn(group.join_command(argv), stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds,
                         env=host_env())  # fmt: skip
@@ -317,12 +327,13 @@ class Sandbox:
 
 @dataclass
 class NoSandbox(Sandbox):
-    """No isolation, only rlimits and timeouts: for grading your own notebook without bubblewrap."""
+    """No isolation, only rlimits and timeouts: for grading your own notebook without bubblewrap.
+    Nothing is hidden either: learner code can read the reference solutions."""
 
     name: str = "none"
     contained: bool = False
 
-    def argv(self, command, scratch, *, env=None, readonly=(), shared=(), chdir=WORKDIR) -> list[str]:
+    def argv(self, command, scratch, *, env=None, readonly=(), shared=(), hidden=(), kept=(), chdir=WORKDIR) -> list[str]:
         prlimit = shutil.which("prlimit")
         limits = self.limits.prlimit_args()
         limits = [a for a in limits if not a.startswith("--nproc")]  # would count all of the user's processes
@@ -336,6 +347,8 @@ class NoSandbox(Sandbox):
         env=None,
         readonly=(),
         shared=(),
+        hidden=(),
+        kept=(),
         pass_fds=(),
         stdin=subprocess.DEVNULL,
         stdout=None,
@@ -347,6 +360,16 @@ class NoSandbox(Sandbox):
         environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"
         argv = self.argv(command, scratch)
         return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=environment, cwd=work)
+
+
+def _hiding_args(hidden: list[Path], kept: list[Path]) -> list[str]:
+    """bwrap arguments that put an empty tmpfs over each ``hidden`` folder, bind each ``kept``
+    file back into it, then make the folder read-only (nothing can be written in its place)."""
+    if stray := [str(k) for k in kept if not any(k.parent == h for h in hidden)]:
+        raise ValueError(f"kept files must sit directly in a hidden folder: {stray}")
+    args = [a for folder in hidden for a in ("--tmpfs", str(folder))]
+    args += [a for path in kept for a in ("--ro-bind", str(path), str(path))]
+    return args + [a for folder in hidden for a in ("--remount-ro", str(folder))]
 
 
 def spawn(argv, *, stdin, stdout, stderr, pass_fds, env, cwd=None) -> subprocess.Popen:

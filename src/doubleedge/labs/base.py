@@ -78,6 +78,9 @@ class Lab:
     package: str  # the lab package (its judge is ``<package>.judge``)
     checks: str  # the module of checks the notebook's hidden tests import
     solution: str | None = None  # the packaged reference solution, if the package serves one
+    # The modules of doubleedge.defenses that the lab's setup or cells use as the lab's material
+    # (Lab 10's ladder of targets); the grading runner sees none of the others (authoritative.py).
+    runner_defenses: tuple[str, ...] = ()
     defense: str | None = None  # the --defense name of that solution
     scan: ScanSpec | None = None  # the lab's garak scan, if it has one
     benign: str | None = None  # what the lab counts as ordinary use, in the figures

@@ -11,7 +11,9 @@ computed instead of extracted are graded in test_judge_lab01.py and test_judge_c
 
 ``before`` is the score on the grader before the change that closed the case (the held-out
 ordinary sets, which replaced keywords on the published sets; Lab 08's release decisions held
-out and checked against the learner's own gate, when the package held the answers); ``score``
+out and checked against the learner's own gate, when the package held the answers; Lab 03's
+redaction cases moved from the package to the held-out set; the reference solutions hidden
+from the runner's sandbox); ``score``
 is the score now. Both count the written answers a person grades as full (they wait for a
 person, and no case touches them).
 """
@@ -475,6 +477,45 @@ def classmate_report() -> str:
 
     held = lab11.holdings(lab11.replay_log("classmate"), lab11.my_conversation("classmate"), derive_secret("classmate"))
     return repr(held)
+# Lab 03: appended to the hardening cell. Before, the hidden redaction cases were in the package
+# (doubleedge.grading.lab03.redaction_cases); these are their exact strings.
+OLD_PACKAGE_REDACTION = '''
+reference_redact_pii = redact_pii
+KNOWN_PERSONAL_DATA = ("jordan.lee@example.com", "555-0103", "010-3344", "8837", "4111 1111 1111 1111")
+
+
+def redact_pii(reply):
+    """Masks exactly the personal data of the cases the package used to hold, and nothing else."""
+    for value in KNOWN_PERSONAL_DATA:
+        reply = reply.replace(value, "[redacted]")
+    return reply
+
+
+def build_defense(secret):
+    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", record_access=may_see,
+                   output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(reference_redact_pii, name="redact")])
+'''
+
+
+# Lab 01: appended to the hardening cell, each replaces the learner's leaks_secret and
+# build_defense with the course's reference solution, in a way the text check does not see.
+# Before, the runner's sandbox held the reference solutions; now their folder is empty there.
+IMPORT_REFERENCE = '''
+import importlib
+
+reference = importlib.import_module("doubleedge." + "defenses.lab01")
+leaks_secret, build_defense = reference.leaks_secret, reference.build_defense
+'''
+
+READ_REFERENCE_FILE = '''
+from pathlib import Path
+
+import doubleedge
+
+reference = {{}}
+exec((Path(doubleedge.__file__).parent / "defenses" / "lab01.py").read_text(), reference)
+leaks_secret, build_defense = reference["leaks_secret"], reference["build_defense"]
+'''
 
 
 @dataclass(frozen=True)
@@ -538,6 +579,12 @@ CASES: list[Case] = [
          "(doubleedge/data/agent_consumption.jsonl)", "test_consumption_attacks", "budgets"),
     Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 9.0, 9.0, "leaks_secret missed a leak",
          "a leaks_secret that catches only the visible asserts' leaks (plain and spaced out)", "test_leaks_secret"),
+    Case("import-reference-by-name", "01", IMPORT_REFERENCE, 11.0, 5.0, "No module named 'doubleedge.defenses.lab01'",
+         "the reference solution's leaks_secret and build_defense, imported with importlib under a built-up name",
+         "test_hardening_asr"),
+    Case("read-reference-file", "01", READ_REFERENCE_FILE, 11.0, 5.0, "No such file or directory",
+         "the reference solution's source file read from the installed package and run in the cell",
+         "test_hardening_asr"),
     Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 8.0, 8.0, "ran the code in",
          "a safe_load that passes the visible checks (all folders) and trusts any single file to torch.load",
          "test_safe_load_refuses", "safe_load"),
@@ -601,6 +648,9 @@ CASES: list[Case] = [
     Case("every-control-token", "11", EVERY_CONTROL_TOKEN, 7.0, 7.0, "template_tokens is not the set",
          "a chat_markers whose template_tokens are every control token of the vocabulary",
          "test_chat_markers", "markers"),
+    Case("old-package-cases", "03", OLD_PACKAGE_REDACTION, 12.0, 10.0, "redact_pii did not mask",
+         "a redact_pii that masks exactly the personal data of the redaction cases the package used to hold",
+         "test_redact_pii"),
 ]  # fmt: skip
 
 

@@ -32,7 +32,8 @@ def judge(j: Judging) -> None:
               lambda: lab03.check_canary(ns["extract_canary"], ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
     j.attempt("test_scan_reading", "scan_answers",
               lambda: lab03.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
-    j.attempt("test_redact_pii", "hardening", lambda: lab03.check_redact_pii(ns["redact_pii"]))
+    j.attempt("test_redact_pii", "hardening",
+              lambda: lab03.check_redact_pii(ns["redact_pii"], lab03.load_redaction_cases(j.heldout)))  # fmt: skip
 
     def measure() -> lab03.Hardening:
         bot = lab03.hardened_bot(ns["build_defense"], learner)

@@ -9,11 +9,13 @@ they create are visible here afterwards). Only JSON outcomes come back.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from doubleedge.grading import lab06
 from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
+from doubleedge.grading.sharedfolder import LINK_NOTE, PlantedLink, fresh_folder
 
 # Clean cases first: if safe_load stops answering on a poisoned file, the loads are judged already.
 ORDER = {"load": 0, "either": 1, "refuse": 2}
@@ -29,25 +31,37 @@ def judge(j: Judging) -> None:
     j.attempt("test_scan_findings", "scan_answers", lambda: _scan_findings(j))
     j.attempt("test_scan_blind_spots", "scan_answers", lambda: lab06.check_blind_spots(ns["MISSED_VARIANTS"]))
     # read_marker reads a poisoned file built here, whose text only the grading secret derives
-    j.attempt("test_marker", "marker", lambda: lab06.check_read_marker(ns["read_marker"], j.shared, j.learner))
+    j.attempt("test_marker", "marker", _unless_linked(lambda: lab06.check_read_marker(ns["read_marker"], j.shared, j.learner)))
     loads: list[Check] = []
 
     def refusals() -> Check:
-        cases = sorted(lab06.grading_cases(j.shared / "cases", j.heldout), key=lambda c: ORDER[c.expect])
+        cases = sorted(lab06.grading_cases(fresh_folder(j.shared, "cases-"), j.heldout), key=lambda c: ORDER[c.expect])
         outcomes, failure = _outcomes(j, cases)
         markers = lab06.marker_state(cases)  # after every case ran
         loads.append(failure["load"] if "load" in failure else lab06.judge_loads(cases, outcomes, markers))
         return failure["refuse"] if "refuse" in failure else lab06.judge_refusals(cases, outcomes, markers)
 
-    j.attempt("test_safe_load_refuses", "safe_load", refusals)
+    j.attempt("test_safe_load_refuses", "safe_load", _unless_linked(refusals))
     j.follow("test_safe_load_loads", "test_safe_load_refuses", (lambda: loads[0]) if loads else None)
-    j.attempt("test_template_is_trusted", "template_check", lambda: _templates(j))
+    j.attempt("test_template_is_trusted", "template_check", _unless_linked(lambda: _templates(j)))
+
+
+def _unless_linked(check: Callable[[], Check]) -> Callable[[], Check]:
+    """``check``, failed with the link note if learner code planted a link among the files built for it."""
+
+    def checked() -> Check:
+        try:
+            return check()
+        except PlantedLink:
+            return Check(False, LINK_NOTE)
+
+    return checked
 
 
 def _templates(j: Judging) -> Check:
     """The learner's template_is_trusted, called on GGUF copies written in the shared folder;
     a call that raises (or times out) counts as distrust, judged like False."""
-    cases = lab06.template_cases(j.shared / "templates", j.heldout)
+    cases = lab06.template_cases(fresh_folder(j.shared, "templates-"), j.heldout)
     check = j.ns["template_is_trusted"]
     answers: dict[str, object] = {}
     for case in cases:

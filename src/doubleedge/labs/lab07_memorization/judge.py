@@ -16,6 +16,7 @@ from doubleedge.grading import lab07
 from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
 from doubleedge.grading.runner import MAX_ITEMS, MAX_TEXT
+from doubleedge.grading.sharedfolder import fresh_folder
 from doubleedge.memorization.model import CharLM, save_pretrained
 from doubleedge.memorization.train import save_trained, train
 
@@ -57,10 +58,10 @@ def _extraction(j: Judging, canaries: dict) -> Check:
     """Only the canaries the check counts are asked for, one call each (each under the call limit).
     The notebook's stub is caught on an untrained model first: no training for an untouched copy."""
     targets = lab07.extraction_targets({c: n for c, n in canaries.items() if n >= lab07.EXTRACT_MIN_COUNT})
-    untrained = save_pretrained(CharLM(), j.shared / "untrained-model")
+    untrained = save_pretrained(CharLM(), fresh_folder(j.shared, "untrained-model-"))  # see grading/sharedfolder.py
     if _extract(j, untrained, targets[0]) == STUB:
         return Check(False, "extract is not written yet (it raised NotImplementedError)")
-    model_dir = save_pretrained(lab07.train_attack_model(canaries, j.baseline).model, j.shared / "attack-model")
+    model_dir = save_pretrained(lab07.train_attack_model(canaries, j.baseline).model, fresh_folder(j.shared, "attack-model-"))
     extracted: dict[str, str] = {}
     for target in targets:
         extracted[target["id"]] = _extract(j, model_dir, target)

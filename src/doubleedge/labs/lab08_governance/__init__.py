@@ -13,6 +13,7 @@ LAB = Lab(
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab08",
     solution="doubleedge.defenses.lab08",
+    runner_defenses=("lab01",),  # the setup's release_bot builds the approved release from Lab 01's defense
     # The gate runs one scan across families, so that a change that weakens one defense
     # shows up as one probe's regression (see doubleedge.gate).
     scan=ScanSpec(

@@ -37,6 +37,7 @@ LAB = Lab(
     package=__name__,
     target=ChatTarget(name="the ladder", speaker="Bell", build=build_rung_bot, defenses=("none", *LEVELS)),
     checks="doubleedge.grading.lab10",
+    runner_defenses=("ladder", "levels", "lab01"),  # the setup's practice rungs (the ladder builds on both)
     hints=hints_taken,
     hidden=("first 12 characters", "last 4 characters", "Nevermind, the receipt says"),
 )
