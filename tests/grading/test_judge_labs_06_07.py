@@ -113,12 +113,25 @@ def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
     return by_id["setup"].source, solutions
 
 
-def grade(lab: str, tmp_path, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory):
+    """``baselines(lab)``: the lab's baseline, built once for this module's runs as grading builds
+    it once per class (Lab 06: its graded model files; Lab 07: the attack model)."""
+    built = {}
+
+    def baseline(lab: str):
+        if lab not in built:
+            built[lab] = judge_for(lab).baseline(tmp_path_factory.mktemp(f"baseline{lab}"))
+        return built[lab]
+
+    return baseline
+
+
+def grade(lab: str, tmp_path, baselines, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
     setup, cells = notebook_cells(lab)
     cells.update(swapped)
     box = sandbox.make_sandbox("auto", limits)
-    baseline = judge_for(lab).baseline(tmp_path / "baseline")  # Lab 07: the attack model (trained once a run)
-    return authoritative.run(lab, LEARNER, setup, cells, baseline, get_lab(lab).heldout_attacks, tmp_path, box)
+    return authoritative.run(lab, LEARNER, setup, cells, baselines(lab), get_lab(lab).heldout_attacks, tmp_path, box)
 
 
 def hardening(returns: str) -> str:
@@ -132,34 +145,34 @@ def failed(result: dict) -> dict[str, str]:
     return {k: v["reason"] for k, v in result["tests"].items() if not v["passed"]}
 
 
-def test_lab06_torch_load_runs_the_payloads(tmp_path):
-    result = grade("06", tmp_path, safe_load=TORCH_LOAD, marker=HUGE_MARKER, scan_answers=GENERATOR_ANSWERS)
+def test_lab06_torch_load_runs_the_payloads(tmp_path, baselines):
+    result = grade("06", tmp_path, baselines, safe_load=TORCH_LOAD, marker=HUGE_MARKER, scan_answers=GENERATOR_ANSWERS)
     reasons = failed(result)
     assert set(reasons) == {"test_marker", "test_scan_findings", "test_safe_load_refuses"}, reasons
     assert "ran the code in pickle" in reasons["test_safe_load_refuses"]  # the kind of case, and the marker
     assert "list of file paths" in reasons["test_scan_findings"]
 
 
-def test_lab06_refusing_everything_loads_nothing(tmp_path):
-    result = grade("06", tmp_path, safe_load=REFUSE_ALL, scan_answers=BROKEN_CELL)
+def test_lab06_refusing_everything_loads_nothing(tmp_path, baselines):
+    result = grade("06", tmp_path, baselines, safe_load=REFUSE_ALL, scan_answers=BROKEN_CELL)
     reasons = failed(result)
     assert set(reasons) == {"test_safe_load_loads", "test_scan_findings", "test_scan_blind_spots"}, reasons
     assert reasons["test_safe_load_loads"].startswith("safe_load refused safetensors, which must load")
     assert "RuntimeError" in reasons["test_scan_findings"]
 
 
-def test_lab06_a_copied_marker_and_a_trigger_allowlist_fail(tmp_path):
+def test_lab06_a_copied_marker_and_a_trigger_allowlist_fail(tmp_path, baselines):
     """The package's old constant is not the text of the grader's file; the held-out tampered copies
     use other triggers than the lab's copy."""
-    reasons = failed(grade("06", tmp_path, marker=COPIED_MARKER, template_check=VISIBLE_TRIGGER))
+    reasons = failed(grade("06", tmp_path, baselines, marker=COPIED_MARKER, template_check=VISIBLE_TRIGGER))
     assert set(reasons) == {"test_marker", "test_template_is_trusted"}, reasons
     assert "whose chat template was changed" in reasons["test_template_is_trusted"]
     assert "refund" not in reasons["test_template_is_trusted"]
 
 
-def test_lab06_a_hanging_loader_costs_one_call(tmp_path):
+def test_lab06_a_hanging_loader_costs_one_call(tmp_path, baselines):
     start = time.monotonic()
-    result = grade("06", tmp_path, sandbox.Limits(call_seconds=2), safe_load=HANG)
+    result = grade("06", tmp_path, baselines, sandbox.Limits(call_seconds=2), safe_load=HANG)
     assert time.monotonic() - start < 45, "every case was tried (30 of them, 2 s each)"
     reasons = failed(result)
     assert set(reasons) == {"test_safe_load_refuses", "test_safe_load_loads"}, reasons
@@ -190,10 +203,9 @@ def assert_no_canary(result: dict) -> None:
             assert canary.secret not in reason and canary.prefix[-20:] not in reason, reason
 
 
-def test_lab07_empty_extraction_and_unchanged_corpus_fail(tmp_path):
-    result = grade(
-        "07", tmp_path, extraction=EMPTY_EXTRACT, exposure=NATURAL_LOG, hardening=hardening("list(documents)")
-    )
+def test_lab07_empty_extraction_and_unchanged_corpus_fail(tmp_path, baselines):
+    result = grade("07", tmp_path, baselines, extraction=EMPTY_EXTRACT, exposure=NATURAL_LOG,
+                   hardening=hardening("list(documents)"))  # fmt: skip
     reasons = failed(result)
     assert set(reasons) == {"test_extraction", "test_exposure_from_rank", "test_hardened_exposure"}, reasons
     assert "recovered no canary" in reasons["test_extraction"]
@@ -203,8 +215,8 @@ def test_lab07_empty_extraction_and_unchanged_corpus_fail(tmp_path):
     assert_no_canary(result)
 
 
-def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_path):
-    result = grade("07", tmp_path, extraction=STUB_EXTRACT, hardening=hardening("documents * 3"))
+def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_path, baselines):
+    result = grade("07", tmp_path, baselines, extraction=STUB_EXTRACT, hardening=hardening("documents * 3"))
     assert not (tmp_path / "shared-0" / "attack-model").exists(), "no model should have been trained"
     reasons = failed(result)
     assert set(reasons) == {"test_extraction", "test_hardened_exposure", "test_hardened_perplexity"}, reasons

@@ -57,6 +57,23 @@ def test_cannot_see_course_secrets_or_host_files(tmp_path, path):
     assert done.stdout.strip() == "False", done.stderr
 
 
+def test_a_class_folder_bound_read_only_is_read_never_written(tmp_path):
+    """The class's files (Lab 06's graded copies) reach a checker read-only: one learner's grading
+    cannot change what every other learner is graded with. Without the bind, the folder is not there."""
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "copy.gguf").write_text("the class's file")
+    (tmp_path / "box").mkdir()
+    code = (f"import pathlib; f = pathlib.Path({str(tmp_path / 'class' / 'copy.gguf')!r}); print(f.exists() and f.read_text())\n"
+            "try:\n    f.write_text('changed'); print('written')\nexcept OSError as e: print(type(e).__name__)\n"
+            "try:\n    (f.parent / 'new').write_text('x'); print('created')\nexcept OSError as e: print(type(e).__name__)")  # fmt: skip
+    bound = Sandbox(LIMITS).run([sandbox.python(), "-c", code], tmp_path / "box", readonly=[tmp_path / "class"], timeout=60)
+    assert bound.stdout.split("\n")[:3] == ["the class's file", "OSError", "OSError"], bound.stdout + bound.stderr
+    assert (tmp_path / "class" / "copy.gguf").read_text() == "the class's file"
+    assert sorted(p.name for p in (tmp_path / "class").iterdir()) == ["copy.gguf"]
+    unbound = Sandbox(LIMITS).run([sandbox.python(), "-c", code], tmp_path / "box", timeout=60)
+    assert unbound.stdout.startswith("False"), unbound.stdout + unbound.stderr
+
+
 def test_system_and_python_are_read_only_and_scratch_is_writable(tmp_path):
     code = (
         "import sys, os\n"

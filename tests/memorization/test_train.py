@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from doubleedge.memorization import ModelConfig, TrainConfig, lab_canaries, make_corpus, perplexity, train
-from doubleedge.memorization.train import deterministic, load_trained, save_trained, training_key, windows
+from doubleedge.memorization.train import (
+    deterministic,
+    load_trained,
+    measured_on,
+    save_trained,
+    training_key,
+    windows,
+)
 
 SMALL = ModelConfig(n_layer=1, n_embd=32, n_head=4)
 
@@ -75,6 +82,18 @@ def test_a_model_trained_before_is_read_back_unchanged(tmp_path, monkeypatch):
     assert not train(docs, TrainConfig(steps=20, batch_size=16, model=SMALL, noise_multiplier=1.1)).cached
     assert not train(docs[:-1], config).cached
     assert not train(docs, config, cache=False).cached
+
+
+def test_numbers_measured_on_a_saved_model_are_read_back_exactly(tmp_path):
+    """What the grader measures once on the class's attack model (its perplexity) travels in the file."""
+    docs = make_corpus(lab_canaries(), documents=60)
+    run = train(docs, TrainConfig(steps=20, batch_size=16, model=SMALL), cache=False)
+    text = "Agent: Hello, this is Bellwether Bikes support."
+    measured = perplexity(run.model, text)
+    path = save_trained(run, tmp_path / "measured.safetensors", {"perplexity": measured})
+    assert measured_on(path) == {"perplexity": measured}
+    assert measured_on(path) == {"perplexity": perplexity(load_trained(path).model, text)}  # what a reader computes
+    assert measured_on(save_trained(run, tmp_path / "plain.safetensors")) == {}
 
 
 def test_a_damaged_or_foreign_cache_file_is_trained_afresh(tmp_path, monkeypatch):

@@ -189,6 +189,27 @@ def test_a_check_of_the_files_identity_fails_on_the_trimmed_copy(template_cases)
     )
 
 
+def test_the_class_copies_are_the_same_files_copied_for_each_learner(template_cases, tmp_path):
+    """Built once per class (the grader's baseline), then copied: the same bytes under the same names
+    as copies written afresh, each learner's its own files (never a link to the class's), and not
+    used at all for another held-out set."""
+    heldout = get_lab("06").heldout_attacks
+    built = lab06.write_template_copies(tmp_path / "class", heldout)
+    copied = lab06.template_cases(tmp_path / "learner", heldout, built)
+    assert [(c.id, c.trusted, c.note) for c in copied] == [(c.id, c.trusted, c.note) for c in template_cases]
+    fresh_root = template_cases[0].path.parents[2]  # scratch/templates/publisher/<file>
+    for fresh, copy in zip(template_cases[1:], copied[1:], strict=True):  # the publisher's: a link to the installed file
+        assert copy.path.relative_to(tmp_path / "learner") == fresh.path.relative_to(fresh_root)
+        assert copy.path.read_bytes() == fresh.path.read_bytes(), copy.id
+        assert not copy.path.is_symlink() and copy.path.stat().st_nlink == 1, copy.id
+    assert not any("manifest" in p.name for p in (tmp_path / "learner").rglob("*"))
+    other = tmp_path / "no-templates.jsonl"  # a held-out set without tampered templates
+    other.write_text("", "utf-8")
+    rebuilt = lab06.template_cases(tmp_path / "other", other, built)
+    assert [c.id for c in rebuilt] == ["publisher", "publisher-trimmed", "lab-tampered"]
+    assert sorted(p.name for p in (tmp_path / "other" / "templates").iterdir()) == ["lab", "mirror", "publisher"]
+
+
 def test_a_trimmed_copy_is_a_valid_gguf_file_with_the_same_header(tmp_path, reader):
     """The graded copies fit the sandbox's file-size limit: same keys, fewer tensors."""
     path = write_tampered(reader, tmp_path / "small.gguf", LAB_BACKDOOR, max_tensor_bytes=16 * 2**20)

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m doubleedge.grading.authoritative")
     parser.add_argument("--lab", required=True)
     parser.add_argument("--learner", required=True)
-    parser.add_argument("--baseline", type=Path, help="the lab's baseline: a scan report, or Lab 07's trained model")
+    parser.add_argument("--baseline", type=Path, help="the lab's baseline: a scan report, Lab 07's trained model "
+                        "or Lab 06's graded GGUF copies (a folder)")  # fmt: skip
     parser.add_argument("--heldout", type=Path)
     parser.add_argument("--shared", type=Path, help="a folder the runner can read and write (default: a temp one)")
     parser.add_argument("--out", required=True, type=Path)
@@ -182,7 +183,11 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     spec = {"setup": setup, "cells": cells, "skip": sorted(skipped), "cell_seconds": limits.cell_seconds,
             "call_seconds": limits.call_seconds}  # fmt: skip
     (runner_dir / "cells.json").write_text(json.dumps(spec), "utf-8")
-    if baseline is not None:  # a scan report, or Lab 07's trained model: keep its suffixes
+    readonly = []
+    if baseline is not None and Path(baseline).is_dir():  # Lab 06's graded copies: the class's, bound read-only
+        checker_baseline = Path(baseline).resolve()
+        readonly.append(checker_baseline)
+    elif baseline is not None:  # a scan report, or Lab 07's trained model: keep its suffixes
         checker_baseline = checker_dir / f"baseline{''.join(Path(baseline).suffixes)}"
         shutil.copy(baseline, checker_baseline)
     shutil.copy(heldout, checker_dir / "heldout.jsonl")
@@ -227,7 +232,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     ]  # fmt: skip
     try:
         checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key()}  # grading secrets need the course key
-        done = sandbox.run(command, out.parent, env=checker_env, readonly=[checker_dir], shared=[shared],
+        done = sandbox.run(command, out.parent, env=checker_env, readonly=[checker_dir, *readonly], shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
         os.close(from_runner_r)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from pathlib import Path
 
 from doubleedge.grading.checks import Check
 from doubleedge.grading.sharedfolder import fresh_folder, refuse_links
-from doubleedge.models.gguf import smollm2_file
+from doubleedge.models.gguf import SMOLLM2_FILE, smollm2_file
 from doubleedge.supplychain import (
     COMMUNITY_VARIANTS,
     BuiltCase,
@@ -66,10 +67,11 @@ from doubleedge.supplychain import (
     scan_path,
 )
 from doubleedge.supplychain.artifacts import (
+    LAB_BACKDOOR,
     Backdoor,
-    build_tampered,
     chat_template,
     reader_of,
+    text_sha256,
     write_tampered,
     write_with_template,
 )
@@ -101,6 +103,7 @@ __all__ = [
     "template_answers",
     "template_cases",
     "visible_cases",
+    "write_template_copies",
 ]
 
 
@@ -269,7 +272,9 @@ def load_template_backdoors(heldout: str | Path) -> list[tuple[str, Backdoor, st
             for r in records if r.get("kind") == TEMPLATE_KIND]  # fmt: skip
 
 
-def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> list[TemplateCase]:
+def template_cases(
+    scratch: str | Path, heldout: str | Path | None = None, built: Path | None = None
+) -> list[TemplateCase]:
     """The publisher's file (a link to the installed file, under another path), a clean trimmed copy
     of it, the lab's tampered copy and the held-out tampered copies (if ``heldout`` exists), under
     ``scratch/templates`` (for the grader, ``scratch`` is a :func:`fresh_folder`; raises PlantedLink
@@ -279,29 +284,76 @@ def template_cases(scratch: str | Path, heldout: str | Path | None = None) -> li
     grading sandbox lets a process write no file as big as the model (``Limits.file_bytes``). The
     clean copy (the publisher's template, another path, size and file hash) must be trusted too:
     the exercise judges the template, so a check of the file's identity (its path, inode, size or
-    whole-file hash) does not pass."""
+    whole-file hash) does not pass.
+
+    ``built``: a folder ``write_template_copies`` filled once for the whole class (the grader's
+    baseline): its files are copied here, not written afresh, when it holds these held-out cases."""
     folder = Path(scratch) / "templates"
     folder.mkdir(parents=True, exist_ok=True)
     original = smollm2_file()
     clean = folder / "publisher" / original.name
     clean.parent.mkdir(exist_ok=True)
     clean.symlink_to(original)
-    (folder / "mirror").mkdir(exist_ok=True)
-    reader = reader_of(original)  # read once: several seconds
-    trimmed = write_with_template(reader, folder / "mirror" / original.name, chat_template(original),
-                                  max_tensor_bytes=TAMPERED_TENSOR_BYTES)  # fmt: skip
-    cases = [
-        TemplateCase("publisher", clean, True, "the publisher's file"),
-        TemplateCase("publisher-trimmed", trimmed, True, TRIMMED_NOTE),
-        TemplateCase("lab-tampered", build_tampered(folder / "lab", reader, max_tensor_bytes=TAMPERED_TENSOR_BYTES),
-                     False, "the lab's tampered copy"),
-    ]  # fmt: skip
+    copies = _template_copies(folder, heldout)
+    if built is not None and _built_from(built) == _manifest(heldout):
+        shutil.copytree(built / "templates", folder, dirs_exist_ok=True)  # a copy: never the class's own files
+    else:
+        _write_copies(copies)
+    refuse_links(folder, made=[clean])  # the publisher's file: the one link made here
+    return [TemplateCase("publisher", clean, True, "the publisher's file"), *(case for case, _ in copies)]
+
+
+def write_template_copies(workdir: Path, heldout: str | Path | None) -> Path:
+    """The copies ``template_cases`` hands to every learner, written once (under ``workdir/templates``),
+    with a manifest of the held-out cases they hold. The grader calls this once per class."""
+    folder = Path(workdir) / "templates"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    _write_copies(_template_copies(folder, heldout))
+    (Path(workdir) / MANIFEST).write_text(_manifest(heldout), "utf-8")  # beside the copies: never copied
+    return Path(workdir)
+
+
+MANIFEST = "manifest.json"
+
+
+def _manifest(heldout: str | Path | None) -> str:
+    """A digest of what the copies for ``heldout`` are built from: the held-out backdoors, the size, the source."""
+    backdoors = load_template_backdoors(heldout) if heldout is not None and Path(heldout).is_file() else []
+    held = [[case_id, b.trigger, b.instruction, b.placement, note] for case_id, b, note in backdoors]
+    return text_sha256(
+        json.dumps({"tensor_bytes": TAMPERED_TENSOR_BYTES, "source": smollm2_file().name, "heldout": held})
+    )
+
+
+def _built_from(folder: Path) -> str:
+    path = folder / MANIFEST
+    return path.read_text("utf-8") if path.is_file() else ""
+
+
+def _template_copies(folder: Path, heldout: str | Path | None) -> list[tuple[TemplateCase, Backdoor | None]]:
+    """Every copy's case (its path under ``folder``) and the backdoor it carries (None: the clean copy)."""
+    name = smollm2_file().name
+    copies = [
+        (TemplateCase("publisher-trimmed", folder / "mirror" / name, True, TRIMMED_NOTE), None),
+        (TemplateCase("lab-tampered", folder / "lab" / SMOLLM2_FILE, False, "the lab's tampered copy"), LAB_BACKDOOR),
+    ]
     if heldout is not None and Path(heldout).is_file():
         for case_id, backdoor, note in load_template_backdoors(heldout):
-            path = write_tampered(reader, folder / f"{case_id}.gguf", backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
-            cases.append(TemplateCase(case_id, path, False, note))
-    refuse_links(folder, made=[clean])  # the publisher's file: the one link made here
-    return cases
+            copies.append((TemplateCase(case_id, folder / f"{case_id}.gguf", False, note), backdoor))
+    return copies
+
+
+def _write_copies(copies: list[tuple[TemplateCase, Backdoor | None]]) -> None:
+    original = smollm2_file()
+    reader = reader_of(original)  # read once: several seconds
+    template = chat_template(original)
+    for case, backdoor in copies:
+        case.path.parent.mkdir(parents=True, exist_ok=True)
+        if backdoor is None:
+            write_with_template(reader, case.path, template, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
+        else:
+            write_tampered(reader, case.path, backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
 
 
 def judge_templates(cases: list[TemplateCase], answers: dict[str, object]) -> Check:

@@ -13,7 +13,7 @@ per test cell ``grade_id``:
 
   1. checker: ``attack = train_attack_model(canaries, baseline)`` (an ``AttackRun``: the
      model the grader trained once for the whole class, ``save_attack_model``, passed in as
-     the baseline; 30 to 60 s on one core to train when it is missing) and ``save_pretrained(attack.model, scratch / "attack-model")``
+     the baseline, with its perplexity on clean text measured once too; 30 to 60 s on one core to train when it is missing) and ``save_pretrained(attack.model, scratch / "attack-model")``
      (``doubleedge.memorization.model``; safetensors, readable by the learner's process);
   2. learner's process: ``run_extraction(extract, scratch / "attack-model", targets)``
      with ``targets = extraction_targets(canaries)`` (JSON: id, prefix, length) returns
@@ -50,7 +50,15 @@ from doubleedge.grading.checks import Check
 from doubleedge.memorization.corpus import Canary, clean_heldout_text, lab_canaries, load_canaries, make_corpus
 from doubleedge.memorization.exposure import measure_exposure
 from doubleedge.memorization.model import CharLM, load_pretrained
-from doubleedge.memorization.train import TrainConfig, load_trained, perplexity, save_trained, train, training_key
+from doubleedge.memorization.train import (
+    TrainConfig,
+    load_trained,
+    measured_on,
+    perplexity,
+    save_trained,
+    train,
+    training_key,
+)
 
 LAB = "07"
 CORPUS_DOCUMENTS = 400
@@ -136,19 +144,23 @@ def train_attack_model(canaries: dict[Canary, int], trained: Path | None = None)
 
 
 def save_attack_model(canaries: dict[Canary, int], path: Path) -> Path:
-    return save_trained(train(attack_corpus(canaries), TrainConfig()), path)
+    """The attack model and its perplexity on clean text, measured once for the whole class."""
+    result = train(attack_corpus(canaries), TrainConfig())
+    return save_trained(result, path, {"perplexity": perplexity(result.model, clean_heldout_text())})
 
 
 @functools.lru_cache(maxsize=2)
 def _attack_model(canaries: tuple[tuple[Canary, int], ...], trained: Path | None) -> AttackRun:
     # Cached: the notebook's preview tests and the grader ask for it more than once.
     docs, config = attack_corpus(dict(canaries)), TrainConfig()
-    result = None
+    result, measured = None, {}
     if trained is not None:
         with contextlib.suppress(ValueError, OSError):  # not the grader's model for these canaries
             result = load_trained(trained, training_key(docs, config))
+            measured = measured_on(trained)
     result = result or train(docs, config)
-    return AttackRun(result.model, perplexity(result.model, clean_heldout_text()), result.seconds)
+    reference = measured.get("perplexity") or perplexity(result.model, clean_heldout_text())
+    return AttackRun(result.model, reference, result.seconds)
 
 
 def public_trainings() -> list[tuple[list[str], TrainConfig]]:

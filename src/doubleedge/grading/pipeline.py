@@ -198,7 +198,7 @@ def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.
     command = [str(Path(sys.executable).with_name("nbgrader")), *args]
     environment = tool_env(env)
     # A 0.9 s import that nothing in grading uses (see grading/_shim); nbgrader processes only.
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (str(sandbox.SHIM_DIR), environment.get("PYTHONPATH")) if p)
+    environment["PYTHONPATH"] = os.pathsep.join([str(sandbox.SHIM_DIR), *sandbox.pythonpath()])  # nbgrader runs elsewhere
     process = subprocess.Popen(
         command,
         cwd=root,

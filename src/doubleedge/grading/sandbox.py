@@ -435,7 +435,7 @@ def sandbox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         **OFFLINE_ENV,
     }
     env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
-    env["PYTHONPATH"] = os.pathsep.join([str(SHIM_DIR), *_pythonpath()])
+    env["PYTHONPATH"] = os.pathsep.join([str(SHIM_DIR), *pythonpath()])
     env.update(extra or {})
     return env
 
@@ -445,8 +445,10 @@ def python() -> str:
     return str(Path(sys.prefix).resolve() / "bin" / Path(sys.executable).name)
 
 
-def _pythonpath() -> list[str]:
-    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).is_dir()]
+def pythonpath() -> list[str]:
+    """This process's PYTHONPATH folders by their real paths: a relative one (``PYTHONPATH=src``)
+    would name nothing inside the sandbox, whose processes start in another folder."""
+    return [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).is_dir()]
 
 
 @cache
@@ -456,7 +458,7 @@ def python_paths() -> tuple[Path, ...]:
 
     package_root = Path(doubleedge.__file__).resolve().parents[1]  # src/ of an editable install
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package_root}
-    paths |= {Path(p).resolve() for p in _pythonpath()}
+    paths |= {Path(p).resolve() for p in pythonpath()}
     paths |= {Path(p).resolve() for p in os.environ.get("DOUBLEEDGE_LAB_PATH", "").split(os.pathsep) if p}  # labs
     if package_root.name != "src" and package_root.parent in paths:
         paths.discard(package_root)  # a site-packages install: the prefix covers it

@@ -153,8 +153,9 @@ def training_key(documents: list[str], config: TrainConfig) -> str:
     return digest.hexdigest()
 
 
-def save_trained(result: TrainResult, path: str | Path) -> Path:
-    """One safetensors file: the weights, and the numbers of the run as metadata."""
+def save_trained(result: TrainResult, path: str | Path, measured: dict[str, float] | None = None) -> Path:
+    """One safetensors file: the weights, and the numbers of the run as metadata (``measured``:
+    numbers measured on the trained model, read back with ``measured_on``)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -166,6 +167,7 @@ def save_trained(result: TrainResult, path: str | Path) -> Path:
         "losses": json.dumps(result.losses),
         "seconds": repr(result.seconds),
         "epsilon": json.dumps(result.epsilon),
+        "measured": json.dumps(measured or {}),
     }
     weights = {name: value.contiguous() for name, value in result.model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: parallel graders may write the same key
@@ -194,6 +196,15 @@ def load_trained(path: str | Path, key: str | None = None) -> TrainResult:
         raise ValueError(f"{path} is not a trained model file ({type(exc).__name__})") from None
     model.eval()
     return result
+
+
+def measured_on(path: str | Path) -> dict[str, float]:
+    """The numbers ``save_trained`` stored as measured on the model in ``path`` ({} if none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as stream:
+        measured = json.loads((stream.metadata() or {}).get("measured") or "{}")
+    return {str(k): float(v) for k, v in measured.items()} if isinstance(measured, dict) else {}
 
 
 def _train(documents: list[str], config: TrainConfig) -> TrainResult:

@@ -2,9 +2,11 @@
 
 A lab package's ``judge`` module (``doubleedge.labs.labNN_slug.judge``) has
 
-* ``baseline(workdir: Path) -> Path | None``: the report of the scan that the learner's
-  scan answers are checked against (the unhardened target, scanned once per class), or
-  ``None`` when the lab needs none;
+* ``baseline(workdir: Path) -> Path | None``: what every learner's checks share, built once
+  per class: the report of the scan that the learner's scan answers are checked against (the
+  unhardened target), Lab 07's attack model, or a folder (Lab 06's graded GGUF copies, bound
+  read-only into each checker, which copies what the learner's code opens); ``None`` when the
+  lab needs none;
 * ``kernel_cache(folder: Path) -> None`` (optional): fills a learner kernel's cache folder
   (``$DOUBLEEDGE_CACHE``) with what the notebook computes from public data, so that
   autograding does not redo it for every learner (Lab 07's trained models);

@@ -16,13 +16,16 @@ from doubleedge.grading import lab06
 from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
 from doubleedge.grading.sharedfolder import LINK_NOTE, PlantedLink, fresh_folder
+from doubleedge.labs import get_lab
 
 # Clean cases first: if safe_load stops answering on a poisoned file, the loads are judged already.
 ORDER = {"load": 0, "either": 1, "refuse": 2}
 
 
-def baseline(workdir: Path) -> None:
-    return None
+def baseline(workdir: Path) -> Path:
+    """The graded GGUF copies (trimmed clean, tampered, held-out tampered), the same for every learner:
+    written once per grading run, bound read-only into each checker, which copies them for the learner."""
+    return lab06.write_template_copies(workdir, get_lab(lab06.LAB).heldout_attacks)
 
 
 def judge(j: Judging) -> None:
@@ -61,7 +64,7 @@ def _unless_linked(check: Callable[[], Check]) -> Callable[[], Check]:
 def _templates(j: Judging) -> Check:
     """The learner's template_is_trusted, called on GGUF copies written in the shared folder;
     a call that raises (or times out) counts as distrust, judged like False."""
-    cases = lab06.template_cases(fresh_folder(j.shared, "templates-"), j.heldout)
+    cases = lab06.template_cases(fresh_folder(j.shared, "templates-"), j.heldout, j.baseline)
     check = j.ns["template_is_trusted"]
     answers: dict[str, object] = {}
     for case in cases:
