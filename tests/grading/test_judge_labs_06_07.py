@@ -179,14 +179,14 @@ def test_lab06_a_hanging_loader_costs_one_call(tmp_path, baselines):
     assert all("did not answer within 2 s (on safetensors)" in r for r in reasons.values()), reasons
 
 
-def test_lab06_links_planted_in_the_shared_folder_send_the_checker_nowhere(tmp_path):
+def test_lab06_links_planted_in_the_shared_folder_send_the_checker_nowhere(tmp_path, baselines):
     """Learner code that plants links in the shared folder, at the paths the checker used to write and
     in every folder the checker makes, changes only its own file tests (each passes, or fails with the
     link note), and the checker writes nothing outside the shared folder."""
     from doubleedge.grading.sharedfolder import LINK_NOTE
 
     _, cells = notebook_cells("06")
-    result = grade("06", tmp_path, scan_answers=cells["scan_answers"] + "\n" + PLANT_LINKS)
+    result = grade("06", tmp_path, baselines, scan_answers=cells["scan_answers"] + "\n" + PLANT_LINKS)
     tests = result["tests"]
     assert tests["test_scan_findings"]["passed"] and tests["test_scan_blind_spots"]["passed"], tests
     for test_id in ("test_marker", "test_safe_load_refuses", "test_safe_load_loads", "test_template_is_trusted"):
