@@ -38,8 +38,12 @@ def keys(tmp_path_factory) -> Path:
 
 
 def solution_cells(source: Path) -> list[str]:
+    """Each solution cell as a reader sees it: code as written, markdown as rendered (no ** or `)."""
+    import markdown
+
     cells = nbformat.read(source, as_version=4).cells
-    return [c.source for c in cells if c.metadata.get("nbgrader", {}).get("solution")]
+    return [site_content.visible_text(markdown.markdown(c.source)) if c.cell_type == "markdown" else c.source
+            for c in cells if c.metadata.get("nbgrader", {}).get("solution")]  # fmt: skip
 
 
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.number)

@@ -38,4 +38,4 @@ def test_source_notebook_executes(lab, tmp_path, monkeypatch):
     ran = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
     assert ran and all(cell.execution_count for cell in ran)
     for cell in (c for c in ran if c.get("id") == "real-model"):
-        assert [o.get("text") for o in cell.outputs] == [SKIPPED + "\n"]
+        assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED + "\n"  # one print, maybe two chunks
