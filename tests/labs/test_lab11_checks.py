@@ -59,9 +59,9 @@ def test_the_provider_binds_loopback_logs_what_it_receives_and_answers_like_open
 def test_the_hosted_bot_answers_as_the_local_one_and_the_provider_keeps_the_key_and_every_turn():
     conversation = lab11.my_conversation(LEARNER)
     secret = derive_secret(LEARNER)
-    local = lab11.send(lab11.local_bot(secret), conversation.messages)
+    local = lab11.local_bot(secret).converse(conversation.messages)
     with HostedProvider() as provider:
-        assert lab11.send(lab11.hosted_bot(provider, secret), conversation.messages) == local
+        assert lab11.hosted_bot(provider, secret).converse(conversation.messages) == local
         log = provider.log
     assert len(log) == len(conversation.messages)
     assert log[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"

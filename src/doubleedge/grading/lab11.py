@@ -107,22 +107,11 @@ def hosted_bot(provider: HostedProvider, secret: str, minimise: Minimise | None 
     return SupportBot(Outbound(provider.url, minimise=minimise, customer=customer), secret=secret)
 
 
-def send(bot: SupportBot, messages: Sequence[str]) -> list[str]:
-    """The conversation, turn by turn: each request carries the turns before it, as chat apps do."""
-    history: list[Message] = []
-    replies = []
-    for message in messages:
-        reply = bot.reply(message, history=history)
-        history += [Message("user", message), Message("assistant", reply)]
-        replies.append(reply)
-    return replies
-
-
 def replay_log(learner: str) -> list[dict]:
     """The learner's conversation through a fresh logging endpoint, unminimised: its log."""
     conversation = my_conversation(learner)
     with HostedProvider() as provider:
-        send(hosted_bot(provider, derive_secret(learner)), conversation.messages)
+        hosted_bot(provider, derive_secret(learner)).converse(conversation.messages)
         return list(provider.log)
 
 
@@ -228,10 +217,10 @@ def measure_minimise(minimise: Minimise, learner: str, conversations: Sequence[C
     leaks, kept, turns = [], 0, 0
     for conversation in conversations:
         secret = secret_of(conversation)
-        local = send(local_bot(secret), conversation.messages)
+        local = local_bot(secret).converse(conversation.messages)
         with HostedProvider() as provider:
             try:
-                hosted = send(hosted_bot(provider, secret, minimise, conversation.customer), conversation.messages)
+                hosted = hosted_bot(provider, secret, minimise, conversation.customer).converse(conversation.messages)
             except Exception as exc:  # learner code: the kind of failure, never the conversation
                 from doubleedge.grading.lab01 import learner_failure
 
