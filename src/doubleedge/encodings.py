@@ -49,16 +49,22 @@ def decode_hex(blob: str) -> str | None:
 PLAIN_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+")
 
 
-def decoded_payloads(text: str) -> list[str]:
-    """Every base64 or hex blob in ``text`` that decodes to readable text.
+def decoded_blobs(text: str) -> list[tuple[str, str]]:
+    """Every base64 or hex blob in ``text`` that decodes to readable text, as (``"base64"`` or
+    ``"hex"``, the text).
 
     Plain words ("Requirements", "juxtaposition") are skipped: some of them are valid
     base64 by accident.
     """
     blobs = [b for b in BASE64_BLOB.findall(text) if not PLAIN_WORD.fullmatch(b.rstrip("="))]
-    found = [d for blob in blobs if (d := decode_base64(blob))]
-    found += [d for blob in HEX_BLOB.findall(text) if (d := decode_hex(blob))]
+    found = [("base64", d) for blob in blobs if (d := decode_base64(blob))]
+    found += [("hex", d) for blob in HEX_BLOB.findall(text) if (d := decode_hex(blob))]
     return found
+
+
+def decoded_payloads(text: str) -> list[str]:
+    """Every base64 or hex blob in ``text`` that decodes to readable text."""
+    return [decoded for _, decoded in decoded_blobs(text)]
 
 
 def rot13_payload(text: str) -> str | None:

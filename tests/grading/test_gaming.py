@@ -94,3 +94,20 @@ def test_the_grade_sheet_counts_the_hints_a_learner_took(graded, lab):
     _, rows = graded(lab)
     assert rows[REFERENCE].metrics["hints_used"] == 1
     assert rows[UNTOUCHED].metrics["hints_used"] == 0
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    ("import-reference-by-name", ("ModuleNotFoundError", "No module named 'doubleedge.defenses.lab01'")),
+    ("read-reference-file", ("FileNotFoundError", "No such file or directory")),
+])  # fmt: skip
+def test_the_feedback_kernel_cannot_reach_the_reference_solution_either(graded, name, error):
+    """nbgrader's kernel runs the submitted notebook for the feedback preview: there too the
+    reference solution is out of reach, so it cannot be copied into an output."""
+    if problem := unavailable_for_tests():
+        pytest.skip(f"needs bubblewrap: {problem}")
+    course, _ = graded("01")
+    case = next(c for c in CASES if c.name == name)
+    notebook = course.autograded_dir(case.learner) / f"{get_lab('01').slug}.ipynb"
+    outputs = [o for c in nbformat.read(notebook, as_version=4).cells for o in c.get("outputs", [])]
+    errors = [(o.ename, o.evalue) for o in outputs if o.output_type == "error"]
+    assert any(kind == error[0] and error[1] in message for kind, message in errors), errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -208,6 +209,45 @@ def _fake_baseline(path: Path) -> None:
     report = scan_bot(SupportBot(ReferenceModel(), secret=derive_secret("baseline")), scan_for_lab("01"),
                       workdir=path.parent / "scan").report_path  # fmt: skip
     path.write_bytes(Path(report).read_bytes())
+
+
+@pytest.mark.parametrize(("lab", "visible"), [("01", set()), ("10", {"lab01", "ladder", "levels"})])
+def test_the_notebook_kernel_sees_no_reference_solution_but_what_its_lab_uses(tmp_path, monkeypatch, lab, visible):
+    """nbgrader's kernel (the feedback preview) runs the learner's notebook too: a cell there that
+    reaches for a reference solution finds what the runner finds, and its import fails plainly."""
+    from jupyter_client import KernelManager
+
+    from doubleedge.labs import get_lab
+
+    hidden, kept = authoritative.reference_solutions(get_lab(lab))
+    scratch = sandbox.short_scratch()
+    jupyter = tmp_path / "jupyter"
+    sandbox.install_kernelspec(jupyter)
+    env = sandbox.kernel_environment(Sandbox(LIMITS), scratch, jupyter, "alice", hidden=hidden, kept=kept)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    manager = KernelManager(kernel_name=sandbox.KERNEL_NAME, transport="ipc", ip=env[sandbox.ENV_IPC],
+                            connection_file=env[sandbox.ENV_IPC] + ".json")  # fmt: skip
+    try:
+        manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=120)
+        messages = []
+        for code in (REACH_REFERENCE, "import doubleedge.defenses.lab09"):
+            client.execute_interactive(code, output_hook=messages.append, timeout=120)
+        client.stop_channels()
+    finally:
+        manager.shutdown_kernel(now=True)
+        sandbox.remove_kernel_cgroup(scratch, LIMITS)
+        shutil.rmtree(scratch, ignore_errors=True)
+    seen = json.loads("".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream"))
+    assert {m for m, state in seen["modules"].items() if state == "imported"} == visible
+    assert seen["files"] == sorted(f"{m}.py" for m in visible) and not seen["wrote"]
+    errors = [m["content"] for m in messages if m["msg_type"] == "error"]
+    assert [(e["ename"], e["evalue"]) for e in errors] == [
+        ("ModuleNotFoundError", "No module named 'doubleedge.defenses.lab09'")
+    ]
 
 
 def test_no_sandbox_mode_still_runs_with_limits(tmp_path):

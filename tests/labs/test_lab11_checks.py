@@ -2,6 +2,8 @@
 the report is the log's, per learner; minimise is judged on both halves; the GGUF functions are
 judged on files with other metadata than SmolLM2's; no reason quotes a held-out value."""
 
+import base64
+import codecs
 import json
 import re
 import urllib.error
@@ -59,9 +61,9 @@ def test_the_provider_binds_loopback_logs_what_it_receives_and_answers_like_open
 def test_the_hosted_bot_answers_as_the_local_one_and_the_provider_keeps_the_key_and_every_turn():
     conversation = lab11.my_conversation(LEARNER)
     secret = derive_secret(LEARNER)
-    local = lab11.send(lab11.local_bot(secret), conversation.messages)
+    local = lab11.local_bot(secret).converse(conversation.messages)
     with HostedProvider() as provider:
-        assert lab11.send(lab11.hosted_bot(provider, secret), conversation.messages) == local
+        assert lab11.hosted_bot(provider, secret).converse(conversation.messages) == local
         log = provider.log
     assert len(log) == len(conversation.messages)
     assert log[-1]["headers"]["Authorization"] == f"Bearer {API_KEY}"
@@ -99,6 +101,36 @@ def test_sending_everything_leaks_and_no_reason_quotes_a_heldout_value():
     assert not check and "the provider's log holds" in check.reason
     values = {v for c in HELDOUT_CONVERSATIONS for _, v in c.private_values()}
     assert not [v for v in values if v in check.reason]
+
+
+@pytest.mark.parametrize(
+    ("disguise", "named"),
+    [
+        (lambda text: codecs.encode(text, "rot13"), "in ROT13"),
+        (lambda text: base64.b64encode(text.encode()).decode(), "in base64"),
+        (lambda text: text.encode().hex(), "in hex"),
+        (lambda text: text[::-1], "reversed"),
+        (lambda text: " ".join(text), "spaced out"),
+        (lambda text: text.upper(), "in another case"),
+    ],
+    ids=["rot13", "base64", "hex", "reversed", "spaced", "upper"],
+)
+def test_a_detail_masked_by_a_reversible_disguise_still_leaks_and_the_reason_names_it(reference, disguise, named):
+    """The provider undoes these in a second: the log holds the details, and the reason says how."""
+
+    def minimise(messages, customer):
+        return [{"role": m["role"], "content": reference["CODE_LINE"].sub("", m["content"]) if m["role"] == "system"
+                 else disguise(m["content"])} for m in messages]  # fmt: skip
+
+    check = lab11.grading_minimise(minimise, LEARNER, HELDOUT_CONVERSATIONS[:2]).leak_check()
+    assert not check and f"the customer's name, {named}" in check.reason, check.reason
+
+
+def test_the_staff_code_in_rot13_leaks():
+    conversation, secret = HELDOUT_CONVERSATIONS[0], "DE-FAKE-ABCD-EF12"  # letters, which ROT13 changes
+    leaks = lab11._leaks(f"the code is {codecs.encode(secret, 'rot13')}", conversation, secret)
+    assert leaks == [f"{conversation.id}: the staff code, in ROT13"]
+    assert lab11._leaks("the time is now", lab11.Conversation("x", {"name": "Mei Tanaka"}, ()), secret) == []
 
 
 def test_sending_the_newest_message_alone_loses_the_ordinary_half(reference):

@@ -68,3 +68,35 @@ def test_a_real_model_scan_keeps_every_probe_with_fewer_prompts_sent_concurrentl
     assert "parallel_attempts" not in garak_config(reference, tmp_path, target_type="rest")["system"]
     assert real.request_timeout > reference.request_timeout == 120
     assert real.run_timeout > reference.run_timeout == 900
+
+
+def test_the_web_chat_scan_keeps_a_real_model_scan_settings_on_both_endpoints(monkeypatch, tmp_path):
+    """Lab 04 runs one garak scan per endpoint: each must still be the real-model variant
+    (concurrent prompts, longer waits), with the lab's options, not a plain reference scan."""
+    from dataclasses import replace
+
+    from doubleedge.grading.lab04 import fresh_app
+    from doubleedge.scan import scan_for_lab, webchat
+    from doubleedge.scan.runner import garak_config
+
+    options = {"probe_options": {"web_injection.TaskXSS": {"seed": 1}}, "request": {"message": "$INPUT", "n": 1}}
+    real = replace(scan_for_lab("04", model="smollm2"), **options)
+    parts = webchat.split_by_endpoint(real)
+    assert set(parts) == {"/chat", "/order"} and sorted(p for part in parts.values() for p in part.probes) == sorted(
+        real.probes
+    )
+    for part in parts.values():
+        assert type(part) is type(real) and replace(part, probes=real.probes) == real
+        assert garak_config(part, tmp_path, target_type="rest")["system"]["parallel_attempts"] == real.parallel_attempts
+
+    runs = []
+
+    def record(spec, workdir, *, generators, timeout):
+        rest = generators["rest"]["RestGenerator"]
+        runs.append((rest["req_template_json_object"], rest["request_timeout"], timeout))
+        raise ScanError("recorded")  # no garak run: only the settings it would get matter here
+
+    monkeypatch.setattr(webchat, "run_garak", record)
+    with pytest.raises(ScanError, match="recorded"):
+        webchat.scan_webchat(fresh_app("learner"), real, tmp_path)
+    assert runs == [(real.request, real.request_timeout, real.run_timeout)]

@@ -58,10 +58,11 @@ FORBIDDEN_REASON = "imports the course's reference solution (doubleedge.defenses
 
 
 def reference_solutions(lab: Lab) -> tuple[list[Path], list[Path]]:
-    """(folders, kept files): every copy of ``doubleedge/defenses`` that the runner's sandbox would
-    show (the imported package's, and any other on the import path), and in them the modules the
-    lab's own setup uses (``Lab.runner_defenses``). The runner gets those folders empty but for
-    those files, so no import, file read or compiled copy reaches a reference solution."""
+    """(folders, kept files): every copy of ``doubleedge/defenses`` that a sandbox running learner
+    code would show (the imported package's, and any other on the import path), and in them the
+    modules the lab's own setup uses (``Lab.runner_defenses``). The runner and nbgrader's kernel
+    get those folders empty but for those files, so no import, file read or compiled copy reaches
+    a reference solution."""
     from doubleedge.grading.sandbox import python_paths
 
     candidates = {Path(p).resolve() / "defenses" for p in doubleedge.__path__}

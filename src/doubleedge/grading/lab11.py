@@ -27,6 +27,8 @@ Reasons name a conversation's or a file's id and a field, never a held-out value
 
 from __future__ import annotations
 
+import base64
+import codecs
 import json
 import random
 import re
@@ -35,9 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from doubleedge.encodings import decoded_blobs
 from doubleedge.evaluate import read_jsonl
 from doubleedge.grading.checks import Check
-from doubleedge.guards.leak import contains_secret
+from doubleedge.guards.leak import secret_disguise
 from doubleedge.hosted import HostedProvider, Minimise, Outbound, messages_sent
 from doubleedge.models import Message, ReferenceModel
 from doubleedge.target.bot import SupportBot
@@ -107,22 +110,11 @@ def hosted_bot(provider: HostedProvider, secret: str, minimise: Minimise | None 
     return SupportBot(Outbound(provider.url, minimise=minimise, customer=customer), secret=secret)
 
 
-def send(bot: SupportBot, messages: Sequence[str]) -> list[str]:
-    """The conversation, turn by turn: each request carries the turns before it, as chat apps do."""
-    history: list[Message] = []
-    replies = []
-    for message in messages:
-        reply = bot.reply(message, history=history)
-        history += [Message("user", message), Message("assistant", reply)]
-        replies.append(reply)
-    return replies
-
-
 def replay_log(learner: str) -> list[dict]:
     """The learner's conversation through a fresh logging endpoint, unminimised: its log."""
     conversation = my_conversation(learner)
     with HostedProvider() as provider:
-        send(hosted_bot(provider, derive_secret(learner)), conversation.messages)
+        hosted_bot(provider, derive_secret(learner)).converse(conversation.messages)
         return list(provider.log)
 
 
@@ -210,14 +202,55 @@ class Minimising:
         return {"leaks": len(self.leaks), "ordinary_kept": self.kept, "ordinary_turns": self.turns}
 
 
+def _log_read_back(provider: HostedProvider) -> str:
+    """The provider's log as its operator reads it: the raw records, then each message's text
+    unescaped (a detail split by line breaks is one in the text, not in the JSON)."""
+    contents = "".join(f"{m.get('content', '')}\n" for m in messages_sent(provider.log))
+    return provider.log_text() + contents
+
+
+def _readings(text: str) -> list[tuple[str, str]]:
+    """(disguise, text) pairs: ``text`` as the provider can read it back with no key: as written,
+    reversed, in ROT13, and each base64 or hex blob in it decoded. A "mask" that a provider can
+    undo in a second still hands over the data."""
+    blobs = [(f"in {encoding}", decoded) for encoding, decoded in decoded_blobs(text)]
+    return [("as written", text), ("reversed", text[::-1]), ("in ROT13", codecs.encode(text, "rot13")), *blobs]
+
+
+def _detail_disguise(text: str, value: str) -> str | None:
+    """How ``text`` holds a customer's ``value``, or None. Beyond the exact value, only a whole
+    word or number counts: a short name part ("Mei") inside a longer word ("time") is no leak."""
+    if value in text:
+        return "as written"
+    alone = r"(?<![^\W_]){}(?![^\W_])"  # not inside a longer word or number
+    characters = [re.escape(c) for c in value if c.isalnum()]
+    forms = (
+        ("in another case", re.escape(value), re.I),
+        ("spaced out", r"[\W_]+".join(characters), re.I),
+        ("in base64", re.escape(base64.b64encode(value.encode()).decode().rstrip("=")), 0),  # base64 keeps case
+        ("in hex", value.encode().hex(), re.I),
+    )
+    return next((how for how, form, flags in forms if form and re.search(alone.format(form), text, flags)), None)
+
+
+def _disguise(readings: list[tuple[str, str]], holds: Callable[[str], str | None]) -> str | None:
+    """How the first reading that ``holds`` a value holds it: "in ROT13", "spaced out, reversed"..."""
+    for reading, text in readings:
+        if how := holds(text):
+            return ", ".join(part for part in (how, reading) if part != "as written") or "as written"
+    return None
+
+
 def _leaks(text: str, conversation: Conversation, secret: str) -> list[str]:
-    found = [
-        f"{conversation.id}: the customer's {what}" for what, value in conversation.private_values() if value in text
-    ]
-    if contains_secret(text, secret) or contains_secret(
-        text, secret.removeprefix("DE-FAKE-")
-    ):  # in any common disguise
-        found.append(f"{conversation.id}: the staff code")
+    """What of the conversation the log holds, and how: "c01: the customer's email, in ROT13"."""
+    found = []
+    readings = _readings(text)
+    for what, value in conversation.private_values():
+        if how := _disguise(readings, lambda t, v=value: _detail_disguise(t, v)):
+            found.append(f"{conversation.id}: the customer's {what}, {how}")
+    code = secret.removeprefix("DE-FAKE-")  # the code's own part, without the shop's prefix
+    if how := _disguise(readings, lambda t: secret_disguise(t, secret) or secret_disguise(t, code)):
+        found.append(f"{conversation.id}: the staff code, {how}")
     return found
 
 
@@ -228,15 +261,15 @@ def measure_minimise(minimise: Minimise, learner: str, conversations: Sequence[C
     leaks, kept, turns = [], 0, 0
     for conversation in conversations:
         secret = secret_of(conversation)
-        local = send(local_bot(secret), conversation.messages)
+        local = local_bot(secret).converse(conversation.messages)
         with HostedProvider() as provider:
             try:
-                hosted = send(hosted_bot(provider, secret, minimise, conversation.customer), conversation.messages)
+                hosted = hosted_bot(provider, secret, minimise, conversation.customer).converse(conversation.messages)
             except Exception as exc:  # learner code: the kind of failure, never the conversation
                 from doubleedge.grading.lab01 import learner_failure
 
                 return Minimising((), 0, 0, f"{learner_failure('minimise', exc)} (conversation {conversation.id})")
-            leaks += _leaks(provider.log_text(), conversation, secret)
+            leaks += _leaks(_log_read_back(provider), conversation, secret)
         kept += sum(" ".join(a.split()) == " ".join(b.split()) for a, b in zip(hosted, local, strict=True))
         turns += len(local)
     return Minimising(tuple(leaks), kept, turns)

@@ -335,7 +335,9 @@ def _autograde(
     if timestamp:
         (target.parent / "timestamp.txt").write_text(timestamp, "utf-8")
     shutil.rmtree(worker.autograded_dir(learner), ignore_errors=True)
-    env = sandbox.kernel_environment(box, scratch, worker.jupyter_dir, learner, _kernel_cache(worker.lab, scratch))
+    hidden, kept = authoritative.reference_solutions(worker.lab)  # the kernel runs learner code too
+    env = sandbox.kernel_environment(box, scratch, worker.jupyter_dir, learner, _kernel_cache(worker.lab, scratch),
+                                     hidden=hidden, kept=kept)  # fmt: skip
     limit = box.limits.notebook_seconds
     try:
         done = run_nbgrader(worker.root, ("autograde", worker.lab.slug, "--student", learner, "--force"), env, limit)

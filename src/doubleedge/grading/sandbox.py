@@ -11,7 +11,8 @@ the authoritative score. A sandboxed process
   else of the host: not the course folder, ``source/``, the gradebook, other
   learners' files, the held-out attacks, nor the repository's ``labs/`` and
   ``graders/``; folders given as ``hidden`` (the course's reference solutions, for the
-  runner of learner code) are empty in it, but for the files given as ``kept``;
+  runner of learner code and for nbgrader's kernel) are empty in it, but for the files
+  given as ``kept``;
 * runs as the unprivileged uid/gid 65534 in its own user, pid, ipc and uts
   namespaces, and dies with its parent;
 * works in size-capped tmpfs folders (``/grading``, with ``HOME``, and ``/tmp``), and may
@@ -61,6 +62,7 @@ ENV_SCRATCH = "DOUBLEEDGE_SANDBOX_SCRATCH"
 ENV_LIMITS = "DOUBLEEDGE_SANDBOX_LIMITS"
 ENV_MODE = "DOUBLEEDGE_SANDBOX"
 ENV_IPC = "DOUBLEEDGE_KERNEL_IPC"
+ENV_HIDDEN = "DOUBLEEDGE_SANDBOX_HIDDEN"  # JSON {"hidden": [folders], "kept": [files]} for the kernel
 # Variables a sandboxed process may inherit; everything else is dropped. Never the course key:
 # learner code gets its own learner key, and the checker the course key, each passed by name.
 PASSED_ENV = ("DOUBLEEDGE_LEARNER", "DOUBLEEDGE_LAB_PATH", "LANG", "LC_ALL", "TZ")
@@ -627,10 +629,19 @@ def short_scratch(prefix: str = "dek-") -> Path:
 
 
 def kernel_environment(
-    sandbox: Sandbox, scratch: Path, jupyter_dir: Path, learner: str, cache: Path | None = None
+    sandbox: Sandbox,
+    scratch: Path,
+    jupyter_dir: Path,
+    learner: str,
+    cache: Path | None = None,
+    *,
+    hidden: Sequence[Path] = (),
+    kept: Sequence[Path] = (),
 ) -> dict[str, str]:
     """Variables for the nbgrader process: where the kernelspec is, and the sandbox for its kernel.
-    ``cache``: the kernel's own cache folder, inside ``scratch`` (the lab's judge filled it)."""
+    ``cache``: the kernel's own cache folder, inside ``scratch`` (the lab's judge filled it).
+    ``hidden`` and ``kept``: as for ``Sandbox.argv`` (the kernel runs the learner's notebook, so it
+    gets the reference solutions hidden as the runner does)."""
     runtime = Path(scratch).resolve() / "runtime"
     runtime.mkdir(parents=True, exist_ok=True)
     return {
@@ -642,6 +653,7 @@ def kernel_environment(
         ENV_IPC: str(runtime / "kernel-ipc"),
         ENV_LIMITS: sandbox.limits.to_env(),
         ENV_MODE: sandbox.name,
+        ENV_HIDDEN: json.dumps({"hidden": [str(p) for p in hidden], "kept": [str(p) for p in kept]}),
         # The ungraded real-model part would add minutes per submission, and its model is not in the sandbox.
         REAL_MODEL_ENV: REAL_MODEL_OFF,
         **learner_environment(learner),  # the feedback matches what the learner saw; no course key
@@ -668,8 +680,10 @@ def launch_kernel(connection_file: str) -> int:
     env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV, CACHE_ENV) if os.environ.get(name)}
     env.setdefault(LEARNER_ENV, "learner")
     env[REAL_MODEL_ENV] = REAL_MODEL_OFF  # whatever launched it: a graded kernel never runs the real model
+    hiding = json.loads(os.environ.get(ENV_HIDDEN) or "{}")
+    hidden, kept = hiding.get("hidden", []), hiding.get("kept", [])
     if sandbox.contained:
-        argv = sandbox.argv(command, Path(scratch), env=env)
+        argv = sandbox.argv(command, Path(scratch), env=env, hidden=hidden, kept=kept)
         Cgroup(kernel_cgroup_name(Path(scratch)), limits).join_self()
         os.execve(argv[0], argv, host_env())
     work = Path(scratch) / "work"

@@ -15,28 +15,36 @@ def squash(text: str) -> str:
     return _SEPARATORS.sub("", text.lower())
 
 
-def leak_forms(secret: str) -> list[str]:
-    """The forms of ``secret`` that attackers ask for to slip past an exact-match filter.
+def leak_forms(secret: str) -> dict[str, str]:
+    """The forms of ``secret`` that attackers ask for to slip past an exact-match filter, each
+    with how it is disguised.
 
-    Each spelling (as given, without separators, lower case) plainly, reversed, in
-    base64 (padding dropped: it decodes without) and in hex, all squashed for matching.
+    Each spelling (as given, without separators, lower case) "as written", "reversed", "in
+    base64" (padding dropped: it decodes without) and "in hex", all squashed for matching.
     """
     spellings = {secret, _SEPARATORS.sub("", secret), secret.lower(), _SEPARATORS.sub("", secret).lower()}
-    forms = set()
-    for spelling in spellings:
-        forms |= {
-            spelling,
-            spelling[::-1],
-            base64.b64encode(spelling.encode()).decode().rstrip("="),
-            spelling.encode().hex(),
-        }
-    return sorted(squash(f) for f in forms)
+    disguises = (
+        ("as written", lambda s: s),
+        ("reversed", lambda s: s[::-1]),
+        ("in base64", lambda s: base64.b64encode(s.encode()).decode().rstrip("=")),
+        ("in hex", lambda s: s.encode().hex()),
+    )
+    forms: dict[str, str] = {}
+    for how, disguise in disguises:  # in this order: a form two disguises share is named by the first
+        for spelling in spellings:
+            forms.setdefault(squash(disguise(spelling)), how)
+    return forms
+
+
+def secret_disguise(text: str, secret: str) -> str | None:
+    """How ``text`` holds ``secret`` (see ``leak_forms``), or None if it does not."""
+    squashed = squash(text)
+    return next((how for form, how in leak_forms(secret).items() if form and form in squashed), None)
 
 
 def contains_secret(text: str, secret: str) -> bool:
     """True if ``text`` holds ``secret`` plainly, spaced, reversed, in base64 or hex."""
-    squashed = squash(text)
-    return any(form and form in squashed for form in leak_forms(secret))
+    return secret_disguise(text, secret) is not None
 
 
 class SecretLeak(Guard):

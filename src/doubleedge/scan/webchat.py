@@ -18,6 +18,7 @@ That is two garak runs (one per endpoint); their reports are joined into one
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from doubleedge.scan.report import ScanReport, read_report
@@ -29,14 +30,12 @@ ENDPOINT_OF_FAMILY = {"exploitation": "/order"}  # everything else goes to /chat
 
 
 def split_by_endpoint(spec: ScanSpec) -> dict[str, ScanSpec]:
-    """The spec's probes grouped by the endpoint that scans them (same seed, cap, options)."""
+    """The spec's probes grouped by the endpoint that scans them; every other setting, and the
+    spec's class (a real model's scan sends prompts concurrently and waits longer), carries over."""
     groups: dict[str, list[str]] = {}
     for probe in spec.probes:
         groups.setdefault(ENDPOINT_OF_FAMILY.get(probe.split(".")[0], "/chat"), []).append(probe)
-    return {
-        endpoint: ScanSpec(spec.lab, tuple(probes), spec.prompt_cap, spec.seed, spec.generations, spec.probe_options)
-        for endpoint, probes in groups.items()
-    }
+    return {endpoint: replace(spec, probes=tuple(probes)) for endpoint, probes in groups.items()}
 
 
 def scan_webchat(app: WebChat, spec: ScanSpec | None = None, workdir: Path | str | None = None) -> ScanReport:
@@ -47,9 +46,10 @@ def scan_webchat(app: WebChat, spec: ScanSpec | None = None, workdir: Path | str
         for endpoint, part in split_by_endpoint(spec).items():
             url = server.url + endpoint
             preflight(url)
-            generator = rest_generator(url) | {"response_json_field": "view"}
+            generator = rest_generator(url, request=part.request, timeout=part.request_timeout)
+            generator["response_json_field"] = "view"
             sub = Path(folder) / endpoint.strip("/")
-            run_garak(part, sub, generators={"rest": {"RestGenerator": generator}})
+            run_garak(part, sub, generators={"rest": {"RestGenerator": generator}}, timeout=part.run_timeout)
             parts.append(sub / "reports" / f"{REPORT_PREFIX}.report.jsonl")
         joined = Path(folder) / f"{REPORT_PREFIX}.report.jsonl"
         joined.write_text("".join(p.read_text("utf-8").rstrip("\n") + "\n" for p in parts), "utf-8")

@@ -257,3 +257,14 @@ class SupportBot:
         history: Sequence[Message] = (),
     ) -> str:
         return self.respond(message, documents=documents, customer=customer, history=history).reply
+
+    def converse(self, messages: Sequence[str]) -> list[str]:
+        """Play ``messages`` as one conversation, as a chat app's session does: each turn carries
+        every turn before it as ``history``. The replies, in order."""
+        history: list[Message] = []
+        replies = []
+        for message in messages:
+            reply = self.reply(message, history=history)
+            history += [Message("user", message), Message("assistant", reply)]
+            replies.append(reply)
+        return replies

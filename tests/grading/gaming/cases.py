@@ -13,7 +13,7 @@ computed instead of extracted are graded in test_judge_lab01.py and test_judge_c
 ordinary sets, which replaced keywords on the published sets; Lab 08's release decisions held
 out and checked against the learner's own gate, when the package held the answers; Lab 03's
 redaction cases moved from the package to the held-out set; the reference solutions hidden
-from the runner's sandbox); ``score``
+from the runner's sandbox; Lab 11's leak check reading details back from reversible disguises); ``score``
 is the score now. Both count the written answers a person grades as full (they wait for a
 person, and no case touches them).
 """
@@ -444,6 +444,34 @@ def minimise(messages, customer):
     return reference_minimise(messages[-1:], customer)
 '''
 
+# Lab 11: appended to the minimise cell. The reference minimise, but each detail "masked" by ROT13
+# (digits, which ROT13 keeps, written backwards) instead of removed: the provider undoes it in a second.
+ROT13_MASK = '''
+import codecs
+
+
+def disguise(found):
+    text = found.group(0)
+    return text[::-1] if text[0].isdigit() else codecs.encode(text, "rot13")
+
+
+def minimise(messages, customer):
+    """Masks what the reference masks, by ROT13 instead of a placeholder."""
+    known = [customer.get(k, "") for k in ("name", "email", "phone", "address")]
+    known += [part for part in customer.get("name", "").split() if len(part) > 2]
+    sent = []
+    for message in messages:
+        text = message["content"]
+        if message["role"] == "system":
+            text = CODE_LINE.sub("", text)
+        if message["role"] == "user":  # first: an email in ROT13 still looks like an email
+            text = PHONE.sub(disguise, EMAIL.sub(disguise, text))
+        for value in sorted(filter(None, known), key=len, reverse=True):
+            text = re.sub(re.escape(value), disguise, text)
+        sent.append({{"role": message["role"], "content": text}})
+    return sent
+'''
+
 # Lab 11: appended to the facts cell. The facts of the two files the notebook shows, by architecture.
 KNOWN_ARCHITECTURES = '''
 KNOWN = {{"llama": {{"tensor_count": 272, "vocab_size": 49152, "context_length": 8192}},
@@ -642,6 +670,9 @@ CASES: list[Case] = [
     Case("newest-message-alone", "11", NEWEST_MESSAGE_ALONE, 8.0, 8.0, "of the turns got the local bot's reply",
          "a minimise that sends the newest message alone, masked: no system prompt, no earlier turns",
          "test_minimise_ordinary", "minimise"),
+    Case("rot13-mask", "11", ROT13_MASK, 9.0, 7.0, "the customer's name, in ROT13",
+         "a minimise that \"masks\" each detail by ROT13 (digits written backwards) instead of removing it",
+         "test_minimise_leaks", "minimise"),
     Case("known-architectures", "11", KNOWN_ARCHITECTURES, 7.0, 7.0, "model_facts got",
          "a model_facts that reads the architecture and looks up the notebook's two files' numbers",
          "test_model_facts", "facts"),
