@@ -19,6 +19,7 @@ LAB = Lab(
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab12",
     solution="doubleedge.defenses.lab12",
+    runner_defenses=("lab01",),  # the setup's Bell is defended by Lab 01's reference solution: the lab's target
     benign="ordinary conversations kept",
     ordinary_allowed="none",
     thresholds=thresholds,
