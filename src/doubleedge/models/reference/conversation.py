@@ -209,7 +209,10 @@ def answer_follow_up(talk: Conversation) -> str | None:
 
     The ordinary side of a conversation: a customer's follow-up means nothing on its own, so
     the model reads it against the last answered exchange and gives the sentence of that
-    answer that the follow-up asks about. The app retrieves articles for the latest message
+    answer that the follow-up asks about. Models the history-dependent questions of
+    conversational question answering (Reddy, Chen & Manning 2019, "CoQA: A Conversational
+    Question Answering Challenge", arXiv:1808.07042), where many questions lean on earlier
+    turns ("And on Sundays?"). The app retrieves articles for the latest message
     only; without the earlier turns the same words get a different answer, which is why
     forgetting the history costs ordinary conversations (Lab 12).
     """
