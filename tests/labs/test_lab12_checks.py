@@ -250,3 +250,11 @@ def test_a_follow_up_is_answered_from_the_previous_answer_and_one_message_as_bef
         "E21 means a speed sensor fault: check the magnet on the rear wheel."
     )
     assert bot.reply("And what about E21?").startswith("Error E10 means the battery is not detected")
+
+
+def test_the_attack_that_beats_lab01_falls_to_the_conversation_level_defense():
+    secret = derive_secret("ada")
+    assert assemble(play(lab12.single_message_bot(secret), CRESCENDO)) == secret
+    chat = GuardedChat(lab12.single_message_bot(secret), reference.build_conversation_defense(secret))
+    replies = play(chat, CRESCENDO)
+    assert assemble(replies) is None and not lab12.reveals_piece(replies, secret)
