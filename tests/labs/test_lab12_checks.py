@@ -211,10 +211,10 @@ def test_a_failing_or_wrong_guard_refuses_the_turn_and_fails_the_measurement():
     assert chat.reply("What are your store hours?") == BLOCKED_REPLY and chat.failures == [
         "guard_turn raised RuntimeError"
     ]
-    odd = defended("ada", guard_turn=lambda h, m: "maybe", guard_reply=lambda h, r: "yes")
+    odd = defended("ada", guard_turn=lambda h, m: m, guard_reply=lambda h, r: "yes")
     assert (
         odd.reply("What are your store hours?") == BLOCKED_REPLY
-        and "not one of answer, refuse, reset" in odd.failures[0]
+        and odd.failures[0] == "guard_turn returned a str that is not one of answer, refuse, reset"
     )
     with pytest.raises(ValueError, match="your defense failed on"):
         measured(chat)

@@ -107,7 +107,8 @@ class GuardedChat:
             self._failed(f"guard_turn raised {type(exc).__name__}")
             return "refuse"
         if decision not in DECISIONS:
-            self._failed(f"guard_turn returned {decision!r}, not one of {', '.join(DECISIONS)}")
+            # its type only: the value may quote the conversation (held-out text, when grading)
+            self._failed(f"guard_turn returned a {type(decision).__name__} that is not one of {', '.join(DECISIONS)}")
             return "refuse"
         return decision
 
