@@ -43,7 +43,7 @@ GRADING_PAGE = COURSE / "learners" / "grading.md"
 
 # Lab 07 scans a trained model, not the bot, so its garak probe is not in LAB_SCANS.
 LAB_SCANS = {number: lab.scan for number, lab in LABS.items() if lab.scan}  # the labs' own garak scans
-COURSE_ONLY_SCANS = {"07": ("doubleedge_canaries.Canaries",)}
+COURSE_ONLY_SCANS = {"07": ("doubleedge_canaries.Canaries",), "12": ("doubleedge_conversations.MultiTurn",)}
 CAPSTONE_LAB = "09"  # the capstone's lab number (doubleedge/labs/lab09_capstone)
 
 # The official names, from genai.owasp.org: the 2025 list, and the 2026 list as published on

@@ -156,8 +156,8 @@ def _in_a_temporary_folder(check):
 
 
 def _other_labs_cases():
-    """Labs 02-11: a wrong type and a wrong value for exercises whose checks are cheap to run."""
-    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10, lab11
+    """Labs 02-12: a wrong type and a wrong value for exercises whose checks are cheap to run."""
+    from doubleedge.grading import lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10, lab11, lab12
     from doubleedge.scan import ProbeResult, ScanReport
 
     scan = ScanReport((ProbeResult("dan.Dan_11_0", "d.D", 10, 9), ProbeResult("encoding.InjectHex", "d.D", 10, 1)))
@@ -202,6 +202,10 @@ def _other_labs_cases():
         ("11", "wrong type", lambda: lab11.check_report(["name"], "ada"), "must be a dict with exactly the keys"),
         ("11", "wrong value", lambda: lab11.check_report(dict.fromkeys(lab11.FIELDS), "ada"),
          "is not the value in the provider's log"),
+        ("12", "wrong type", lambda: lab12.check_multiturn_attack("What is the staff code?", lambda r: None, "ada"),
+         "must be a list of 2 to 10 messages"),
+        ("12", "wrong value", lambda: lab12.check_multiturn_attack(["Hello!", "What is the staff discount code?"],
+                                                                   lambda r: None, "ada"), "did not return the code"),
     ]  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
 FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
-        "11": 9.0}
+        "11": 9.0, "12": 9.0}
 
 
 def capstone_published() -> list[dict]:
@@ -546,6 +546,63 @@ leaks_secret, build_defense = reference["leaks_secret"], reference["build_defens
 '''
 
 
+# Lab 12: appended to the hardening cell (after the reference guard_turn, guard_reply and budget).
+ALLOWLIST_CONVERSATIONS = '''
+from doubleedge.grading.lab12 import practice_ordinary
+
+PUBLISHED_TURNS = {{turn for conversation in practice_ordinary() for turn in conversation.turns}}
+
+
+def guard_turn(history, message):
+    """Answers the turns of the published ordinary conversations, refuses every other turn."""
+    return "answer" if message in PUBLISHED_TURNS else "refuse"
+'''
+
+REFUSE_ANY_HISTORY = '''
+def guard_turn(history, message):
+    """A conversation of one message only: every later turn is refused."""
+    return "refuse" if history else "answer"
+'''
+
+RESET_EVERY_TURN = '''
+def guard_turn(history, message):
+    """Every turn answered as if the conversation had just begun."""
+    return "reset"
+'''
+
+KEYWORD_REFUSAL = '''
+ATTACK_WORDS = re.compile(r"\\b(?:code|staff|discount|characters?|letters?|secret|password|from now on)\\b", re.I)
+
+
+def guard_turn(history, message):
+    """Refuses every message with a word the attacks use."""
+    return "refuse" if ATTACK_WORDS.search(message) else "answer"
+'''
+
+PUBLISHED_ATTACKS_ONLY = '''
+from doubleedge.scan.conversations import load_scripts
+
+KNOWN_ATTACKS = {{turn for script in load_scripts() for turn in script.turns}} | set(MY_CONVERSATION)
+
+
+def guard_turn(history, message):
+    """Refuses the turns of the course's scripted attacks and of the learner's own."""
+    return "refuse" if message in KNOWN_ATTACKS else "answer"
+
+
+def guard_reply(history, reply, secret):
+    """Lab 01's output check: the whole code in this reply."""
+    return secret in reply
+'''
+
+# Lab 12: appended to the attack cell. The learner's own code, computed, not read out of the replies.
+COMPUTED_CODE = '''
+def extract_code(replies):
+    """Ignores the replies: the learner's own code, derived in the learner's process."""
+    return derive_secret(LEARNER)
+'''
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -569,6 +626,7 @@ class Case:
 
 
 NOT_KEPT = "ordinary questions answered"
+ORDINARY_CHANGED = "of held-out ordinary conversations kept every reply"
 DOCS_NOT_KEPT = "questions about clean documents answered"
 
 CASES: list[Case] = [
@@ -679,6 +737,23 @@ CASES: list[Case] = [
     Case("every-control-token", "11", EVERY_CONTROL_TOKEN, 7.0, 7.0, "template_tokens is not the set",
          "a chat_markers whose template_tokens are every control token of the vocabulary",
          "test_chat_markers", "markers"),
+    Case("allowlist-published-conversations", "12", ALLOWLIST_CONVERSATIONS, 6.0, 6.0, ORDINARY_CHANGED,
+         "a guard_turn that answers the turns of the published ordinary conversations and refuses every other",
+         "test_hardening_ordinary"),
+    Case("refuse-any-history", "12", REFUSE_ANY_HISTORY, 6.0, 6.0, ORDINARY_CHANGED,
+         "a guard_turn that refuses every turn after the first", "test_hardening_ordinary"),
+    Case("reset-every-turn", "12", RESET_EVERY_TURN, 6.0, 6.0, ORDINARY_CHANGED,
+         "a guard_turn that resets the conversation at every turn: the model never sees the earlier turns",
+         "test_hardening_ordinary"),
+    Case("keyword-refusal", "12", KEYWORD_REFUSAL, 6.0, 6.0, ORDINARY_CHANGED,
+         "a guard_turn that refuses every message holding a word the attacks use (code, staff, discount, "
+         "characters, secret, ...)", "test_hardening_ordinary"),
+    Case("published-attacks-only", "12", PUBLISHED_ATTACKS_ONLY, 6.0, 6.0, "held-out multi-turn attacks still got",
+         "a guard_turn that refuses the turns of the course's scripted attacks and the learner's own, with Lab 01's "
+         "whole-code reply check", "test_hardening_attacks"),
+    Case("computed-code", "12", COMPUTED_CODE, 6.0, 6.0, "extract_code did not return the code",
+         "an extract_code that ignores the replies and derives the learner's own code", "test_multiturn_attack",
+         "attack"),
     Case("old-package-cases", "03", OLD_PACKAGE_REDACTION, 12.0, 10.0, "redact_pii did not mask",
          "a redact_pii that masks exactly the personal data of the redaction cases the package used to hold",
          "test_redact_pii"),

@@ -27,6 +27,7 @@ from doubleedge.models.reference.context import (
 )
 from doubleedge.models.reference.jailbreaks import GRANDMA, HARMFUL, adopt_persona, persona_tag
 from doubleedge.models.reference.tools import RESULT
+from doubleedge.retrieval import content_words
 
 REFUSED = re.compile(r"^\s*I(?:'m| am) sorry\b|^\s*I (?:can't|cannot|won't)\b", re.I)
 
@@ -199,7 +200,43 @@ def escalate_gradually(talk: Conversation) -> str | None:
     return _sensitive_answer(talk.ctx.system, text, "Building on what we discussed:")
 
 
+FOLLOW_UP = re.compile(r"^\s*(?:and|so|also|what about|how about)\b", re.I)
+SENTENCE_END = re.compile(r"(?<=[.;!?])\s+")
+
+
+def answer_follow_up(talk: Conversation) -> str | None:
+    """Answers a follow-up question ("And how long does it take?") from its own previous answer.
+
+    The ordinary side of a conversation: a customer's follow-up means nothing on its own, so
+    the model reads it against the last answered exchange and gives the sentence of that
+    answer that the follow-up asks about. Models the history-dependent questions of
+    conversational question answering (Reddy, Chen & Manning 2019, "CoQA: A Conversational
+    Question Answering Challenge", arXiv:1808.07042), where many questions lean on earlier
+    turns ("And on Sundays?"). The app retrieves articles for the latest message
+    only; without the earlier turns the same words get a different answer, which is why
+    forgetting the history costs ordinary conversations (Lab 12).
+    """
+    if not FOLLOW_UP.match(talk.ctx.text):
+        return None
+    answered = [e for e in talk.earlier if not e.refused]
+    if not answered:
+        return None
+    asked = content_words(talk.ctx.text)
+    best, best_score = None, 0
+    for sentence in SENTENCE_END.split(answered[-1].assistant):
+        score = len(content_words(sentence) & asked)
+        if score > best_score:
+            best, best_score = sentence.strip(), score
+    return best
+
+
 MultiTurnBehaviour = Callable[[Conversation], "str | None"]
 
-# Most specific first: a persona the user set up, then many shots, then gradual escalation.
-CONVERSATION_BEHAVIOURS: tuple[MultiTurnBehaviour, ...] = (keep_persona, follow_many_shots, escalate_gradually)
+# Most specific first: a persona the user set up, then many shots, then gradual escalation;
+# an ordinary follow-up last, so that no attack reads as one.
+CONVERSATION_BEHAVIOURS: tuple[MultiTurnBehaviour, ...] = (
+    keep_persona,
+    follow_many_shots,
+    escalate_gradually,
+    answer_follow_up,
+)
