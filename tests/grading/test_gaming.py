@@ -13,7 +13,7 @@ import pytest
 from gaming.cases import CASES, FULL, build
 
 from doubleedge.grading.course import find_hidden, hidden_material
-from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
+from doubleedge.grading.pipeline import CourseFolder, find_submissions, grade_prepared
 from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
 from doubleedge.labs import LABS, get_lab
 from doubleedge.realmodel import SKIPPED_FILES
@@ -24,7 +24,7 @@ REFERENCE, UNTOUCHED = "reference", "untouched"
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, class_baseline):
     """``graded(lab)``: the lab's course folder and its rows by learner, graded once."""
     done = {}
 
@@ -42,8 +42,7 @@ def graded(tmp_path_factory):
                 (root / "submissions" / REFERENCE / "hints.json").write_text('["L5"]')
             for case in (c for c in CASES if c.lab == number):
                 build(case, root / "submissions" / case.learner)
-            baseline = baseline_report(lab, course.root / ".grading" / "baseline")
-            rows = grade_prepared(course, find_submissions(root / "submissions", lab), baseline, workers=2,
+            rows = grade_prepared(course, find_submissions(root / "submissions", lab), class_baseline(number), workers=2,
                                   box=make_sandbox("auto"))  # fmt: skip
             done[number] = (course, {r.learner: r for r in rows})
         return done[number]
