@@ -23,6 +23,7 @@ from doubleedge.memorization.corpus import lab_canaries
 from doubleedge.memorization.garak_scan import cached_scan, scan_model, write_canaries
 from doubleedge.memorization.model import CharLM, save_pretrained
 from doubleedge.memorization.train import save_trained, train
+from doubleedge.scan import ScanError
 
 STUB = "<NotImplementedError>"  # what run_extraction records for the learner copy's stub
 
@@ -44,7 +45,10 @@ def kernel_cache(folder: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="lab07-scan-") as scratch:
         model_dir = save_pretrained(runs[0].model, Path(scratch) / "model")  # the notebook's unhardened model
         canary_file = write_canaries(list(lab_canaries()), Path(scratch) / "canaries.jsonl")
-        scan_model(model_dir, canary_file, Path(scratch) / "scan")  # garak runs the first time only
+        try:
+            scan_model(model_dir, canary_file, Path(scratch) / "scan")  # garak runs the first time only
+        except ScanError:
+            return  # each kernel then runs the scan itself, as the notebook does
         kept = cached_scan(model_dir, canary_file)
         if kept.is_file():  # kept unless the grader's cache is read-only
             (folder / "scans").mkdir(parents=True, exist_ok=True)
