@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from doubleedge.grading import lab07
@@ -25,6 +26,9 @@ from doubleedge.memorization.model import CharLM, save_pretrained
 from doubleedge.memorization.train import save_trained, train
 from doubleedge.scan import ScanError
 
+# Grader threads fill kernels' caches at once: one scans, the others then read its kept report
+# (and transformers, imported by the first, is not safe to import from two threads at once).
+_ONE_SCANNER = threading.Lock()
 STUB = "<NotImplementedError>"  # what run_extraction records for the learner copy's stub
 
 
@@ -42,7 +46,7 @@ def kernel_cache(folder: Path) -> None:
     for documents, config in lab07.public_trainings():
         runs.append(train(documents, config))
         save_trained(runs[-1], folder / "trained" / f"{runs[-1].key}.safetensors")
-    with tempfile.TemporaryDirectory(prefix="lab07-scan-") as scratch:
+    with _ONE_SCANNER, tempfile.TemporaryDirectory(prefix="lab07-scan-") as scratch:
         model_dir = save_pretrained(runs[0].model, Path(scratch) / "model")  # the notebook's unhardened model
         canary_file = write_canaries(list(lab_canaries()), Path(scratch) / "canaries.jsonl")
         try:
