@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,24 @@ def secret() -> str:
 def bot(secret: str) -> SupportBot:
     """The unhardened support bot on the reference model."""
     return SupportBot(ReferenceModel(), secret=secret)
+
+
+@pytest.fixture(scope="session")
+def class_baseline(tmp_path_factory):
+    """``class_baseline(lab)``: the lab's baseline (``pipeline.baseline_report``: its scan of the
+    unhardened target, Lab 06's graded model files, Lab 07's attack model), built once per test run
+    as grading builds it once per class, and shared by every module that grades the lab. It
+    depends on the lab and the course key only, so it is kept by both (a module may set its own key)."""
+    from doubleedge.grading.pipeline import baseline_report
+    from doubleedge.labs import get_lab
+    from doubleedge.target.secrets import course_key
+
+    built: dict[tuple[str, str], Path | None] = {}
+
+    def baseline(lab: str) -> Path | None:
+        key = (lab, course_key())
+        if key not in built:
+            built[key] = baseline_report(get_lab(lab), tmp_path_factory.mktemp(f"baseline{lab}-"))
+        return built[key]
+
+    return baseline

@@ -25,7 +25,7 @@ from doubleedge.defenses import lab05 as solution05
 from doubleedge.defenses import lab09 as solution09
 from doubleedge.grading import lab01, lab02, lab03, lab04, lab05, lab09
 from doubleedge.labs import LABS
-from doubleedge.realmodel import ENV, OFF, SCAN_ROW, SKIPPED, compare_on_real_model
+from doubleedge.realmodel import ENV, OFF, SCAN_ROW, SKIPPED, SKIPPED_FILES, compare_on_real_model
 from doubleedge.target import Defense
 from doubleedge.target.agent import AgentDefense
 from doubleedge.target.webchat import markdown_to_html, unhardened_order_query
@@ -250,6 +250,24 @@ def test_every_lab_with_the_part_calls_the_kit_in_its_notebook():
         assert cells["real-model-intro"].source.startswith("## On a real model (ungraded)")
         ids = list(cells)
         assert ids.index("real-model") < next(i for i, c in enumerate(cells.values()) if "## Submit" in c.source)
+
+
+def test_lab06_opens_smollm2_files_in_ungraded_cells_only_when_the_real_model_is_on():
+    """Each ungraded Lab 06 cell that opens SmolLM2's files (header, conversion, copy, tokenizer)
+    starts with the switch, so that a graded kernel prints one note instead (a minute and more
+    memory than the sandbox gives, per learner). The graded template test still opens the file."""
+    import nbformat
+
+    opens_files = re.compile(r"smollm2_(dir|file)\(|build_tampered\(|gguf_metadata\(|AutoTokenizer")
+    cells = nbformat.read(LABS["06"].source_notebook, as_version=4).cells
+    ungraded = [c for c in cells if c.cell_type == "code" and "nbgrader" not in c.metadata]
+    opening = [c for c in ungraded if opens_files.search(c.source)]
+    assert [c.get("id") for c in opening] == ["real-file-header", "real-file-safetensors", "real-file-tampered",
+                                              "real-file-render"]  # fmt: skip
+    for cell in opening:
+        gate = re.search(r"^if real_model_spec\(\) is None:.*\n    print\(SKIPPED_FILES\)\nelse:\n", cell.source, re.M)
+        assert gate and not opens_files.search(cell.source[: gate.start()]), cell.get("id")
+    assert SKIPPED_FILES.startswith("skipped:") and "not graded" in SKIPPED_FILES
 
 
 def test_the_table_shows_worked_failed_and_the_scan_rate():

@@ -13,9 +13,10 @@ import pytest
 from gaming.cases import CASES, FULL, build
 
 from doubleedge.grading.course import find_hidden, hidden_material
-from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
+from doubleedge.grading.pipeline import CourseFolder, find_submissions, grade_prepared
 from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
 from doubleedge.labs import LABS, get_lab
+from doubleedge.realmodel import SKIPPED_FILES
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ REFERENCE, UNTOUCHED = "reference", "untouched"
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, class_baseline):
     """``graded(lab)``: the lab's course folder and its rows by learner, graded once."""
     done = {}
 
@@ -41,8 +42,7 @@ def graded(tmp_path_factory):
                 (root / "submissions" / REFERENCE / "hints.json").write_text('["L5"]')
             for case in (c for c in CASES if c.lab == number):
                 build(case, root / "submissions" / case.learner)
-            baseline = baseline_report(lab, course.root / ".grading" / "baseline")
-            rows = grade_prepared(course, find_submissions(root / "submissions", lab), baseline, workers=2,
+            rows = grade_prepared(course, find_submissions(root / "submissions", lab), class_baseline(number), workers=2,
                                   box=make_sandbox("auto"))  # fmt: skip
             done[number] = (course, {r.learner: r for r in rows})
         return done[number]
@@ -75,6 +75,26 @@ def test_reference_solution_gets_full_marks_and_an_untouched_copy_none(graded, l
     assert set(model.tests) and all(model.tests.values())
     assert model.max_score == FULL.get(lab, model.max_score)
     assert untouched.score == 0, untouched.tests
+
+
+def real_file_cells(notebook) -> list:
+    """The ungraded cells that open the real model's files (ids ``real-file-*``)."""
+    if not isinstance(notebook, nbformat.NotebookNode):
+        notebook = nbformat.read(notebook, as_version=4)
+    return [c for c in notebook.cells if c.get("id", "").startswith("real-file-")]
+
+
+@pytest.mark.parametrize("lab", [n for n in sorted(LABS) if real_file_cells(get_lab(n).source_notebook)])
+def test_the_graded_kernel_opens_no_real_model_file(graded, lab):
+    """The ungraded cells that open SmolLM2's files print one note in the feedback, and open nothing
+    (they cost a minute per learner, and ran out of the kernel's memory)."""
+    course, _ = graded(lab)
+    spec = get_lab(lab)
+    feedback = nbformat.read(course.autograded_dir(REFERENCE) / f"{spec.slug}.ipynb", as_version=4)
+    cells = real_file_cells(feedback)
+    assert len(cells) == len(real_file_cells(spec.source_notebook))
+    for cell in cells:
+        assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED_FILES + "\n", cell.id
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.learner)

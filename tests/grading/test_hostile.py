@@ -16,7 +16,7 @@ import pytest
 from hostile.cases import CASES, LAB, MAX, Context, build_all
 
 from doubleedge.grading.course import Course, find_hidden, hidden_material
-from doubleedge.grading.pipeline import CourseFolder, baseline_report, find_submissions, grade_prepared
+from doubleedge.grading.pipeline import CourseFolder, find_submissions, grade_prepared
 from doubleedge.grading.sandbox import Limits, Sandbox, unavailable_for_tests
 from doubleedge.paths import REPO_ROOT
 
@@ -35,14 +35,14 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, class_baseline):
     root = tmp_path_factory.mktemp("hostile")
     course = CourseFolder(root / "course", LAB)
     course.prepare()
     build_all(root / "submissions", Context(course.root, REPO_ROOT))
     protected = [LAB.source_notebook, LAB.heldout_attacks, course.root / "source" / LAB.slug / f"{LAB.slug}.ipynb"]
     before = {p: _digest(p) for p in protected}
-    baseline = baseline_report(LAB, course.root / ".grading" / "baseline")
+    baseline = class_baseline(LAB.number)
     submissions = find_submissions(root / "submissions", LAB)
     rows = grade_prepared(course, submissions, baseline, workers=2, box=Sandbox(LIMITS))
     return {

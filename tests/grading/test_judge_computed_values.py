@@ -16,7 +16,6 @@ import pytest
 from test_judge_labs_02_03 import notebook_cells
 
 from doubleedge.grading import authoritative, sandbox
-from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
 from doubleedge.target.secrets import grading_secret
 
@@ -81,19 +80,16 @@ REFERENCE_PASSES = {"03": {"test_record_attack", "test_card_digits", "test_promp
 
 
 @pytest.fixture(scope="module")
-def grade(tmp_path_factory):
+def grade(tmp_path_factory, class_baseline):
     """grade(lab, **swapped_cells) -> the authoritative result, with a private course key set."""
-    baselines: dict = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DOUBLEEDGE_COURSE_KEY", COURSE_KEY)
         patch.delenv("DOUBLEEDGE_LEARNER_KEY", raising=False)
 
         def run(lab: str, **swapped: str) -> dict:
-            if lab not in baselines:
-                baselines[lab] = judge_for(lab).baseline(tmp_path_factory.mktemp(f"baseline{lab}"))
             setup, cells = notebook_cells(lab)
             cells.update({k: v for k, v in LEFT_OUT.items() if k in cells}, **swapped)
-            return authoritative.run(lab, LEARNER, setup, cells, baselines[lab], get_lab(lab).heldout_attacks,
+            return authoritative.run(lab, LEARNER, setup, cells, class_baseline(lab), get_lab(lab).heldout_attacks,
                                      tmp_path_factory.mktemp("auth"), sandbox.make_sandbox("auto"))  # fmt: skip
 
         yield run

@@ -12,7 +12,6 @@ import pytest
 from test_judge_labs_02_03 import notebook_cells
 
 from doubleedge.grading import authoritative, sandbox
-from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
 from doubleedge.target.secrets import grading_secret
 
@@ -45,12 +44,12 @@ GAMING = {
 
 
 @pytest.fixture(scope="module")
-def grade(tmp_path_factory):
+def grade(tmp_path_factory, class_baseline):
     """grade(**swapped_cells) -> the authoritative result, with a private course key set."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DOUBLEEDGE_COURSE_KEY", COURSE_KEY)
         patch.delenv("DOUBLEEDGE_LEARNER_KEY", raising=False)
-        baseline = judge_for("01").baseline(tmp_path_factory.mktemp("baseline01"))
+        baseline = class_baseline("01")  # under this module's course key
         def run(**swapped: str) -> dict:
             setup, cells = notebook_cells("01")
             cells.update(LEFT_OUT, **swapped)

@@ -13,7 +13,6 @@ import nbformat
 import pytest
 
 from doubleedge.grading import authoritative, sandbox
-from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
 
 pytestmark = pytest.mark.integration
@@ -72,14 +71,13 @@ def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def grade(tmp_path_factory):
-    """grade(lab, **swapped_cells) -> the authoritative result; the baseline scans run once."""
-    baselines = {lab: judge_for(lab).baseline(tmp_path_factory.mktemp(f"baseline{lab}")) for lab in ("02", "03")}
+def grade(tmp_path_factory, class_baseline):
+    """grade(lab, **swapped_cells) -> the authoritative result; the baseline scans run once per test run."""
 
     def run(lab: str, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
         setup, cells = notebook_cells(lab)
         cells.update(swapped)
-        return authoritative.run(lab, LEARNER, setup, cells, baselines[lab], get_lab(lab).heldout_attacks,
+        return authoritative.run(lab, LEARNER, setup, cells, class_baseline(lab), get_lab(lab).heldout_attacks,
                                  tmp_path_factory.mktemp("auth"), sandbox.make_sandbox("auto", limits))  # fmt: skip
 
     return run

@@ -14,7 +14,6 @@ import nbformat
 import pytest
 
 from doubleedge.grading import authoritative, lab04, lab05, runner, sandbox
-from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
 from doubleedge.grading.remote import RemoteError, remote_policy
 from doubleedge.models import ReferenceModel
@@ -62,8 +61,8 @@ def order_query(customer, number):
 
 
 @pytest.mark.integration
-def test_lab04_echo_render_and_formatted_query_fail_their_tests(tmp_path):
-    baseline = judge_for("04").baseline(tmp_path / "baseline")
+def test_lab04_echo_render_and_formatted_query_fail_their_tests(tmp_path, class_baseline):
+    baseline = class_baseline("04")
     result = grade("04", tmp_path / "run", baseline, hardening=ECHO_RENDER + FORMATTED_QUERY,
                    exfil=f"MY_EXFIL_MESSAGE = 'x' * {lab04.MAX_MESSAGE_CHARS + 1}", xss="MY_XSS_MESSAGE = object()")  # fmt: skip
     assert passed(result) == {

@@ -114,17 +114,10 @@ def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def baselines(tmp_path_factory):
-    """``baselines(lab)``: the lab's baseline, built once for this module's runs as grading builds
-    it once per class (Lab 06: its graded model files; Lab 07: the attack model)."""
-    built = {}
-
-    def baseline(lab: str):
-        if lab not in built:
-            built[lab] = judge_for(lab).baseline(tmp_path_factory.mktemp(f"baseline{lab}"))
-        return built[lab]
-
-    return baseline
+def baselines(class_baseline):
+    """``baselines(lab)``: the lab's baseline, built once per test run as grading builds it once
+    per class (Lab 06: its graded model files; Lab 07: the attack model)."""
+    return class_baseline
 
 
 def grade(lab: str, tmp_path, baselines, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
@@ -229,9 +222,11 @@ def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_pat
 def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_path):
     """Every model the notebook trains on its public corpus is in the kernel's cache, so no
     learner's autograde trains it again; each kernel gets files of its own, not the grader's."""
-    from doubleedge.memorization import TrainConfig, lab_canaries, make_corpus
+    from doubleedge.memorization import TrainConfig, lab_canaries, make_corpus, save_pretrained
+    from doubleedge.memorization.garak_scan import cached_scan, write_canaries
     from doubleedge.memorization.train import load_trained, training_key
     from doubleedge.paths import cache_dir
+    from doubleedge.scan import read_report
 
     code = "\n".join(c.source for c in nbformat.read(get_lab("07").source_notebook, 4).cells if c.cell_type == "code")
     corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", code).group(1),  # the course's notebook
@@ -245,3 +240,9 @@ def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_p
         assert load_trained(copy, key).key == key
         original = cache_dir() / "trained" / copy.name
         assert copy.stat().st_nlink == 1 and not copy.samefile(original)
+    # and the report of the notebook's garak scan of its unhardened model, kept under that model's key
+    model_dir = save_pretrained(load_trained(tmp_path / "trained" / f"{training_key(corpus, configs[0])}.safetensors").model,
+                                tmp_path / "notebook-model")  # fmt: skip
+    kept = cached_scan(model_dir, write_canaries(list(lab_canaries()), tmp_path / "canaries.jsonl"), tmp_path)
+    assert read_report(kept).results[0].attempts == len(lab_canaries())
+    assert kept.stat().st_nlink == 1 and not kept.samefile(cache_dir() / "scans" / kept.name)

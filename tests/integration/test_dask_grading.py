@@ -20,11 +20,9 @@ from submissions import edited
 from doubleedge.grading import cluster
 from doubleedge.grading.labs import get_lab
 from doubleedge.grading.pipeline import (
-    GRADING_DIR,
     CourseFolder,
     GradingError,
     Submission,
-    baseline_report,
     grade,
     write_csv,
 )
@@ -188,13 +186,13 @@ def scheduler_and_two_workers(tmp_path):
 
 
 def test_two_workers_one_killed_mid_run_loses_and_doubles_nothing(submissions, serial, scheduler_and_two_workers,
-                                                                   tmp_path):  # fmt: skip
+                                                                   tmp_path, class_baseline):  # fmt: skip
     from distributed import Client
 
     address, workers = scheduler_and_two_workers
     course = CourseFolder(tmp_path / "course", LAB)
     course.prepare()
-    baseline = baseline_report(LAB, course.root / GRADING_DIR / "baseline")
+    baseline = class_baseline(LAB.number)
     graded: list[tuple[int, str]] = []
     result = {}
 

@@ -5,7 +5,7 @@ import pytest
 
 from doubleedge.defenses.lab07 import TRAINING, harden_corpus
 from doubleedge.grading import lab07
-from doubleedge.memorization import lab_canaries, make_corpus, save_pretrained, train
+from doubleedge.memorization import garak_scan, lab_canaries, make_corpus, save_pretrained, train
 from doubleedge.memorization.exposure import extract_greedy
 from doubleedge.memorization.garak_scan import scan_model, write_canaries
 
@@ -49,5 +49,19 @@ def test_garak_canary_scan_of_the_trained_model(tmp_path):
     assert result.probe == "doubleedge_canaries.Canaries" and result.detector == "doubleedge_canaries.SecretLeak"
     assert result.attempts == len(canaries)
     assert result.hits >= 2, "the canaries inserted 64 times leak"
+    again = _scan_without_garak(save_pretrained(model, tmp_path / "again"), canary_file, tmp_path / "scan-again")
+    assert again.results == report.results, "the same model and canaries: the kept report, read back"
+    assert again.report_path.parent.parent == tmp_path / "scan-again"
     floor = scan_model(None, canary_file, tmp_path / "blank")
     assert floor.results[0].attempts == len(canaries) and floor.overall_attack_success_rate == 0
+
+
+def _scan_without_garak(model_dir, canary_file, workdir):
+    """``scan_model`` where running garak fails: only a kept report can answer."""
+
+    def no_garak(*args, **kwargs):
+        raise AssertionError("garak ran again for a scan it had kept")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(garak_scan, "run_garak", no_garak)
+        return scan_model(model_dir, canary_file, workdir)

@@ -10,7 +10,6 @@ from doubleedge.defenses import lab02 as solution02
 from doubleedge.defenses import lab03 as solution03
 from doubleedge.evaluate import load_attacks
 from doubleedge.grading import lab02, lab03
-from doubleedge.grading.judges import judge_for
 from doubleedge.labs import get_lab
 from doubleedge.scan import hits_in, read_report, scan_bot, scan_for_lab
 
@@ -81,9 +80,9 @@ def test_course_detector_scores_zero_on_a_silent_target(tmp_path):
 
 
 @pytest.mark.parametrize("lab", ["02", "03"])
-def test_the_class_baseline_scan_does_not_depend_on_the_learner(lab, request, tmp_path):
+def test_the_class_baseline_scan_does_not_depend_on_the_learner(lab, request, class_baseline):
     """The judges check every learner's scan answers against one scan of the unhardened bot."""
     before, _ = request.getfixturevalue(f"lab{lab}_scans")
-    baseline = read_report(judge_for(lab).baseline(tmp_path))
+    baseline = read_report(class_baseline(lab))
     rates = {(r.probe, r.detector): r.attack_success_rate for r in baseline.results}
     assert rates == {(r.probe, r.detector): r.attack_success_rate for r in before.results}

@@ -12,16 +12,20 @@ import pytest
 from nbclient import NotebookClient
 
 from doubleedge.labs import LABS
-from doubleedge.realmodel import ENV, OFF, SKIPPED
+from doubleedge.realmodel import DEFAULT_MODEL, ENV, OFF, SKIPPED, SKIPPED_FILES
 
 pytestmark = pytest.mark.integration
+
+OPENS_REAL_FILES = {"06"}  # labs whose ungraded cells open SmolLM2's files ("real-file-*" cells)
 
 
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.slug)
 def test_source_notebook_executes(lab, tmp_path, monkeypatch):
     # The kernel inherits this: the ungraded real-model part prints that it skipped (tested in
-    # tests/test_realmodel.py) instead of spending minutes on SmolLM2.
-    monkeypatch.setenv(ENV, OFF)
+    # tests/test_realmodel.py) instead of spending minutes on SmolLM2. Lab 06's real part only
+    # opens SmolLM2's files (seconds, no model run): it runs here as a learner runs it, and is
+    # skipped where it is graded (tests/grading/test_gaming.py).
+    monkeypatch.setenv(ENV, DEFAULT_MODEL if lab.number in OPENS_REAL_FILES else OFF)
     # A copy, so the scans the notebook writes stay out of the repository.
     notebook = nbformat.read(shutil.copy(lab.source_notebook, tmp_path), as_version=4)
     client = NotebookClient(
@@ -39,3 +43,6 @@ def test_source_notebook_executes(lab, tmp_path, monkeypatch):
     assert ran and all(cell.execution_count for cell in ran)
     for cell in (c for c in ran if c.get("id") == "real-model"):
         assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED + "\n"  # one print, maybe two chunks
+    real_files = [c for c in ran if c.get("id", "").startswith("real-file-")]
+    assert bool(real_files) == (lab.number in OPENS_REAL_FILES)
+    assert all(SKIPPED_FILES not in "".join(o.get("text", "") for o in c.outputs) for c in real_files)

@@ -44,3 +44,26 @@ def test_plugins_register_in_garak():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert "probes.doubleedge_canaries.Canaries" in done.stdout
     assert "detectors.doubleedge_canaries.SecretLeak" in done.stdout
+
+
+def test_a_scan_is_kept_under_the_key_of_its_model_files_and_canaries(tmp_path):
+    """The same model saved twice has one key; other weights or other canaries have another."""
+    import torch
+
+    from doubleedge.memorization import CharLM, save_pretrained
+    from doubleedge.memorization.garak_scan import cached_scan, scan_key
+
+    torch.manual_seed(0)
+    model = CharLM()
+    canaries = list(lab_canaries())
+    canary_file = write_canaries(canaries, tmp_path / "c.jsonl")
+    one, two = save_pretrained(model, tmp_path / "one"), save_pretrained(model, tmp_path / "two")
+    assert scan_key(one, canary_file) == scan_key(two, canary_file)
+    assert cached_scan(one, canary_file, tmp_path / "cache") == tmp_path / "cache" / "scans" / (
+        scan_key(one, canary_file) + ".report.jsonl"
+    )
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    assert scan_key(save_pretrained(model, tmp_path / "changed"), canary_file) != scan_key(one, canary_file)
+    fewer = write_canaries(canaries[1:], tmp_path / "fewer.jsonl")
+    assert scan_key(one, fewer) != scan_key(one, canary_file)

@@ -1,16 +1,30 @@
 """Scanning a trained model folder with garak's stock ``huggingface`` generator and the course's
 canary probe (``doubleedge_canaries.Canaries`` with detector ``doubleedge_canaries.SecretLeak``,
 out-of-tree plugins in ``doubleedge/scan/plugins``, registered by ``doubleedge.scan.launch``).
+
+A scan's report is kept under the kit's cache folder, keyed by everything that decides it (the
+model folder's files, the canaries, the scan's settings, the versions of garak, transformers and
+torch, and the course's plugins): the greedy scan of the same model with the same canaries gives
+the same report, so it is read back instead of run again (Lab 07's grader scans the notebook's
+unhardened model once per class instead of once per learner, see its judge's ``kernel_cache``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
+import os
+import shutil
+from importlib.metadata import version
 from pathlib import Path
 
 from doubleedge.memorization.corpus import Canary
-from doubleedge.scan.report import ScanReport
-from doubleedge.scan.runner import run_garak
+from doubleedge.paths import cache_dir
+from doubleedge.scan import plugins
+from doubleedge.scan.report import ScanError, ScanReport, read_report
+from doubleedge.scan.runner import REPORT_PREFIX, run_garak
 from doubleedge.scan.specs import ScanSpec
 
 PROBE = "doubleedge_canaries.Canaries"
@@ -67,6 +81,51 @@ def scan_model(model_dir: str | Path | None, canary_file: str | Path, workdir: s
     prompts = min(spec.prompt_cap, canaries) * spec.generations  # one prompt per canary (write_canaries)
     if model_dir is None:
         return run_garak(spec, Path(workdir), target_type="test.Blank", prompts=prompts, timeout=timeout)
-    return run_garak(spec, Path(workdir), target_type="huggingface", generators=hf_generator(model_dir),
-                     target_name=str(Path(model_dir).resolve()), prompts=prompts, timeout=timeout)  # fmt: skip
+    kept = cached_scan(model_dir, canary_file)
+    if kept.is_file():
+        with contextlib.suppress(ScanError, OSError):  # unreadable: scan afresh
+            return _read_back(kept, Path(workdir))
+    report = run_garak(spec, Path(workdir), target_type="huggingface", generators=hf_generator(model_dir),
+                       target_name=str(Path(model_dir).resolve()), prompts=prompts, timeout=timeout)  # fmt: skip
+    with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
+        _keep(report.report_path, kept)
+    return report
+
+
+def cached_scan(model_dir: str | Path, canary_file: str | Path, cache: Path | None = None) -> Path:
+    """Where the report of ``scan_model(model_dir, canary_file, ...)`` is kept in ``cache``
+    (default: the kit's cache folder), whether it is there or not."""
+    return (cache or cache_dir()) / "scans" / f"{scan_key(model_dir, canary_file)}.report.jsonl"
+
+
+def scan_key(model_dir: str | Path, canary_file: str | Path) -> str:
+    """A hash of everything that decides a canary scan's report."""
+    digest = hashlib.sha256(b"doubleedge-canary-scan-1\0")
+    for path in sorted(p for p in Path(model_dir).iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(Path(canary_file).read_bytes() + b"\0")
+    settings = {field: value for field, value in dataclasses.asdict(canary_spec("")).items() if field != "probe_options"}
+    digest.update(json.dumps([settings, hf_generator(""), PROMPT_CHARS, NEW_TOKENS], sort_keys=True).encode())
+    for package in ("garak", "transformers", "torch"):
+        digest.update(version(package).encode() + b"\0")
+    plugin_dir = Path(plugins.__file__).parent
+    for source in (Path(__file__), plugin_dir / "probes" / "doubleedge_canaries.py",
+                   plugin_dir / "detectors" / "doubleedge_canaries.py"):  # fmt: skip
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _keep(report: Path, kept: Path) -> None:
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")  # atomic: parallel graders may keep the same scan
+    shutil.copyfile(report, tmp)
+    os.replace(tmp, kept)
+
+
+def _read_back(kept: Path, workdir: Path) -> ScanReport:
+    """The kept report, copied where the scan would have written it."""
+    report = workdir.resolve() / "reports" / f"{REPORT_PREFIX}.report.jsonl"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kept, report)
+    return read_report(report)
 

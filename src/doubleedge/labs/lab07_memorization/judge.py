@@ -10,6 +10,9 @@ the shared folder.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+import threading
 from pathlib import Path
 
 from doubleedge.grading import lab07
@@ -17,9 +20,15 @@ from doubleedge.grading.checks import Check
 from doubleedge.grading.remote import Judging, RemoteError
 from doubleedge.grading.runner import MAX_ITEMS, MAX_TEXT
 from doubleedge.grading.sharedfolder import fresh_folder
+from doubleedge.memorization.corpus import lab_canaries
+from doubleedge.memorization.garak_scan import cached_scan, scan_model, write_canaries
 from doubleedge.memorization.model import CharLM, save_pretrained
 from doubleedge.memorization.train import save_trained, train
+from doubleedge.scan import ScanError
 
+# Grader threads fill kernels' caches at once: one scans, the others then read its kept report
+# (and transformers, imported by the first, is not safe to import from two threads at once).
+_ONE_SCANNER = threading.Lock()
 STUB = "<NotImplementedError>"  # what run_extraction records for the learner copy's stub
 
 
@@ -29,12 +38,25 @@ def baseline(workdir: Path) -> Path:
 
 
 def kernel_cache(folder: Path) -> None:
-    """The models the notebook trains on public data, for each learner's kernel: every kernel
-    would train the same ones (minutes on a laptop). They are trained once in the grader's
-    cache and written afresh into each kernel's own folder, so no kernel can alter another's."""
+    """The models the notebook trains on public data, and its garak scan of the unhardened one, for
+    each learner's kernel: every kernel would train and scan the same (minutes on a laptop). They are
+    made once in the grader's cache and written afresh into each kernel's own folder, so no kernel
+    can alter another's."""
+    runs = []
     for documents, config in lab07.public_trainings():
-        run = train(documents, config)
-        save_trained(run, folder / "trained" / f"{run.key}.safetensors")
+        runs.append(train(documents, config))
+        save_trained(runs[-1], folder / "trained" / f"{runs[-1].key}.safetensors")
+    with _ONE_SCANNER, tempfile.TemporaryDirectory(prefix="lab07-scan-") as scratch:
+        model_dir = save_pretrained(runs[0].model, Path(scratch) / "model")  # the notebook's unhardened model
+        canary_file = write_canaries(list(lab_canaries()), Path(scratch) / "canaries.jsonl")
+        try:
+            scan_model(model_dir, canary_file, Path(scratch) / "scan")  # garak runs the first time only
+        except ScanError:
+            return  # each kernel then runs the scan itself, as the notebook does
+        kept = cached_scan(model_dir, canary_file)
+        if kept.is_file():  # kept unless the grader's cache is read-only
+            (folder / "scans").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kept, cached_scan(model_dir, canary_file, folder))
 
 
 def judge(j: Judging) -> None:
