@@ -18,8 +18,8 @@ from doubleedge.evaluate import (
     OrdinaryRequest,
     Outcome,
     attack_success_rate,
-    ordinary_pass_rates,
     labelled,
+    ordinary_pass_rates,
     practice_ordinary,
     read_jsonl,
     score_detector,
@@ -262,9 +262,17 @@ def detector_scores(detect: object, cases: tuple[Labelled, ...]) -> DetectorScor
         raise ValueError(f"it failed on a held-out message ({learner_failure('looks_like_injection', exc)})") from None
 
 
-def check_detector(detect: object, cases: tuple[Labelled, ...]) -> Check:
-    """Does the learner's detector catch enough held-out attacks while flagging few ordinary messages?
-    Reasons give counts and rates, never a held-out message."""
+def heldout_detection_cases() -> tuple[Labelled, ...]:
+    from doubleedge.labs import get_lab
+
+    return load_detection_cases(get_lab(LAB).heldout_attacks)
+
+
+def check_detector(detect: object, cases: tuple[Labelled, ...] | None = None) -> Check:
+    """Does the learner's detector catch enough held-out attacks (by default those of the course's
+    held-out set) while flagging few ordinary messages? Reasons give counts and rates, never a
+    held-out message."""
+    cases = heldout_detection_cases() if cases is None else cases
     try:
         scores = detector_scores(detect, cases)
     except ValueError as exc:
@@ -280,9 +288,10 @@ def check_detector(detect: object, cases: tuple[Labelled, ...]) -> Check:
     return Check(True) if not problems else Check(False, "looks_like_injection: " + "; ".join(problems))
 
 
-def check_defense_uses_detector(detect: object, bot: SupportBot, cases: tuple[Labelled, ...]) -> Check:
+def check_defense_uses_detector(detect: object, bot: SupportBot, cases: tuple[Labelled, ...] | None = None) -> Check:
     """Does the hardened bot refuse every held-out message that the learner's detector flags?
     (The defense may add other guards; it must not leave the learner's detector out.)"""
+    cases = heldout_detection_cases() if cases is None else cases
     try:
         scores = detector_scores(detect, cases)
     except ValueError as exc:
