@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 LEARNER = "judge-test"
 COURSE_KEY = "a-private-course-key-for-the-tests"
-LEFT_OUT = {"hardening": "pass\n"}  # Exercise 4 fails at once (not measured here)
+LEFT_OUT = {"hardening": "pass\n"}  # Exercise 5 fails at once (not measured here)
 
 # Exercise 2 answered without the attack: each must fail.
 GAMING = {

@@ -28,7 +28,8 @@ TELLS = {
     "mode_switch": r"\b(?:enable|enter|activate|switch (?:on|to)|turn on|you are (?:now )?in)\b[^.\n]{0,15}\b(?:developer|maintenance|debug|admin|god|unrestricted|jailbreak) mode"
     r"|\b(?:developer|unrestricted) mode (?:on|enabled)\s*(?:[.!:]|$)|\bdeveloper mode output\b",
     "persona": r"\bdo anything now\b|\bstay in character\b|\bjailbreak\b|\byou are (?:now|going to (?:be|act))\b"
-    r"|\b(?:pretend|imagine) (?:that )?you(?:'re| are)\b|\blet'?s (?:role-?play|play a game|pretend)\b"
+    r"|\b(?:pretend|imagine) (?:that )?you(?:'re| are)\b|\byou(?:'re| are) (?:a |an )?(?:person|character|man|woman|ai|bot) (?:named|called)\b"
+    r"|\bimaginary (?:\w+ ){0,3}(?:ai|assistant|bot|chatbot)\b|\blet'?s (?:role-?play|play a game|pretend)\b"
     r"|\b(?:act|acting|roleplay|role-play|role play) as (?:an? |my |the )?(?:\w+ )?(?:ai|bot|assistant|chatbot|model|hacker|grandm\w+|character)\b"
     r"|\b(?:ai|bot|assistant|chatbot|model|you)\b[^.\n]{0,30}\b(?:with no|without (?:any )?|freed from (?:every |all |any |its )?|free of )(?:restrictions|limits|limitations|rules|filters|polic(?:y|ies)|guidelines|programming)"
     r"|\b(?:unfiltered|uncensored) (?:ai|bot|model|assistant|chatbot|version|mode)\b|\bsimulate (?:an? |the )?\w*\s?(?:ai|bot|chatbot|assistant|model)\b"
