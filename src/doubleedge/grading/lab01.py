@@ -300,7 +300,7 @@ def check_defense_uses_detector(detect: object, bot: SupportBot, cases: tuple[La
     if not caught:
         return Check(False, "looks_like_injection flags none of the held-out attacks: there is no detector to use")
     flagged = caught + list(scores.false_alarms)
-    let_through = sum(1 for text in flagged if bot.respond(text).blocked_by is None)
+    let_through = sum(1 for text in flagged if not bot.respond(text).blocked_by)
     if let_through:
         return Check(False, f"build_defense let through {let_through} held-out messages that looks_like_injection "
                             "flags: use your detector as an input guard (FunctionGuard(looks_like_injection))")
