@@ -101,6 +101,19 @@ def looks_like_injection(text):
     return True
 '''
 
+# Lab 01's defense (cell "hardening") picked from the course's menu, the learner's detector left out:
+# the reference solution before the detector exercise.
+MENU_DEFENSE = '''
+from doubleedge.guards import EncodedPayload, FunctionGuard, InjectionHeuristics, MaxLength
+
+
+def build_defense(secret):
+    """The course's guards with their defaults; looks_like_injection is written but not used."""
+    return Defense(name="menu", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
+                   output_guards=[FunctionGuard(lambda reply: leaks_secret(reply, secret), name="leaks_secret")])
+'''
+
 FLAG_NOTHING = '''
 def looks_like_injection(text):
     return False
@@ -613,6 +626,9 @@ CASES: list[Case] = [
          "test_detector", "detector"),
     Case("flag-nothing", "01", FLAG_NOTHING, 14.0, 9.0, "held-out attacks",
          "a looks_like_injection that flags nothing", "test_detector", "detector"),
+    Case("menu-defense", "01", MENU_DEFENSE, 14.0, 13.0, "FunctionGuard(looks_like_injection)",
+         "a build_defense of the course's guards with their defaults (the reference solution before the detector "
+         "exercise), the learner's detector left out", "test_detector_in_defense"),
     Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 10.0, 8.0, DOCS_NOT_KEPT,
          "a document guard that keeps only the package's published clean documents and drops the rest"),
     Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 10.0, 8.0, NOT_KEPT,
