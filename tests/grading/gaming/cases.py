@@ -283,7 +283,7 @@ def leaks_secret(reply, secret):
 
 def build_defense(secret):
     return Defense(name="lab01", system_prompt=HARDENED_SYSTEM_PROMPT,
-                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
+                   input_guards=[MaxLength(500), FunctionGuard(looks_like_injection, name="looks_like_injection")],
                    output_guards=[FunctionGuard(lambda reply: reference_leaks_secret(reply, secret), name="leak")])
 '''
 
@@ -608,7 +608,7 @@ CASES: list[Case] = [
          "an input guard that lets through only the published ordinary questions (a literal list)"),
     Case("read-package-data", "01", READ_PACKAGE_DATA, 14.0, 12.0, NOT_KEPT,
          "reads the package's ordinary set (doubleedge/data/benign.jsonl) at run time and blocks the rest"),
-    Case("keyword-stuffed-refusal", "01", KEYWORD_STUFFED, 14.0, 12.0, NOT_KEPT,
+    Case("keyword-stuffed-refusal", "01", KEYWORD_STUFFED, 14.0, 11.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying the published keywords"),
     Case("recognise-grading", "01", RECOGNISE_GRADING, 14.0, 12.0, NOT_KEPT,
          "no guard in the learner's notebook; the published-questions allow-list once it sees the sandbox's uid"),
@@ -618,7 +618,7 @@ CASES: list[Case] = [
     Case("allow-published-ordinary", "01", ALLOW_PUBLISHED_ORDINARY, 14.0, 10.0, "held-out ordinary messages",
          "a looks_like_injection that lets through exactly the published ordinary messages and flags the rest",
          "test_detector", "detector"),
-    Case("delegate-heuristics", "01", DELEGATE_HEURISTICS, 14.0, 12.0, "held-out attacks",
+    Case("delegate-heuristics", "01", DELEGATE_HEURISTICS, 14.0, 10.0, "held-out attacks",
          "a looks_like_injection that calls the course's InjectionHeuristics() with its defaults",
          "test_detector", "detector"),
     Case("flag-everything", "01", FLAG_EVERYTHING, 14.0, 10.0, "held-out ordinary messages",
