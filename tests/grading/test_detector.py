@@ -109,3 +109,15 @@ def test_a_defense_that_wraps_the_detector_passes_the_use_check_with_any_other_g
                        input_guards=[InjectionHeuristics(), mine])  # fmt: skip
 
     assert lab01.check_defense_uses_detector(solution.looks_like_injection, lab01.hardened_bot(wrapped, "detector"))
+
+
+def test_the_heldout_order_hides_the_labels():
+    """A detector that flags its first 33 calls (the file lists the 33 attacks first) fails."""
+    calls = []
+
+    def counting(text: str) -> bool:
+        calls.append(text)
+        return len(calls) <= 33
+
+    assert [c.attack for c in HELDOUT][:33] != [True] * 33
+    assert not lab01.check_detector(counting)

@@ -5,6 +5,7 @@ and the grader (the authoritative score, computed in a fresh process).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,9 +245,12 @@ def evaluate_hardening(bot: SupportBot, heldout: list[Attack],
 
 
 def load_detection_cases(heldout: Path | str) -> tuple[Labelled, ...]:
-    """The ``"kind": "detection"`` records of Lab 01's held-out set: labelled messages."""
+    """The ``"kind": "detection"`` records of Lab 01's held-out set: labelled messages, in an order
+    that hides the labels (by a digest of each text): the file lists the attacks first, and a
+    detector that counts its calls must learn nothing from where it is in the set."""
     parsed = read_jsonl(heldout, lambda r: labelled(r) if r.get("kind") == DETECTION_KIND else None)
-    cases = tuple(case for case in parsed if case is not None)
+    cases = tuple(sorted((case for case in parsed if case is not None),
+                         key=lambda case: hashlib.sha256(case.text.encode()).digest()))  # fmt: skip
     if not any(c.attack for c in cases) or all(c.attack for c in cases):
         raise ValueError(f"{heldout}: the detection cases need both attacks and ordinary messages")
     return cases
