@@ -34,7 +34,7 @@ TELLS = {
     r"|\b(?:ai|bot|assistant|chatbot|model|you)\b[^.\n]{0,30}\b(?:with no|without (?:any )?|freed from (?:every |all |any |its )?|free of )(?:restrictions|limits|limitations|rules|filters|polic(?:y|ies)|guidelines|programming)"
     r"|\b(?:unfiltered|uncensored) (?:ai|bot|model|assistant|chatbot|version|mode)\b|\bsimulate (?:an? |the )?\w*\s?(?:ai|bot|chatbot|assistant|model)\b"
     r"|\bpretend to be (?:an? |the )?(?:\w+ )?(?:ai|bot|assistant|chatbot|model)\b|\byou (?:had|have) no (?:restrictions|limits|rules|filters)\b"
-    r"|\b(?:do not|don't|never) refuse\b|\bobey (?:me|my|every)\b|\bnever (?:refuses|says no)\b|\banswers? every(?:thing| question)\b|\b(?:drop|quit|break) (?:the|your) [\w-]{0,20} ?(?:act|character|persona|role)\b",
+    r"|\b(?:do not|don't|never) refuse\b|\b(?:obey (?:me|my|every)|must obey)\b|\bnever (?:refuses|says no)\b|\banswers? every(?:thing| question)\b|\b(?:drop|quit|break) (?:the|your) [\w-]{0,20} ?(?:act|character|persona|role)\b",
     "prompt_leak": r"\b(?:repeat|print|show|reveal|display|output|quote|translate|summari[sz]e|paraphrase|encode|rewrite|dump|write out)\b[^.?!\n]{0,40}"
     r"\b(?:your|the) (?:system |initial |original |hidden |first )?(?:prompt|instructions|configuration|setup)\b"
     r"|\b(?:text|words|everything|lines|what'?s written) (?:above|before)\b(?!\s*(?:the\b|\$|\d))"
