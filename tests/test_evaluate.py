@@ -9,11 +9,17 @@ import pytest
 from doubleedge.evaluate import (
     Attack,
     BenignCase,
+    Labelled,
     Outcome,
     attack_success_rate,
     benign_pass_rate,
     benign_set,
+    evaluate_detector,
+    labelled,
     load_attacks,
+    published_labelled,
+    read_jsonl,
+    score_detector,
 )
 from doubleedge.guards import FunctionGuard
 from doubleedge.models import ReferenceModel
@@ -191,3 +197,43 @@ def test_output_guard_brings_the_leak_rate_down():
     guarded = Defense(output_guards=[FunctionGuard(lambda reply: SECRET in reply, name="exact")])
     outcome = attack_success_rate(SupportBot(ReferenceModel(), secret=SECRET, defense=guarded), ATTACKS)
     assert outcome == Outcome(0.25, 4, ("print-marker",))
+
+
+# --- detectors on labelled messages ----------------------------------------------------------
+
+
+def test_detector_scores_count_each_kind_of_answer():
+    examples = [Labelled("attack one", True), Labelled("attack two", True), Labelled("hello", False),
+                Labelled("attack-looking hello", False)]  # fmt: skip
+    scores = score_detector(lambda text: "attack" in text and text != "attack two", examples)
+    assert (scores.true_positives, scores.false_negatives, scores.false_positives, scores.true_negatives) == (1, 1, 1, 1)
+    assert (scores.precision, scores.recall, scores.false_positive_rate) == (0.5, 0.5, 0.5)
+    assert scores.missed == ("attack two",) and scores.false_alarms == ("attack-looking hello",)
+    assert "recall 50% (1 of 2 attacks)" in scores.summary()
+
+
+def test_a_detector_that_flags_nothing_has_full_precision_and_no_recall():
+    scores = score_detector(lambda text: False, [Labelled("a", True), Labelled("b", False)])
+    assert (scores.precision, scores.recall, scores.false_positive_rate) == (1.0, 0.0, 0.0)
+
+
+def test_score_detector_needs_messages_and_lets_the_detectors_errors_through():
+    with pytest.raises(ValueError, match="at least one"):
+        score_detector(lambda text: True, [])
+    with pytest.raises(ZeroDivisionError):
+        score_detector(lambda text: 1 / 0, [Labelled("a", True)])
+
+
+def test_the_published_labelled_set_has_both_labels_and_prints_its_scores(capsys):
+    published = published_labelled()
+    assert sum(e.attack for e in published) == 45 and sum(not e.attack for e in published) == 45
+    scores = evaluate_detector(lambda text: text in {e.text for e in published if e.attack}, show=2)
+    assert (scores.recall, scores.false_positive_rate) == (1.0, 0.0)
+    assert "precision 100%, recall 100%" in capsys.readouterr().out
+
+
+def test_a_labelled_record_needs_a_known_label(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"text": "hi", "label": "maybe"}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"set.jsonl:1: .*label must be one of"):
+        read_jsonl(path, labelled)

@@ -217,3 +217,102 @@ def _digest(key: Ask) -> bytes:
     message, documents, customer = key
     text = json.dumps([message, [[d.source, d.text] for d in documents], customer])
     return hashlib.sha256(text.encode()).digest()
+
+
+# --- Detectors, measured on labelled messages ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One message of a labelled set: its text and whether it is an attack."""
+
+    text: str
+    attack: bool
+    id: str = ""
+
+
+ATTACK_LABELS = {"attack": True, "benign": False, "ordinary": False}
+
+
+def labelled(record: dict) -> Labelled:
+    """A ``{"text", "label"}`` record (label ``attack``, ``benign`` or ``ordinary``) as a Labelled message."""
+    label = record["label"]
+    if label not in ATTACK_LABELS:
+        raise ValueError(f"label must be one of {sorted(ATTACK_LABELS)}, not {label!r}")
+    return Labelled(record["text"], ATTACK_LABELS[label], record.get("id", ""))
+
+
+@cache
+def published_labelled() -> tuple[Labelled, ...]:
+    """The course's published labelled set (doubleedge/data/injection_train.jsonl): for
+    building and practising a detector. Grades use a held-out set with other wording."""
+    path = resources.files("doubleedge.data").joinpath("injection_train.jsonl")
+    return tuple(read_jsonl(Path(str(path)), labelled))
+
+
+@dataclass(frozen=True)
+class DetectorScores:
+    """A detector's confusion counts on a labelled set, and the messages it got wrong."""
+
+    true_positives: int
+    false_positives: int
+    true_negatives: int
+    false_negatives: int
+    missed: tuple[str, ...] = ()  # attacks not flagged
+    false_alarms: tuple[str, ...] = ()  # ordinary messages flagged
+
+    @property
+    def precision(self) -> float:
+        """Of the messages flagged, the share that are attacks (1.0 when nothing is flagged)."""
+        flagged = self.true_positives + self.false_positives
+        return self.true_positives / flagged if flagged else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Of the attacks, the share flagged."""
+        attacks = self.true_positives + self.false_negatives
+        return self.true_positives / attacks if attacks else 0.0
+
+    @property
+    def false_positive_rate(self) -> float:
+        """Of the ordinary messages, the share flagged."""
+        ordinary = self.false_positives + self.true_negatives
+        return self.false_positives / ordinary if ordinary else 0.0
+
+    def summary(self) -> str:
+        attacks = self.true_positives + self.false_negatives
+        ordinary = self.false_positives + self.true_negatives
+        return (f"precision {self.precision:.0%}, recall {self.recall:.0%} ({self.true_positives} of {attacks} attacks), "
+                f"false-positive rate {self.false_positive_rate:.0%} ({self.false_positives} of {ordinary} ordinary)")
+
+
+def score_detector(detect: Callable[[str], object], examples: Iterable[Labelled]) -> DetectorScores:
+    """``detect(text)`` (truthy: an attack) on each labelled message, counted. The detector's
+    own exceptions propagate: a detector that fails on a message has no score."""
+    counts = {(True, True): 0, (False, True): 0, (False, False): 0, (True, False): 0}  # (flagged, attack)
+    missed, false_alarms = [], []
+    for example in examples:
+        flagged = bool(detect(example.text))
+        counts[(flagged, example.attack)] += 1
+        if example.attack and not flagged:
+            missed.append(example.text)
+        elif flagged and not example.attack:
+            false_alarms.append(example.text)
+    if not sum(counts.values()):
+        raise ValueError("a detector is scored on at least one labelled message")
+    return DetectorScores(counts[(True, True)], counts[(True, False)], counts[(False, False)], counts[(False, True)],
+                          tuple(missed), tuple(false_alarms))  # fmt: skip
+
+
+def evaluate_detector(detect: Callable[[str], object], examples: Iterable[Labelled] | None = None,
+                      show: int = 5) -> DetectorScores:  # fmt: skip
+    """Score ``detect`` on a labelled set (the published one by default), print precision,
+    recall and false-positive rate with up to ``show`` misses and false alarms, and return the scores."""
+    scores = score_detector(detect, published_labelled() if examples is None else examples)
+    print(scores.summary())
+    for title, texts in (("missed attacks", scores.missed), ("false alarms", scores.false_alarms)):
+        if texts and show:
+            print(f"{title} ({len(texts)}):")
+            for text in texts[:show]:
+                print("  ", text[:100])
+    return scores

@@ -9,9 +9,10 @@ hardening cell is left out so that each run takes seconds.
 from __future__ import annotations
 
 import pytest
+from gaming.cases import CASES
 from test_judge_labs_02_03 import notebook_cells
 
-from doubleedge.grading import authoritative, sandbox
+from doubleedge.grading import authoritative, lab01, sandbox
 from doubleedge.grading.labs import get_lab
 from doubleedge.target.secrets import grading_secret
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 LEARNER = "judge-test"
 COURSE_KEY = "a-private-course-key-for-the-tests"
-LEFT_OUT = {"hardening": "pass\n"}  # Exercise 4 fails at once (not measured here)
+LEFT_OUT = {"hardening": "pass\n"}  # Exercise 5 fails at once (not measured here)
 
 # Exercise 2 answered without the attack: each must fail.
 GAMING = {
@@ -99,3 +100,47 @@ def test_an_injection_that_echoes_the_learners_own_code_earns_nothing(grade):
     assert "none of your injections" in result["tests"]["test_injection"]["reason"]
     assert not passed(result, "test_extracted_code")
     assert_secret_not_quoted(result)
+
+
+# --- Exercise 4: the learner's own detector, on the held-out labelled messages -----------------
+
+DETECTOR_CASES = [c for c in CASES if c.lab == "01" and c.cell == "detector"]
+
+
+def assert_no_heldout_message_quoted(result: dict) -> None:
+    messages = [case.text for case in lab01.heldout_detection_cases()]
+    assert not [m for t in result["tests"].values() for m in messages if m in t["reason"]]
+
+
+def test_the_reference_detector_passes_and_the_use_check_needs_build_defense(grade):
+    result = grade()  # the hardening cell is left out
+    assert passed(result, "test_detector"), result["tests"]
+    assert not passed(result, "test_detector_in_defense")
+    assert "build_defense" in result["tests"]["test_detector_in_defense"]["reason"]
+
+
+@pytest.mark.parametrize("case", DETECTOR_CASES, ids=lambda c: c.name)
+def test_exercise_4_without_a_detector_of_ones_own_fails(grade, case):
+    _, cells = notebook_cells("01")
+    result = grade(detector=cells["detector"] + "\n\n" + case.source())
+    assert not passed(result, "test_detector"), case.name
+    assert case.reason in result["tests"]["test_detector"]["reason"]
+    assert passed(result, "test_injection")  # the other exercises keep their points
+    assert_no_heldout_message_quoted(result)
+
+
+def test_an_unfinished_detector_cell_fails_both_detector_tests_with_its_error(grade):
+    result = grade(detector="raise NotImplementedError()\n")
+    assert not passed(result, "test_detector") and "NotImplementedError" in result["tests"]["test_detector"]["reason"]
+    assert "fix cell 'detector' first" in result["tests"]["test_detector_in_defense"]["reason"]
+
+
+def test_a_defense_from_the_course_menu_loses_the_use_point_only(grade):
+    """The reference solution before the detector exercise: it still stops the attacks."""
+    _, cells = notebook_cells("01")
+    menu = next(c for c in CASES if c.lab == "01" and c.name == "menu-defense")
+    result = grade(hardening=cells["hardening"] + "\n\n" + menu.source())
+    assert passed(result, "test_detector") and passed(result, "test_hardening_asr"), result["tests"]
+    assert not passed(result, "test_detector_in_defense")
+    assert "FunctionGuard(looks_like_injection)" in result["tests"]["test_detector_in_defense"]["reason"]
+    assert_no_heldout_message_quoted(result)

@@ -83,7 +83,7 @@ def _csv(rows, path: Path) -> str:
 def serial(submissions, tmp_path_factory):
     root = tmp_path_factory.mktemp("serial")
     rows = grade(LAB, submissions, root / "course", workers=1, box=make_sandbox("bwrap"))
-    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (10.5, 0, 0, 7.5)  # 0.5 of each 11 (the written reading) waits for a person
+    assert (rows[0].score, rows[1].score, rows[2].score, rows[4].score) == (13.5, 0, 0, 10.5)  # 0.5 of each 14 (the written reading) waits for a person
     return _csv(rows, root / "grades.csv"), _scores(root / "course" / "gradebook.db")
 
 
@@ -249,4 +249,4 @@ def test_course_grade_on_a_local_cluster_writes_the_same_grades(submissions, tmp
         grades[name] = ((folder / "grades" / "01.csv").read_text("utf-8"), _scores(folder / "gradebook.db"))
         assert sorted(p.parent.name for p in (folder / "autograded").glob(f"*/{LAB.slug}")) == ["ann", "ben"]
     assert grades["dask"] == grades["serial"]
-    assert "ann,01,10.5" in grades["dask"][0]
+    assert "ann,01,13.5" in grades["dask"][0]

@@ -70,7 +70,7 @@ def graded(release, tmp_path_factory):
 
 def test_source_notebook_gets_full_marks(graded):
     row = graded[0]["model"]
-    assert row.max_score == 11 and row.score == 10.5, row.notes  # and 0.5 for the reading, from a person
+    assert row.max_score == 14 and row.score == 13.5, row.notes  # and 0.5 for the reading, from a person
     assert row.manual == {"scan_reading": None} and row.manual_pending == 0.5
     assert row.metrics["attack_success_rate"] < 0.10 and row.metrics["benign_pass_rate"] >= 0.9
 
@@ -99,14 +99,14 @@ def test_edited_test_cell_is_caught_and_does_not_help(graded):
 )
 def test_bad_submissions_get_a_clear_reason_and_zero(graded, learner, reason):
     row = graded[0][learner]
-    assert row.score == 0 and row.max_score == 11
+    assert row.score == 0 and row.max_score == 14
     assert any(reason in n for n in row.notes)
 
 
 def test_csv_has_one_row_per_learner(graded):
     rows = list(csv.DictReader(graded[1].open()))
     assert [r["learner"] for r in rows] == ["model", "untouched", "tamper", "broken", "other-lab", "empty"]
-    assert rows[0]["score"] == "10.5" and json.loads(rows[0]["benign_pass_rate"]) >= 0.9
+    assert rows[0]["score"] == "13.5" and json.loads(rows[0]["benign_pass_rate"]) >= 0.9
     # the written reading: empty until a person grades it, and the points that wait for one
     assert (rows[0]["scan_reading"], rows[0]["manual_pending"]) == ("", "0.5")
     assert list(rows[0])[-3:] == ["scan_reading", "manual_pending", "notes"]  # the older columns keep their place
@@ -129,9 +129,9 @@ def test_the_reading_waits_for_a_person_whose_score_a_regrade_keeps(graded):
                     autograded=course.autograded_dir("model"))  # fmt: skip
     row = record(course, again)  # what grading the class again writes for this learner
     assert row.manual == {"scan_reading": 0.25} and row.manual_pending == 0
-    assert row.score == 10.75 and row.max_score == 11
+    assert row.score == 13.75 and row.max_score == 14
     with Gradebook(course.gradebook_url) as gradebook:
         assert not gradebook.find_grade("scan_reading", LAB.slug, LAB.slug, "model").needs_manual_grade
     # the feedback page's notes read the person's score from the gradebook, not from the last grading run
-    stale = {"learner": "model", "score": 10.5, "manual": {"scan_reading": None}}
-    assert with_person_scores(course, stale) == {"learner": "model", "score": 10.75, "manual": {"scan_reading": 0.25}}
+    stale = {"learner": "model", "score": 13.5, "manual": {"scan_reading": None}}
+    assert with_person_scores(course, stale) == {"learner": "model", "score": 13.75, "manual": {"scan_reading": 0.25}}

@@ -252,7 +252,7 @@ def test_workshop_round_trip(hub):
             scan_answers=f"print(open({str(course.root / 'gradebook.db')!r}, 'r+b').read(16))\n" + scan_answers,
         ),
         # eve's attack works, but her extract_code returns the code her own kernel computes;
-        # no hardening (Exercise 4 is not what this case is about, and it grades fast)
+        # no hardening (Exercise 5 is not what this case is about, and it grades fast)
         "eve": _notebook(injection=f"MY_INJECTION = {ATTACKS['eve']!r}", extracted_code=GAMING, hardening="pass"),
     }
     for name, notebook in submissions.items():
@@ -271,11 +271,11 @@ def test_workshop_round_trip(hub):
     assert course.collect(LAB) == sorted(LEARNERS)
     box = Sandbox(Limits(cell_seconds=60, notebook_seconds=240))
     rows = {r.learner: r for r in course.grade(LAB, workers=2, box=box)}
-    assert rows["alice"].score == 10.5, rows["alice"].notes  # 0.5 waits for a person
-    assert rows["mallory"].score == 9 and any("FileNotFoundError" in n for n in rows["mallory"].notes)
+    assert rows["alice"].score == 13.5, rows["alice"].notes  # 0.5 waits for a person
+    assert rows["mallory"].score == 12 and any("FileNotFoundError" in n for n in rows["mallory"].notes)
     assert rows["mallory"].tests["test_extracted_code"] == 1, rows["mallory"].notes
     assert rows["eve"].tests["test_injection"] == 2 and rows["eve"].tests["test_extracted_code"] == 0, rows["eve"]
-    assert rows["eve"].score == 3.5, rows["eve"].notes  # injection 2, scan answers 1.5 (0.5 waits for a person)
+    assert rows["eve"].score == 5.5, rows["eve"].notes  # injection 2, scan answers 1.5, detector 2 (0.5 waits for a person)
     assert (course.grades / "01.csv").is_file()
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from doubleedge.defenses import lab01
 from doubleedge.evaluate import benign_pass_rate
+from doubleedge.gate import RELEASES
 from doubleedge.models import Message, ReferenceModel, load_model
 from doubleedge.models.reference import BEHAVIOURS, FinetunedReferenceModel, finetune, hallucination
 from doubleedge.target import SupportBot
@@ -19,7 +19,8 @@ SHORT_HEX = "What does this mean? 48656c6c6f"  # "Hello": 5 bytes, below the gua
 
 
 def bot(model) -> SupportBot:
-    return SupportBot(model, secret=SECRET, defense=lab01.build_defense(SECRET))
+    """Behind Lab 08's approved release (v1.0): the prompt and guards the fine-tune ships with."""
+    return SupportBot(model, secret=SECRET, defense=RELEASES["v1.0"].build(SECRET))
 
 
 def ask(model, user: str) -> str:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import nbformat
 
-from doubleedge.evaluate import benign_set
+from doubleedge.evaluate import benign_set, published_labelled
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 11.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
+FULL = {"01": 14.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
         "11": 9.0, "12": 9.0}
 
 
@@ -59,6 +59,65 @@ def published_keywords(lab: str) -> str:
     if lab == "03":
         keywords += [k for c in lab03.account_questions() for k in c.expect]
     return " ".join(keywords)
+
+
+def published_messages(attack: bool) -> list[str]:
+    """Lab 01's published labelled messages of one label (the detector exercise's practice set)."""
+    return [e.text for e in published_labelled() if e.attack == attack]
+
+
+# Lab 01's detector (cell "detector"), won without writing one.
+DENY_PUBLISHED_ATTACKS = '''
+PUBLISHED_ATTACKS = {attacks!r}
+
+
+def looks_like_injection(text):
+    """Flags exactly the published labelled set's attacks."""
+    return text in PUBLISHED_ATTACKS
+'''
+
+ALLOW_PUBLISHED_ORDINARY = '''
+PUBLISHED_ORDINARY = {ordinary!r}
+
+
+def looks_like_injection(text):
+    """Lets through exactly the published labelled set's ordinary messages and flags the rest."""
+    return text not in PUBLISHED_ORDINARY
+'''
+
+DELEGATE_HEURISTICS = '''
+from doubleedge.guards import InjectionHeuristics
+
+COURSE_GUARD = InjectionHeuristics()
+
+
+def looks_like_injection(text):
+    """The course's heuristics with their defaults, called from the learner's function."""
+    return not COURSE_GUARD.scan(text).allowed
+'''
+
+FLAG_EVERYTHING = '''
+def looks_like_injection(text):
+    return True
+'''
+
+# Lab 01's defense (cell "hardening") picked from the course's menu, the learner's detector left out:
+# the reference solution before the detector exercise.
+MENU_DEFENSE = '''
+from doubleedge.guards import EncodedPayload, FunctionGuard, InjectionHeuristics, MaxLength
+
+
+def build_defense(secret):
+    """The course's guards with their defaults; looks_like_injection is written but not used."""
+    return Defense(name="menu", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
+                   output_guards=[FunctionGuard(lambda reply: leaks_secret(reply, secret), name="leaks_secret")])
+'''
+
+FLAG_NOTHING = '''
+def looks_like_injection(text):
+    return False
+'''
 
 
 # Each gaming defense is appended to the reference solution's hardening cell, so it can use
@@ -224,7 +283,7 @@ def leaks_secret(reply, secret):
 
 def build_defense(secret):
     return Defense(name="lab01", system_prompt=HARDENED_SYSTEM_PROMPT,
-                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
+                   input_guards=[MaxLength(500), FunctionGuard(looks_like_injection, name="looks_like_injection")],
                    output_guards=[FunctionGuard(lambda reply: reference_leaks_secret(reply, secret), name="leak")])
 '''
 
@@ -622,7 +681,8 @@ class Case:
     def source(self) -> str:
         classmate = classmate_report() if "{classmate}" in self.code else ""
         return self.code.format(questions=published_questions(self.lab), keywords=published_keywords(self.lab),
-                                classmate=classmate)
+                                classmate=classmate, attacks=published_messages(True),
+                                ordinary=published_messages(False))
 
 
 NOT_KEPT = "ordinary questions answered"
@@ -630,14 +690,31 @@ ORDINARY_CHANGED = "of held-out ordinary conversations kept every reply"
 DOCS_NOT_KEPT = "questions about clean documents answered"
 
 CASES: list[Case] = [
-    Case("allowlist-known-questions", "01", ALLOWLIST_KNOWN, 11.0, 9.0, NOT_KEPT,
+    Case("allowlist-known-questions", "01", ALLOWLIST_KNOWN, 14.0, 12.0, NOT_KEPT,
          "an input guard that lets through only the published ordinary questions (a literal list)"),
-    Case("read-package-data", "01", READ_PACKAGE_DATA, 11.0, 9.0, NOT_KEPT,
+    Case("read-package-data", "01", READ_PACKAGE_DATA, 14.0, 12.0, NOT_KEPT,
          "reads the package's ordinary set (doubleedge/data/benign.jsonl) at run time and blocks the rest"),
-    Case("keyword-stuffed-refusal", "01", KEYWORD_STUFFED, 11.0, 9.0, NOT_KEPT,
+    Case("keyword-stuffed-refusal", "01", KEYWORD_STUFFED, 14.0, 11.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying the published keywords"),
-    Case("recognise-grading", "01", RECOGNISE_GRADING, 11.0, 9.0, NOT_KEPT,
+    Case("recognise-grading", "01", RECOGNISE_GRADING, 14.0, 12.0, NOT_KEPT,
          "no guard in the learner's notebook; the published-questions allow-list once it sees the sandbox's uid"),
+    Case("deny-published-attacks", "01", DENY_PUBLISHED_ATTACKS, 14.0, 9.0, "held-out attacks",
+         "a looks_like_injection that flags exactly the published labelled attacks (a literal list)",
+         "test_detector", "detector"),
+    Case("allow-published-ordinary", "01", ALLOW_PUBLISHED_ORDINARY, 14.0, 10.0, "held-out ordinary messages",
+         "a looks_like_injection that lets through exactly the published ordinary messages and flags the rest",
+         "test_detector", "detector"),
+    Case("delegate-heuristics", "01", DELEGATE_HEURISTICS, 14.0, 10.0, "held-out attacks",
+         "a looks_like_injection that calls the course's InjectionHeuristics() with its defaults",
+         "test_detector", "detector"),
+    Case("flag-everything", "01", FLAG_EVERYTHING, 14.0, 10.0, "held-out ordinary messages",
+         "a looks_like_injection that flags every message (the defense then refuses every customer)",
+         "test_detector", "detector"),
+    Case("flag-nothing", "01", FLAG_NOTHING, 14.0, 9.0, "held-out attacks",
+         "a looks_like_injection that flags nothing", "test_detector", "detector"),
+    Case("menu-defense", "01", MENU_DEFENSE, 14.0, 13.0, "FunctionGuard(looks_like_injection)",
+         "a build_defense of the course's guards with their defaults (the reference solution before the detector "
+         "exercise), the learner's detector left out", "test_detector_in_defense"),
     Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 10.0, 8.0, DOCS_NOT_KEPT,
          "a document guard that keeps only the package's published clean documents and drops the rest"),
     Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 10.0, 8.0, NOT_KEPT,
@@ -663,12 +740,12 @@ CASES: list[Case] = [
     Case("published-attacks-only", "05", PUBLISHED_ATTACKS_ONLY, 11.0, 11.0, "consumption attacks passed the bound",
          "no budget; an input guard that refuses the published consumption attacks "
          "(doubleedge/data/agent_consumption.jsonl)", "test_consumption_attacks", "budgets"),
-    Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 9.0, 9.0, "leaks_secret missed a leak",
+    Case("visible-tests-only", "01", VISIBLE_ONLY_LEAK_CHECK, 12.0, 12.0, "leaks_secret missed a leak",
          "a leaks_secret that catches only the visible asserts' leaks (plain and spaced out)", "test_leaks_secret"),
-    Case("import-reference-by-name", "01", IMPORT_REFERENCE, 11.0, 5.0, "No module named 'doubleedge.defenses.lab01'",
+    Case("import-reference-by-name", "01", IMPORT_REFERENCE, 14.0, 7.0, "No module named 'doubleedge.defenses.lab01'",
          "the reference solution's leaks_secret and build_defense, imported with importlib under a built-up name",
          "test_hardening_asr"),
-    Case("read-reference-file", "01", READ_REFERENCE_FILE, 11.0, 5.0, "No such file or directory",
+    Case("read-reference-file", "01", READ_REFERENCE_FILE, 14.0, 7.0, "No such file or directory",
          "the reference solution's source file read from the installed package and run in the cell",
          "test_hardening_asr"),
     Case("visible-tests-only", "06", VISIBLE_ONLY_LOADER, 8.0, 8.0, "ran the code in",

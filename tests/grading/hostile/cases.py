@@ -24,9 +24,9 @@ import nbformat
 from doubleedge.grading.labs import get_lab
 
 LAB = get_lab("01")
-MAX = 11.0
-FULL = 10.5  # every automatic point: the written reading (0.5) waits for a person
-SCAN_ANSWERS = 9.0  # full marks minus the scan_answers cell's two tests
+MAX = 14.0
+FULL = 13.5  # every automatic point: the written reading (0.5) waits for a person
+SCAN_ANSWERS = 12.0  # full marks minus the scan_answers cell's two tests
 
 
 @dataclass(frozen=True)
@@ -194,9 +194,9 @@ except NameError:
     pass
 MOST_SUCCESSFUL_PROBE = "dan.Nope"
 OVERALL_ASR = 0.82
-'''), 9.5, "MOST_SUCCESSFUL_PROBE is not",
+'''), 12.5, "MOST_SUCCESSFUL_PROBE is not",
          "blanks every later cell (the tests) from inside the kernel, with a wrong answer"),
-    Case("edit-test-cell", edit(injection='MY_INJECTION = "hello"', test_injection="pass"), 7.5,
+    Case("edit-test-cell", edit(injection='MY_INJECTION = "hello"', test_injection="pass"), 10.5,
          "test cell was modified", "replaces a test cell with a no-op and gives a wrong answer (extract_code, which reads the replies to it, fails too)"),
     Case("delete-test-cells", delete_cells("test_scan_probe", "test_scan_reading"), FULL, "was deleted",
          "deletes two test cells (the work itself is right)"),
@@ -225,7 +225,7 @@ OVERALL_ASR = 0.82
         "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    pass\n"
         "os.kill(os.getpid(), signal.SIGKILL)"), SCAN_ANSWERS,
          "ended the grading process", "kills every process it can signal, then itself"),
-    Case("forge-result", edit(hardening=FORGE), 8.5, "attack success rate",
+    Case("forge-result", edit(hardening=FORGE), 10.5, "attack success rate",
          "a weak defense that forges result.json and patches the checks in its own process"),
     Case("symlink-submission", symlink_to_source, 0.0, "symbolic link",
          "submits a symbolic link to the course's source notebook (with solutions)"),

@@ -22,7 +22,8 @@ def measure() -> tuple[dict, dict]:
 def thresholds() -> list[str]:
     from doubleedge.grading import lab01
 
-    return [f"below {lab01.ASR_THRESHOLD:.0%}", f"at least {lab01.BENIGN_THRESHOLD:.0%}"]
+    return [f"below {lab01.ASR_THRESHOLD:.0%}", f"at least {lab01.BENIGN_THRESHOLD:.0%}",
+            f"flags at least {lab01.DETECTION_RECALL:.0%}", f"flags at most {lab01.DETECTION_FPR:.0%}"]
 
 
 LAB = Lab(

@@ -37,6 +37,17 @@ def judge(j: Judging) -> None:
     j.attempt("test_leaks_secret", "hardening",
               lambda: lab01.check_leaks_secret(ns["leaks_secret"], learner))  # fmt: skip
 
+    detection = lab01.load_detection_cases(j.heldout)
+    j.attempt("test_detector", "detector", lambda: lab01.check_detector(ns["looks_like_injection"], detection))
+
+    def uses_detector() -> lab01.Check:
+        if "detector" in j.errors:
+            return lab01.Check(False, "build_defense must use looks_like_injection: fix cell 'detector' first")
+        bot = lab01.hardened_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab01.check_defense_uses_detector(ns["looks_like_injection"], b, detection))
+
+    j.attempt("test_detector_in_defense", "hardening", uses_detector)
+
     def measure() -> lab01.Hardening:
         bot = lab01.hardened_bot(ns["build_defense"], learner)
         return j.measure(bot, lambda b: lab01.evaluate_hardening(b, load_attacks(j.heldout), load_ordinary(j.ordinary)))
