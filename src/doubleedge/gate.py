@@ -59,15 +59,11 @@ DEFAULT_CONFIG: dict = {
 
 
 def _approved(secret: str) -> Defense:
-    """Lab 01's hardened bot as first released: the course's guards with their defaults. Lab 01's
-    reference solution now uses the learner's own detector; Lab 08's releases keep this one, so
-    that removing the decoder (v1.1-no-decoder) is still a change the gate must catch."""
+    """Lab 01's hardened bot as first released, from the course's guards: removing its decoder
+    (v1.1-no-decoder) is a change the gate must catch."""
     from doubleedge.defenses import lab01
-    from doubleedge.guards import EncodedPayload, FunctionGuard, InjectionHeuristics, MaxLength
 
-    return Defense(name="lab01", system_prompt=lab01.HARDENED_SYSTEM_PROMPT,
-                   input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
-                   output_guards=[FunctionGuard(lambda reply: lab01.leaks_secret(reply, secret), name="leaks_secret")])  # fmt: skip
+    return lab01.build_course_guard_defense(secret)
 
 
 def _friendlier(secret: str) -> Defense:

@@ -8,7 +8,7 @@ import re
 import unicodedata
 
 from doubleedge.encodings import decoded_payloads, rot13_payload, unicode_tags
-from doubleedge.guards import FunctionGuard, MaxLength
+from doubleedge.guards import EncodedPayload, FunctionGuard, InjectionHeuristics, MaxLength
 from doubleedge.target import Defense
 
 # Each tell is an attack's move in context: the verb and its object ("ignore your rules"),
@@ -105,5 +105,17 @@ def build_defense(secret: str) -> Defense:
         name="lab01",
         system_prompt=HARDENED_SYSTEM_PROMPT,
         input_guards=[MaxLength(500), FunctionGuard(looks_like_injection, name="looks_like_injection")],
+        output_guards=[FunctionGuard(lambda reply: leaks_secret(reply, secret), name="leaks_secret")],
+    )
+
+
+def build_course_guard_defense(secret: str) -> Defense:
+    """Lab 01's hardened bot built from the course's guards with their defaults: the lab's
+    reference solution before learners wrote their own detector. A fixed single-message defense,
+    the same for every learner: Lab 08 releases it as v1.0, and Lab 12's attacks are graded on it."""
+    return Defense(
+        name="lab01",
+        system_prompt=HARDENED_SYSTEM_PROMPT,
+        input_guards=[MaxLength(500), InjectionHeuristics(), EncodedPayload()],
         output_guards=[FunctionGuard(lambda reply: leaks_secret(reply, secret), name="leaks_secret")],
     )

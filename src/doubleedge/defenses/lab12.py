@@ -1,6 +1,6 @@
 """Lab 12's reference solution: checks over the whole conversation, and a budget of refusals.
 
-It sits in front of Lab 01's reference single-message defense (``doubleedge.defenses.lab01``).
+It sits in front of Lab 01's single-message defense from the course's guards (``doubleedge.defenses.lab01.build_course_guard_defense``).
 The lab notebook's solution cells hold the same code (a test keeps them in sync).
 Graded learner code may not import this module.
 """

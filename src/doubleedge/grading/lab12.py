@@ -36,8 +36,8 @@ LAB = "12"
 
 
 def single_message_bot(secret: str) -> SupportBot:
-    """Bell with Lab 01's reference defense: the single-message guards this lab's attack gets past."""
-    return SupportBot(ReferenceModel(), secret=secret, defense=single_message.build_defense(secret))
+    """Bell with Lab 01's single-message defense from the course's guards: what this lab's attack gets past."""
+    return SupportBot(ReferenceModel(), secret=secret, defense=single_message.build_course_guard_defense(secret))
 
 
 def attack_turns(value: object) -> list[str]:
