@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import zipfile
+from pathlib import Path
 
 import pytest
 from hostile.cases import table
@@ -122,6 +123,19 @@ def test_grading_guide_shows_the_gaming_catalogue():
     from gaming.cases import table as gaming_table
 
     assert gaming_table() in (REPO_ROOT / "course" / "instructors" / "grading.md").read_text()
+
+
+def test_each_gaming_case_is_one_learner_with_its_own_code():
+    """One learner per case, and no code constant defined twice in the catalogue: a second
+    definition silently replaces the first, and another lab's case then runs that code."""
+    import ast
+
+    from gaming import cases
+
+    assert len({case.learner for case in cases.CASES}) == len(cases.CASES)
+    tree = ast.parse(Path(cases.__file__).read_text("utf-8"))
+    names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
 
 
 def test_grading_needs_the_course_key_not_a_learner_key(monkeypatch, tmp_path):

@@ -92,7 +92,7 @@ def test_three_workers_write_the_serial_csv_and_gradebook(submissions, serial, t
     assert [r.learner for r in rows] == ["ann", "ben", "broken", "cat", "dan"]
     assert _csv(rows, tmp_path / "grades.csv") == serial[0]
     assert _scores(tmp_path / "course" / "gradebook.db") == serial[1]
-    assert len(serial[1]) == 4 * 8  # four notebooks in the gradebook: seven tests and the reading each
+    assert len(serial[1]) == 4 * 10  # four notebooks in the gradebook: nine tests and the reading each
 
 
 def test_local_cluster_writes_the_serial_csv_and_gradebook(submissions, serial, tmp_path):

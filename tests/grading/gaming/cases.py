@@ -638,7 +638,7 @@ def guard_turn(history, message):
     return "refuse" if ATTACK_WORDS.search(message) else "answer"
 '''
 
-PUBLISHED_ATTACKS_ONLY = '''
+PUBLISHED_MULTITURN_ONLY = '''
 from doubleedge.scan.conversations import load_scripts
 
 KNOWN_ATTACKS = {{turn for script in load_scripts() for turn in script.turns}} | set(MY_CONVERSATION)
@@ -825,7 +825,7 @@ CASES: list[Case] = [
     Case("keyword-refusal", "12", KEYWORD_REFUSAL, 6.0, 6.0, ORDINARY_CHANGED,
          "a guard_turn that refuses every message holding a word the attacks use (code, staff, discount, "
          "characters, secret, ...)", "test_hardening_ordinary"),
-    Case("published-attacks-only", "12", PUBLISHED_ATTACKS_ONLY, 6.0, 6.0, "held-out multi-turn attacks still got",
+    Case("published-multiturn-only", "12", PUBLISHED_MULTITURN_ONLY, 6.0, 6.0, "held-out multi-turn attacks still got",
          "a guard_turn that refuses the turns of the course's scripted attacks and the learner's own, with Lab 01's "
          "whole-code reply check", "test_hardening_attacks"),
     Case("computed-code", "12", COMPUTED_CODE, 6.0, 6.0, "extract_code did not return the code",
