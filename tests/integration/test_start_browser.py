@@ -43,9 +43,13 @@ BELL_ANSWERS = "9am to 6pm"  # Bell's answer to "What are your store hours?"
 STARTUP_SECONDS = 600  # lab copies (nbgrader) and the site build come first
 
 
-# Code cells that lead to the lab's chart, each found by its first line: the baseline scan, the
-# hardening (filled in from the lab's solution), the hardened bot, the re-scan with its chart.
-CHART_STEPS = ("baseline = scan_bot(", "HARDENED_SYSTEM_PROMPT = ", "hardened = SupportBot(", "after = scan_bot(")
+# Code cells that lead to the lab's chart, each found by its first lines (the editor draws only
+# the lines in view, so a line further down a long cell is not on the page): the baseline scan, the
+# learner's detector and the hardening that uses it (both filled in from the lab's solution), the
+# hardened bot (by its second line: a test cell also builds a `_hardened = SupportBot(`), the
+# re-scan with its chart.
+CHART_STEPS = ("baseline = scan_bot(", "import unicodedata", "HARDENED_SYSTEM_PROMPT = ", "_attacks = [MY_INJECTION]",
+               "after = scan_bot(")  # fmt: skip
 
 
 def fill_in_the_hardening(path: Path) -> None:
@@ -119,9 +123,12 @@ def run_cell(cell, page):  # playwright locators
 
 def run_to_the_end(cell, page, timeout_ms: float) -> None:  # playwright objects
     """Run one cell as a learner does and wait until its prompt shows an execution count ("[7]:")."""
-    cell.locator(".jp-InputArea-editor").click()
+    # The cell is held by its node, not found again: once the editor scrolls, a long cell's first
+    # lines (which found it) leave the page; the prompt's text content does not need it drawn.
+    node = cell.element_handle()
+    node.query_selector(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")
-    page.wait_for_function("el => /\\[\\d+\\]/.test(el.innerText)", arg=cell.locator(".jp-InputPrompt").element_handle(),
+    page.wait_for_function("el => /\\[\\d+\\]/.test(el.textContent)", arg=node.query_selector(".jp-InputPrompt"),
                            timeout=timeout_ms)  # fmt: skip
 
 
