@@ -131,11 +131,6 @@ class GuardedChat:
 
 
 def play(bot: SupportBot | GuardedChat, turns: Sequence[str]) -> list[str]:
-    """Play ``turns`` as one conversation with ``bot`` (the history the server's sessions keep); the replies."""
-    history: list[Message] = []
-    replies = []
-    for turn in turns:
-        reply = bot.reply(turn, history=history)
-        history += [Message("user", turn), Message("assistant", reply)]
-        replies.append(reply)
-    return replies
+    """Play ``turns`` as one conversation with ``bot`` (the history the server's sessions keep); the replies.
+    A GuardedChat answers as a SupportBot does, so the bot's own way of playing a conversation serves both."""
+    return SupportBot.converse(bot, turns)
