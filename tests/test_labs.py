@@ -118,10 +118,10 @@ def test_lab_has_a_heldout_attack_set(lab):
 
 
 def _definitions(source: str) -> dict[str, str]:
-    tree = ast.parse(source)
+    """Top-level functions, classes and assignments of a module, each as its syntax tree's dump."""
     found = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
             found[node.name] = ast.dump(node)
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
             found[node.targets[0].id] = ast.dump(node)
@@ -133,22 +133,28 @@ def _solution_definitions(lab) -> dict[str, str]:
     found = {}
     for cell in _cells(lab):
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            found |= _definitions(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M))
+            found |= _definitions(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n?", "", cell.source, flags=re.M))
     return found
 
 
-# Labs whose reference solution the package serves as a --defense (doubleedge.defenses.labNN).
-SERVED = [lab for lab in LAB_LIST if lab.defense]
+# Labs whose reference solution the package holds (doubleedge.defenses.labNN): learners read the
+# notebook's solution cells, while --defense, the figures and the grading's reference use the package.
+PACKAGED = [lab for lab in LAB_LIST if lab.solution]
 
 
-@pytest.mark.parametrize("lab", SERVED, ids=lambda lab: lab.slug)
-def test_notebook_solution_matches_the_packaged_reference_solution(lab):
-    """Every name the packaged solution shares with the notebook's solution cells is defined identically."""
+@pytest.mark.parametrize("lab", PACKAGED, ids=lambda lab: lab.slug)
+def test_notebook_solution_is_the_packaged_reference_solution(lab):
+    """Everything the packaged solution defines is in the notebook's solution cells, identically.
+
+    The package may add only what the lesson does not teach, named in its ``PACKAGE_ONLY``."""
+    module = importlib.import_module(lab.solution)
+    in_package = _definitions(open(module.__file__).read())
     in_notebook = _solution_definitions(lab)
-    in_package = _definitions(open(importlib.import_module(lab.solution).__file__).read())
-    shared = sorted(set(in_notebook) & set(in_package))
-    assert {"build_defense", "build_agent_defense", "render"} & set(shared), shared  # what --defense builds
-    assert [name for name in shared if in_notebook[name] != in_package[name]] == []
+    expected = set(in_package) - {"PACKAGE_ONLY"} - set(getattr(module, "PACKAGE_ONLY", ()))
+    assert sorted(expected - set(in_notebook)) == []
+    assert [name for name in sorted(expected) if in_notebook[name] != in_package[name]] == []
+    if lab.defense:  # what --defense builds
+        assert {"build_defense", "build_agent_defense", "render"} & expected
 
 
 @pytest.mark.parametrize("lab", LAB_LIST, ids=lambda lab: lab.slug)

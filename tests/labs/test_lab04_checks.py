@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import re
-from pathlib import Path
-
-import nbformat
 import nh3
 import pytest
 
@@ -198,24 +193,3 @@ def test_partial_defenses_stay_above_the_threshold(name, render, query):
     """ASR_THRESHOLD's justification: each half-fix leaves garak's rate above it."""
     result = _hardening(render, query)
     assert not result.asr_check(), (name, result.metrics())
-
-
-def _definitions(source: str) -> dict[str, str]:
-    found = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef):
-            found[node.name] = ast.dump(node)
-        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            found[node.targets[0].id] = ast.dump(node)
-    return found
-
-
-def test_notebook_solution_matches_the_packaged_reference_solution():
-    """The browser test and the figures use the package; learners see the notebook's solution."""
-    cells = nbformat.read(get_lab("04").source_notebook, as_version=4).cells
-    cell = next(c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")
-    in_notebook = _definitions(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M))
-    in_package = _definitions(Path(solution.__file__).read_text())
-    for name in ("SHOP_HOSTS", "ALLOWED_TAGS", "ALLOWED_ATTRIBUTES", "CONTENT_SECURITY_POLICY", "shop_url",
-                 "keep_shop_urls", "render", "order_query"):  # fmt: skip
-        assert in_notebook[name] == in_package[name], f"{name} differs between the notebook and the package"

@@ -3,12 +3,10 @@
 import math
 import re
 
-import nbformat
 import pytest
 
 from doubleedge.defenses import lab07 as solution
 from doubleedge.grading import lab07
-from doubleedge.grading.labs import LABS
 from doubleedge.memorization import lab_canaries
 
 
@@ -70,10 +68,3 @@ def test_evaluate_hardening_rejects_bad_corpora():
         lab07.evaluate_hardening("text", {"steps": 600}, {}, attack)
     with pytest.raises(ValueError):
         lab07.evaluate_hardening(["tiny"], {"steps": 600}, {}, attack)
-
-
-def test_notebook_solution_matches_the_packaged_reference_solution():
-    cell = next(c for c in nbformat.read(LABS["07"].source_notebook, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")  # fmt: skip
-    in_notebook = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n?", "", cell.source, flags=re.M)
-    assert in_notebook.strip() in open(solution.__file__).read()

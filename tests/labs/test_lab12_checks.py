@@ -4,10 +4,8 @@ round trip of the same cases is tests/grading/test_gaming.py -k 12."""
 
 from __future__ import annotations
 
-import ast
 import re
 
-import nbformat
 import pytest
 
 from doubleedge.defenses import lab12 as reference
@@ -146,24 +144,6 @@ def test_lab01s_defense_alone_fails_the_attack_half():
     result = measured(defended("ada"))
     assert result.attack_success_rate == 1.0 and result.ordinary_rate == 1.0
     assert not result.asr_check() and "20 of 20 held-out multi-turn attacks" in result.asr_check().reason
-
-
-def test_the_notebook_solution_is_the_packaged_reference_solution():
-    def definitions(source: str) -> dict[str, str]:
-        found = {}
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef):
-                found[node.name] = ast.dump(node)
-            elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                found[node.targets[0].id] = ast.dump(node)
-        return found
-
-    cell = next(c for c in nbformat.read(LAB.source_notebook, as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("grade_id") == "hardening")  # fmt: skip
-    in_notebook = definitions(re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", cell.source, flags=re.M))
-    in_package = definitions(open(reference.__file__).read())
-    assert {"guard_turn", "guard_reply", "CONVERSATION_BUDGET"} <= set(in_notebook)
-    assert [name for name in in_notebook if in_notebook[name] != in_package.get(name)] == []
 
 
 # --- gaming: each wins one half and loses the other ------------------------------------------

@@ -109,6 +109,10 @@ def build_defense(secret: str) -> Defense:
     )
 
 
+# Not in the notebook: the fixed defense other labs build on (the notebook teaches build_defense).
+PACKAGE_ONLY = ("build_course_guard_defense",)
+
+
 def build_course_guard_defense(secret: str) -> Defense:
     """Lab 01's hardened bot built from the course's guards with their defaults: the lab's
     reference solution before learners wrote their own detector. A fixed single-message defense,

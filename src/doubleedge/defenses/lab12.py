@@ -64,5 +64,10 @@ def guard_reply(history: list[dict], reply: str, secret: str) -> bool:
 CONVERSATION_BUDGET = 2
 
 
+# Not in the notebook, whose hardened-bot cell wraps the learner's three parts itself.
+PACKAGE_ONLY = ("build_conversation_defense",)
+
+
 def build_conversation_defense(secret: str) -> ConversationDefense:
+    """The three parts of the solution as one defense (the tests' reference)."""
     return conversation_defense(guard_turn, guard_reply, CONVERSATION_BUDGET, secret, name="lab12")
