@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from doubleedge.scan import ScanError, scan_for_lab, scan_url
+    from doubleedge.scan import ScanError, scan_for_lab
     from doubleedge.scan.runner import show_progress
 
     target = target_for(args.lab, args.defense)
@@ -72,7 +72,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if args.url:
             if target.url_refusal:
                 raise ValueError(target.url_refusal)
-            report = scan_url(args.url, spec, workdir)
+            report = target.scan_url(args.url, spec, workdir)
         else:
             start_loading(args.model)
             report = target.scan(target.build(args.model, args.defense, args.learner), spec, workdir)

@@ -238,3 +238,53 @@ def test_the_attack_that_beats_lab01_falls_to_the_conversation_level_defense():
     chat = GuardedChat(lab12.single_message_bot(secret), reference.build_conversation_defense(secret))
     replies = play(chat, CRESCENDO)
     assert assemble(replies) is None and not lab12.reveals_piece(replies, secret)
+
+
+def _serve_lab12(defense: str):
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "doubleedge.cli", "serve", "--lab", "12", "--defense", defense, "--port", "0",
+         "--learner", "ada"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    banner = server.stdout.readline()
+    return server, banner, re.search(r"answers POST (http://127\.0\.0\.1:\d+)/chat", banner).group(1)
+
+
+@pytest.mark.parametrize("defense, leaks", [("none", True), ("lab12", False)])
+def test_serve_lab12_holds_the_labs_target_and_its_hardened_one(defense, leaks):
+    """What the notebook attacks, served: the Crescendo script beats Lab 01's single-message
+    defense over HTTP, and the reference conversation-level defense stops it."""
+    from doubleedge.scan.conversations import play as play_over_http
+
+    server, banner, url = _serve_lab12(defense)
+    try:
+        assert f"Bell (defense: {defense})" in banner and "conversations: POST" in banner
+        assert (assemble(play_over_http(url, CRESCENDO)) == derive_secret("ada")) is leaks
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_scan_lab12_plays_the_course_conversations_through_a_served_bot(tmp_path):
+    """``scan --lab 12 --url`` takes the served /chat URL as every lab's does; the report is garak's."""
+    import json
+    import subprocess
+    import sys
+
+    server, _, url = _serve_lab12("none")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "doubleedge.cli", "scan", "--lab", "12", "--url", f"{url}/chat", "--json",
+             "--workdir", str(tmp_path)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["lab"] == "12" and [r["probe"] for r in result["results"]] == ["doubleedge_conversations.MultiTurn"]
+    assert (tmp_path / "reports" / "scan.report.jsonl").is_file()

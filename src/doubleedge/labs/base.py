@@ -41,6 +41,12 @@ def scan_chat(app: Any, spec: ScanSpec, workdir: Path | None) -> ScanReport:
     return scan_bot(app, spec, workdir)
 
 
+def scan_chat_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
+    from doubleedge.scan import scan_url
+
+    return scan_url(chat_url, spec, workdir)
+
+
 def ordinary_set(heldout_attacks: Path) -> Path:
     """The held-out ordinary requests kept beside a held-out attack set: ``labNN.jsonl`` ->
     ``labNN.ordinary.jsonl`` (the grader copies both into the checker's folder this way)."""
@@ -58,6 +64,7 @@ class ChatTarget:
     defenses: tuple[str, ...] | None = None
     serve: Callable[[Any, str, int], Any] = serve_chat  # (app, host, port) -> a server with .url
     scan: Callable[[Any, ScanSpec, Path | None], ScanReport] = scan_chat
+    scan_url: Callable[[str, ScanSpec, Path], ScanReport] = scan_chat_url  # ``scan --url`` (a /chat URL)
     routes: str = ""  # more than /chat, in serve's banner; "{url}" is the server's
     url_refusal: str | None = None  # why ``scan --url`` cannot scan it, if it cannot
 

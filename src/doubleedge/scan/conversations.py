@@ -92,7 +92,8 @@ def play(base_url: str, turns: list[str] | tuple[str, ...], *, timeout: float = 
 
 
 def multiturn_spec(prompt_cap: int = 100) -> ScanSpec:
-    return ScanSpec(lab="multiturn", probes=(PROBE,), prompt_cap=prompt_cap, course_plugins=True)
+    """Lab 12's scan: every course script, played turn by turn."""
+    return ScanSpec(lab="12", probes=(PROBE,), prompt_cap=prompt_cap, course_plugins=True)
 
 
 def scan_url(base_url: str, workdir: Path, *, spec: ScanSpec | None = None) -> ScanReport:
@@ -109,6 +110,11 @@ def scan_url(base_url: str, workdir: Path, *, spec: ScanSpec | None = None) -> S
         prompts=min(spec.prompt_cap, len(load_scripts())),
         timeout=spec.run_timeout,
     )
+
+
+def scan_chat_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
+    """``doubleedge scan --lab 12 --url URL``: the served bot's /chat URL, as for every lab."""
+    return scan_url(chat_url.rstrip("/").removesuffix("/chat"), workdir, spec=spec)
 
 
 def scan_bot(bot: ChatBot, workdir: Path | None = None, *, spec: ScanSpec | None = None) -> ScanReport:
