@@ -138,7 +138,7 @@ def test_heldout_datamark_documents_are_read_apart_from_the_attacks():
         (lambda d: "^".join(d.split()), ""),  # a ^ of the document's own counts as a break
         (lambda d: "|".join(d.replace("|", " ").split()), ""),  # any one symbol will do
         (lambda d: " ^ ".join(d.split()), ""),  # spaces beside the marker: still marked
-        (lambda d: d, "left two words without the marker"),
+        (lambda d: d, "put no marker symbol"),  # the documents' own punctuation is no marker
         (lambda d: "", "put no marker symbol"),
         (lambda d: "document^withheld", "changed or lost the words"),
         (lambda d: d.replace(" ", "^"), "left two words without the marker"),  # line breaks and tabs unmarked

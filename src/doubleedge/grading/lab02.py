@@ -303,14 +303,15 @@ def marking_problem(document: str, marked: str, marker: str) -> str:
     return "unmarked" if any(marker not in gap for gap in gaps) else ""
 
 
-def the_marker(outputs: list[str]) -> str:
-    """The one symbol (neither a letter, a digit nor white space) that the outputs hold most often."""
-    counts: dict[str, int] = {}
-    for text in outputs:
-        for ch in text:
-            if not (ch.isalnum() or ch.isspace()):
-                counts[ch] = counts.get(ch, 0) + 1
-    return max(counts, key=counts.get, default="")
+def the_marker(outputs: list[str], documents: list[str] | tuple[str, ...]) -> str:
+    """The symbol (neither a letter, a digit nor white space) that the outputs add most often to their
+    documents: the marker, not the documents' own punctuation ("" when they add none)."""
+    from collections import Counter
+
+    added = Counter(ch for text in outputs for ch in text if not (ch.isalnum() or ch.isspace()))
+    added.subtract(ch for text in documents for ch in text)
+    best = max(added, key=added.get, default="")
+    return best if best and added[best] > 0 else ""
 
 
 def marked_outputs(datamark: object, documents: tuple[str, ...]) -> list[str]:
@@ -345,9 +346,10 @@ def check_datamark(datamark: object, kit_used: bool, documents: tuple[str, ...] 
         outputs = marked_outputs(datamark, documents)
     except ValueError as exc:
         return Check(False, f"datamark: {exc}")
-    marker = the_marker(outputs)
+    marker = the_marker(outputs, documents)
     if not marker:
-        return Check(False, "datamark put no marker symbol (neither a letter, a digit nor a space) into the held-out documents")
+        return Check(False, "datamark put no marker symbol (neither a letter, a digit nor a space) between the words of "
+                            "the held-out documents")  # fmt: skip
     found = [marking_problem(d, m, marker) for d, m in zip(documents, outputs, strict=True)]
     problems = []
     if lost := found.count("words"):
@@ -379,7 +381,7 @@ def check_defense_uses_datamark(datamark: object, bot: SupportBot, kit_used: boo
                             "(RewriteGuard(datamark))")  # fmt: skip
     documents = heldout_datamark_documents() if documents is None else documents
     try:
-        marker = the_marker(marked_outputs(datamark, documents))
+        marker = the_marker(marked_outputs(datamark, documents), documents)
     except ValueError as exc:
         return Check(False, f"datamark: {exc}")
     if not marker:
