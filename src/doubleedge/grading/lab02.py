@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -286,17 +287,16 @@ def heldout_datamark_documents() -> tuple[str, ...]:
 
 def words_and_gaps(text: str, marker: str) -> tuple[list[str], list[str]]:
     """The words of ``text`` (runs of anything but white space and the marker) and what stands between them."""
-    import re
-
     found = list(re.finditer(rf"[^\s{re.escape(marker)}]+", text))
     gaps = [text[a.end() : b.start()] for a, b in pairwise(found)]
     return [m.group() for m in found], gaps
 
 
 def marking_problem(document: str, marked: str, marker: str) -> str:
-    """"" when ``marked`` is ``document`` datamarked with ``marker``: the marker stands between every
+    """Empty when ``marked`` is ``document`` datamarked with ``marker``: the marker stands between every
     two words (line breaks too), and removing it gives back the document's words, in order (a
-    marker character already in the document counts as a word break, as the kit's Datamark makes it)."""
+    marker character already in the document counts as a word break, as the kit's Datamark makes it).
+    Otherwise ``"words"`` (words changed, lost or added) or ``"unmarked"`` (two words with no marker between)."""
     words, gaps = words_and_gaps(marked, marker)
     if words != words_and_gaps(document, marker)[0]:
         return "words"
