@@ -100,8 +100,8 @@ def test_lab02_document_guard_that_raises_fails_hardening(grade):
     result = grade(
         "02", planted_review="PLANTED_REVIEW = object()", hardening=cells["hardening"] + BROKEN_DOCUMENT_GUARD
     )
-    assert failed(result) == {"test_planted_review", "test_strip_instructions", "test_hardening_asr",
-                              "test_hardening_benign"}  # fmt: skip
+    assert failed(result) == {"test_planted_review", "test_strip_instructions", "test_datamark_in_defense",
+                              "test_hardening_asr", "test_hardening_benign"}  # fmt: skip
     tests = result["tests"]
     assert "raised ValueError" in tests["test_hardening_asr"]["reason"]
     assert tests["test_hardening_benign"]["reason"] == tests["test_hardening_asr"]["reason"]
@@ -114,7 +114,7 @@ def test_lab02_document_guard_that_hangs_fails_hardening_in_time(grade):
     """garak would retry the server's errors for ever: the run must end, with the reason, and keep the other tests."""
     _, cells = notebook_cells("02")
     result = grade("02", sandbox.Limits(call_seconds=2), hardening=cells["hardening"] + HANGING_DOCUMENT_GUARD)
-    assert failed(result) == {"test_hardening_asr", "test_hardening_benign"}
+    assert failed(result) == {"test_datamark_in_defense", "test_hardening_asr", "test_hardening_benign"}
     assert "did not answer within 2 s" in result["tests"]["test_hardening_asr"]["reason"]
 
 

@@ -116,3 +116,93 @@ def test_hardening_result_arithmetic():
 def test_hardened_bot_rejects_non_defenses():
     with pytest.raises(ValueError):
         lab02.hardened_bot(lambda secret: "nope", LEARNER)
+
+
+# --- Exercise 3: the learner's datamark -----------------------------------------------------
+
+DOCUMENTS = lab02.heldout_datamark_documents()
+KIT = Datamark("^")
+
+
+def test_heldout_datamark_documents_are_read_apart_from_the_attacks():
+    records = [line for line in get_lab("02").heldout_attacks.read_text("utf-8").splitlines() if line.strip()]
+    assert len(DOCUMENTS) == 12 and len(HELDOUT) + len(DOCUMENTS) == len(records)
+    assert all(len(d.split()) > 5 for d in DOCUMENTS)
+    assert any("\n" in d for d in DOCUMENTS) and any("^" in d for d in DOCUMENTS) and any("\t" in d for d in DOCUMENTS)
+
+
+@pytest.mark.parametrize(
+    ("datamark", "reason"),
+    [
+        (solution.datamark, ""),
+        (lambda d: "^".join(d.split()), ""),  # a ^ of the document's own counts as a break
+        (lambda d: "|".join(d.replace("|", " ").split()), ""),  # any one symbol will do
+        (lambda d: " ^ ".join(d.split()), ""),  # spaces beside the marker: still marked
+        (lambda d: d, "put no marker symbol"),  # the documents' own punctuation is no marker
+        (lambda d: "", "put no marker symbol"),
+        (lambda d: "document^withheld", "changed or lost the words"),
+        (lambda d: d.replace(" ", "^"), "left two words without the marker"),  # line breaks and tabs unmarked
+        (lambda d: "^".join(d.split()[:-1]), "changed or lost the words"),  # the last word dropped
+        (lambda d: "^".join(d.lower().split()), "changed or lost the words"),
+        (lambda d: 1 / 0, "raised ZeroDivisionError"),
+        (lambda d: d.encode(), "must return a string"),
+        ("^", "must be a function"),
+    ],
+)
+def test_check_datamark(datamark, reason):
+    check = lab02.check_datamark(datamark, False, DOCUMENTS)
+    assert bool(check) == (not reason) and reason in check.reason
+    assert not any(line in check.reason for d in DOCUMENTS for line in d.splitlines() if len(line) > 12)
+
+
+def test_the_kit_datamark_earns_no_datamarking_points():
+    """The kit's Datamark marks correctly; the exercise is writing it, so any way of reaching it fails."""
+    assert lab02.check_datamark(lambda d: KIT.scan(d).text, False, DOCUMENTS)  # the behaviour alone passes
+    source = '''
+import doubleedge.guards as kit
+from doubleedge.guards import Datamark, LinkAllowlist, RewriteGuard
+
+MARK = Datamark("^")
+GUARDS = [MARK]
+scan = MARK.scan
+def by_name(d): return Datamark("^").scan(d).text
+def by_global(d): return MARK.scan(d).text
+def by_method(d): return scan(d).text
+def by_default(d, k=Datamark()): return k.scan(d).text
+def by_module(d): return getattr(kit, "Datamark")().scan(d).text
+def by_helper(d): return by_name(d)
+def own(d):
+    """Unlike the kit's Datamark, written here."""
+    return "^".join(d.split())
+def defense_with_kit_guard(secret): return [RewriteGuard(own), Datamark("^")]
+def defense_with_kit_list(secret): return GUARDS
+def defense_with_kit_lambda(secret): return [RewriteGuard(lambda t: MARK.scan(t).text)]
+WRAPPED = RewriteGuard(by_global)
+def defense_with_wrapped_guard(secret): return [WRAPPED]
+def own_defense(secret): return [RewriteGuard(own, name="datamark"), LinkAllowlist(["bellwetherbikes.example"])]
+'''
+    namespace: dict = {"__name__": "__learner__"}
+    exec(source, namespace)
+    uses = {name: lab02.refers_to_kit_datamark(value) for name, value in namespace.items() if callable(value)
+            and getattr(value, "__module__", "") == "__learner__"}  # fmt: skip
+    assert {name for name, used in uses.items() if not used} == {"own", "own_defense"}
+    assert not lab02.refers_to_kit_datamark(solution.datamark)
+    assert not lab02.refers_to_kit_datamark(solution.build_defense)
+    failed = lab02.check_datamark(solution.datamark, True, DOCUMENTS)
+    assert not failed and "kit's Datamark" in failed.reason
+
+
+def test_check_defense_uses_datamark():
+    secret = derive_secret(LEARNER)
+    reference = bot(solution.build_defense(secret))
+    assert lab02.check_defense_uses_datamark(solution.datamark, reference, False, DOCUMENTS)
+    kit_guard = bot(Defense(system_prompt=solution.HARDENED_SYSTEM_PROMPT, document_guards=[KIT]))
+    assert lab02.check_defense_uses_datamark(solution.datamark, kit_guard, False, DOCUMENTS)  # same marks...
+    failed = lab02.check_defense_uses_datamark(solution.datamark, kit_guard, True, DOCUMENTS)  # ...from the kit
+    assert not failed and "kit's Datamark" in failed.reason
+    unmarked = lab02.check_defense_uses_datamark(solution.datamark, bot(Defense()), False, DOCUMENTS)
+    assert not unmarked and "12 of 12" in unmarked.reason
+    other_marker = lab02.check_defense_uses_datamark(lambda d: "|".join(d.split()), reference, False, DOCUMENTS)
+    assert not other_marker  # the model gets ^, the learner's datamark writes |
+    nothing = lab02.check_defense_uses_datamark(lambda d: d, reference, False, DOCUMENTS)
+    assert not nothing

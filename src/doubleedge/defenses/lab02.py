@@ -1,11 +1,11 @@
-"""Lab 02's reference solution: spotlight documents, strip orders out of them, and limit
-what a reply can do (no links to unknown hosts).
+"""Lab 02's reference solution: spotlight documents (datamarking, written here), strip orders
+out of them, and limit what a reply can do (no links to unknown hosts).
 
 The lab notebook's solution cells hold the same code (a test keeps them in sync).
 Graded learner code may not import this module.
 """
 
-from doubleedge.guards import Datamark, LinkAllowlist, RewriteGuard
+from doubleedge.guards import LinkAllowlist, RewriteGuard
 from doubleedge.target import Defense
 
 HARDENED_SYSTEM_PROMPT = """You are Bell, the customer support assistant of Bellwether Bikes, an e-bike shop.
@@ -31,11 +31,19 @@ def strip_instructions(document: str) -> str:
     return "\n".join(line for line in document.splitlines() if not tells.search(line))
 
 
+def datamark(document: str) -> str:
+    """The document with one symbol between every two words (line breaks too), its words unchanged and in order."""
+    # Hines et al.'s datamarking with ^. A ^ already in the document becomes a break first, so that
+    # the document cannot fake the marking.
+    return "^".join(document.replace("^", " ").split())
+
+
 def build_defense(secret: str) -> Defense:
     """Neutralize, then datamark every document; block replies that link to unknown hosts."""
     return Defense(
         name="lab02",
         system_prompt=HARDENED_SYSTEM_PROMPT,
-        document_guards=[RewriteGuard(strip_instructions, name="strip_instructions"), Datamark("^")],
+        document_guards=[RewriteGuard(strip_instructions, name="strip_instructions"),
+                         RewriteGuard(datamark, name="datamark")],
         output_guards=[LinkAllowlist(["bellwetherbikes.example"])],
     )

@@ -32,7 +32,7 @@ from doubleedge.evaluate import benign_set, published_labelled
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 14.0, "02": 10.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
+FULL = {"01": 14.0, "02": 13.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
         "11": 9.0, "12": 9.0}
 
 
@@ -119,6 +119,79 @@ def looks_like_injection(text):
     return False
 '''
 
+
+# Lab 02's datamark (cell "hardening"), won without writing the marking.
+DATAMARK_UNCHANGED = '''
+def datamark(document):
+    """Hands the document back as it came: nothing marked."""
+    return document
+'''
+
+DATAMARK_DELETED = '''
+def datamark(document):
+    """Deletes the document: nothing left to inject, nothing left to read."""
+    return ""
+'''
+
+DATAMARK_CONSTANT = '''
+def datamark(document):
+    """One fixed, fully marked text in place of every document."""
+    return "document^withheld^by^the^shop"
+'''
+
+DATAMARK_PUBLISHED_ONLY = '''
+import json
+from importlib import resources
+
+
+def published_documents():
+    data = resources.files("doubleedge.data")
+    texts = {{r["text"] for r in json.loads(data.joinpath("reviews.json").read_text("utf-8"))}}
+    for line in data.joinpath("document_questions.jsonl").read_text("utf-8").splitlines():
+        documents = json.loads(line)["documents"] if line.strip() else "reviews"
+        if isinstance(documents, list):
+            texts.update(d["text"] for d in documents)
+    return texts
+
+
+PUBLISHED_DOCUMENTS = published_documents()
+
+
+def datamark(document):
+    """Marks exactly the package's published documents and the notebook's example review; the rest pass unmarked."""
+    examples = {{"Brakes bite well,  even in the rain.\\nThe saddle is firm.",
+                "Brakes bite well, even in the rain.\\nThe saddle is firm."}}
+    if document in PUBLISHED_DOCUMENTS or document in examples:
+        return "^".join(document.split())
+    return document
+'''
+
+DATAMARK_LINES_ONLY = '''
+def datamark(document):
+    """Marks the words of each line and keeps the line breaks unmarked."""
+    return "\\n".join("^".join(line.split()) for line in document.splitlines())
+'''
+
+KIT_DATAMARK_INSIDE = '''
+from doubleedge.guards import Datamark
+
+
+def datamark(document):
+    """The course's Datamark guard with its defaults, called from the learner's function."""
+    return Datamark("^").scan(document).text
+'''
+
+# The reference solution before the datamark exercise: the learner's datamark written, the kit's used.
+KIT_DATAMARK_GUARD = '''
+from doubleedge.guards import Datamark
+
+
+def build_defense(secret):
+    """Strips with the learner's function, then marks with the course's Datamark guard."""
+    return Defense(name="kit-datamark", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   document_guards=[RewriteGuard(strip_instructions, name="strip_instructions"), Datamark("^")],
+                   output_guards=[LinkAllowlist(["bellwetherbikes.example"])])
+'''
 
 # Each gaming defense is appended to the reference solution's hardening cell, so it can use
 # that cell's HARDENED_SYSTEM_PROMPT (and, in Lab 01, leaks_secret).
@@ -715,10 +788,26 @@ CASES: list[Case] = [
     Case("menu-defense", "01", MENU_DEFENSE, 14.0, 13.0, "FunctionGuard(looks_like_injection)",
          "a build_defense of the course's guards with their defaults (the reference solution before the detector "
          "exercise), the learner's detector left out", "test_detector_in_defense"),
-    Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 10.0, 8.0, DOCS_NOT_KEPT,
+    Case("allowlist-known-documents", "02", ALLOWLIST_DOCUMENTS, 13.0, 10.0, DOCS_NOT_KEPT,
          "a document guard that keeps only the package's published clean documents and drops the rest"),
-    Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 10.0, 8.0, NOT_KEPT,
+    Case("keyword-stuffed-refusal", "02", KEYWORD_STUFFED, 13.0, 10.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
+    Case("datamark-unchanged", "02", DATAMARK_UNCHANGED, 13.0, 10.0, "put no marker symbol",
+         "a datamark that returns the document unchanged", "test_datamark"),
+    Case("datamark-deleted", "02", DATAMARK_DELETED, 13.0, 8.0, "put no marker symbol",
+         "a datamark that deletes the document", "test_datamark"),
+    Case("datamark-constant", "02", DATAMARK_CONSTANT, 13.0, 8.0, "changed or lost the words",
+         "a datamark that returns one fixed, fully marked text", "test_datamark"),
+    Case("datamark-published-only", "02", DATAMARK_PUBLISHED_ONLY, 13.0, 10.0, "put no marker symbol",
+         "a datamark that marks only the package's published documents and the notebook's example review",
+         "test_datamark"),
+    Case("datamark-lines-only", "02", DATAMARK_LINES_ONLY, 13.0, 10.0, "left two words without the marker",
+         "a datamark that marks the words of each line and leaves the line breaks unmarked", "test_datamark"),
+    Case("kit-datamark-inside", "02", KIT_DATAMARK_INSIDE, 13.0, 10.0, "uses the kit's Datamark",
+         "a datamark that calls the course's Datamark(\"^\") guard", "test_datamark"),
+    Case("kit-datamark-guard", "02", KIT_DATAMARK_GUARD, 13.0, 12.0, "build_defense uses the kit's Datamark",
+         "a build_defense that marks with the course's Datamark(\"^\") guard (the reference solution before the "
+         "datamark exercise), the learner's datamark written but left out", "test_datamark_in_defense"),
     Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 12.0, 10.0, NOT_KEPT,
          "an input guard that lets through only the published ordinary and account questions"),
     Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 12.0, 10.0, NOT_KEPT,

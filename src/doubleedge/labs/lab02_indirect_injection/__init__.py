@@ -22,7 +22,7 @@ def layer_defenses() -> dict:
     """Each layer of the reference solution on its own, as a learner's ``build_defense`` would
     build it: id -> (the lesson table's label, build_defense)."""
     from doubleedge.defenses import lab02 as solution
-    from doubleedge.guards import Datamark, RewriteGuard
+    from doubleedge.guards import RewriteGuard
     from doubleedge.target import Defense
 
     prompt = solution.HARDENED_SYSTEM_PROMPT
@@ -32,6 +32,7 @@ def layer_defenses() -> dict:
     # The reference prompt without its datamarking line: it still says documents are data, not orders.
     delimiting = "\n".join(line for line in prompt.splitlines() if marking not in line)
     strip = RewriteGuard(solution.strip_instructions, name="strip_instructions")
+    mark = RewriteGuard(solution.datamark, name="datamark")
     return {
         "none": ("none", lambda secret: Defense()),
         "delimiting": ("delimiting only (the prompt says documents are data)",
@@ -39,7 +40,7 @@ def layer_defenses() -> dict:
         "stripping": ("stripping instruction lines only",
                       lambda secret: Defense(name="stripping", document_guards=[strip])),
         "datamarking": ("datamarking with a prompt that explains it",
-                        lambda secret: Defense(name="datamarking", system_prompt=prompt, document_guards=[Datamark("^")])),
+                        lambda secret: Defense(name="datamarking", system_prompt=prompt, document_guards=[mark])),
         "reference": ("reference solution: strip, datamark, link allow-list", solution.build_defense),
     }  # fmt: skip
 
@@ -62,7 +63,8 @@ def measure_layers() -> dict:
 def thresholds() -> list[str]:
     from doubleedge.grading import lab02
 
-    return [f"below {lab02.ASR_THRESHOLD:.0%}", f"at least {lab02.BENIGN_THRESHOLD:.0%}"]
+    return [f"below {lab02.ASR_THRESHOLD:.0%}", f"at least {lab02.BENIGN_THRESHOLD:.0%}",
+            "marks every word boundary of 12 held-out documents"]
 
 
 LAB = Lab(
@@ -103,7 +105,7 @@ LAB = Lab(
     hidden=(
         "check_planted_review",
         "check_strip_instructions",
-        'Datamark("^")]',
+        'document.replace("^", " ").split()',
         "bellwether-support.example/renew",
         "every word is joined to the next by the symbol ^",
     ),

@@ -29,6 +29,21 @@ def judge(j: Judging) -> None:
     j.attempt("test_strip_instructions", "hardening",
               lambda: lab02.check_strip_instructions(ns["strip_instructions"]))  # fmt: skip
 
+    documents = lab02.load_datamark_documents(j.heldout)
+
+    def kit_used(function: str) -> bool:
+        """Whether the learner's function reaches the kit's Datamark (looked at in the runner, where it lives)."""
+        return bool(ns.apply("refers_to_kit_datamark", function))
+
+    j.attempt("test_datamark", "hardening",
+              lambda: lab02.check_datamark(ns["datamark"], kit_used("datamark"), documents))  # fmt: skip
+
+    def uses_datamark() -> lab02.Check:
+        bot = lab02.hardened_bot(ns["build_defense"], learner)
+        return lab02.check_defense_uses_datamark(ns["datamark"], bot, kit_used("build_defense"), documents)
+
+    j.attempt("test_datamark_in_defense", "hardening", uses_datamark)
+
     def measure() -> lab02.Hardening:
         bot = lab02.hardened_bot(ns["build_defense"], learner)
         attacks, ordinary = lab02.load_document_attacks(j.heldout), lab02.load_ordinary_requests(j.ordinary)
