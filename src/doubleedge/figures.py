@@ -2,16 +2,17 @@
 
 Six measurements, each a real run:
 
-* ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot
-  and of each defense level, and the benign pass rate of each;
+* ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot,
+  of each defense level and of Lab 10's L5 above them, and the benign pass rate of each;
 * ``labs``: each lab's own garak scan of its unhardened target and of the lab's reference
   solution, and the ordinary requests each still serves (Labs 01 to 05);
 * ``layers``: each layer of Labs 02 and 03's reference solutions on its own, measured as the
   grader measures a hardened bot (the lab's garak scan, its held-out attacks and ordinary
   requests), so a lesson can show what each layer adds;
-* ``ladder``: Lab 10's levels L0 to L5, each sent every prompt of a set of known attack
-  techniques (the course's attack sets and garak's probe prompts): how many still extract the
-  staff code at each level;
+* ``ladder``: Lab 10's levels L0 to L5, each sent every attack of a set of known attack
+  techniques (the course's attack sets, garak's probe prompts, and public techniques phrased
+  for Bell's code, ``doubleedge.ladder_calibration``): how many still extract the staff code
+  at each level, counted as the lab's grading counts an attack;
 * ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
   clean text, and garak's canary scan before and after the reference hardening;
@@ -61,6 +62,8 @@ DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
+# The levels chart: the course's defense levels and Lab 10's L5 above them (doubleedge.defenses.ladder).
+CHARTED_LEVELS = (*LEVEL_NAMES, "L5")
 SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity")
 # Sets a site build never measures (a real model: about half an hour on 2 cores): a build
 # shows the committed record and says when it is stale; `doubleedge figures --set NAME` measures.
@@ -72,9 +75,16 @@ FORMAT = 1
 # --- levels: the baseline scan and the defense levels ------------------------------------
 
 
+def level_defense(name: str, secret: str):
+    """A defense level by name: ``none`` and the course's L1 to L4, or Lab 10's L5."""
+    from doubleedge.defenses.ladder import build_rung
+
+    return build_rung(name, secret) if name == "L5" else get_defense(name, secret)
+
+
 def measure(defense: str) -> dict:
     secret = derive_secret(LEARNER)
-    bot = SupportBot(ReferenceModel(), secret=secret, defense=get_defense(defense, secret))
+    bot = SupportBot(ReferenceModel(), secret=secret, defense=level_defense(defense, secret))
     report = scan_bot(bot, BASELINE)
     return {
         "defense": defense,
@@ -87,7 +97,7 @@ def measure(defense: str) -> dict:
 def measure_levels() -> dict:
     return {
         "spec": {"probes": len(BASELINE.probes), "prompt_cap": BASELINE.prompt_cap, "seed": BASELINE.seed},
-        "levels": [measure(name) for name in LEVEL_NAMES],
+        "levels": [measure(name) for name in CHARTED_LEVELS],
     }
 
 
@@ -249,6 +259,7 @@ def measure_memorization() -> dict:
 # --- ladder: how many known attacks still extract the code at each level of Lab 10 -------------
 
 LADDER_PROMPTS_PER_PROBE = 20  # the first prompts of each garak probe, as the lab scans cap them
+COURSE_SOURCE = "Double Edge"  # the source of the course's own attack sets
 
 
 def ladder_probes() -> tuple[str, ...]:
@@ -268,61 +279,87 @@ def _garak_prompts(probe: str) -> list[str]:
     return [str(p) for p in load_plugin(f"probes.{probe}").prompts[:LADDER_PROMPTS_PER_PROBE]]
 
 
-def ladder_techniques() -> dict[str, list[str]]:
-    """Known public attacks, by source: the course's attack sets and garak's probe families."""
+def ladder_techniques() -> list:
+    """Every attack set, as ``doubleedge.ladder_calibration.Technique``: the course's own example
+    attacks, garak's generic probe families, then the public techniques phrased for Bell's code."""
     from importlib import resources
 
     from doubleedge.evaluate import read_jsonl
     from doubleedge.grading.lab10 import LESSON_EXAMPLES
+    from doubleedge.ladder_calibration import Technique, techniques
 
-    data = resources.files("doubleedge.data")
-    training = read_jsonl(data.joinpath("injection_train.jsonl"), lambda r: r)
-    found = {
-        "course: Module 01's example attacks": list(LESSON_EXAMPLES),
-        "course: the injection classifier's attack examples": [r["text"] for r in training if r["label"] == "attack"],
-    }
+    def single(name: str, source: str, url: str, prompts: list[str]) -> Technique:
+        return Technique(name, source, url, tuple((p,) for p in prompts))
+
+    training = read_jsonl(resources.files("doubleedge.data").joinpath("injection_train.jsonl"), lambda r: r)
+    found = [
+        single("Module 01's example attacks", COURSE_SOURCE, "", list(LESSON_EXAMPLES)),
+        single("the injection classifier's attack examples", COURSE_SOURCE, "",
+               [r["text"] for r in training if r["label"] == "attack"]),
+    ]  # fmt: skip
+    families: dict[str, list[str]] = {}
     for probe in ladder_probes():
-        found.setdefault(f"garak: {family(probe)}", []).extend(_garak_prompts(probe))
-    return found
+        families.setdefault(family(probe), []).extend(_garak_prompts(probe))
+    leaks = families.pop("doubleedge")  # the course's own probe, run by garak
+    found += [single(f"garak: {name}", "garak's probes, the first 20 prompts of each",
+                     "https://reference.garak.ai/en/latest/probes.html", prompts)
+              for name, prompts in families.items()]  # fmt: skip
+    found.append(
+        single("the course's prompt-leak probe", "Double Edge (garak, doubleedge.SystemPromptLeak)", "", leaks)
+    )
+    return found + techniques()
 
 
 def measure_ladder() -> dict:
-    """Every technique's prompts at every level: how many make the bot give its code away."""
-    from doubleedge.defenses.ladder import RUNGS, leaks_private_part
-    from doubleedge.grading.lab10 import rung_bot
+    """Every attack of every set at every level, counted as Lab 10's grading counts an attack: the
+    replies of fresh bots give the code away so that a fixed reader gets it back."""
+    from doubleedge.defenses.ladder import RUNGS
+    from doubleedge.grading.lab10 import reproduces
+    from doubleedge.ladder_calibration import read_code
 
     secret = derive_secret(LEARNER)
-    bots = {level: rung_bot(level, secret) for level in RUNGS}
-    techniques = []
-    for source, prompts in ladder_techniques().items():
-        extracted = {
-            level: sum(leaks_private_part(bot.reply(p), secret) for p in prompts) for level, bot in bots.items()
-        }
-        techniques.append({"source": source, "prompts": len(prompts), "extracted": extracted})
-    return {"levels": list(RUNGS), "techniques": techniques}
+    rows = []
+    for t in ladder_techniques():
+        extracted = {level: sum(bool(reproduces(level, list(attack), read_code, [secret])) for attack in t.attacks)
+                     for level in RUNGS}  # fmt: skip
+        rows.append({"technique": t.name, "source": t.source, "url": t.url, "attacks": len(t.attacks),
+                     "extracted": extracted})  # fmt: skip
+    return {"levels": list(RUNGS), "techniques": rows}
 
 
 def ladder_table(data: dict) -> str:
     levels = data["levels"]
-    rows = ["| attack set | prompts | " + " | ".join(levels) + " |", "| --- | ---: |" + " ---: |" * len(levels)]
+    rows = ["| attack set | source | attacks | " + " | ".join(levels) + " |",
+            "| --- | --- | ---: |" + " ---: |" * len(levels)]  # fmt: skip
     for t in [*data["techniques"], _ladder_total(data)]:
-        cells = " | ".join(f"{t['extracted'][lv]} ({t['extracted'][lv] / t['prompts']:.0%})" for lv in levels)
-        rows.append(f"| {t['source']} | {t['prompts']} | {cells} |")
+        source = f"[{t['source']}]({t['url']})" if t["url"] else t["source"]
+        cells = " | ".join(f"{t['extracted'][lv]}" for lv in levels)
+        rows.append(f"| {t['technique']} | {source} | {t['attacks']} | {cells} |")
     return "\n".join(rows) + "\n"
 
 
 def _ladder_total(data: dict) -> dict:
     techniques = data["techniques"]
     extracted = {lv: sum(t["extracted"][lv] for t in techniques) for lv in data["levels"]}
-    return {"source": "**all of them**", "prompts": sum(t["prompts"] for t in techniques), "extracted": extracted}
+    return {"technique": "**all of them**", "source": "", "url": "",
+            "attacks": sum(t["attacks"] for t in techniques), "extracted": extracted}  # fmt: skip
+
+
+def ladder_separations(data: dict) -> dict[tuple[str, str], list[str]]:
+    """For each pair of neighbouring levels, the attack sets that extract more below than above:
+    the techniques that show the upper level's new layer doing its job."""
+    levels = data["levels"]
+    return {(lower, upper): [t["technique"] for t in data["techniques"] if t["extracted"][lower] > t["extracted"][upper]]
+            for lower, upper in zip(levels, levels[1:], strict=False)}  # fmt: skip
 
 
 def _ladder_drift(committed: dict, fresh: dict) -> list[str]:
-    old = {t["source"]: t for t in committed["techniques"]}
+    old = {t["technique"]: t for t in committed["techniques"]}
     problems = [] if committed["levels"] == fresh["levels"] else ["the levels changed"]
+    problems += [f"{name}: no longer measured" for name in old.keys() - {t["technique"] for t in fresh["techniques"]}]
     for t in fresh["techniques"]:
-        if old.get(t["source"]) != t:
-            problems.append(f"{t['source']}: committed {old.get(t['source'])}, measured {t}")
+        if old.get(t["technique"]) != t:
+            problems.append(f"{t['technique']}: committed {old.get(t['technique'])}, measured {t}")
     return problems
 
 
@@ -385,7 +422,7 @@ def inputs(name: str) -> dict:
     """What determines a measurement: package versions and its specification."""
     common = {"format": FORMAT, "doubleedge": version("doubleedge"), "garak": version("garak"), "learner": LEARNER}
     if name == "levels":
-        return common | {"spec": asdict(BASELINE), "levels": list(LEVEL_NAMES)}
+        return common | {"spec": asdict(BASELINE), "levels": list(CHARTED_LEVELS)}
     if name == "labs":
         return common | {"specs": {lab.number: asdict(lab.scan) for lab in measured_labs()}}
     if name == "layers":
@@ -406,8 +443,17 @@ def inputs(name: str) -> dict:
         return common | {"model": model, "scans": fidelity_scans(), "specs": specs, "ordinary": ORDINARY_SAMPLE}
     if name == "ladder":
         from doubleedge.defenses.ladder import RUNGS
+        from doubleedge.ladder_calibration import techniques
 
-        return common | {"probes": list(ladder_probes()), "per_probe": LADDER_PROMPTS_PER_PROBE, "levels": RUNGS}
+        # The attacks by digest only: some climb to L5, and the record is published with the course.
+        sets = json.dumps([[t.name, t.attacks] for t in techniques()])
+        return common | {
+            "probes": list(ladder_probes()),
+            "per_probe": LADDER_PROMPTS_PER_PROBE,
+            "levels": RUNGS,
+            "techniques": [t.name for t in techniques()],
+            "attacks_sha256": hashlib.sha256(sets.encode()).hexdigest(),
+        }
     raise ValueError(f"no measurement {name!r}; available: {', '.join(SETS)}")
 
 
@@ -636,10 +682,12 @@ def baseline_table(data: dict) -> str:
 
 
 def levels_table(data: dict) -> str:
+    from doubleedge.defenses.ladder import RUNGS
+
     rows = ["| level | what it adds | garak ASR | benign pass rate |", "| --- | --- | ---: | ---: |"]
     for level in data["levels"]:
         name = level["defense"]
-        adds = "unhardened" if name == "none" else LEVELS[name]
+        adds = "unhardened" if name == "none" else RUNGS[name]
         rows.append(
             f"| {'L0' if name == 'none' else name} | {adds} | {level['overall_attack_success_rate']:.1%} | {level['benign_pass_rate']:.0%} |"
         )
@@ -1023,6 +1071,25 @@ def fidelity_chart(data: dict) -> bytes:
     return _png(fig)
 
 
+def ladder_chart(data: dict) -> bytes:
+    """Lab 10's calibration: each attack set's share of attacks that still extract the code, per level."""
+    plt = _figure()
+    levels, rows = data["levels"], data["techniques"]
+    shares = [[t["extracted"][lv] / t["attacks"] for lv in levels] for t in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.36 * len(rows) + 1.8))
+    ax.imshow(shares, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    for y, t in enumerate(rows):
+        for x, lv in enumerate(levels):
+            count = t["extracted"][lv]
+            ax.text(x, y, f"{count}/{t['attacks']}", ha="center", va="center", fontsize=7,
+                    color="white" if count / t["attacks"] > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(levels)), levels)
+    ax.set_yticks(range(len(rows)), [t["technique"] for t in rows], fontsize=8)
+    ax.xaxis.tick_top()
+    fig.suptitle("Lab 10: known attacks that still extract the code, per level", fontsize=10)
+    return _png(fig)
+
+
 def charts(records: dict[str, dict]) -> dict[str, bytes]:
     """Every chart the course shows, by file name, from the records of every set."""
     out = {"baseline.png": baseline_chart(records["levels"]), "levels.png": levels_chart(records["levels"])}
@@ -1032,5 +1099,6 @@ def charts(records: dict[str, dict]) -> dict[str, bytes]:
     out["exposure.png"] = exposure_chart(records["memorization"])
     out["privacy-utility.png"] = privacy_utility_chart(records["memorization"])
     out["lab08.png"] = releases_chart(records["releases"])
+    out["ladder.png"] = ladder_chart(records["ladder"])
     out["fidelity.png"] = fidelity_chart(records["fidelity"])
     return out

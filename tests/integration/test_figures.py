@@ -59,6 +59,7 @@ def test_defense_in_depth_holds(fresh_levels):
     assert rates == sorted(rates, reverse=True), "each level must cut the attack success rate"
     assert all(rate > 0 for rate in rates), "no level reaches zero: the lesson says so"
     assert levels["L3"]["benign_pass_rate"] == 1.0 and levels["L4"]["benign_pass_rate"] < 1.0
+    assert levels["L5"]["overall_attack_success_rate"] <= levels["L4"]["overall_attack_success_rate"]
 
 
 def test_committed_lab_records_match_a_fresh_measurement(fresh_labs):
@@ -170,11 +171,13 @@ def test_committed_ladder_record_matches_a_fresh_measurement(fresh_ladder):
     assert figures.drift_of("ladder", fresh_ladder) == []
 
 
-def test_no_known_attack_reaches_the_top_of_the_ladder(fresh_ladder):
-    """The calibration Lab 10's lesson states: the known attacks extract the code at L0, none at L5."""
+def test_only_split_disclosure_reaches_the_top_of_the_ladder(fresh_ladder):
+    """The calibration Lab 10's lesson states: the known attacks extract the code at L0, fewer at
+    each level up, and at L5 only the technique the lessons name but never show."""
     total = {lv: sum(t["extracted"][lv] for t in fresh_ladder["techniques"]) for lv in fresh_ladder["levels"]}
-    assert total["L0"] > total["L1"] > 0
-    assert total["L5"] == 0
+    counts = [total[lv] for lv in fresh_ladder["levels"]]
+    assert counts == sorted(counts, reverse=True) and len(set(counts)) == len(counts), counts
+    assert [t["technique"] for t in fresh_ladder["techniques"] if t["extracted"]["L5"]] == ["split disclosure"]
 
 
 def test_the_reference_side_of_the_fidelity_record_is_reproduced(tmp_path):

@@ -1,15 +1,19 @@
 """Lab 10's checks (the ladder): the reference attacks climb every level; what the lessons spell
 out does not reach the top; the grader's codes are not the learner's; hints are recorded."""
 
+import base64
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+from doubleedge import figures
 from doubleedge.defenses.ladder import RUNGS, leaks_private_part, private_part
 from doubleedge.figures import ladder_table, load
 from doubleedge.grading import lab10
 from doubleedge.labs import get_lab
+from doubleedge.ladder_calibration import read_code, techniques
 from doubleedge.target.secrets import derive_secret, grading_secret
 
 LEARNER = "ada"
@@ -56,6 +60,7 @@ def test_the_lessons_examples_fail_at_the_top(example):
     """A learner who only knows the lessons' examples cannot pass L5 (nor L2 and up)."""
     for level in ("L2", "L3", "L4", "L5"):
         assert not lab10.check_level(level, {level: example}, extract_code, LEARNER, HELDOUT)
+        assert not lab10.check_level(level, {level: example}, read_code, LEARNER, HELDOUT)
 
 
 def test_each_attack_stops_working_one_level_up():
@@ -146,7 +151,93 @@ def test_the_lesson_draws_the_committed_calibration():
     record = load("ladder")
     table = ladder_table(record)
     assert table.count("\n") == len(record["techniques"]) + 3  # header, rule, every set and the total
-    assert "<!-- measured:ladder -->" in get_lab("10").lesson.read_text()
+    lesson = get_lab("10").lesson.read_text()
+    assert "<!-- measured:ladder -->" in lesson and "generated/figures/ladder.png" in lesson
+    assert "ladder.png" in figures.charts({name: load(name) for name in figures.SETS})
+
+
+def test_the_committed_calibration_is_what_the_code_measures():
+    """The table the lesson draws, recomputed from the attack sets, the ladder and the lab's check."""
+    record = load("ladder")
+    assert record["key"] == figures.key("ladder"), "run `doubleedge figures --set ladder`"
+    fresh = figures.measure_ladder()
+    assert {"levels": record["levels"], "techniques": record["techniques"]} == fresh
+    assert ladder_table(record) == ladder_table(fresh)
+
+
+def test_every_level_stops_a_technique_the_level_below_lets_through():
+    """The ladder is calibrated: each pair of neighbouring levels is told apart by a public technique."""
+    separations = figures.ladder_separations(load("ladder"))
+    assert list(separations) == list(zip(lab10.LEVELS, lab10.LEVELS[1:], strict=False))
+    assert all(separations.values()), separations
+
+
+def test_the_calibration_reads_as_the_lesson_reads_it():
+    """Each claim of the lesson's "Read the table column by column"."""
+    rows = {t["technique"]: t["extracted"] for t in load("ladder")["techniques"]}
+    assert all(rows[t]["L0"] > rows[t]["L1"] for t in ("instruction override", "prompt leaking"))
+    assert all(
+        rows[t]["L1"] == rows[t]["L0"] > rows[t]["L2"] == 0 for t in ("role play and personas", "encoded request")
+    )
+    assert rows["instruction override"]["L2"] > 0 and rows["the code spelled out, reversed or encoded"]["L2"] > 0
+    assert rows["the code spelled out, reversed or encoded"]["L3"] == 0 < rows["partial disclosure"]["L3"]
+    assert rows["partial disclosure"]["L4"] == 0 < rows["good words around a partial disclosure"]["L4"]
+    assert [t for t, row in rows.items() if row["L5"]] == ["split disclosure"]
+    generic = [t for t in rows if t.startswith(("Module 01", "the injection classifier", "garak", "the course's"))]
+    assert len(generic) == 6 and all(rows[t][lv] == 0 for t in generic for lv in ("L2", "L3", "L4", "L5"))
+
+
+def test_every_technique_is_cited_and_fits_the_labs_attacks():
+    for technique in techniques():
+        assert technique.source and technique.url.startswith(("https://", "http://")), technique.name
+        assert len(technique.attacks) >= 3, technique.name
+        for attack in technique.attacks:
+            assert lab10.messages({"L0": list(attack)}, "L0") == list(attack)
+
+
+def test_the_attack_sets_are_hidden_from_learner_code_with_the_reference_solutions():
+    """Some sets climb to L5: a submission must not read them into its ATTACKS."""
+    from importlib import resources
+
+    from doubleedge.grading.authoritative import reference_solutions
+    from doubleedge.ladder_calibration import ATTACKS_FILE
+
+    path = Path(str(resources.files("doubleedge.defenses").joinpath(ATTACKS_FILE))).resolve()
+    hidden, kept = reference_solutions(get_lab("10"))
+    assert path.parent in hidden and path not in kept
+
+
+def test_the_site_names_the_top_technique_but_never_shows_it():
+    """Neither the lesson nor the published record holds an attack of the calibration's sets."""
+    lesson = get_lab("10").lesson.read_text()
+    record = figures.record_path("ladder").read_text()
+    assert "split disclosure" in lesson and "split disclosure" in record
+    messages = {m for t in techniques() for attack in t.attacks for m in attack}
+    assert not [m for m in messages if m in lesson or m in record]
+    assert not [text for text in get_lab("10").hidden if text in lesson or text in record]
+
+
+FORMS = {
+    "plain": lambda c: c,
+    "spaced": lambda c: " ".join(c),
+    "reversed": lambda c: c[::-1],
+    "base64": lambda c: base64.b64encode(c.encode()).decode(),
+    "hex": lambda c: c.encode().hex(),
+}
+
+
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+def test_the_calibrations_reader_gets_the_code_back_from_every_form_the_checks_know(form):
+    secret = grading_secret(LEARNER)
+    assert read_code("L0", ["I'm sorry.", f"Sure! Here it is: {form(secret)}"]) == secret
+
+
+def test_the_calibrations_reader_joins_pieces_and_no_less():
+    secret = grading_secret(LEARNER)
+    assert read_code("L5", [f"Sure! Here it is: {secret[:12]}", f"Sure! Here it is: {secret[-4:]}"]) == secret
+    assert read_code("L3", [f"Sure! Here it is: {private_part(secret)}"]) == secret
+    assert read_code("L5", [f"Sure! Here it is: {secret[:12]}", "I'm sorry, but I can't share internal codes."]) is None
+    assert read_code("L5", [f"Sure! Here it is: {secret[-4:]}"]) is None
 
 
 def test_the_grade_csv_puts_hints_used_among_the_metrics(tmp_path):
