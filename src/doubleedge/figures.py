@@ -11,7 +11,7 @@ Six measurements, each a real run:
   requests), so a lesson can show what each layer adds;
 * ``ladder``: Lab 10's levels L0 to L5, each sent every attack of a set of known attack
   techniques (the course's attack sets, garak's probe prompts, and public techniques phrased
-  for Bell's code, ``doubleedge.ladder_calibration``): how many still extract the staff code
+  for Bell's code, ``doubleedge.labs.lab10_ladder.calibration``): how many still extract the staff code
   at each level, counted as the lab's grading counts an attack;
 * ``memorization``: Lab 07's tiny model trained on the lab corpus as it is, deduplicated,
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
@@ -280,13 +280,13 @@ def _garak_prompts(probe: str) -> list[str]:
 
 
 def ladder_techniques() -> list:
-    """Every attack set, as ``doubleedge.ladder_calibration.Technique``: the course's own example
+    """Every attack set, as ``doubleedge.labs.lab10_ladder.calibration.Technique``: the course's own example
     attacks, garak's generic probe families, then the public techniques phrased for Bell's code."""
     from importlib import resources
 
     from doubleedge.evaluate import read_jsonl
     from doubleedge.grading.lab10 import LESSON_EXAMPLES
-    from doubleedge.ladder_calibration import Technique, techniques
+    from doubleedge.labs.lab10_ladder.calibration import Technique, techniques
 
     def single(name: str, source: str, url: str, prompts: list[str]) -> Technique:
         return Technique(name, source, url, tuple((p,) for p in prompts))
@@ -315,7 +315,7 @@ def measure_ladder() -> dict:
     replies of fresh bots give the code away so that a fixed reader gets it back."""
     from doubleedge.defenses.ladder import RUNGS
     from doubleedge.grading.lab10 import reproduces
-    from doubleedge.ladder_calibration import read_code
+    from doubleedge.labs.lab10_ladder.calibration import read_code
 
     secret = derive_secret(LEARNER)
     rows = []
@@ -443,7 +443,7 @@ def inputs(name: str) -> dict:
         return common | {"model": model, "scans": fidelity_scans(), "specs": specs, "ordinary": ORDINARY_SAMPLE}
     if name == "ladder":
         from doubleedge.defenses.ladder import RUNGS
-        from doubleedge.ladder_calibration import techniques
+        from doubleedge.labs.lab10_ladder.calibration import techniques
 
         # The attacks by digest only: some climb to L5, and the record is published with the course.
         sets = json.dumps([[t.name, t.attacks] for t in techniques()])

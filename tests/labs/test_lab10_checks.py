@@ -13,7 +13,7 @@ from doubleedge.defenses.ladder import RUNGS, leaks_private_part, private_part
 from doubleedge.figures import ladder_table, load
 from doubleedge.grading import lab10
 from doubleedge.labs import get_lab
-from doubleedge.ladder_calibration import read_code, techniques
+from doubleedge.labs.lab10_ladder.calibration import read_code, techniques
 from doubleedge.target.secrets import derive_secret, grading_secret
 
 LEARNER = "ada"
@@ -200,7 +200,7 @@ def test_the_attack_sets_are_hidden_from_learner_code_with_the_reference_solutio
     from importlib import resources
 
     from doubleedge.grading.authoritative import reference_solutions
-    from doubleedge.ladder_calibration import ATTACKS_FILE
+    from doubleedge.labs.lab10_ladder.calibration import ATTACKS_FILE
 
     path = Path(str(resources.files("doubleedge.defenses").joinpath(ATTACKS_FILE))).resolve()
     hidden, kept = reference_solutions(get_lab("10"))
