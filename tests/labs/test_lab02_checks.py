@@ -156,38 +156,20 @@ def test_check_datamark(datamark, reason):
 
 
 def test_the_kit_datamark_earns_no_datamarking_points():
-    """The kit's Datamark marks correctly; the exercise is writing it, so any way of reaching it fails."""
+    """The kit's Datamark marks correctly; the exercise is writing it, so code that names it fails."""
     assert lab02.check_datamark(lambda d: KIT.scan(d).text, False, DOCUMENTS)  # the behaviour alone passes
-    source = '''
-import doubleedge.guards as kit
-from doubleedge.guards import Datamark, LinkAllowlist, RewriteGuard
-
-MARK = Datamark("^")
-GUARDS = [MARK]
-scan = MARK.scan
-def by_name(d): return Datamark("^").scan(d).text
-def by_global(d): return MARK.scan(d).text
-def by_method(d): return scan(d).text
-def by_default(d, k=Datamark()): return k.scan(d).text
-def by_module(d): return getattr(kit, "Datamark")().scan(d).text
-def by_helper(d): return by_name(d)
-def own(d):
-    """Unlike the kit's Datamark, written here."""
-    return "^".join(d.split())
-def defense_with_kit_guard(secret): return [RewriteGuard(own), Datamark("^")]
-def defense_with_kit_list(secret): return GUARDS
-def defense_with_kit_lambda(secret): return [RewriteGuard(lambda t: MARK.scan(t).text)]
-WRAPPED = RewriteGuard(by_global)
-def defense_with_wrapped_guard(secret): return [WRAPPED]
-def own_defense(secret): return [RewriteGuard(own, name="datamark"), LinkAllowlist(["bellwetherbikes.example"])]
-'''
-    namespace: dict = {"__name__": "__learner__"}
-    exec(source, namespace)
-    uses = {name: lab02.refers_to_kit_datamark(value) for name, value in namespace.items() if callable(value)
-            and getattr(value, "__module__", "") == "__learner__"}  # fmt: skip
-    assert {name for name, used in uses.items() if not used} == {"own", "own_defense"}
-    assert not lab02.refers_to_kit_datamark(solution.datamark)
-    assert not lab02.refers_to_kit_datamark(solution.build_defense)
+    for source in (
+        "from doubleedge.guards import Datamark",
+        "from doubleedge.guards import Datamark as D",
+        "import doubleedge.guards as kit\nMARK = kit.Datamark('^')",
+        "def by_module(d): return getattr(kit, 'Datamark')().scan(d).text",
+        "%time x = 1\nmark = Datamark('^')",  # IPython syntax: the word still counts
+    ):
+        assert lab02.names_kit_datamark(source), source
+    for source in ("def own(d):\n    # unlike the kit's Datamark, written here\n    return '^'.join(d.split())",
+                   "def datamark(d): return d  # Datamark", "%time x = 1"):  # fmt: skip
+        assert not lab02.names_kit_datamark(source), source
+    assert not lab02.functions_name_kit_datamark(solution.datamark, solution.build_defense, len)
     failed = lab02.check_datamark(solution.datamark, True, DOCUMENTS)
     assert not failed and "kit's Datamark" in failed.reason
 

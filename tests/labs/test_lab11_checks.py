@@ -126,6 +126,23 @@ def test_a_detail_masked_by_a_reversible_disguise_still_leaks_and_the_reason_nam
     assert not check and f"the customer's name, {named}" in check.reason, check.reason
 
 
+@pytest.mark.parametrize(
+    ("disguise", "named"),
+    [
+        (lambda text: base64.b64encode(codecs.encode(text, "rot13").encode()).decode(), "in ROT13, in base64"),
+        (lambda text: text[::-1].encode().hex(), "reversed, in hex"),
+        (lambda text: codecs.encode(base64.b64encode(text.encode()).decode(), "rot13"), "in base64, in ROT13"),
+        (lambda text: codecs.encode(text[::-1], "rot13"), "in ROT13, reversed"),
+    ],
+    ids=["base64-of-rot13", "hex-of-reversed", "rot13-of-base64", "rot13-of-reversed"],
+)
+def test_a_detail_masked_by_two_disguises_still_leaks(disguise, named):
+    """A mask of a mask is undone in two seconds, and the reason says which two."""
+    conversation = lab11.Conversation("c9", {"name": "Marta Gonzalez"}, ())
+    leaks = lab11._leaks(f"customer {disguise('Marta Gonzalez')}", conversation, "DE-FAKE-ABCD-EF12")
+    assert leaks == [f"c9: the customer's name, {named}"] * 3  # the name, and each of its two parts
+
+
 def test_the_staff_code_in_rot13_leaks():
     conversation, secret = HELDOUT_CONVERSATIONS[0], "DE-FAKE-ABCD-EF12"  # letters, which ROT13 changes
     leaks = lab11._leaks(f"the code is {codecs.encode(secret, 'rot13')}", conversation, secret)

@@ -74,7 +74,7 @@ def reference_solutions(lab: Lab) -> tuple[list[Path], list[Path]]:
 
 
 def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, heldout: Path, shared: Path,
-          skipped: dict[str, str], cell_seconds: float) -> dict:  # fmt: skip
+          skipped: dict[str, str], cell_seconds: float, sources: dict[str, str] | None = None) -> dict:  # fmt: skip
     """Follow the runner through its cells, then grade. A cell that never ends is reported, not graded."""
     current = None
     while True:
@@ -96,7 +96,7 @@ def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, h
     errors.update(skipped)  # the grader's word, not the runner's
     if "setup" in errors:
         raise RuntimeError(f"the lab's setup cell failed in the grading sandbox: {errors['setup']}")
-    judging = Judging(client, errors, learner, baseline, heldout, shared)
+    judging = Judging(client, errors, learner, baseline, heldout, shared, sources or {})
     judge_for(lab).judge(judging)
     return {**judging.result(), "cell_errors": errors}
 
@@ -113,11 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runner-fds", help="READ,WRITE: the pipe to a runner started by the grader")
     parser.add_argument("--cells", type=Path, help="start the runner here on these cells (unsandboxed; debugging)")
     parser.add_argument("--skipped", type=Path, help="JSON {grade_id: reason} of cells the grader did not run")
+    parser.add_argument("--sources", type=Path, help="JSON {grade_id: source} of the learner's cells, read as text")
     parser.add_argument("--cell-seconds", type=float, default=60)
     parser.add_argument("--call-seconds", type=float, default=30)
     args = parser.parse_args(argv)
     lab = get_lab(args.lab)
     skipped = json.loads(args.skipped.read_text("utf-8")) if args.skipped else {}
+    sources = json.loads(args.sources.read_text("utf-8")) if args.sources else {}
     runner = None
     if args.runner_fds:
         read_fd, write_fd = (int(x) for x in args.runner_fds.split(","))
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     shared = args.shared or Path(tempfile.mkdtemp(prefix="doubleedge-shared-"))
     try:
         heldout = args.heldout or lab.heldout_attacks
-        result = check(client, lab.number, args.learner, args.baseline, heldout, shared, skipped, args.cell_seconds)
+        result = check(client, lab.number, args.learner, args.baseline, heldout, shared, skipped, args.cell_seconds,
+                       sources)  # fmt: skip
     finally:
         if runner is not None:
             runner.kill()
@@ -195,6 +198,9 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     if ordinary_set(heldout).is_file():
         shutil.copy(ordinary_set(heldout), ordinary_set(checker_dir / "heldout.jsonl"))
     (checker_dir / "skipped.json").write_text(json.dumps(skipped), "utf-8")
+    # The learner's cells as text, for checks of what the code says rather than what it does: the
+    # runner cannot answer those, since the learner's own code could change its answer.
+    (checker_dir / "sources.json").write_text(json.dumps(cells), "utf-8")
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
     runner_log = open(runner_dir / "stderr.log", "wb")
@@ -226,6 +232,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         "--heldout", str(checker_dir / "heldout.jsonl"),
         "--shared", str(shared),
         "--skipped", str(checker_dir / "skipped.json"),
+        "--sources", str(checker_dir / "sources.json"),
         "--out", str(out),
         "--runner-fds", f"{from_runner_r},{to_runner_w}",
         "--cell-seconds", str(limits.cell_seconds),

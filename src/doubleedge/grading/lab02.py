@@ -15,10 +15,10 @@ once per class like Lab 01's, with ``scan_bot(unhardened_bot(...), scan_for_lab(
 * ``test_strip_instructions`` (``hardening``):
   ``check_strip_instructions(function("strip_instructions"))``
 * ``test_datamark`` (``hardening``):
-  ``check_datamark(function("datamark"), apply("refers_to_kit_datamark", "datamark"),
-  load_datamark_documents(graders/heldout/lab02.jsonl))``
+  ``check_datamark(function("datamark"), kit_used, load_datamark_documents(graders/heldout/lab02.jsonl))``,
+  where ``kit_used`` is ``names_kit_datamark`` of any of the learner's submitted cells (their text)
 * ``test_datamark_in_defense`` (``hardening``): ``check_defense_uses_datamark(function("datamark"),
-  hardened_bot(build_defense, learner), apply("refers_to_kit_datamark", "build_defense"), documents)``
+  hardened_bot(build_defense, learner), kit_used, documents)``
 * ``test_hardening_asr`` (``hardening``):
   ``result = evaluate_hardening(hardened_bot(build_defense, learner),
   load_document_attacks(graders/heldout/lab02.jsonl))``, then ``result.asr_check()``.
@@ -32,10 +32,10 @@ once per class like Lab 01's, with ``scan_bot(unhardened_bot(...), scan_for_lab(
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -330,15 +330,16 @@ def marked_outputs(datamark: object, documents: tuple[str, ...]) -> list[str]:
     return outputs
 
 
-KIT_DATAMARK = ("datamark: it uses the kit's Datamark; the point of this exercise is to write the marking "
+KIT_NAME = "Datamark"
+KIT_DATAMARK = ("your code uses the kit's Datamark; the point of this exercise is to write the marking "
                 "yourself (a few lines of Python)")  # fmt: skip
 
 
 def check_datamark(datamark: object, kit_used: bool, documents: tuple[str, ...] | None = None) -> Check:
     """Does the learner's datamark mark every word boundary of each held-out document (by default
-    those of the course's held-out set) with one symbol, and keep its words? ``kit_used``:
-    ``refers_to_kit_datamark(datamark)``, run where the learner's code lives. Reasons give
-    counts, never a held-out document."""
+    those of the course's held-out set) with one symbol, and keep its words? ``kit_used``: whether
+    the learner's code names the kit's Datamark (``names_kit_datamark``). Reasons give counts,
+    never a held-out document."""
     if kit_used:
         return Check(False, KIT_DATAMARK)
     documents = heldout_datamark_documents() if documents is None else documents
@@ -374,10 +375,10 @@ def guarded_text(bot: SupportBot, text: str) -> str | None:
 def check_defense_uses_datamark(datamark: object, bot: SupportBot, kit_used: bool,
                                 documents: tuple[str, ...] | None = None) -> Check:  # fmt: skip
     """Does the hardened bot hand the model each held-out document marked with the learner's marker at
-    every word boundary? (Other document guards may come first, e.g. stripping.) ``kit_used``:
-    ``refers_to_kit_datamark(build_defense)``."""
+    every word boundary? (Other document guards may come first, e.g. stripping.) ``kit_used``: as
+    for ``check_datamark``."""
     if kit_used:
-        return Check(False, "build_defense uses the kit's Datamark: mark documents with your own datamark "
+        return Check(False, "your code uses the kit's Datamark: mark documents with your own datamark "
                             "(RewriteGuard(datamark))")  # fmt: skip
     documents = heldout_datamark_documents() if documents is None else documents
     try:
@@ -404,60 +405,35 @@ def in_order(words: list[str], document: list[str]) -> bool:
     return all(any(word == other for other in remaining) for word in words)
 
 
-def refers_to_kit_datamark(function: object) -> bool:
-    """Does ``function``, or anything of the learner's it reaches by name (functions, guards, lists of
-    them, default values and closures), use the kit's ``Datamark``: by that name, or through a
-    value that is the class, one of its instances or one of their methods? Runs where the learner's
-    code lives (the runner, or the learner's kernel)."""
-    from doubleedge.guards.documents import Datamark
+def functions_name_kit_datamark(*functions: object) -> bool:
+    """The notebook's preview of ``names_kit_datamark``: the functions' own source, where it can be read."""
+    import inspect
 
-    seen: set[int] = set()
-    todo: list[tuple[object, int]] = [(function, 0)]
-    while todo:
-        value, depth = todo.pop()
-        if id(value) in seen or depth > 6:
-            continue
-        seen.add(id(value))
-        if value is Datamark or isinstance(value, Datamark) or (isinstance(value, type) and issubclass(value, Datamark)):
-            return True
-        if isinstance(value, types.MethodType):
-            todo.append((value.__self__, depth + 1))
-            todo.append((value.__func__, depth + 1))
-        elif isinstance(value, types.FunctionType):
-            names = code_names(value.__code__)
-            if "Datamark" in names:
-                return True
-            cells = [c.cell_contents for c in value.__closure__ or () if filled(c)]
-            reached = [*(value.__defaults__ or ()), *(value.__kwdefaults__ or {}).values(), *cells,
-                       *(value.__globals__[n] for n in names if n in value.__globals__)]  # fmt: skip
-            todo += [(v, depth + 1) for v in reached]
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            todo += [(v, depth + 1) for v in list(value)[:100]]
-        elif isinstance(value, dict):
-            todo += [(v, depth + 1) for v in list(value.values())[:100]]
-        elif hasattr(value, "__dict__") and not isinstance(value, (type, types.ModuleType)):
-            todo += [(v, depth + 1) for v in list(vars(value).values())[:100]]  # a guard holds its function
-    return False
+    def source(function: object) -> str:
+        try:
+            return inspect.getsource(function)
+        except (TypeError, OSError):  # not a function defined in a cell: nothing to read
+            return ""
+
+    return any(names_kit_datamark(source(f)) for f in functions)
 
 
-def code_names(code: types.CodeType) -> set[str]:
-    """The global and attribute names a function's code uses, its inner functions' and lambdas' included,
-    and the strings it spells out as exactly such a name (getattr(module, "Datamark"))."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= code_names(const)
-        elif isinstance(const, str) and const.isidentifier():
-            names.add(const)
-    return names
-
-
-def filled(cell: types.CellType) -> bool:
+def names_kit_datamark(source: str) -> bool:
+    """Does this code name the kit's ``Datamark``: as a name, an attribute, an import or a string
+    spelled exactly so (``getattr(guards, "Datamark")``)? Read from the text: the grader reads the
+    learner's submitted cells, which nothing the code does at run time can change; the notebook's
+    preview reads the function's own source."""
     try:
-        _ = cell.cell_contents  # an empty cell (a name not yet bound) raises
-    except ValueError:
-        return False
-    return True
+        tree = ast.parse(source)
+    except SyntaxError:  # a cell with IPython syntax: the word itself
+        return re.search(r"\bDatamark\b", source) is not None
+    return any(
+        (isinstance(node, ast.Name) and node.id == KIT_NAME)
+        or (isinstance(node, ast.Attribute) and node.attr == KIT_NAME)
+        or (isinstance(node, ast.alias) and KIT_NAME in (node.name.rpartition(".")[2], node.asname))
+        or (isinstance(node, ast.Constant) and node.value == KIT_NAME)
+        for node in ast.walk(tree)
+    )
 
 
 def hardened_bot(build_defense: Callable[[str], Defense], learner: str) -> SupportBot:

@@ -209,12 +209,28 @@ def _log_read_back(provider: HostedProvider) -> str:
     return provider.log_text() + contents
 
 
+def _undone_once(text: str) -> list[tuple[str, str]]:
+    """``text`` with one keyless disguise undone: reversed, ROT13, each base64 or hex blob decoded."""
+    blobs = [(f"in {encoding}", decoded) for encoding, decoded in decoded_blobs(text)]
+    return [("reversed", text[::-1]), ("in ROT13", codecs.encode(text, "rot13")), *blobs]
+
+
 def _readings(text: str) -> list[tuple[str, str]]:
     """(disguise, text) pairs: ``text`` as the provider can read it back with no key: as written,
-    reversed, in ROT13, and each base64 or hex blob in it decoded. A "mask" that a provider can
-    undo in a second still hands over the data."""
-    blobs = [(f"in {encoding}", decoded) for encoding, decoded in decoded_blobs(text)]
-    return [("as written", text), ("reversed", text[::-1]), ("in ROT13", codecs.encode(text, "rot13")), *blobs]
+    then with one disguise undone, then with two (base64 of ROT13, reversed hex...). A "mask"
+    that a provider can undo in a second still hands over the data, and so does a mask of a mask."""
+    readings, seen = [("as written", text)], {text}
+    layer = readings
+    for _ in range(2):
+        undone_layer = []
+        for outer, reading in layer:
+            for inner, undone in _undone_once(reading):
+                if undone not in seen:  # ROT13 twice, reversed twice: nothing new
+                    seen.add(undone)
+                    undone_layer.append((inner if outer == "as written" else f"{inner}, {outer}", undone))
+        readings += undone_layer
+        layer = undone_layer
+    return readings
 
 
 def _detail_disguise(text: str, value: str) -> str | None:

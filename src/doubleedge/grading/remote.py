@@ -302,9 +302,10 @@ class Judging:
     """
 
     def __init__(self, client: RunnerClient, errors: dict[str, str], learner: str, baseline: Path | None,
-                 heldout: Path, shared: Path) -> None:  # fmt: skip
+                 heldout: Path, shared: Path, sources: dict[str, str] | None = None) -> None:  # fmt: skip
         self.client, self.errors, self.learner = client, errors, learner
         self.baseline, self.heldout, self.shared = baseline, heldout, shared
+        self.sources = sources or {}  # the learner's solution cells, as text (never run here)
         self.ns = RemoteNamespace(client)
         self.tests: dict[str, Check] = {}
         self.metrics: dict = {}

@@ -109,16 +109,11 @@ def _on_release_plan(function, data: dict) -> object:
     return on_release_plan(function, data)
 
 
-def _refers_to_kit_datamark(function) -> bool:
-    from doubleedge.grading.lab02 import refers_to_kit_datamark
-
-    return refers_to_kit_datamark(function)
-
-
-# Course code that runs the learner's function on objects built here from a path or from data
-# (or, for Lab 02, looks at the learner's function itself).
+# Course code that runs the learner's function on objects built here from a path or from data.
+# Only ever the learner code's answer: a check of the code itself (not of what it returns) would
+# run beside that code, which could change its verdict, so such checks read the submitted text.
 HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction, "on_scenario": _on_scenario,
-           "on_release_plan": _on_release_plan, "refers_to_kit_datamark": _refers_to_kit_datamark}  # fmt: skip
+           "on_release_plan": _on_release_plan}  # fmt: skip
 
 
 class Channel:

@@ -193,6 +193,15 @@ def build_defense(secret):
                    output_guards=[LinkAllowlist(["bellwetherbikes.example"])])
 '''
 
+# As KIT_DATAMARK_INSIDE, and the learner's code switches off the course's check of it in its own
+# process, for both the old check (run beside the learner's code) and the new one (run on the text).
+PATCHED_KIT_CHECK = KIT_DATAMARK_INSIDE + '''
+import doubleedge.grading.lab02 as _course_checks
+
+_course_checks.names_kit_datamark = lambda source: False
+_course_checks.functions_name_kit_datamark = lambda *functions: False
+'''
+
 # Each gaming defense is appended to the reference solution's hardening cell, so it can use
 # that cell's HARDENED_SYSTEM_PROMPT (and, in Lab 01, leaks_secret).
 ALLOWLIST_KNOWN = '''
@@ -604,6 +613,11 @@ def minimise(messages, customer):
     return sent
 '''
 
+# Lab 11: appended to the minimise cell. As ROT13_MASK, each detail also written backwards: two
+# disguises in turn, which the provider undoes one after the other. (A base64 mask is no way to the
+# points: the hosted bot's guards refuse base64 payloads, so the ordinary half falls.)
+REVERSED_ROT13_MASK = ROT13_MASK.replace('codecs.encode(text, "rot13")', 'codecs.encode(text[::-1], "rot13")')
+
 # Lab 11: appended to the facts cell. The facts of the two files the notebook shows, by architecture.
 KNOWN_ARCHITECTURES = '''
 KNOWN = {{"llama": {{"tensor_count": 272, "vocab_size": 49152, "context_length": 8192}},
@@ -805,7 +819,10 @@ CASES: list[Case] = [
          "a datamark that marks the words of each line and leaves the line breaks unmarked", "test_datamark"),
     Case("kit-datamark-inside", "02", KIT_DATAMARK_INSIDE, 13.0, 10.0, "uses the kit's Datamark",
          "a datamark that calls the course's Datamark(\"^\") guard", "test_datamark"),
-    Case("kit-datamark-guard", "02", KIT_DATAMARK_GUARD, 13.0, 12.0, "build_defense uses the kit's Datamark",
+    Case("patched-kit-check", "02", PATCHED_KIT_CHECK, 13.0, 10.0, "uses the kit's Datamark",
+         "a datamark that calls the course's Datamark, and code that replaces the course's check of it with one "
+         "that always says no", "test_datamark"),
+    Case("kit-datamark-guard", "02", KIT_DATAMARK_GUARD, 13.0, 10.0, "uses the kit's Datamark",
          "a build_defense that marks with the course's Datamark(\"^\") guard (the reference solution before the "
          "datamark exercise), the learner's datamark written but left out", "test_datamark_in_defense"),
     Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 12.0, 10.0, NOT_KEPT,
@@ -896,6 +913,9 @@ CASES: list[Case] = [
          "test_minimise_ordinary", "minimise"),
     Case("rot13-mask", "11", ROT13_MASK, 9.0, 7.0, "the customer's name, in ROT13",
          "a minimise that \"masks\" each detail by ROT13 (digits written backwards) instead of removing it",
+         "test_minimise_leaks", "minimise"),
+    Case("reversed-rot13-mask", "11", REVERSED_ROT13_MASK, 9.0, 7.0, "the customer's name, in ROT13, reversed",
+         "a minimise that \"masks\" each detail by writing it backwards in ROT13 (digits backwards only)",
          "test_minimise_leaks", "minimise"),
     Case("known-architectures", "11", KNOWN_ARCHITECTURES, 7.0, 7.0, "model_facts got",
          "a model_facts that reads the architecture and looks up the notebook's two files' numbers",

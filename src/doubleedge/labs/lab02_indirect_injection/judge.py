@@ -31,16 +31,13 @@ def judge(j: Judging) -> None:
 
     documents = lab02.load_datamark_documents(j.heldout)
 
-    def kit_used(function: str) -> bool:
-        """Whether the learner's function reaches the kit's Datamark (looked at in the runner, where it lives)."""
-        return bool(ns.apply("refers_to_kit_datamark", function))
-
-    j.attempt("test_datamark", "hardening",
-              lambda: lab02.check_datamark(ns["datamark"], kit_used("datamark"), documents))  # fmt: skip
+    # Read from the submitted cells' text: nothing the learner's code does at run time changes it.
+    kit_used = any(lab02.names_kit_datamark(source) for source in j.sources.values())
+    j.attempt("test_datamark", "hardening", lambda: lab02.check_datamark(ns["datamark"], kit_used, documents))
 
     def uses_datamark() -> lab02.Check:
         bot = lab02.hardened_bot(ns["build_defense"], learner)
-        return lab02.check_defense_uses_datamark(ns["datamark"], bot, kit_used("build_defense"), documents)
+        return lab02.check_defense_uses_datamark(ns["datamark"], bot, kit_used, documents)
 
     j.attempt("test_datamark_in_defense", "hardening", uses_datamark)
 
