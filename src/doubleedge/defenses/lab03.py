@@ -19,20 +19,21 @@ Prompt canary: {canary}"""
 
 
 def records_for(signed_in: str | None, message: str, store: list[dict]) -> list[dict]:
-    """The rows of ``store`` the signed-in customer may see: their own, found by the session's id.
-
-    The message is the customer's to write, so nothing in it (an id, a name, a claim to be
-    someone's partner) widens access; names are not ids (two customers may share one); ids
-    compare whole (C-2004 is not C-20041); nobody signed in sees nothing."""
+    """The rows of ``store`` that the signed-in customer may see, unchanged."""
+    # The session says who is asking; the message is the customer's to write, so nothing in it
+    # (an id, a name, a claim to be someone's partner) widens access. Names are not ids (two
+    # customers may share one), and ids compare whole (C-100 is not C-1001). Nobody signed in
+    # sees nothing.
     if not signed_in:
         return []
     return [row for row in store if row["id"] == signed_in]
 
 
 def check_code(typed: str, secret: str) -> bool:
-    """Is ``typed`` the staff code? Codes are printed in capitals and copied with stray spaces,
-    so case and surrounding whitespace do not count; anything else does, and the comparison
-    takes as long for a near miss as for a wild guess (hmac.compare_digest)."""
+    """True when the code a customer typed is the staff code ``secret``, else False."""
+    # Codes are printed in capitals and copied with stray spaces: case and surrounding whitespace
+    # do not count, anything else does. compare_digest takes as long for a near miss as for a
+    # wild guess (== would stop at the first wrong character).
     if not isinstance(typed, str) or not secret:
         return False
     return hmac.compare_digest(typed.strip().upper().encode(), secret.upper().encode())
@@ -48,7 +49,7 @@ def redact_pii(reply: str) -> str:
 
 
 def build_defense(secret: str) -> Defense:
-    """The code check moves into the app, records are filtered before the model, replies are checked."""
+    """The code check moves into the app, records are chosen before the model, replies are checked."""
     return Defense(
         name="lab03",
         system_prompt=HARDENED_SYSTEM_PROMPT,
