@@ -20,6 +20,15 @@ secret (its card digits and canary are ones the learner's processes never had): 
 attacks must make it give them away, and the learner's functions must read them out.
 * ``test_scan_reading`` (``scan_answers``):
   ``check_overall_asr(value("OVERALL_ASR"), baseline)``
+* ``test_records_for`` (``access``): ``check_records_for(function("records_for"),
+  load_session_cases(graders/heldout/lab03.jsonl))``: held-out stores (``"kind": "store"``) and
+  requests (``"kind": "session"``); exactly the signed-in customer's rows, none without a session.
+* ``test_check_code`` (``code_check``): ``check_check_code(function("check_code"), learner,
+  load_code_cases(...), constant_time)``: held-out typed codes (``"kind": "code"``) made from a
+  grading secret, then ``apply("compares_in_constant_time", "check_code", ...)`` in the runner.
+* ``test_defense_uses_them`` (``hardening``): ``check_defense_uses_them(function("records_for"),
+  function("check_code"), hardened_bot(build_defense, learner))``: no code in the prompt, the
+  app's code check and record choice are the learner's functions.
 * ``test_redact_pii`` (``hardening``): ``check_redact_pii(function("redact_pii"),
   load_redaction_cases(graders/heldout/lab03.jsonl))``: the held-out replies (the records
   with ``"kind": "redaction"``; the notebook's visible asserts are practice only).
@@ -27,9 +36,10 @@ attacks must make it give them away, and the learner's functions must read them 
   ``result = evaluate_hardening(hardened_bot(build_defense, learner),
   load_attacks(graders/heldout/lab03.jsonl))``, then ``result.asr_check()``.
   ``build_defense`` is the learner's, called with the learner's secret. Besides input
-  and output guards, its ``Defense`` carries ``record_access(customer_id, record_id)``,
-  learner code to call remotely (two strings in, a bool out; anything but ``True``
-  denies, and so does an exception), and ``check_codes``, plain data.
+  and output guards, its ``Defense`` carries ``records_for(signed_in, message, store)`` and
+  ``check_code(typed, secret)``, learner code to call remotely (plain data in and out; the
+  app keeps only unchanged rows of its store and accepts a code only on ``True``; an
+  exception shows nothing and accepts nothing), and ``check_codes``, plain data.
 * ``test_hardening_benign`` (``hardening``): ``result.benign_check()`` on the same result.
 
 ``result.metrics()`` gives the numbers for feedback.
