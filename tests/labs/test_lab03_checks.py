@@ -245,6 +245,10 @@ def test_constant_time_is_seen_under_any_name():
     assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t, s), "a", "a")
     assert lab03.compares_in_constant_time(lambda t, s: same_digest(t, s), "a", "a")  # imported under another name
     assert not lab03.compares_in_constant_time(equal_after_normalising, "a", "a")
+    decoy = lambda t, s: hmac.compare_digest("x", "x") and equal_after_normalising(t, s)  # noqa: E731
+    assert not lab03.compares_in_constant_time(decoy, "DE-FAKE-1A2B-3C4D", "DE-FAKE-1A2B-3C4D")
+    assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t.lower().encode(), s.lower().encode()),
+                                           "de-fake-1a2b-3c4d", "DE-FAKE-1A2B-3C4D")
     assert hmac.compare_digest is same_digest  # the module and this module's name are both put back
 
 

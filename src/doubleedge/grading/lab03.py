@@ -435,16 +435,20 @@ def check_records_for(records_for: object, cases: tuple[SessionCase, ...] | None
 
 
 def compares_in_constant_time(check_code: Callable[[str, str], bool], typed: str, secret: str) -> bool:
-    """Does ``check_code(typed, secret)`` call ``hmac.compare_digest`` (or ``secrets.compare_digest``,
-    the same function), under whatever name it imported it? A comparison with ``==`` stops at the
-    first differing character, so its time tells an attacker how much of a guess was right."""
+    """Does ``check_code(typed, secret)`` compare the secret (in any case, as text or bytes) with
+    ``hmac.compare_digest`` (or ``secrets.compare_digest``, the same function), under whatever
+    name it imported it? A comparison with ``==`` stops at the first differing character, so its
+    time tells an attacker how much of a guess was right; a call on anything else is a decoy."""
     import hmac
     import secrets
 
     original, calls = hmac.compare_digest, []
 
+    def as_text(value: object) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
     def counting(a, b):
-        calls.append(1)
+        calls.append(secret.upper() in (as_text(a).upper(), as_text(b).upper()))
         return original(a, b)
 
     scope = getattr(check_code, "__globals__", {})
@@ -458,7 +462,7 @@ def compares_in_constant_time(check_code: Callable[[str, str], bool], typed: str
     finally:
         hmac.compare_digest = secrets.compare_digest = original
         scope.update(dict.fromkeys(bound, original))
-    return bool(calls)
+    return any(calls)
 
 
 def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ...] | None = None,
@@ -483,8 +487,9 @@ def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ..
                             f"{wrong[0]}")
     constant_time = constant_time or (lambda typed, s: compares_in_constant_time(check_code, typed, s))
     if not constant_time(secret, secret):
-        return Check(False, "check_code must compare with hmac.compare_digest: == stops at the first wrong "
-                            "character, and how long it takes tells an attacker how much of a guess was right")
+        return Check(False, "check_code must compare the typed code with the secret by hmac.compare_digest: == "
+                            "stops at the first wrong character, and how long it takes tells an attacker how much "
+                            "of a guess was right")
     return Check(True)
 
 

@@ -490,6 +490,13 @@ def check_code(typed, secret):
     return typed.strip().upper() == secret.upper()
 '''
 
+DECOY_COMPARE_DIGEST = '''
+def check_code(typed, secret):
+    \"\"\"Calls compare_digest on something else, so that it is seen, and compares the code with ==.\"\"\"
+    hmac.compare_digest(b"constant", b"constant")
+    return typed.strip().upper() == secret.upper()
+'''
+
 IMPORT_REFERENCE_03 = '''
 import importlib
 
@@ -916,6 +923,9 @@ CASES: list[Case] = [
          "compare_digest", "test_check_code", "code_check"),
     Case("plain-equality", "03", PLAIN_EQUALITY, 17.0, 15.0, "hmac.compare_digest",
          "a check_code with the right normalisation, compared with == (its time tells how much of a guess was right)",
+         "test_check_code", "code_check"),
+    Case("decoy-compare-digest", "03", DECOY_COMPARE_DIGEST, 17.0, 15.0, "hmac.compare_digest",
+         "a check_code that calls compare_digest on two constants and compares the code with ==",
          "test_check_code", "code_check"),
     Case("import-reference-by-name", "03", IMPORT_REFERENCE_03, 17.0, 14.0,
          "No module named 'doubleedge.defenses.lab03'",
