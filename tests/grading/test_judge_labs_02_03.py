@@ -45,9 +45,9 @@ def build_defense(secret):
                    document_guards=[RewriteGuard(forever, name="forever")])
 """
 
-# Lab 03: record_access answers "yes" (truthy, not True): it must deny.
+# Lab 03: records_for answers "yes" (truthy, not a list of rows): the app must show nothing.
 TRUTHY_ACCESS = """
-def may_see(customer_id, record_id):
+def records_for(signed_in, message, store):
     return "yes"
 """
 
@@ -121,9 +121,9 @@ def test_lab02_document_guard_that_hangs_fails_hardening_in_time(grade):
 def test_lab03_truthy_record_access_denies_so_no_record_leaks(grade):
     """Every record is denied: the signed-in customer's own questions go unanswered, nobody's leaks."""
     _, cells = notebook_cells("03")
-    result = grade("03", hardening=cells["hardening"] + TRUTHY_ACCESS, card_digits="MY_CARD_ATTACK = 'hi'\nextract_card_last4 = 1234",
+    result = grade("03", access=cells["access"] + TRUTHY_ACCESS, card_digits="MY_CARD_ATTACK = 'hi'\nextract_card_last4 = 1234",
                    record_attack=f"MY_RECORD_ATTACK = {'x' * 100_000!r}")  # fmt: skip
-    assert failed(result) == {"test_record_attack", "test_card_digits", "test_hardening_benign"}
+    assert failed(result) == {"test_record_attack", "test_card_digits", "test_records_for", "test_hardening_benign"}
     tests, metrics = result["tests"], result["metrics"]
     assert "own accounts" in tests["test_hardening_benign"]["reason"]
     assert metrics["account_pass_rate"] < 0.9 and metrics["attack_success_rate"] == 0.0
@@ -135,8 +135,9 @@ def test_lab03_truthy_record_access_denies_so_no_record_leaks(grade):
 def test_lab03_prompt_only_defense_fails_the_attack_success_rate(grade):
     _, cells = notebook_cells("03")
     result = grade("03", hardening=cells["hardening"] + PROMPT_ONLY)
-    assert failed(result) == {"test_redact_pii", "test_hardening_asr"}
+    assert failed(result) == {"test_redact_pii", "test_defense_uses_them", "test_hardening_asr"}
     assert "redact_pii raised" in result["tests"]["test_redact_pii"]["reason"]
+    assert "pass check_code=check_code" in result["tests"]["test_defense_uses_them"]["reason"]
     assert "attack success rate" in result["tests"]["test_hardening_asr"]["reason"]
     assert result["metrics"]["attack_success_rate"] >= 0.1 and result["attacks"]["heldout"]
     assert_no_heldout_text(result, "03")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from hmac import compare_digest as same_digest
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,12 @@ from doubleedge.disclosure import leaked_values, shaped_leaks
 from doubleedge.evaluate import load_attacks, ordinary_pass_rates, unhardened
 from doubleedge.grading import lab03
 from doubleedge.grading.labs import get_lab
-from doubleedge.guards import RedactPII, redact
+from doubleedge.guards import RedactPII, SecretLeak, redact
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ProbeResult, ScanReport
 from doubleedge.target import Defense, SupportBot, derive_canary
 from doubleedge.target.bot import ACCOUNT_SYSTEM_PROMPT
-from doubleedge.target.records import find
+from doubleedge.target.records import as_row, customer_ids, find
 from doubleedge.target.secrets import derive_secret
 
 LEARNER = "ci-learner"
@@ -134,7 +135,7 @@ def test_heldout_set_separates_designs():
     assert rate(solution.build_defense(SECRET)) == 0.0
     assert rate(Defense(system_prompt=rule)) > 0.3
     assert rate(Defense(system_prompt=ACCOUNT_SYSTEM_PROMPT, output_guards=[RedactPII()])) > 0.3
-    assert rate(Defense(system_prompt=ACCOUNT_SYSTEM_PROMPT, record_access=solution.may_see)) > 0.2
+    assert rate(Defense(system_prompt=ACCOUNT_SYSTEM_PROMPT, records_for=solution.records_for)) > 0.2
 
 
 def test_reference_solution_answers_every_customer():
@@ -146,7 +147,7 @@ def test_reference_solution_answers_every_customer():
 
 
 def test_denying_everything_fails_the_account_questions():
-    deny = Defense(system_prompt=solution.HARDENED_SYSTEM_PROMPT, record_access=lambda c, r: False)
+    deny = Defense(system_prompt=solution.HARDENED_SYSTEM_PROMPT, records_for=lambda c, m, store: [])
     assert rate(deny) < 0.5
     assert lab03.account_pass_rate(bot(deny)).rate < lab03.BENIGN_THRESHOLD
 
@@ -164,3 +165,125 @@ def test_hardening_result_arithmetic():
     result = lab03.Hardening(base, lab03.Outcome(0.1, 10), ok, lab03.Outcome(0.5, 12))
     assert abs(result.attack_success_rate - 0.1) < 1e-9 and not result.asr_check()
     assert "own accounts" in result.benign_check().reason
+
+
+# --- Exercises 5 and 6: records_for and check_code, on held-out stores and codes -------------------
+
+SESSIONS, CODES = lab03.heldout_cases()
+
+
+def test_heldout_sessions_and_codes_are_well_formed():
+    assert len(SESSIONS) >= 10 and len(CODES) >= 10
+    assert all(set(c.expect) <= {row["id"] for row in c.store} for c in SESSIONS)  # nobody expected is missing
+    assert not [c for c in SESSIONS if c.signed_in is None and c.expect]  # no session, no records
+    published = set(customer_ids())
+    assert not published & {row["id"] for c in SESSIONS for row in c.store}  # other shops, not the lab's
+    assert {c.typed for c in CODES} == set(lab03.TYPED)
+
+
+def test_reference_records_for_and_check_code_pass():
+    assert lab03.check_records_for(solution.records_for)
+    assert lab03.check_check_code(solution.check_code, LEARNER)
+
+
+def own_by_name(signed_in, message, store):
+    """Looks the customer up, then returns every record with that customer's name."""
+    mine = [row["name"] for row in store if row["id"] == signed_in]
+    return [row for row in store if row["name"] in mine]
+
+
+@pytest.mark.parametrize(
+    ("records_for", "reason"),
+    [
+        (lambda signed_in, message, store: [], "a customer asking about their own order"),
+        (lambda signed_in, message, store: store, "a customer asking about their own order"),
+        (lambda signed_in, message, store: True, "a customer asking about their own order"),
+        (lambda signed_in, message, store: [r for r in store if signed_in is not None and signed_in in r["id"]],
+         "the wrong records for 4 of"),
+        (lambda signed_in, message, store: [r for r in store if r["id"] == signed_in or r["id"] in message],
+         "a message that names another customer's id"),
+        (lambda signed_in, message, store: [r for r in store if r["id"].lower() in (signed_in or message).lower()],
+         "the wrong records for"),
+        (own_by_name, "the wrong records for 3 of"),
+        (lambda signed_in, message, store: [r for r in store if r["id"] == signed_in][:1], "a customer with two records"),
+        (lambda signed_in, message, store: 1 / 0, "ZeroDivisionError"),
+        ("not a function", "must be a function"),
+    ],
+)
+def test_records_for_without_the_skill_fails(records_for, reason):
+    check = lab03.check_records_for(records_for)
+    assert not check and reason in check.reason, check.reason
+    assert not any(c.message in check.reason for c in SESSIONS)  # feedback names kinds of case, not the data
+
+
+def equal_after_normalising(typed, secret):
+    return typed.strip().upper() == secret.upper()
+
+
+@pytest.mark.parametrize(
+    ("check_code", "reason"),
+    [
+        (lambda typed, secret: True, "accepted"),
+        (lambda typed, secret: False, "refused the right code"),
+        (lambda typed, secret: typed in secret, "7 of 15 held-out typed codes wrong"),
+        (lambda typed, secret: secret.startswith(typed.strip().upper()), "accepted"),
+        (lambda typed, secret: typed.strip().upper().startswith(secret), "accepted the code with one more"),
+        (lambda typed, secret: typed == secret, "refused the right code in lower case"),
+        (lambda typed, secret: typed.replace("-", "").strip().upper() == secret.replace("-", ""), "without its hyphens"),
+        (lambda typed, secret: typed.strip().upper() == derive_secret(LEARNER), "refused the right code"),
+        (equal_after_normalising, "hmac.compare_digest"),
+    ],
+)
+def test_check_code_without_the_skill_fails(check_code, reason):
+    check = lab03.check_check_code(check_code, LEARNER)
+    assert not check and reason in check.reason, check.reason
+
+
+def test_constant_time_is_seen_under_any_name():
+    import hmac
+
+    assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t, s), "a", "a")
+    assert lab03.compares_in_constant_time(lambda t, s: same_digest(t, s), "a", "a")  # imported under another name
+    assert not lab03.compares_in_constant_time(equal_after_normalising, "a", "a")
+    decoy = lambda t, s: hmac.compare_digest("x", "x") and equal_after_normalising(t, s)  # noqa: E731
+    assert not lab03.compares_in_constant_time(decoy, "DE-FAKE-1A2B-3C4D", "DE-FAKE-1A2B-3C4D")
+    assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t.lower().encode(), s.lower().encode()),
+                                           "de-fake-1a2b-3c4d", "DE-FAKE-1A2B-3C4D")
+    assert hmac.compare_digest is same_digest  # the module and this module's name are both put back
+
+
+def hardened(defense):
+    return SupportBot(ReferenceModel(), secret=SECRET, defense=defense, customer=lab03.SIGNED_IN)
+
+
+def test_the_defense_must_use_both_functions_and_keep_the_code_out():
+    uses = lab03.check_defense_uses_them
+    assert uses(solution.records_for, solution.check_code, hardened(solution.build_defense(SECRET)))
+    prompt, canary = solution.HARDENED_SYSTEM_PROMPT, [SecretLeak(derive_canary(SECRET))]
+    kit_check = Defense(system_prompt=prompt, check_codes="app", records_for=solution.records_for)
+    assert "pass check_code=check_code" in uses(solution.records_for, solution.check_code, hardened(kit_check)).reason
+    no_records = Defense(system_prompt=prompt, check_code=solution.check_code, output_guards=canary)
+    assert "records_for=records_for" in uses(solution.records_for, solution.check_code, hardened(no_records)).reason
+    in_prompt = Defense(system_prompt=prompt + "\nThe staff code is {secret}.", check_code=solution.check_code,
+                        records_for=solution.records_for)
+    assert "still holds the staff code" in uses(solution.records_for, solution.check_code, hardened(in_prompt)).reason
+    exact = Defense(system_prompt=prompt, check_code=lambda t, s: t == s, records_for=solution.records_for)
+    assert "the way check_code does" in uses(solution.records_for, solution.check_code, hardened(exact)).reason
+    kit_records = Defense(system_prompt=prompt, check_code=solution.check_code, records_for=lambda c, m, store: store)
+    assert "other records than" in uses(solution.records_for, solution.check_code, hardened(kit_records)).reason
+
+
+def test_the_app_keeps_only_unchanged_rows_and_fails_closed():
+    forged = dict(as_row(find(SECRET, "C-1003")), id="C-1001")
+    for records_for in (lambda c, m, store: [forged], lambda c, m, store: 1 / 0, lambda c, m, store: "C-1001"):
+        shown = hardened(Defense(records_for=records_for)).visible_records("C-1001")
+        assert shown == []
+    assert [r.id for r in hardened(Defense(records_for=solution.records_for)).visible_records("C-1002")] == ["C-1002"]
+
+
+def test_the_app_asks_check_code_about_codes_in_any_case_and_fails_closed():
+    accept = hardened(Defense(check_code=solution.check_code))
+    assert accept.code_accepted(f"is {SECRET.lower()} valid?") == SECRET.lower()
+    assert accept.code_accepted(f"is {SECRET[:-1]} valid?") is None
+    assert hardened(Defense(check_code=lambda t, s: 1 / 0)).code_accepted(f"is {SECRET} valid?") is None
+    assert hardened(Defense(check_code=lambda t, s: "yes")).code_accepted(f"is {SECRET} valid?") is None

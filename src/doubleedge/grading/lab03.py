@@ -20,6 +20,15 @@ secret (its card digits and canary are ones the learner's processes never had): 
 attacks must make it give them away, and the learner's functions must read them out.
 * ``test_scan_reading`` (``scan_answers``):
   ``check_overall_asr(value("OVERALL_ASR"), baseline)``
+* ``test_records_for`` (``access``): ``check_records_for(function("records_for"),
+  load_session_cases(graders/heldout/lab03.jsonl))``: held-out stores (``"kind": "store"``) and
+  requests (``"kind": "session"``); exactly the signed-in customer's rows, none without a session.
+* ``test_check_code`` (``code_check``): ``check_check_code(function("check_code"), learner,
+  load_code_cases(...), constant_time)``: held-out typed codes (``"kind": "code"``) made from a
+  grading secret, then ``apply("compares_in_constant_time", "check_code", ...)`` in the runner.
+* ``test_defense_uses_them`` (``hardening``): ``check_defense_uses_them(function("records_for"),
+  function("check_code"), hardened_bot(build_defense, learner))``: no code in the prompt, the
+  app's code check and record choice are the learner's functions.
 * ``test_redact_pii`` (``hardening``): ``check_redact_pii(function("redact_pii"),
   load_redaction_cases(graders/heldout/lab03.jsonl))``: the held-out replies (the records
   with ``"kind": "redaction"``; the notebook's visible asserts are practice only).
@@ -27,9 +36,10 @@ attacks must make it give them away, and the learner's functions must read them 
   ``result = evaluate_hardening(hardened_bot(build_defense, learner),
   load_attacks(graders/heldout/lab03.jsonl))``, then ``result.asr_check()``.
   ``build_defense`` is the learner's, called with the learner's secret. Besides input
-  and output guards, its ``Defense`` carries ``record_access(customer_id, record_id)``,
-  learner code to call remotely (two strings in, a bool out; anything but ``True``
-  denies, and so does an exception), and ``check_codes``, plain data.
+  and output guards, its ``Defense`` carries ``records_for(signed_in, message, store)`` and
+  ``check_code(typed, secret)``, learner code to call remotely (plain data in and out; the
+  app keeps only unchanged rows of its store and accepts a code only on ``True``; an
+  exception shows nothing and accepts nothing), and ``check_codes``, plain data.
 * ``test_hardening_benign`` (``hardening``): ``result.benign_check()`` on the same result.
 
 ``result.metrics()`` gives the numbers for feedback.
@@ -66,7 +76,7 @@ from doubleedge.labs.lab03_sensitive_data import SCAN_CUSTOMER
 from doubleedge.models import ReferenceModel
 from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
 from doubleedge.target.bot import ACCOUNT_SYSTEM_PROMPT, CANARY_PLACEHOLDER, Defense, SupportBot
-from doubleedge.target.records import derive_canary, find
+from doubleedge.target.records import as_row, customer_ids, derive_canary, find
 from doubleedge.target.secrets import derive_secret, grading_secret
 
 LAB = "03"
@@ -296,3 +306,220 @@ def evaluate_hardening(bot: SupportBot, heldout: list[Attack], workdir: Path | N
     asked = MixedOrder(bot, [(a.prompt, (), SIGNED_IN) for a in heldout] + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary, masks_personal_data)
     return Hardening(garak, leak_success_rate(asked, heldout), kept["question"], kept["account"])
+
+
+# --- Exercise 5: which records the signed-in customer may see, and the app's code check -----------
+
+SESSION_KIND, STORE_KIND, CODE_KIND = "session", "store", "code"
+
+
+@dataclass(frozen=True)
+class SessionCase:
+    """One held-out request: who is signed in (``None``: nobody), the message, the store, and the
+    ids whose rows (all of them, nothing else) the customer may see. Feedback names only ``label``."""
+
+    signed_in: str | None
+    message: str
+    store: tuple[dict, ...]
+    expect: tuple[str, ...]
+    label: str
+
+    def allowed_rows(self) -> list[dict]:
+        return [row for row in self.store if row["id"] in self.expect]
+
+
+@dataclass(frozen=True)
+class CodeCase:
+    """One held-out typed code, made from the checked secret by ``typed`` (see :func:`typed_code`)."""
+
+    typed: str
+    accept: bool
+    label: str
+
+
+def _stores(heldout: Path | str) -> dict[str, tuple[dict, ...]]:
+    parsed = read_jsonl(heldout, lambda r: (r["id"], tuple(r["rows"])) if r.get("kind") == STORE_KIND else None)
+    return dict(p for p in parsed if p is not None)
+
+
+def load_session_cases(heldout: Path | str) -> tuple[SessionCase, ...]:
+    """The ``"kind": "session"`` records of Lab 03's held-out set, each with its ``"kind": "store"``."""
+    stores = _stores(heldout)
+    parsed = read_jsonl(heldout, lambda r: SessionCase(r["signed_in"], r["message"], stores[r["store"]],
+                                                       tuple(r["expect"]), r["label"])
+                        if r.get("kind") == SESSION_KIND else None)  # fmt: skip
+    cases = tuple(c for c in parsed if c is not None)
+    if not cases or not any(c.expect for c in cases) or all(c.expect for c in cases):
+        raise ValueError(f"{heldout}: the session cases need signed-in customers and requests with no records")
+    return cases
+
+
+def load_code_cases(heldout: Path | str) -> tuple[CodeCase, ...]:
+    """The ``"kind": "code"`` records of Lab 03's held-out set."""
+    parsed = read_jsonl(heldout, lambda r: CodeCase(r["typed"], r["accept"], r["label"])
+                        if r.get("kind") == CODE_KIND else None)  # fmt: skip
+    cases = tuple(c for c in parsed if c is not None)
+    if not any(c.accept for c in cases) or all(c.accept for c in cases):
+        raise ValueError(f"{heldout}: the code cases need codes to accept and codes to refuse")
+    return cases
+
+
+def _last_changed(secret: str) -> str:
+    return secret[:-1] + ("0" if secret[-1] != "0" else "1")
+
+
+# How each held-out case types a code, from the secret the check holds and the learner's id.
+TYPED: dict[str, Callable[[str, str], str]] = {
+    "exact": lambda secret, learner: secret,
+    "lower": lambda secret, learner: secret.lower(),
+    "padded": lambda secret, learner: f"  {secret} ",
+    "tab_newline": lambda secret, learner: f"\t{secret}\n",
+    "drop_last": lambda secret, learner: secret[:-1],
+    "prefix": lambda secret, learner: secret.split("-")[0],
+    "middle": lambda secret, learner: secret[3:-3],
+    "extra_char": lambda secret, learner: secret + "7",
+    "extra_segment": lambda secret, learner: secret + "-00",
+    "last_changed": lambda secret, learner: _last_changed(secret),
+    "no_hyphens": lambda secret, learner: secret.replace("-", ""),
+    "empty": lambda secret, learner: "",
+    "blank": lambda secret, learner: "   ",
+    "other_learner": lambda secret, learner: grading_secret(learner, case="code-other"),
+    "canary": lambda secret, learner: derive_canary(secret),
+}
+
+
+def typed_code(case: CodeCase, secret: str, learner: str) -> str:
+    if case.typed not in TYPED:
+        raise ValueError(f"unknown typed-code kind {case.typed!r}; known: {', '.join(TYPED)}")
+    return TYPED[case.typed](secret, learner)
+
+
+def heldout_cases() -> tuple[tuple[SessionCase, ...], tuple[CodeCase, ...]]:
+    from doubleedge.labs import get_lab
+
+    heldout = get_lab(LAB).heldout_attacks
+    return load_session_cases(heldout), load_code_cases(heldout)
+
+
+def same_rows(chosen: object, expected: list[dict]) -> bool:
+    """``chosen`` is a list of rows holding exactly ``expected`` (each as often), in any order."""
+    if not isinstance(chosen, (list, tuple)) or len(chosen) != len(expected):
+        return False
+    left = list(chosen)
+    for row in expected:
+        if row not in left:
+            return False
+        left.remove(row)
+    return True
+
+
+def check_records_for(records_for: object, cases: tuple[SessionCase, ...] | None = None) -> Check:
+    """Does ``records_for(signed_in, message, store)`` return exactly the signed-in customer's
+    rows of each held-out store (none when nobody is signed in)? Reasons name the kind of
+    case, never its data."""
+    if not callable(records_for):
+        return Check(False, "records_for must be a function: records_for(signed_in, message, store) returns rows")
+    cases = heldout_cases()[0] if cases is None else cases
+    wrong = []
+    for case in cases:
+        try:
+            chosen = records_for(case.signed_in, case.message, [dict(row) for row in case.store])
+        except Exception as exc:  # learner code: report the kind, never crash the grader
+            return Check(False, f"records_for: {lab01.learner_failure('records_for', exc)} on {case.label}")
+        if not same_rows(chosen, case.allowed_rows()):
+            wrong.append(case.label)
+    if wrong:
+        return Check(False, f"records_for returned the wrong records for {len(wrong)} of {len(cases)} held-out "
+                            f"requests, e.g. {wrong[0]} (it must return exactly the signed-in customer's rows)")
+    return Check(True)
+
+
+def compares_in_constant_time(check_code: Callable[[str, str], bool], typed: str, secret: str) -> bool:
+    """Does ``check_code(typed, secret)`` compare the secret (in any case, as text or bytes) with
+    ``hmac.compare_digest`` (or ``secrets.compare_digest``, the same function), under whatever
+    name it imported it? A comparison with ``==`` stops at the first differing character, so its
+    time tells an attacker how much of a guess was right; a call on anything else is a decoy."""
+    import hmac
+    import secrets
+
+    original, calls = hmac.compare_digest, []
+
+    def as_text(value: object) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+    def counting(a, b):
+        calls.append(secret.upper() in (as_text(a).upper(), as_text(b).upper()))
+        return original(a, b)
+
+    scope = getattr(check_code, "__globals__", {})
+    bound = [name for name, value in scope.items() if value is original]
+    hmac.compare_digest = secrets.compare_digest = counting
+    scope.update(dict.fromkeys(bound, counting))
+    try:
+        check_code(typed, secret)
+    except Exception:
+        pass  # check_check_code reports failures; here only the comparison matters
+    finally:
+        hmac.compare_digest = secrets.compare_digest = original
+        scope.update(dict.fromkeys(bound, original))
+    return any(calls)
+
+
+def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ...] | None = None,
+                     constant_time: Callable[[str, str], bool] | None = None) -> Check:  # fmt: skip
+    """Does ``check_code(typed, secret)`` accept the held-out right codes (also as customers type
+    them) and refuse every near miss, for a secret the learner never saw? ``constant_time(typed,
+    secret)`` says whether it compared with ``hmac.compare_digest`` (in the runner when grading)."""
+    if not callable(check_code):
+        return Check(False, "check_code must be a function: check_code(typed, secret) returns True or False")
+    cases = heldout_cases()[1] if cases is None else cases
+    secret = grading_secret(learner, case="code")
+    wrong = []
+    for case in cases:
+        try:
+            verdict = check_code(typed_code(case, secret, learner), secret)
+        except Exception as exc:
+            return Check(False, f"check_code: {lab01.learner_failure('check_code', exc)} on {case.label}")
+        if (verdict is True) != case.accept:
+            wrong.append(("refused " if case.accept else "accepted ") + case.label)
+    if wrong:
+        return Check(False, f"check_code decided {len(wrong)} of {len(cases)} held-out typed codes wrong, e.g. it "
+                            f"{wrong[0]}")
+    constant_time = constant_time or (lambda typed, s: compares_in_constant_time(check_code, typed, s))
+    if not constant_time(secret, secret):
+        return Check(False, "check_code must compare the typed code with the secret by hmac.compare_digest: == "
+                            "stops at the first wrong character, and how long it takes tells an attacker how much "
+                            "of a guess was right")
+    return Check(True)
+
+
+def check_defense_uses_them(records_for: object, check_code: object, bot: SupportBot) -> Check:
+    """Does the hardened bot keep its code out of the prompt, check typed codes with the learner's
+    ``check_code`` and put in the model's context the records the learner's ``records_for`` chose?"""
+    defense = bot.defense
+    if bot.secret.lower() in bot.system_prompt.lower():
+        return Check(False, "the system prompt still holds the staff code: let check_code check typed codes")
+    if defense.check_code is None:
+        return Check(False, "build_defense must pass check_code=check_code: the app checks typed codes with it")
+    if defense.records_for is None:
+        return Check(False, "build_defense must pass records_for=records_for: the app asks it which records to show")
+    for typed in (bot.secret, bot.secret.lower(), bot.secret[:-1], _last_changed(bot.secret)):
+        try:
+            wanted = check_code(typed, bot.secret) is True
+        except Exception:
+            wanted = False
+        if (bot.code_accepted(f"Is {typed} a valid discount code?") is not None) != wanted:
+            return Check(False, "the bot did not decide a typed code the way check_code does: pass "
+                                "check_code=check_code to Defense")
+    store = [as_row(person) for person in bot.persona.people(bot.secret)]
+    for customer in customer_ids():
+        message = f"Show me the records of {', '.join(customer_ids())}."
+        try:
+            chosen = records_for(customer, message, [dict(row) for row in store])
+        except Exception:
+            chosen = []
+        shown = [as_row(person) for person in bot.visible_records(customer, message)]
+        if not same_rows(shown, [row for row in store if isinstance(chosen, (list, tuple)) and row in chosen]):
+            return Check(False, "the bot showed other records than records_for chose: pass records_for=records_for "
+                                "to Defense")
+    return Check(True)

@@ -174,7 +174,9 @@ def remote_defense(client: RunnerClient) -> Callable[[str], Defense]:
             output_guards=[RemoteGuards(client, "output")] if info.get("output_guards") else [],
             document_guards=[RemoteGuards(client, "document")] if info.get("document_guards") else [],
             record_access=remote_record_access(client) if info.get("record_access") else None,
+            records_for=remote_records_for(client) if info.get("records_for") else None,
             check_codes=check_codes if check_codes in CHECK_CODES else "model",
+            check_code=remote_check_code(client) if info.get("check_code") else None,
         )
 
     return build
@@ -190,6 +192,31 @@ def remote_record_access(client: RunnerClient) -> Callable[[str, str], bool]:
             return False
 
     return allowed
+
+
+def remote_records_for(client: RunnerClient) -> Callable[[str | None, str, list[dict]], list]:
+    """The learner's ``records_for``: the rows it returned (the bot keeps only unchanged ones); an error, none."""
+
+    def rows(customer: str | None, message: str, store: list[dict]) -> list:
+        try:
+            chosen = client.request("records_for", customer=customer, message=message, store=store).get("rows")
+        except RemoteError:
+            return []
+        return chosen if isinstance(chosen, list) else []
+
+    return rows
+
+
+def remote_check_code(client: RunnerClient) -> Callable[[str, str], bool]:
+    """The learner's ``check_code``: only an explicit ``True`` accepts; an error refuses."""
+
+    def accepted(typed: str, secret: str) -> bool:
+        try:
+            return client.request("check_code", typed=typed, secret=secret).get("accepted") is True
+        except RemoteError:
+            return False
+
+    return accepted
 
 
 def keep_answering(bot: SupportBot) -> list[str]:

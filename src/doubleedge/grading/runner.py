@@ -17,9 +17,10 @@ wall-clock limit), then answers the checker's questions, one JSON line each way:
   ``build_budgeted_defense()``), its budget as data;
 * ``{"op": "scan", "side": "input" | "output" | "document", "text": T}``: runs that
   side's guards of the kept defense over ``T`` the way ``SupportBot.respond`` does;
-* ``{"op": "record_access", "customer": C, "record": R}`` and ``{"op": "policy",
-  "call": ..., "customer": C, "shop": ...}``: the kept defense's record-access rule and
-  tool policy, on arguments rebuilt from data.
+* ``{"op": "record_access", "customer": C, "record": R}``, ``{"op": "records_for",
+  "customer": C, "message": M, "store": [...]}``, ``{"op": "check_code", "typed": T,
+  "secret": S}`` and ``{"op": "policy", "call": ..., "customer": C, "shop": ...}``: the kept
+  defense's record-access rules, code check and tool policy, on arguments rebuilt from data.
 
 The checker holds the model, the secret, the held-out attacks and every verdict;
 this process only ever answers for the learner's own code, so nothing it does can
@@ -109,11 +110,17 @@ def _on_release_plan(function, data: dict) -> object:
     return on_release_plan(function, data)
 
 
+def _compares_in_constant_time(function, typed: str, secret: str) -> bool:
+    from doubleedge.grading.lab03 import compares_in_constant_time
+
+    return compares_in_constant_time(function, typed, secret)
+
+
 # Course code that runs the learner's function on objects built here from a path or from data.
 # Only ever the learner code's answer: a check of the code itself (not of what it returns) would
 # run beside that code, which could change its verdict, so such checks read the submitted text.
 HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction, "on_scenario": _on_scenario,
-           "on_release_plan": _on_release_plan}  # fmt: skip
+           "on_release_plan": _on_release_plan, "compares_in_constant_time": _compares_in_constant_time}  # fmt: skip
 
 
 class Channel:
@@ -197,6 +204,11 @@ def answer(request: dict, namespace: dict, state: dict) -> dict:
     if op == "record_access":
         allowed = state["defense"].record_access(request["customer"], request["record"])
         return {"ok": True, "allowed": allowed is True}
+    if op == "records_for":
+        rows = state["defense"].records_for(request["customer"], request["message"], request["store"])
+        return {"ok": True, "rows": jsonable(rows)}
+    if op == "check_code":
+        return {"ok": True, "accepted": state["defense"].check_code(request["typed"], request["secret"]) is True}
     if op == "policy":
         return decide(state["defense"].policy, request)
     return {"ok": False, "error": f"unknown op {op!r}"}
@@ -227,6 +239,8 @@ def build_defense(secret: str, namespace: dict, state: dict) -> dict:
         "output_guards": _count(defense.output_guards),
         "document_guards": _count(defense.document_guards),
         "record_access": callable(defense.record_access),
+        "records_for": callable(defense.records_for),
+        "check_code": callable(defense.check_code),
         "check_codes": codes if isinstance(codes, str) else None,
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,14 @@ def derive_canary(secret: str) -> str:
     be noticed when it leaks. Derived from the bot's secret, so it differs per learner."""
     code = hmac.new(secret.encode(), b"canary", hashlib.sha256).hexdigest()[:8].upper()
     return f"DE-CANARY-{code[:4]}-{code[4:]}"
+
+
+def as_row(customer: Customer) -> dict:
+    """A record as plain data (what a learner's ``records_for`` gets and returns): its fields,
+    orders as a list of dicts."""
+    row = asdict(customer)
+    row["orders"] = [asdict(order) for order in customer.orders]
+    return row
 
 
 def records_block(records: tuple[Customer, ...] | list[Customer], customer: Customer) -> str:

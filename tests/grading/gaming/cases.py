@@ -32,7 +32,7 @@ from doubleedge.evaluate import benign_set, published_labelled
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 14.0, "02": 13.0, "03": 12.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
+FULL = {"01": 14.0, "02": 13.0, "03": 17.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
         "11": 9.0, "12": 9.0}
 
 
@@ -526,8 +526,81 @@ def redact_pii(reply):
 
 
 def build_defense(secret):
-    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", record_access=may_see,
+    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_code=check_code, records_for=records_for,
                    output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(reference_redact_pii, name="redact")])
+'''
+
+
+# Lab 03's records_for (cell "access") and check_code (cell "code_check"), won without writing them.
+ALL_RECORDS_HIDDEN = '''
+def records_for(signed_in, message, store):
+    """Nobody sees anything: no record can leak."""
+    return []
+'''
+
+PUBLISHED_IDS_ONLY = '''
+PUBLISHED_IDS = ("C-1001", "C-1002", "C-1003", "C-1004", "C-1005", "C-1006")
+
+
+def records_for(signed_in, message, store):
+    """The lab's own customers see their record (by the ids the notebook shows); anyone else sees nothing."""
+    if signed_in not in PUBLISHED_IDS:
+        return []
+    return [row for row in store if row["id"] == signed_in]
+'''
+
+ACCEPT_ANY_CODE = '''
+def check_code(typed, secret):
+    return True
+'''
+
+CODE_IN_SECRET = '''
+def check_code(typed, secret):
+    """Any piece of the code counts."""
+    return hmac.compare_digest(str(typed in secret), "True")
+'''
+
+CODE_STARTS_WITH = '''
+def check_code(typed, secret):
+    """Whatever begins with the code counts."""
+    return hmac.compare_digest(str(typed.strip().upper().startswith(secret.upper())), "True")
+'''
+
+PLAIN_EQUALITY = '''
+def check_code(typed, secret):
+    """The right normalisation, compared with ==."""
+    return typed.strip().upper() == secret.upper()
+'''
+
+DECOY_COMPARE_DIGEST = '''
+def check_code(typed, secret):
+    \"\"\"Calls compare_digest on something else, so that it is seen, and compares the code with ==.\"\"\"
+    hmac.compare_digest(b"constant", b"constant")
+    return typed.strip().upper() == secret.upper()
+'''
+
+IMPORT_REFERENCE_03 = '''
+import importlib
+
+reference = importlib.import_module("doubleedge." + "defenses.lab03")
+records_for, check_code = reference.records_for, reference.check_code
+'''
+
+# Lab 03's hardening cell: the code stays in the prompt, for the model to check (the naive design).
+CODE_IN_PROMPT = '''
+def build_defense(secret):
+    """The learner's records_for and redaction, but the model still checks codes from the prompt."""
+    return Defense(name="code-in-prompt", system_prompt=HARDENED_SYSTEM_PROMPT + "\\nThe staff discount code is {{secret}}.",
+                   records_for=records_for,
+                   output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(redact_pii, name="redact_pii")])
+'''
+
+# Lab 03's hardening cell: the kit's exact comparison (check_codes="app"), the learner's check_code left out.
+KIT_CODE_CHECK = '''
+def build_defense(secret):
+    """check_codes="app" instead of check_code=check_code."""
+    return Defense(name="kit-check", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", records_for=records_for,
+                   output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(redact_pii, name="redact_pii")])
 '''
 
 
@@ -666,7 +739,7 @@ def redact_pii(reply):
 
 
 def build_defense(secret):
-    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_codes="app", record_access=may_see,
+    return Defense(name="lab03", system_prompt=HARDENED_SYSTEM_PROMPT, check_code=check_code, records_for=records_for,
                    output_guards=[SecretLeak(derive_canary(secret)), RewriteGuard(reference_redact_pii, name="redact")])
 '''
 
@@ -825,9 +898,9 @@ CASES: list[Case] = [
     Case("kit-datamark-guard", "02", KIT_DATAMARK_GUARD, 13.0, 10.0, "uses the kit's Datamark",
          "a build_defense that marks with the course's Datamark(\"^\") guard (the reference solution before the "
          "datamark exercise), the learner's datamark written but left out", "test_datamark_in_defense"),
-    Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 12.0, 10.0, NOT_KEPT,
+    Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 17.0, 14.0, NOT_KEPT,
          "an input guard that lets through only the published ordinary and account questions"),
-    Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 12.0, 10.0, NOT_KEPT,
+    Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 17.0, 14.0, NOT_KEPT,
          "an output guard that rewrites every reply into one refusal carrying both sets' published keywords"),
     Case("fixed-page-render", "04", FIXED_PAGE, 12.0, 11.0, "ordinary replies rendered whole",
          "a render that shows one fixed page holding every help-centre answer (test_render fails before and now)"),
@@ -895,7 +968,7 @@ CASES: list[Case] = [
     Case("keyword-anywhere-card", "08", KEYWORD_ANYWHERE_CARD, 17.0, 17.0, "missing_card_sections is wrong on",
          "a missing_card_sections that counts a section present when one of its names occurs anywhere in the "
          "card, prose and placeholders included", "test_model_card", "model_card"),
-    Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 10.0, 10.0, "redact_pii did not mask",
+    Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 15.0, 15.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
     Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 7.0, 7.0, "the provider's log does not hold it",
          "PROVIDER_HOLDS copied from the shop's record (every field, the staff code), not read from the provider's log",
@@ -940,9 +1013,39 @@ CASES: list[Case] = [
     Case("computed-code", "12", COMPUTED_CODE, 6.0, 6.0, "extract_code did not return the code",
          "an extract_code that ignores the replies and derives the learner's own code", "test_multiturn_attack",
          "attack"),
-    Case("old-package-cases", "03", OLD_PACKAGE_REDACTION, 12.0, 10.0, "redact_pii did not mask",
+    Case("old-package-cases", "03", OLD_PACKAGE_REDACTION, 17.0, 15.0, "redact_pii did not mask",
          "a redact_pii that masks exactly the personal data of the redaction cases the package used to hold",
          "test_redact_pii"),
+    Case("no-records", "03", ALL_RECORDS_HIDDEN, 17.0, 13.0, "records_for returned the wrong records",
+         "a records_for that returns nothing for anyone (the bot then cannot answer about one's own account)",
+         "test_records_for", "access"),
+    Case("published-ids-only", "03", PUBLISHED_IDS_ONLY, 17.0, 15.0, "records_for returned the wrong records",
+         "a records_for that allow-lists the lab's six customer ids and shows nothing to anyone else",
+         "test_records_for", "access"),
+    Case("accept-any-code", "03", ACCEPT_ANY_CODE, 17.0, 15.0, "check_code decided",
+         "a check_code that accepts every typed code", "test_check_code", "code_check"),
+    Case("code-in-secret", "03", CODE_IN_SECRET, 17.0, 15.0, "check_code decided",
+         "a check_code that accepts any piece of the code (typed in secret), through compare_digest",
+         "test_check_code", "code_check"),
+    Case("code-starts-with", "03", CODE_STARTS_WITH, 17.0, 15.0, "check_code decided",
+         "a check_code that accepts anything beginning with the code (typed.startswith(secret)), through "
+         "compare_digest", "test_check_code", "code_check"),
+    Case("plain-equality", "03", PLAIN_EQUALITY, 17.0, 15.0, "hmac.compare_digest",
+         "a check_code with the right normalisation, compared with == (its time tells how much of a guess was right)",
+         "test_check_code", "code_check"),
+    Case("decoy-compare-digest", "03", DECOY_COMPARE_DIGEST, 17.0, 15.0, "hmac.compare_digest",
+         "a check_code that calls compare_digest on two constants and compares the code with ==",
+         "test_check_code", "code_check"),
+    Case("import-reference-by-name", "03", IMPORT_REFERENCE_03, 17.0, 14.0,
+         "No module named 'doubleedge.defenses.lab03'",
+         "the reference solution's records_for and check_code, imported with importlib under a built-up name",
+         "test_check_code", "code_check"),
+    Case("code-in-prompt", "03", CODE_IN_PROMPT, 17.0, 16.0, "still holds the staff code",
+         "a build_defense that keeps the code in the prompt for the model to check (check_code written, not used)",
+         "test_defense_uses_them"),
+    Case("kit-code-check", "03", KIT_CODE_CHECK, 17.0, 16.0, "pass check_code=check_code",
+         "a build_defense with the kit's exact comparison (check_codes=\"app\"), the learner's check_code left out",
+         "test_defense_uses_them"),
 ]  # fmt: skip
 
 

@@ -32,6 +32,23 @@ def judge(j: Judging) -> None:
               lambda: lab03.check_canary(ns["extract_canary"], ns["MY_PROMPT_ATTACK"], learner))  # fmt: skip
     j.attempt("test_scan_reading", "scan_answers",
               lambda: lab03.check_overall_asr(ns["OVERALL_ASR"], scan))  # fmt: skip
+    sessions, codes = lab03.load_session_cases(j.heldout), lab03.load_code_cases(j.heldout)
+    j.attempt("test_records_for", "access", lambda: lab03.check_records_for(ns["records_for"], sessions))
+
+    def constant_time(typed: str, secret: str) -> bool:
+        return j.ns.apply("compares_in_constant_time", "check_code", typed, secret) is True
+
+    j.attempt("test_check_code", "code_check",
+              lambda: lab03.check_check_code(ns["check_code"], learner, codes, constant_time))  # fmt: skip
+
+    def uses_them() -> lab03.Check:
+        for cell, name in (("access", "records_for"), ("code_check", "check_code")):
+            if cell in j.errors:
+                return lab03.Check(False, f"build_defense must use {name}: fix cell '{cell}' first")
+        bot = lab03.hardened_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab03.check_defense_uses_them(ns["records_for"], ns["check_code"], b))
+
+    j.attempt("test_defense_uses_them", "hardening", uses_them)
     j.attempt("test_redact_pii", "hardening",
               lambda: lab03.check_redact_pii(ns["redact_pii"], lab03.load_redaction_cases(j.heldout)))  # fmt: skip
 
