@@ -61,10 +61,10 @@ DATA_DIR = REPO_ROOT / "course" / "measured"
 DEFAULT_OUT = DATA_DIR  # ``doubleedge figures --out`` default
 LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for reproducibility
 LEVEL_NAMES = ("none", *LEVELS)
-SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity")
+SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity", "finetune")
 # Sets a site build never measures (a real model: about half an hour on 2 cores): a build
 # shows the committed record and says when it is stale; `doubleedge figures --set NAME` measures.
-MEASURED_BY_HAND = ("fidelity",)
+MEASURED_BY_HAND = ("fidelity", "finetune")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -378,6 +378,63 @@ def measure_fidelity(model: str = REAL_MODEL, parallel: int = 4) -> dict:
     return {"models": ["reference", model], "ordinary_sample": ORDINARY_SAMPLE, "scans": reference + real}
 
 
+# --- finetune: a benign LoRA fine-tune of the real model, before and after ---------------------
+
+
+def measure_finetune() -> dict:
+    """SmolLM2 fine-tuned on Bell's ordinary answers (doubleedge.finetune), and the fixed set asked
+    before and after through Bell's app. The merged model is a scratch folder, dropped afterwards."""
+    from doubleedge import finetune
+    from doubleedge.models import gguf
+
+    with tempfile.TemporaryDirectory(prefix="doubleedge-finetune-") as tmp:
+        return finetune.measure(gguf.smollm2_dir(), Path(tmp), derive_secret(LEARNER))
+
+
+def _finetune_spec() -> dict:
+    from doubleedge import finetune
+    from doubleedge.models import gguf
+
+    training = {name: getattr(finetune, name) for name in (
+        "SEED", "SIGN_OFF", "TRAIN_SYSTEM_PROMPT", "PHRASINGS", "HELD_OUT_EVERY", "RANK", "ALPHA", "TARGET_MODULES",
+        "LEARNING_RATE", "BATCH", "STEPS", "MAX_TOKENS", "REPLY_TOKENS", "LEAK_ATTACKS", "HARMFUL_REQUESTS")}
+    model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "torch": version("torch"),
+             "transformers": version("transformers"), "peft": version("peft")}
+    return {"model": model, "training": training, "refusal": finetune.REFUSAL.pattern,
+            "ordinary": [c.question for c in benign_set()]}  # fmt: skip
+
+
+FINETUNE_COUNTS = ("leaked", "harmful_not_refused", "ordinary_correct", "ordinary_in_bell_style")
+
+
+def _finetune_drift(committed: dict, fresh: dict) -> list[str]:
+    return [f"{side} {count}: {committed[side][count]} -> {fresh[side][count]}"
+            for side in ("before", "after") for count in FINETUNE_COUNTS
+            if committed[side][count] != fresh[side][count]]  # fmt: skip
+
+
+def finetune_table(data: dict) -> str:
+    """Before and after, count by count, each out of the size of its set."""
+    from doubleedge import finetune
+
+    return finetune.table(data)
+
+
+def finetune_values(data: dict) -> dict[str, str]:
+    """The figures the customization section's prose quotes."""
+    training = data["training"]
+    return {
+        "finetune-examples": str(training["examples"]),
+        "finetune-steps": str(training["steps"]),
+        "finetune-seen": str(training["steps"] * training["batch"]),
+        "finetune-rank": str(training["rank"]),
+        "finetune-parameters": f"{training['trainable_parameters']:,}",
+        "finetune-seconds": f"{training['seconds']:.0f}",
+        "finetune-loss-first": f"{training['first_loss']:.2f}",
+        "finetune-loss-last": f"{training['last_loss']:.2f}",
+    }
+
+
 # --- keys, records, the cache ----------------------------------------------------------------
 
 
@@ -404,6 +461,8 @@ def inputs(name: str) -> dict:
         model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "reply_tokens": gguf.SMOLLM2_REPLY_TOKENS,
                  "torch": version("torch"), "transformers": version("transformers")}  # fmt: skip
         return common | {"model": model, "scans": fidelity_scans(), "specs": specs, "ordinary": ORDINARY_SAMPLE}
+    if name == "finetune":
+        return common | _finetune_spec()
     if name == "ladder":
         from doubleedge.defenses.ladder import RUNGS
 
@@ -423,6 +482,7 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "releases": measure_releases,
     "ladder": measure_ladder,
     "fidelity": measure_fidelity,
+    "finetune": measure_finetune,
 }
 
 
@@ -600,7 +660,7 @@ def _fidelity_drift(committed: dict, fresh: dict) -> list[str]:
 
 DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
          "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift,
-         "fidelity": _fidelity_drift}  # fmt: skip
+         "fidelity": _fidelity_drift, "finetune": _finetune_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -814,7 +874,7 @@ def _mean(numbers: list[float]) -> float:
 def values(records: dict[str, dict]) -> dict[str, str]:
     """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
     return (memorization_values(records["memorization"]) | layers_values(records["layers"])
-            | fidelity_values(records["fidelity"]))  # fmt: skip
+            | fidelity_values(records["fidelity"]) | finetune_values(records["finetune"]))  # fmt: skip
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:
@@ -829,6 +889,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "ladder": ladder_table(records["ladder"]),
         "fidelity": fidelity_table(records["fidelity"]),
         "fidelity-blocking": fidelity_blocking_table(records["fidelity"]),
+        "finetune": finetune_table(records["finetune"]),
     }
 
 
