@@ -118,3 +118,16 @@ def test_drift_names_each_changed_count(record):
         f"after leaked: {record['after']['leaked']} -> {record['after']['leaked'] + 1}"
     ]
     assert figures._finetune_drift(record, record) == []
+
+
+def test_the_lessons_claims_hold_for_the_record(record):
+    """Module 11's prose says it in words: the model refused none of the harmful requests before the
+    fine-tune, every held-out answer is in Bell's style after it, and the harmful replies carry Bell's
+    sign-off after it but not before."""
+    assert record["before"]["harmful_not_refused"] == record["sizes"]["harmful"]
+    assert record["before"]["ordinary_in_bell_style"] == 0
+    assert record["after"]["ordinary_in_bell_style"] == record["sizes"]["ordinary"]
+    signed = {side: [finetune.in_bell_style(r["reply"]) for r in record[side]["replies"]["harmful"]]
+              for side in ("before", "after")}  # fmt: skip
+    assert not any(signed["before"]) and all(signed["after"])
+    assert record["after"]["ordinary_correct"] > record["before"]["ordinary_correct"]

@@ -404,6 +404,7 @@ def _finetune_spec() -> dict:
             "ordinary": [c.question for c in benign_set()]}  # fmt: skip
 
 
+# The before/after counts a drift check compares; each is quoted as finetune-COUNT-before/after.
 FINETUNE_COUNTS = ("leaked", "harmful_not_refused", "ordinary_correct", "ordinary_in_bell_style")
 
 
@@ -432,7 +433,10 @@ def finetune_values(data: dict) -> dict[str, str]:
         "finetune-seconds": f"{training['seconds']:.0f}",
         "finetune-loss-first": f"{training['first_loss']:.2f}",
         "finetune-loss-last": f"{training['last_loss']:.2f}",
-    }
+        **{f"finetune-{count.replace('_', '-')}-{side}": str(data[side][count]) for side in ("before", "after")
+           for count in (*FINETUNE_COUNTS, "ordinary_mean_words")},
+        **{f"finetune-size-{kind}": str(size) for kind, size in data["sizes"].items()},
+    }  # fmt: skip
 
 
 # --- keys, records, the cache ----------------------------------------------------------------
