@@ -1,6 +1,6 @@
 """``doubleedge figures``: the course's numbers, measured, never typed in.
 
-Six measurements, each a real run:
+The measurements, each a real run:
 
 * ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot
   and of each defense level, and the benign pass rate of each;
@@ -17,6 +17,10 @@ Six measurements, each a real run:
   clean text, and garak's canary scan before and after the reference hardening;
 * ``releases``: Lab 08's release candidates, each scanned and asked the ordinary questions,
   as the lab's release gate measures them.
+* ``fidelity``: the reference model against the real one, scan for scan (measured by hand);
+* ``finetune``: SmolLM2 fine-tuned with LoRA on Bell's ordinary answers (doubleedge.finetune), and a
+  fixed set of leak attacks, harmful requests and held-out ordinary questions asked before and
+  after (measured by hand: minutes of CPU training).
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
