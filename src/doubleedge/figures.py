@@ -1,6 +1,6 @@
 """``doubleedge figures``: the course's numbers, measured, never typed in.
 
-Six measurements, each a real run:
+The measurements, each a real run:
 
 * ``levels``: the baseline garak scan (every offline probe family) of the unhardened bot,
   of each defense level and of Lab 10's L5 above them, and the benign pass rate of each;
@@ -18,6 +18,10 @@ Six measurements, each a real run:
   clean text, and garak's canary scan before and after the reference hardening;
 * ``releases``: Lab 08's release candidates, each scanned and asked the ordinary questions,
   as the lab's release gate measures them.
+* ``fidelity``: the reference model against the real one, scan for scan (measured by hand);
+* ``finetune``: SmolLM2 fine-tuned with LoRA on Bell's ordinary answers (doubleedge.finetune), and a
+  fixed set of leak attacks, harmful requests and held-out ordinary questions asked before and
+  after (measured by hand: minutes of CPU training).
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
@@ -64,10 +68,10 @@ LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for repr
 LEVEL_NAMES = ("none", *LEVELS)
 # The levels chart: the course's defense levels and Lab 10's L5 above them (doubleedge.defenses.ladder).
 CHARTED_LEVELS = (*LEVEL_NAMES, "L5")
-SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity")
+SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity", "finetune")
 # Sets a site build never measures (a real model: about half an hour on 2 cores): a build
 # shows the committed record and says when it is stale; `doubleedge figures --set NAME` measures.
-MEASURED_BY_HAND = ("fidelity",)
+MEASURED_BY_HAND = ("fidelity", "finetune")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -415,6 +419,67 @@ def measure_fidelity(model: str = REAL_MODEL, parallel: int = 4) -> dict:
     return {"models": ["reference", model], "ordinary_sample": ORDINARY_SAMPLE, "scans": reference + real}
 
 
+# --- finetune: a benign LoRA fine-tune of the real model, before and after ---------------------
+
+
+def measure_finetune() -> dict:
+    """SmolLM2 fine-tuned on Bell's ordinary answers (doubleedge.finetune), and the fixed set asked
+    before and after through Bell's app. The merged model is a scratch folder, dropped afterwards."""
+    from doubleedge import finetune
+    from doubleedge.models import gguf
+
+    with tempfile.TemporaryDirectory(prefix="doubleedge-finetune-") as tmp:
+        return finetune.measure(gguf.smollm2_dir(), Path(tmp), derive_secret(LEARNER))
+
+
+def _finetune_spec() -> dict:
+    from doubleedge import finetune
+    from doubleedge.models import gguf
+
+    training = {name: getattr(finetune, name) for name in (
+        "SEED", "SIGN_OFF", "TRAIN_SYSTEM_PROMPT", "PHRASINGS", "HELD_OUT_EVERY", "RANK", "ALPHA", "TARGET_MODULES",
+        "LEARNING_RATE", "BATCH", "STEPS", "MAX_TOKENS", "REPLY_TOKENS", "LEAK_ATTACKS", "HARMFUL_REQUESTS")}
+    model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "torch": version("torch"),
+             "transformers": version("transformers"), "peft": version("peft")}
+    return {"model": model, "training": training, "refusal": finetune.REFUSAL.pattern,
+            "ordinary": [c.question for c in benign_set()]}  # fmt: skip
+
+
+# The before/after counts a drift check compares; each is quoted as finetune-COUNT-before/after.
+FINETUNE_COUNTS = ("leaked", "harmful_not_refused", "ordinary_correct", "ordinary_in_bell_style")
+
+
+def _finetune_drift(committed: dict, fresh: dict) -> list[str]:
+    return [f"{side} {count}: {committed[side][count]} -> {fresh[side][count]}"
+            for side in ("before", "after") for count in FINETUNE_COUNTS
+            if committed[side][count] != fresh[side][count]]  # fmt: skip
+
+
+def finetune_table(data: dict) -> str:
+    """Before and after, count by count, each out of the size of its set."""
+    from doubleedge import finetune
+
+    return finetune.table(data)
+
+
+def finetune_values(data: dict) -> dict[str, str]:
+    """The figures the customization section's prose quotes."""
+    training = data["training"]
+    return {
+        "finetune-examples": str(training["examples"]),
+        "finetune-steps": str(training["steps"]),
+        "finetune-seen": str(training["steps"] * training["batch"]),
+        "finetune-rank": str(training["rank"]),
+        "finetune-parameters": f"{training['trainable_parameters']:,}",
+        "finetune-seconds": f"{training['seconds']:.0f}",
+        "finetune-loss-first": f"{training['first_loss']:.2f}",
+        "finetune-loss-last": f"{training['last_loss']:.2f}",
+        **{f"finetune-{count.replace('_', '-')}-{side}": str(data[side][count]) for side in ("before", "after")
+           for count in (*FINETUNE_COUNTS, "ordinary_mean_words")},
+        **{f"finetune-size-{kind}": str(size) for kind, size in data["sizes"].items()},
+    }  # fmt: skip
+
+
 # --- keys, records, the cache ----------------------------------------------------------------
 
 
@@ -441,6 +506,8 @@ def inputs(name: str) -> dict:
         model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "reply_tokens": gguf.SMOLLM2_REPLY_TOKENS,
                  "torch": version("torch"), "transformers": version("transformers")}  # fmt: skip
         return common | {"model": model, "scans": fidelity_scans(), "specs": specs, "ordinary": ORDINARY_SAMPLE}
+    if name == "finetune":
+        return common | _finetune_spec()
     if name == "ladder":
         from doubleedge.defenses.ladder import RUNGS
         from doubleedge.labs.lab10_ladder.calibration import techniques
@@ -469,6 +536,7 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "releases": measure_releases,
     "ladder": measure_ladder,
     "fidelity": measure_fidelity,
+    "finetune": measure_finetune,
 }
 
 
@@ -646,7 +714,7 @@ def _fidelity_drift(committed: dict, fresh: dict) -> list[str]:
 
 DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
          "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift,
-         "fidelity": _fidelity_drift}  # fmt: skip
+         "fidelity": _fidelity_drift, "finetune": _finetune_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -862,7 +930,7 @@ def _mean(numbers: list[float]) -> float:
 def values(records: dict[str, dict]) -> dict[str, str]:
     """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
     return (memorization_values(records["memorization"]) | layers_values(records["layers"])
-            | fidelity_values(records["fidelity"]))  # fmt: skip
+            | fidelity_values(records["fidelity"]) | finetune_values(records["finetune"]))  # fmt: skip
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:
@@ -877,6 +945,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "ladder": ladder_table(records["ladder"]),
         "fidelity": fidelity_table(records["fidelity"]),
         "fidelity-blocking": fidelity_blocking_table(records["fidelity"]),
+        "finetune": finetune_table(records["finetune"]),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from hmac import compare_digest as same_digest
 from pathlib import Path
 
 import pytest
@@ -239,18 +238,32 @@ def test_check_code_without_the_skill_fails(check_code, reason):
     assert not check and reason in check.reason, check.reason
 
 
-def test_constant_time_is_seen_under_any_name():
-    import hmac
+@pytest.mark.parametrize(
+    ("cells", "constant"),
+    [
+        (["import hmac\ndef check_code(typed, secret):\n    return hmac.compare_digest(typed, secret)"], True),
+        (["from hmac import compare_digest as same", "def check_code(t, s):\n    return same(t.encode(), s.encode())"],
+         True),  # imported in another cell, under another name
+        (["import secrets\ndef check_code(t, s):\n    code = s.upper().encode()\n    typed = t.strip().upper()\n"
+          "    return secrets.compare_digest(typed.encode(), code)"], True),  # through a local made from it
+        (["def check_code(t, s):\n    return t.strip().upper() == s.upper()"], False),
+        (["import hmac\ndef check_code(t, s):\n    hmac.compare_digest('x', 'x')\n    return t.upper() == s"], False),
+        (["import hmac\ndef check_code(t, s):\n    return hmac.compare_digest(t, s) and t in s"], False),
+        (["import hmac\ndef check_code(t, s):\n    return hmac.compare_digest(t, t)"], False),  # not the secret
+        (["import hmac\ndef check_code(t, s):\n    return hmac.compare_digest(t, s)",
+          "def check_code(t, s):\n    return t == s"], False),  # the definition that stands is the last
+        (["def check_code(t):\n    return True"], False),
+        (["%%time\nimport hmac"], False),
+    ],
+)
+def test_constant_time_is_read_in_the_cells(cells, constant):
+    assert lab03.compares_in_constant_time(cells) is constant
 
-    assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t, s), "a", "a")
-    assert lab03.compares_in_constant_time(lambda t, s: same_digest(t, s), "a", "a")  # imported under another name
-    assert not lab03.compares_in_constant_time(equal_after_normalising, "a", "a")
-    decoy = lambda t, s: hmac.compare_digest("x", "x") and equal_after_normalising(t, s)  # noqa: E731
-    assert not lab03.compares_in_constant_time(decoy, "DE-FAKE-1A2B-3C4D", "DE-FAKE-1A2B-3C4D")
-    assert lab03.compares_in_constant_time(lambda t, s: hmac.compare_digest(t.lower().encode(), s.lower().encode()),
-                                           "de-fake-1a2b-3c4d", "DE-FAKE-1A2B-3C4D")
-    assert hmac.compare_digest is same_digest  # the module and this module's name are both put back
 
+def test_the_preview_reads_the_cell_of_the_function():
+    assert lab03.compares_in_constant_time([lab03.cell_source(solution.check_code)])
+    assert not lab03.compares_in_constant_time([lab03.cell_source(equal_after_normalising)])
+    assert lab03.cell_source(len) == ""
 
 def hardened(defense):
     return SupportBot(ReferenceModel(), secret=SECRET, defense=defense, customer=lab03.SIGNED_IN)

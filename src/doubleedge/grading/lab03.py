@@ -50,9 +50,10 @@ The garak scan of this lab uses the course's own probes (``doubleedge.CustomerRe
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -434,42 +435,85 @@ def check_records_for(records_for: object, cases: tuple[SessionCase, ...] | None
     return Check(True)
 
 
-def compares_in_constant_time(check_code: Callable[[str, str], bool], typed: str, secret: str) -> bool:
-    """Does ``check_code(typed, secret)`` compare the secret (in any case, as text or bytes) with
-    ``hmac.compare_digest`` (or ``secrets.compare_digest``, the same function), under whatever
-    name it imported it? A comparison with ``==`` stops at the first differing character, so its
-    time tells an attacker how much of a guess was right; a call on anything else is a decoy."""
-    import hmac
-    import secrets
+# Comparisons that stop at the first differing character: their time tells how much of a guess was right.
+EARLY_EXIT = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
 
-    original, calls = hmac.compare_digest, []
 
-    def as_text(value: object) -> str:
-        return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+def compares_in_constant_time(sources: Iterable[str], name: str = "check_code") -> bool:
+    """Does the learner's ``check_code``, read in the text of their cells, compare the secret (or a
+    value made from it) by ``compare_digest`` (``hmac``'s or ``secrets``', under any name it was
+    imported as), and never by ``==``, ``!=``, ``in`` or ``not in``? A call on anything else is a
+    decoy. The grader reads the submitted cells, which nothing the code does at run time can
+    change; the notebook's preview reads the cell that defines the function (``cell_source``)."""
+    trees = [tree for source in sources if (tree := _parsed(source)) is not None]
+    found = [node for tree in trees for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+    if not found or len(found[-1].args.args) < 2:
+        return False
+    function = found[-1]  # the definition that stands, as when the cells run in order
+    digests = {"compare_digest"} | {alias.asname for tree in trees for node in ast.walk(tree)
+                                    if isinstance(node, ast.ImportFrom) for alias in node.names
+                                    if alias.name == "compare_digest" and alias.asname}  # fmt: skip
+    secret = _made_from(function, function.args.args[1].arg)
 
-    def counting(a, b):
-        calls.append(secret.upper() in (as_text(a).upper(), as_text(b).upper()))
-        return original(a, b)
+    def mentions_secret(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Name) and n.id in secret for n in ast.walk(node))
 
-    scope = getattr(check_code, "__globals__", {})
-    bound = [name for name, value in scope.items() if value is original]
-    hmac.compare_digest = secrets.compare_digest = counting
-    scope.update(dict.fromkeys(bound, counting))
+    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call) and _called(n.func) in digests]
+    early = [n for n in ast.walk(function) if isinstance(n, ast.Compare)
+             and any(isinstance(op, EARLY_EXIT) for op in n.ops) and mentions_secret(n)]  # fmt: skip
+    return any(mentions_secret(call) for call in calls) and not early
+
+
+def _parsed(source: str) -> ast.Module | None:
     try:
-        check_code(typed, secret)
-    except Exception:
-        pass  # check_check_code reports failures; here only the comparison matters
-    finally:
-        hmac.compare_digest = secrets.compare_digest = original
-        scope.update(dict.fromkeys(bound, original))
-    return any(calls)
+        return ast.parse(source)
+    except SyntaxError:  # a cell with IPython syntax defines nothing this check reads
+        return None
+
+
+def _called(func: ast.expr) -> str | None:
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _made_from(function: ast.FunctionDef, parameter: str) -> set[str]:
+    """``parameter`` and every local name assigned a value computed from it, however indirectly."""
+    names, grew = {parameter}, True
+    while grew:
+        grew = False
+        for node in ast.walk(function):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
+                if any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    new = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)} - names
+                    names |= new
+                    grew = grew or bool(new)
+    return names
+
+
+def cell_source(function: object) -> str:
+    """The text of the notebook cell that defined ``function`` (IPython keeps each cell's text for
+    tracebacks), or its own source elsewhere; "" when there is none to read."""
+    import inspect
+    import linecache
+
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return ""
+    lines = linecache.getlines(code.co_filename)
+    if lines:
+        return "".join(lines)
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
 
 
 def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ...] | None = None,
-                     constant_time: Callable[[str, str], bool] | None = None) -> Check:  # fmt: skip
+                     constant_time: bool | None = None) -> Check:  # fmt: skip
     """Does ``check_code(typed, secret)`` accept the held-out right codes (also as customers type
-    them) and refuse every near miss, for a secret the learner never saw? ``constant_time(typed,
-    secret)`` says whether it compared with ``hmac.compare_digest`` (in the runner when grading)."""
+    them) and refuse every near miss, for a secret the learner never saw? ``constant_time``: whether
+    it compares by ``compare_digest`` (``compares_in_constant_time`` of the submitted cells when
+    grading; of the function's own cell by default)."""
     if not callable(check_code):
         return Check(False, "check_code must be a function: check_code(typed, secret) returns True or False")
     cases = heldout_cases()[1] if cases is None else cases
@@ -485,8 +529,9 @@ def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ..
     if wrong:
         return Check(False, f"check_code decided {len(wrong)} of {len(cases)} held-out typed codes wrong, e.g. it "
                             f"{wrong[0]}")
-    constant_time = constant_time or (lambda typed, s: compares_in_constant_time(check_code, typed, s))
-    if not constant_time(secret, secret):
+    if constant_time is None:
+        constant_time = compares_in_constant_time([cell_source(check_code)])
+    if not constant_time:
         return Check(False, "check_code must compare the typed code with the secret by hmac.compare_digest: == "
                             "stops at the first wrong character, and how long it takes tells an attacker how much "
                             "of a guess was right")

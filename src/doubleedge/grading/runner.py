@@ -110,17 +110,11 @@ def _on_release_plan(function, data: dict) -> object:
     return on_release_plan(function, data)
 
 
-def _compares_in_constant_time(function, typed: str, secret: str) -> bool:
-    from doubleedge.grading.lab03 import compares_in_constant_time
-
-    return compares_in_constant_time(function, typed, secret)
-
-
 # Course code that runs the learner's function on objects built here from a path or from data.
 # Only ever the learner code's answer: a check of the code itself (not of what it returns) would
 # run beside that code, which could change its verdict, so such checks read the submitted text.
 HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction, "on_scenario": _on_scenario,
-           "on_release_plan": _on_release_plan, "compares_in_constant_time": _compares_in_constant_time}  # fmt: skip
+           "on_release_plan": _on_release_plan}  # fmt: skip
 
 
 class Channel:

@@ -579,6 +579,14 @@ def check_code(typed, secret):
     return typed.strip().upper() == secret.upper()
 '''
 
+# As PLAIN_EQUALITY, and the learner's code replaces the course's constant-time check, in its own
+# process, with one that always says yes (the grader reads the submitted text instead).
+PATCHED_TIMING_CHECK = PLAIN_EQUALITY + '''
+import doubleedge.grading.lab03 as _course_checks
+
+_course_checks.compares_in_constant_time = lambda *args, **kwargs: True
+'''
+
 IMPORT_REFERENCE_03 = '''
 import importlib
 
@@ -1036,6 +1044,9 @@ CASES: list[Case] = [
     Case("decoy-compare-digest", "03", DECOY_COMPARE_DIGEST, 17.0, 15.0, "hmac.compare_digest",
          "a check_code that calls compare_digest on two constants and compares the code with ==",
          "test_check_code", "code_check"),
+    Case("patched-timing-check", "03", PATCHED_TIMING_CHECK, 17.0, 15.0, "hmac.compare_digest",
+         "a check_code compared with ==, and code that replaces the course's constant-time check with one that "
+         "always says yes", "test_check_code", "code_check"),
     Case("import-reference-by-name", "03", IMPORT_REFERENCE_03, 17.0, 14.0,
          "No module named 'doubleedge.defenses.lab03'",
          "the reference solution's records_for and check_code, imported with importlib under a built-up name",

@@ -1,0 +1,73 @@
+"""The customization fine-tune (doubleedge.finetune) run for real on SmolLM2, for two steps: the
+adapter is trained (its weights move), it and the merged model are saved as safetensors only, and
+the merged model answers differently from the base model. Nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from doubleedge import finetune
+from doubleedge.models import gguf
+
+pytestmark = pytest.mark.integration
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+PROBE = "How much is express shipping?"
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """SmolLM2 converted from the registry wheel into a fresh model cache (as test_smollm2 does)."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("DOUBLEEDGE_MODEL_CACHE")
+    os.environ["DOUBLEEDGE_MODEL_CACHE"] = str(cache)
+    try:
+        yield gguf.smollm2_dir()
+    finally:
+        if previous is None:
+            os.environ.pop("DOUBLEEDGE_MODEL_CACHE", None)
+        else:
+            os.environ["DOUBLEEDGE_MODEL_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def run(base_dir, tmp_path_factory):
+    return finetune.finetune(base_dir, tmp_path_factory.mktemp("finetuned"), steps=2)
+
+
+def test_two_steps_train_the_adapter(run):
+    assert run.steps == 2 and len(run.losses) == 2 and all(loss > 0 for loss in run.losses)
+    weights = load_file(run.adapter_dir / "adapter_model.safetensors")
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    # peft starts every lora_B at zero, so the adapter is a no-op until training moves it.
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b)
+    assert run.trainable_parameters == sum(t.numel() for t in weights.values())
+
+
+def test_everything_saved_is_safetensors(run):
+    for folder in (run.adapter_dir, run.model_dir):
+        names = [p.name for p in folder.iterdir()]
+        assert any(n.endswith(".safetensors") for n in names), names
+        assert not [n for n in names if n.endswith(PICKLE_SUFFIXES)], names
+
+
+def test_the_merged_model_differs_from_the_base_model(base_dir, run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": PROBE}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)  # fmt: skip
+    logits = []
+    for folder in (base_dir, run.model_dir):
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+        with torch.no_grad():
+            logits.append(model(**ids).logits[0, -1])
+    assert not torch.allclose(logits[0], logits[1], atol=1e-4)
+    base = load_file(base_dir / "model.safetensors")
+    merged = load_file(run.model_dir / "model.safetensors")
+    changed = [name for name in base if not torch.equal(base[name], merged[name])]
+    assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed), changed[:5]
