@@ -410,7 +410,7 @@ def measure_cost() -> dict:
 
     machine = {"cpus": os.cpu_count(), "processor": platform.machine(), "system": platform.system()}
     return {"machine": machine,
-            "models": [measure_throughput(spec, cost_questions(), COST_MAX_NEW_TOKENS) for spec in COST_MODELS]}
+            "models": [measure_throughput(spec, cost_questions(), COST_MAX_NEW_TOKENS) for spec in COST_MODELS]}  # fmt: skip
 
 
 # --- keys, records, the cache ----------------------------------------------------------------

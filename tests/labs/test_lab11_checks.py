@@ -260,3 +260,32 @@ def test_every_published_price_has_a_source_page_and_says_what_date_it_shows():
         assert price["source"].startswith("https://") and price["date_note"]
         assert price["usd_per_million_output"] >= price["usd_per_million_input"] > 0
         assert price["date"] is None or re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", price["date"])
+
+
+def test_the_lesson_quotes_every_cost_figure_from_the_committed_record():
+    """The cost table, its values and the price table come from the record and the price data; each
+    marker of the lesson names one of them, and the electricity figure is an estimate, not the
+    formula's exact answer that Exercise 5 grades."""
+    from doubleedge import figures
+
+    record = figures.load("cost")
+    assert figures.key("cost") == record["key"] and [m["model"] for m in record["models"]] == list(figures.COST_MODELS)
+    names = {"cost": figures.cost_table(record), "api-prices": figures.api_prices_table(),
+             **figures.cost_values(record)}  # fmt: skip
+    lesson = LAB.lesson.read_text("utf-8")
+    markers = set(re.findall(r"<!-- measured:([\w-]+) -->", lesson))
+    assert {"cost", "api-prices", "cost-smollm2-per-million"} <= markers <= set(names)
+    smollm2 = next(m for m in record["models"] if m["model"] == "smollm2")
+    estimate = figures._electricity_per_million(smollm2["tokens_per_second"])
+    exact = figures.ASSUMED_WATTS * figures.ASSUMED_USD_PER_KWH / (3.6 * smollm2["tokens_per_second"])
+    assert abs(estimate - exact) <= 0.05 * exact and estimate == float(f"{estimate:.2g}")
+
+
+def test_cost_drift_ignores_the_timings_and_reports_other_replies():
+    from doubleedge import figures
+
+    record = figures.load("cost")
+    slower = {**record, "models": [{**m, "tokens_per_second": 1.0, "wall_seconds": 99.0} for m in record["models"]]}
+    assert figures._cost_drift(record, slower) == []
+    other = {**record, "models": [{**m, "reply_tokens": m["reply_tokens"] + 1} for m in record["models"]]}
+    assert len(figures._cost_drift(record, other)) == len(record["models"])

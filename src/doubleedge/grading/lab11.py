@@ -515,7 +515,6 @@ def api_prices() -> dict:
     return json.loads(resources.files("doubleedge.data").joinpath("api_prices.json").read_text("utf-8"))
 
 
-
 def measure_throughput(spec: str, questions: Sequence[str], max_new_tokens: int = 64) -> dict:
     """Replies of the model ``spec`` to ``questions`` on this machine: wall and CPU seconds, and
     tokens per second (reply tokens counted with the model's own tokenizer, when it has one)."""
