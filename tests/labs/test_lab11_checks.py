@@ -280,6 +280,16 @@ def test_the_lesson_quotes_every_cost_figure_from_the_committed_record():
     exact = figures.ASSUMED_WATTS * figures.ASSUMED_USD_PER_KWH / (3.6 * smollm2["tokens_per_second"])
     assert abs(estimate - exact) <= 0.05 * exact and estimate == float(f"{estimate:.2g}")
 
+    def course_figure(tokens_per_second, watts, usd_per_kwh):  # the gaming catalogue's course-cost-figure
+        figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH = watts, usd_per_kwh
+        return figures._electricity_per_million(tokens_per_second)
+
+    assumed = figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH
+    try:
+        assert not lab11.check_costs(course_figure, HELDOUT_COSTS, "local_cost_per_million")
+    finally:
+        figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH = assumed
+
 
 def test_cost_drift_ignores_the_timings_and_reports_other_replies():
     from doubleedge import figures
