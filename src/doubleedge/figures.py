@@ -17,7 +17,11 @@ The measurements, each a real run:
   scrubbed and deduplicated, and with DP-SGD: the exposure of every canary, perplexity on
   clean text, and garak's canary scan before and after the reference hardening;
 * ``releases``: Lab 08's release candidates, each scanned and asked the ordinary questions,
-  as the lab's release gate measures them.
+  as the lab's release gate measures them;
+* ``cost``: the course's own models (the reference model and SmolLM2) answering ordinary
+  questions on this machine, timed as Lab 11 times them: reply tokens per second and
+  CPU-seconds per 1,000 replies. The lesson sets the local cost per million tokens that these
+  give, under the assumptions it names, beside providers' published prices (``data/api_prices.json``);
 * ``fidelity``: the reference model against the real one, scan for scan (measured by hand);
 * ``finetune``: SmolLM2 fine-tuned with LoRA on Bell's ordinary answers (doubleedge.finetune), and a
   fixed set of leak attacks, harmful requests and held-out ordinary questions asked before and
@@ -68,10 +72,11 @@ LEARNER = "baseline"  # the numbers do not depend on the learner; fixed for repr
 LEVEL_NAMES = ("none", *LEVELS)
 # The levels chart: the course's defense levels and Lab 10's L5 above them (doubleedge.defenses.ladder).
 CHARTED_LEVELS = (*LEVEL_NAMES, "L5")
-SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity", "finetune")
+SETS = ("levels", "labs", "layers", "memorization", "releases", "ladder", "fidelity", "finetune", "cost")
 # Sets a site build never measures (a real model: about half an hour on 2 cores): a build
 # shows the committed record and says when it is stale; `doubleedge figures --set NAME` measures.
-MEASURED_BY_HAND = ("fidelity", "finetune")
+# The cost set's timings belong to the machine that measured them: a build never re-times them.
+MEASURED_BY_HAND = ("fidelity", "finetune", "cost")
 # Bump when a measurement changes in a way its specification does not show.
 FORMAT = 1
 
@@ -480,6 +485,36 @@ def finetune_values(data: dict) -> dict[str, str]:
     }  # fmt: skip
 
 
+# --- cost: the course's own models, timed on this machine ---------------------------------------
+
+COST_MODELS = ("reference", REAL_MODEL)
+COST_REPLIES = 8  # ordinary questions, one request at a time
+COST_MAX_NEW_TOKENS = 64
+
+
+# Assumptions, not measurements: the lesson names them beside every figure they produce. The
+# power is a desktop processor's typical rated power (TDP) under load, not a meter reading of this
+# machine; the electricity price is a round household tariff, not a published average.
+ASSUMED_WATTS = 65.0
+ASSUMED_USD_PER_KWH = 0.30
+
+
+def cost_questions() -> list[str]:
+    """The first ordinary questions of the benign set: what a support bot is asked."""
+    return [case.question for case in benign_set()[:COST_REPLIES]]
+
+
+def measure_cost() -> dict:
+    """Each of the course's models answering the same questions, timed as Lab 11 times them."""
+    import platform
+
+    from doubleedge.grading.lab11 import measure_throughput
+
+    machine = {"cpus": os.cpu_count(), "processor": platform.machine(), "system": platform.system()}
+    return {"machine": machine,
+            "models": [measure_throughput(spec, cost_questions(), COST_MAX_NEW_TOKENS) for spec in COST_MODELS]}  # fmt: skip
+
+
 # --- keys, records, the cache ----------------------------------------------------------------
 
 
@@ -521,6 +556,12 @@ def inputs(name: str) -> dict:
             "techniques": [t.name for t in techniques()],
             "attacks_sha256": hashlib.sha256(sets.encode()).hexdigest(),
         }
+    if name == "cost":
+        from doubleedge.models import gguf
+
+        return common | {"models": list(COST_MODELS), "sha256": gguf.SMOLLM2_SHA256, "torch": version("torch"),
+                         "transformers": version("transformers"), "questions": cost_questions(),
+                         "max_new_tokens": COST_MAX_NEW_TOKENS}  # fmt: skip
     raise ValueError(f"no measurement {name!r}; available: {', '.join(SETS)}")
 
 
@@ -537,6 +578,7 @@ MEASURES: dict[str, Callable[[], dict]] = {
     "ladder": measure_ladder,
     "fidelity": measure_fidelity,
     "finetune": measure_finetune,
+    "cost": measure_cost,
 }
 
 
@@ -712,9 +754,19 @@ def _fidelity_drift(committed: dict, fresh: dict) -> list[str]:
     return [f"{' '.join(k)}: {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v]
 
 
+def _cost_drift(committed: dict, fresh: dict) -> list[str]:
+    """Timings belong to a machine and a moment: only what the models replied must be the same."""
+    def replies(record: dict) -> dict:
+        return {m["model"]: (m["replies"], m["reply_tokens"]) for m in record["models"]}
+
+    old, new = replies(committed), replies(fresh)
+    return [f"{model}: committed {old.get(model)} replies and reply tokens, measured {got}"
+            for model, got in new.items() if old.get(model) != got]  # fmt: skip
+
+
 DRIFT = {"levels": _levels_drift, "labs": _labs_drift, "layers": _layers_drift,
          "memorization": _memorization_drift, "releases": _releases_drift, "ladder": _ladder_drift,
-         "fidelity": _fidelity_drift, "finetune": _finetune_drift}  # fmt: skip
+         "fidelity": _fidelity_drift, "finetune": _finetune_drift, "cost": _cost_drift}  # fmt: skip
 
 
 def drift_of(name: str, fresh: dict, folder: Path = DATA_DIR) -> list[str]:
@@ -923,6 +975,66 @@ def fidelity_values(data: dict) -> dict[str, str]:
     }
 
 
+def _electricity_per_million(tokens_per_second: float) -> float:
+    """US dollars of electricity per million output tokens at the assumed power and tariff (seconds
+    for a million tokens, times watts, in kilowatt-hours, times the price), to two significant
+    figures: an estimate from assumed numbers, and never Lab 11's graded answer."""
+    kilowatt_hours = 1_000_000 / tokens_per_second * ASSUMED_WATTS / 3_600_000
+    return float(f"{kilowatt_hours * ASSUMED_USD_PER_KWH:.2g}")
+
+
+def _dollars(amount: float) -> str:
+    """Two significant figures at least: a table shows an estimate, never a formula's answer."""
+    return f"${amount:.2f}" if amount >= 0.1 else f"${amount:.2g}"
+
+
+def language_models(data: dict) -> list[dict]:
+    """The measured models whose replies are a language model's (the reference model's are looked up)."""
+    return [m for m in data["models"] if m["model"] != "reference" and m["tokens_per_second"]]
+
+
+def cost_table(data: dict) -> str:
+    """Each model on the measuring machine, and SmolLM2's electricity per million tokens under the assumptions."""
+    rows = [f"| model | reply tokens per second | CPU-seconds per 1,000 replies | electricity per million output "
+            f"tokens ({ASSUMED_WATTS:g} W, ${ASSUMED_USD_PER_KWH:.2f}/kWh assumed) |", "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    for m in data["models"]:
+        if m["model"] == "reference":
+            rows.append(f"| reference model (looks replies up; no language model) | {m['tokens_per_second']:,.0f} words "
+                        f"| {m['cpu_seconds_per_1000_replies']:g} | not comparable |")  # fmt: skip
+        else:
+            cost = _dollars(_electricity_per_million(m["tokens_per_second"])) if m["tokens_per_second"] else "no reply"
+            rows.append(f"| {m['model']} | {m['tokens_per_second']:g} | {m['cpu_seconds_per_1000_replies']:,.0f} | {cost} |")
+    return "\n".join(rows) + "\n"
+
+
+def api_prices() -> dict:
+    from doubleedge.grading.lab11 import api_prices as published
+
+    return published()
+
+
+def api_prices_table() -> str:
+    """The published prices the course keeps, each with its source and the date its page shows."""
+    rows = ["| provider | model | input, per million tokens | output, per million tokens | date the page shows | source |",
+            "| --- | --- | ---: | ---: | --- | --- |"]  # fmt: skip
+    for p in api_prices()["prices"]:
+        rows.append(f"| {p['provider']} | {p['model']} | ${p['usd_per_million_input']:.2f} | "
+                    f"${p['usd_per_million_output']:.2f} | {p['date'] or 'none'}: {p['date_note']} | "
+                    f"[{p['kind']}]({p['source']}) |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def cost_values(data: dict) -> dict[str, str]:
+    """The figures Module 11's prose quotes."""
+    values = {"cost-cpus": str(data["machine"]["cpus"]), "cost-replies": str(data["models"][0]["replies"]),
+              "cost-watts": f"{ASSUMED_WATTS:g}", "cost-usd-per-kwh": f"${ASSUMED_USD_PER_KWH:.2f}"}  # fmt: skip
+    for m in language_models(data):
+        values[f"cost-{m['model']}-tokens-per-second"] = f"{m['tokens_per_second']:g}"
+        values[f"cost-{m['model']}-cpu-seconds"] = f"{m['cpu_seconds_per_1000_replies']:,.0f}"
+        values[f"cost-{m['model']}-per-million"] = _dollars(_electricity_per_million(m["tokens_per_second"]))
+    return values
+
+
 def _mean(numbers: list[float]) -> float:
     return sum(numbers) / len(numbers) if numbers else 0.0
 
@@ -930,7 +1042,8 @@ def _mean(numbers: list[float]) -> float:
 def values(records: dict[str, dict]) -> dict[str, str]:
     """Every figure the prose quotes, by name (``<!-- measured:NAME -->`` inside a sentence)."""
     return (memorization_values(records["memorization"]) | layers_values(records["layers"])
-            | fidelity_values(records["fidelity"]) | finetune_values(records["finetune"]))  # fmt: skip
+            | fidelity_values(records["fidelity"]) | finetune_values(records["finetune"])
+            | cost_values(records["cost"]))  # fmt: skip
 
 
 def tables(records: dict[str, dict]) -> dict[str, str]:
@@ -946,6 +1059,8 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "fidelity": fidelity_table(records["fidelity"]),
         "fidelity-blocking": fidelity_blocking_table(records["fidelity"]),
         "finetune": finetune_table(records["finetune"]),
+        "cost": cost_table(records["cost"]),
+        "api-prices": api_prices_table(),
     }
 
 
@@ -1159,6 +1274,26 @@ def ladder_chart(data: dict) -> bytes:
     return _png(fig)
 
 
+def cost_chart(data: dict) -> bytes:
+    """Output price per million tokens: each published API price beside the electricity of the
+    measured language models on the measuring machine (assumed power and tariff), on a log scale."""
+    plt = _figure()
+    bars = [(f"{p['provider']} {p['model']}\n(API, {p['date'] or 'undated page'})",
+             p["usd_per_million_output"], RED) for p in api_prices()["prices"]]  # fmt: skip
+    bars += [(f"{m['model']} on {data['machine']['cpus']} CPUs\n(electricity only, assumed)",
+              _electricity_per_million(m["tokens_per_second"]), BLUE) for m in language_models(data)]  # fmt: skip
+    bars.sort(key=lambda bar: bar[1])
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    drawn = ax.barh([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+    ax.bar_label(drawn, labels=[_dollars(b[1]) for b in bars], fontsize=8, padding=2)
+    ax.set_xscale("log")
+    ax.set_xlim(min(b[1] for b in bars) / 2, max(b[1] for b in bars) * 4)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("US dollars per million output tokens (log scale)")
+    ax.set_title("Per million output tokens: API prices, and electricity alone at home")
+    return _png(fig)
+
+
 def charts(records: dict[str, dict]) -> dict[str, bytes]:
     """Every chart the course shows, by file name, from the records of every set."""
     out = {"baseline.png": baseline_chart(records["levels"]), "levels.png": levels_chart(records["levels"])}
@@ -1170,4 +1305,5 @@ def charts(records: dict[str, dict]) -> dict[str, bytes]:
     out["lab08.png"] = releases_chart(records["releases"])
     out["ladder.png"] = ladder_chart(records["ladder"])
     out["fidelity.png"] = fidelity_chart(records["fidelity"])
+    out["cost.png"] = cost_chart(records["cost"])
     return out

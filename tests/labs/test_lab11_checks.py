@@ -205,3 +205,114 @@ def test_a_reader_that_raises_fails_with_its_kind(tmp_path):
 
     check = lab11.check_model_files(broken, tmp_path, [lab11.PRACTICE_MODEL], lab11.judge_facts, "model_facts")
     assert not check and "model_facts raised NotImplementedError" in check.reason
+
+
+HELDOUT_COSTS = lab11.load_cost_cases(LAB.heldout_attacks)
+
+
+@pytest.mark.parametrize("name", lab11.COST_FUNCTIONS)
+def test_the_reference_cost_functions_give_every_practice_and_heldout_answer(reference, name):
+    cases = [c for c in HELDOUT_COSTS if c.function == name]
+    assert len(cases) >= 8 and {c.id for c in cases}.isdisjoint(c.id for c in lab11.PRACTICE_COST_CASES)
+    assert lab11.check_costs(reference[name], [*lab11.PRACTICE_COST_CASES, *cases], name)
+
+
+def test_the_heldout_break_even_answers_are_no_rounding_accident():
+    """Each paying-off case's exact volume lies well inside a whole number's step, so a learner's
+    correct formula never lands on the other side of ``ceil`` by a float's last bit; some never pay."""
+    cases = [c for c in HELDOUT_COSTS if c.function == "break_even_replies_per_month"]
+    assert any(c.expect is None for c in cases) and sum(c.expect is not None for c in cases) >= 5
+    for case in (c for c in cases if c.expect is not None):
+        hardware, months, tokens, api, local = case.args
+        exact = hardware / months / (tokens * (api - local) / 1_000_000)
+        assert 0.01 < exact - int(exact) < 0.99, case.id
+
+
+def test_cost_answers_copied_from_the_worked_examples_or_rounded_fail_and_name_only_a_case(reference):
+    practice = {c.args: c.expect for c in lab11.PRACTICE_COST_CASES}
+
+    def looked_up(*args):
+        return practice.get(tuple(float(a) for a in args), 0.27)
+
+    for name in lab11.COST_FUNCTIONS:
+        check = lab11.check_costs(looked_up, lab11.PRACTICE_COST_CASES, name)
+        assert check, check.reason  # the worked examples alone cannot tell
+        check = lab11.check_costs(looked_up, HELDOUT_COSTS, name)
+        assert not check and f"{name} is wrong on" in check.reason
+        assert not any(str(c.expect) in check.reason for c in HELDOUT_COSTS if c.expect is not None)
+    rounded = lambda *args: round(reference["local_cost_per_million"](*args), 2)  # noqa: E731
+    assert not lab11.check_costs(rounded, HELDOUT_COSTS, "local_cost_per_million")
+    watt_hours = lambda tps, watts, price: watts * price * 1_000_000 / tps / 3600  # noqa: E731  (W, not kW)
+    assert not lab11.check_costs(watt_hours, HELDOUT_COSTS, "local_cost_per_million")
+
+
+def test_a_break_even_that_forgets_electricity_or_never_says_never_fails(reference):
+    import math
+
+    def api_only(hardware, months, tokens, api, local):
+        return math.ceil(hardware / months / (tokens * api / 1_000_000))
+
+    check = lab11.check_costs(api_only, HELDOUT_COSTS, "break_even_replies_per_month")
+    assert not check and "break_even_replies_per_month is wrong on" in check.reason
+
+    def no_none(*args):
+        return reference["break_even_replies_per_month"](*args) or 0
+
+    assert not lab11.check_costs(no_none, HELDOUT_COSTS, "break_even_replies_per_month")
+
+
+def test_a_cost_function_that_raises_fails_with_its_kind_and_a_case():
+    def broken(*args):
+        raise ZeroDivisionError()
+
+    check = lab11.check_costs(broken, HELDOUT_COSTS, "local_cost_per_million")
+    assert not check and check.reason.startswith("local_cost_per_million raised ZeroDivisionError (case ")
+    assert "must be a function" in lab11.check_costs(None, HELDOUT_COSTS, "local_cost_per_million").reason
+
+
+def test_every_published_price_has_a_source_page_and_says_what_date_it_shows():
+    prices = lab11.api_prices()["prices"]
+    assert {p["provider"] for p in prices} >= {"DeepSeek", "OpenAI"}
+    for price in prices:
+        assert price["source"].startswith("https://") and price["date_note"]
+        assert price["usd_per_million_output"] >= price["usd_per_million_input"] > 0
+        assert price["date"] is None or re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", price["date"])
+
+
+def test_the_lesson_quotes_every_cost_figure_from_the_committed_record():
+    """The cost table, its values and the price table come from the record and the price data; each
+    marker of the lesson names one of them, and the electricity figure is an estimate, not the
+    formula's exact answer that Exercise 5 grades."""
+    from doubleedge import figures
+
+    record = figures.load("cost")
+    assert figures.key("cost") == record["key"] and [m["model"] for m in record["models"]] == list(figures.COST_MODELS)
+    names = {"cost": figures.cost_table(record), "api-prices": figures.api_prices_table(),
+             **figures.cost_values(record)}  # fmt: skip
+    lesson = LAB.lesson.read_text("utf-8")
+    markers = {m for m in re.findall(r"<!-- measured:([\w-]+) -->", lesson) if m.startswith(("cost", "api-prices"))}
+    assert {"cost", "api-prices", "cost-smollm2-per-million"} <= markers <= set(names)
+    smollm2 = next(m for m in record["models"] if m["model"] == "smollm2")
+    estimate = figures._electricity_per_million(smollm2["tokens_per_second"])
+    exact = figures.ASSUMED_WATTS * figures.ASSUMED_USD_PER_KWH / (3.6 * smollm2["tokens_per_second"])
+    assert abs(estimate - exact) <= 0.05 * exact and estimate == float(f"{estimate:.2g}")
+
+    def course_figure(tokens_per_second, watts, usd_per_kwh):  # the gaming catalogue's course-cost-figure
+        figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH = watts, usd_per_kwh
+        return figures._electricity_per_million(tokens_per_second)
+
+    assumed = figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH
+    try:
+        assert not lab11.check_costs(course_figure, HELDOUT_COSTS, "local_cost_per_million")
+    finally:
+        figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH = assumed
+
+
+def test_cost_drift_ignores_the_timings_and_reports_other_replies():
+    from doubleedge import figures
+
+    record = figures.load("cost")
+    slower = {**record, "models": [{**m, "tokens_per_second": 1.0, "wall_seconds": 99.0} for m in record["models"]]}
+    assert figures._cost_drift(record, slower) == []
+    other = {**record, "models": [{**m, "reply_tokens": m["reply_tokens"] + 1} for m in record["models"]]}
+    assert len(figures._cost_drift(record, other)) == len(record["models"])

@@ -7,6 +7,10 @@ on a "hosted" model behind a logging OpenAI-compatible endpoint (``doubleedge.ho
 
 Part 2, transparency: functions that read what a GGUF file declares about the model inside.
 
+Part 3, cost: functions that turn a measured speed, a machine's power and an electricity price
+into a cost per million tokens, and a hardware price into the monthly volume at which running
+the model yourself costs no more than an API.
+
 What the grader calls, per test cell ``grade_id`` (the solution cell it needs, then the call):
 
 * ``test_provider_holds`` (``report``): ``check_report(value("PROVIDER_HOLDS"), learner)``: the
@@ -22,7 +26,11 @@ What the grader calls, per test cell ``grade_id`` (the solution cell it needs, t
   from the held-out records (``write_model_cases(folder, load_model_cases(heldout))``), then
   ``judge_facts`` / ``judge_markers`` compare with what the checker wrote.
 
-Reasons name a conversation's or a file's id and a field, never a held-out value.
+* ``test_local_cost`` and ``test_break_even`` (``cost``): ``check_costs(function, load_cost_cases(heldout),
+  name)``: the learner's ``local_cost_per_million`` and ``break_even_replies_per_month`` on the
+  held-out calls, whose answers the held-out records keep (``expect``).
+
+Reasons name a conversation's, a file's or a case's id and a field, never a held-out value.
 """
 
 from __future__ import annotations
@@ -447,7 +455,78 @@ def check_model_files(function: Callable[[str], object], folder: Path | str, cas
     return Check(False, raised) if raised else judge(cases, answers)
 
 
-# --- the cost of running it yourself (ungraded) --------------------------------------------------
+# --- Part 3: what running it yourself costs ----------------------------------------------------
+
+COST_FUNCTIONS = ("local_cost_per_million", "break_even_replies_per_month")
+COST_TOLERANCE = 1e-6  # relative: a formula's answer, not a rounded one
+
+
+@dataclass(frozen=True)
+class CostCase:
+    """One call of a Part 3 function: its positional arguments, and the answer it must give."""
+
+    id: str
+    function: str
+    args: tuple[float, ...]
+    expect: float | int | None
+
+
+# The notebook's worked examples (the lesson shows the same); the grader uses held-out ones.
+PRACTICE_COST_CASES = (
+    CostCase("laptop", "local_cost_per_million", (20.0, 65.0, 0.30), 65 * 0.30 / (3.6 * 20)),
+    CostCase("small-board", "local_cost_per_million", (5.0, 15.0, 0.25), 15 * 0.25 / (3.6 * 5)),
+    CostCase("pays-off", "break_even_replies_per_month", (1200.0, 36.0, 300.0, 1.10, 0.27), 133869),
+    CostCase("never", "break_even_replies_per_month", (1200.0, 36.0, 300.0, 0.60, 0.90), None),
+)
+
+
+def load_cost_cases(path: Path | str) -> list[CostCase]:
+    """The held-out calls: records whose ``kind`` is the function they call (a name the feedback may show)."""
+    return [c for c in read_jsonl(path, _cost_case) if c is not None]
+
+
+def _cost_case(r: dict) -> CostCase | None:
+    if r.get("kind") not in COST_FUNCTIONS:
+        return None
+    return CostCase(r["id"], r["kind"], tuple(float(a) for a in r["args"]), r["expect"])
+
+
+def _agrees(answer: object, expected: float | int | None) -> bool:
+    if expected is None or answer is None:
+        return answer is expected
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return False
+    if isinstance(expected, int):  # a count of replies: whole, and exact
+        return float(answer).is_integer() and int(answer) == expected
+    return abs(answer - expected) <= COST_TOLERANCE * max(abs(expected), 1e-12)
+
+
+def check_costs(function: Callable[..., object], cases: Sequence[CostCase], name: str) -> Check:
+    """``function`` on each of ``cases`` that is its own: every answer the case's. Reasons name a
+    case by its id, never its numbers or its answer."""
+    if not callable(function):
+        return Check(False, f"{name} must be a function")
+    mine = [case for case in cases if case.function == name]
+    wrong = []
+    for case in mine:
+        try:
+            answer = function(*case.args)
+        except Exception as exc:  # learner code: the kind of failure only
+            from doubleedge.grading.lab01 import learner_failure
+
+            return Check(False, f"{learner_failure(name, exc)} (case {case.id})")
+        if not _agrees(answer, case.expect):
+            wrong.append(case.id)
+    if wrong:
+        return Check(False, f"{name} is wrong on {len(wrong)} of {len(mine)} cases; first: {wrong[0]}")
+    return Check(True)
+
+
+def api_prices() -> dict:
+    """Published API prices, each with its source page and the date that page shows (data/api_prices.json)."""
+    from importlib import resources
+
+    return json.loads(resources.files("doubleedge.data").joinpath("api_prices.json").read_text("utf-8"))
 
 
 def measure_throughput(spec: str, questions: Sequence[str], max_new_tokens: int = 64) -> dict:
@@ -471,11 +550,9 @@ def measure_throughput(spec: str, questions: Sequence[str], max_new_tokens: int 
     assumptions = (f"at most {max_new_tokens} new tokens per reply, greedy decoding, one request at a time, the model "
                    "loaded before timing, reply tokens counted with the model's tokenizer (words for other backends), "
                    "CPU-seconds of this process (all its threads)")  # fmt: skip
-    return {
-        "assumptions": assumptions,
-        "price_comparison": "none: compare only with a provider's price that has a date and a source","model": spec, "replies": replies, "reply_tokens": tokens, "wall_seconds": round(wall, 2),
-            "tokens_per_second": round(tokens / wall, 1) if wall else None,
-            "cpu_seconds_per_1000_replies": round(cpu / replies * 1000)}  # fmt: skip
+    return {"model": spec, "assumptions": assumptions, "replies": replies, "reply_tokens": tokens,
+            "wall_seconds": round(wall, 3), "tokens_per_second": round(tokens / wall, 1) if wall else None,
+            "cpu_seconds_per_1000_replies": round(cpu / replies * 1000, 1)}  # fmt: skip
 
 
 def report_json(value: object) -> str:

@@ -33,7 +33,7 @@ from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
 FULL = {"01": 14.0, "02": 13.0, "03": 17.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
-        "11": 9.0, "12": 9.0}
+        "11": 11.0, "12": 9.0}
 
 
 def capstone_published() -> list[dict]:
@@ -725,6 +725,47 @@ def chat_markers(path):
 '''
 
 
+# Lab 11: appended to the cost cell. The worked examples' answers, looked up; the first example's
+# answer for any other machine.
+WORKED_COST_EXAMPLES = '''
+WORKED = {{(20.0, 65.0, 0.30): 65 * 0.30 / (3.6 * 20), (5.0, 15.0, 0.25): 15 * 0.25 / (3.6 * 5)}}
+
+
+def local_cost_per_million(tokens_per_second, watts, usd_per_kwh):
+    """The worked examples' answers, and the first one's for any other machine."""
+    return WORKED.get((float(tokens_per_second), float(watts), float(usd_per_kwh)), 0.27)
+'''
+
+# Lab 11: appended to the cost cell. The course's own cost figure (doubleedge.figures), with the
+# machine's numbers put in its assumptions. The runner's sandbox cannot import the module (it needs
+# the reference solutions), so the whole cell fails; and the figure is an estimate to two
+# significant figures, never the formula's answer (tests/labs/test_lab11_checks.py).
+COURSE_COST_FIGURE = '''
+from doubleedge import figures
+
+
+def local_cost_per_million(tokens_per_second, watts, usd_per_kwh):
+    """The site's electricity figure, its assumed power and tariff replaced by the arguments."""
+    figures.ASSUMED_WATTS, figures.ASSUMED_USD_PER_KWH = watts, usd_per_kwh
+    return figures._electricity_per_million(tokens_per_second)
+'''
+
+# Lab 11: appended to the cost cell. The worked example's volume for every machine that pays off.
+WORKED_BREAK_EVEN = '''
+def break_even_replies_per_month(hardware_usd, months, tokens_per_reply, api_usd_per_million, local_usd_per_million):
+    """133,869 replies (the worked example) whenever the API costs more per reply, else never."""
+    return 133869 if api_usd_per_million > local_usd_per_million else None
+'''
+
+# Lab 11: appended to the cost cell. The API's whole bill counted as the saving: the electricity at
+# home left out, so the machine seems to pay for itself sooner, and always.
+ELECTRICITY_IGNORED = '''
+def break_even_replies_per_month(hardware_usd, months, tokens_per_reply, api_usd_per_million, local_usd_per_million):
+    """The volume at which the API's bill pays for the machine, electricity left out."""
+    return math.ceil(hardware_usd / months / (tokens_per_reply * api_usd_per_million / 1_000_000))
+'''
+
+
 def classmate_report() -> str:
     """Another learner's correct report, as a literal (what copying it looks like)."""
     from doubleedge.grading import lab11
@@ -978,32 +1019,44 @@ CASES: list[Case] = [
          "card, prose and placeholders included", "test_model_card", "model_card"),
     Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 15.0, 15.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
-    Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 7.0, 7.0, "the provider's log does not hold it",
+    Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 9.0, 9.0, "the provider's log does not hold it",
          "PROVIDER_HOLDS copied from the shop's record (every field, the staff code), not read from the provider's log",
          "test_provider_holds", "report"),
-    Case("classmate-report", "11", CLASSMATE_REPORT, 7.0, 7.0, "is not the value in the provider's log",
+    Case("classmate-report", "11", CLASSMATE_REPORT, 9.0, 9.0, "is not the value in the provider's log",
          "another learner's correct PROVIDER_HOLDS, typed in", "test_provider_holds", "report"),
-    Case("last-message-only", "11", LAST_MESSAGE_ONLY, 7.0, 7.0, "the provider's log holds",
+    Case("last-message-only", "11", LAST_MESSAGE_ONLY, 9.0, 9.0, "the provider's log holds",
          "a minimise that masks the system prompt and the newest message, not the earlier turns sent again",
          "test_minimise_leaks", "minimise"),
-    Case("visible-details-only", "11", VISIBLE_DETAILS_ONLY, 7.0, 7.0, "the provider's log holds",
+    Case("visible-details-only", "11", VISIBLE_DETAILS_ONLY, 9.0, 9.0, "the provider's log holds",
          "a minimise that masks the details of the notebook's own conversations and removes the code",
          "test_minimise_leaks", "minimise"),
-    Case("newest-message-alone", "11", NEWEST_MESSAGE_ALONE, 8.0, 8.0, "of the turns got the local bot's reply",
+    Case("newest-message-alone", "11", NEWEST_MESSAGE_ALONE, 10.0, 10.0, "of the turns got the local bot's reply",
          "a minimise that sends the newest message alone, masked: no system prompt, no earlier turns",
          "test_minimise_ordinary", "minimise"),
-    Case("rot13-mask", "11", ROT13_MASK, 9.0, 7.0, "the customer's name, in ROT13",
+    Case("rot13-mask", "11", ROT13_MASK, 11.0, 9.0, "the customer's name, in ROT13",
          "a minimise that \"masks\" each detail by ROT13 (digits written backwards) instead of removing it",
          "test_minimise_leaks", "minimise"),
-    Case("reversed-rot13-mask", "11", REVERSED_ROT13_MASK, 9.0, 7.0, "the customer's name, in ROT13, reversed",
+    Case("reversed-rot13-mask", "11", REVERSED_ROT13_MASK, 11.0, 9.0, "the customer's name, in ROT13, reversed",
          "a minimise that \"masks\" each detail by writing it backwards in ROT13 (digits backwards only)",
          "test_minimise_leaks", "minimise"),
-    Case("known-architectures", "11", KNOWN_ARCHITECTURES, 7.0, 7.0, "model_facts got",
+    Case("known-architectures", "11", KNOWN_ARCHITECTURES, 9.0, 9.0, "model_facts got",
          "a model_facts that reads the architecture and looks up the notebook's two files' numbers",
          "test_model_facts", "facts"),
-    Case("every-control-token", "11", EVERY_CONTROL_TOKEN, 7.0, 7.0, "template_tokens is not the set",
+    Case("every-control-token", "11", EVERY_CONTROL_TOKEN, 9.0, 9.0, "template_tokens is not the set",
          "a chat_markers whose template_tokens are every control token of the vocabulary",
          "test_chat_markers", "markers"),
+    Case("worked-cost-examples", "11", WORKED_COST_EXAMPLES, 10.0, 10.0, "local_cost_per_million is wrong on",
+         "a local_cost_per_million that looks the worked examples up and answers the first one's cost for any "
+         "other machine", "test_local_cost", "cost"),
+    Case("course-cost-figure", "11", COURSE_COST_FIGURE, 9.0, 9.0, "the cell raised ImportError",
+         "a local_cost_per_million that calls the course's own cost figure (doubleedge.figures) with its assumed "
+         "power and tariff replaced", "test_local_cost", "cost"),
+    Case("worked-break-even", "11", WORKED_BREAK_EVEN, 10.0, 10.0, "break_even_replies_per_month is wrong on",
+         "a break_even_replies_per_month that answers the worked example's volume whenever the API costs more",
+         "test_break_even", "cost"),
+    Case("electricity-ignored", "11", ELECTRICITY_IGNORED, 10.0, 10.0, "break_even_replies_per_month is wrong on",
+         "a break_even_replies_per_month that counts the API's whole bill as the saving, the electricity at home "
+         "left out", "test_break_even", "cost"),
     Case("allowlist-published-conversations", "12", ALLOWLIST_CONVERSATIONS, 6.0, 6.0, ORDINARY_CHANGED,
          "a guard_turn that answers the turns of the published ordinary conversations and refuses every other",
          "test_hardening_ordinary"),

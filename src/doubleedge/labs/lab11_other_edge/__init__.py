@@ -1,4 +1,5 @@
-"""Lab 11: the other edge. What open weights give you: your data stays home, and the model file can be read."""
+"""Lab 11: the other edge. What open weights give you: your data stays home, the model file can be
+read, and the cost is yours to measure."""
 
 from doubleedge.labs.base import Lab, NoChatTarget
 
@@ -26,5 +27,7 @@ LAB = Lab(
         "[customer]",
         "kind == gguf.TokenType.CONTROL",
         'f"{arch}.context_length"',
+        "/ (3.6 * tokens_per_second)",
+        "math.ceil(",
     ),
 )

@@ -3,7 +3,8 @@
 The learner's ``minimise`` runs in the runner, called once per request the hosted bot sends (the
 provider and both bots run here). ``model_facts`` and ``chat_markers`` run in the runner too, on
 GGUF files the checker writes into the shared folder from the held-out records; only JSON answers
-come back.
+come back. Part 3's cost functions are called in the runner on the held-out calls' numbers;
+their answers are compared here with the ones the held-out records keep.
 """
 
 from __future__ import annotations
@@ -39,3 +40,7 @@ def judge(j: Judging) -> None:
     j.attempt("test_chat_markers", "markers",
               lambda: lab11.check_model_files(ns["chat_markers"], j.shared / "markers", cases, lab11.judge_markers,
                                               "chat_markers"))  # fmt: skip
+    costs = lab11.load_cost_cases(j.heldout)
+    for test_id, name in (("test_local_cost", "local_cost_per_million"),
+                          ("test_break_even", "break_even_replies_per_month")):  # fmt: skip
+        j.attempt(test_id, "cost", lambda name=name: lab11.check_costs(ns[name], costs, name))
