@@ -185,7 +185,7 @@ def test_lab06_links_planted_in_the_shared_folder_send_the_checker_nowhere(tmp_p
     for test_id in ("test_marker", "test_safe_load_refuses", "test_safe_load_loads", "test_template_is_trusted"):
         assert tests[test_id]["passed"] or tests[test_id]["reason"] == LINK_NOTE, (test_id, tests[test_id])
     checker = tmp_path / "checker-0"  # the grader's inputs, and the result: nothing the checker built
-    assert {p.name for p in checker.iterdir()} <= {"heldout.jsonl", "skipped.json", "out", "result.json"}
+    assert {p.name for p in checker.iterdir()} <= {"heldout.jsonl", "skipped.json", "sources.json", "out", "result.json"}
     assert sorted(p.name for p in checker.rglob("*") if p.parent.name == "out") in ([], ["result.json"])
     assert all((tmp_path / "shared-0" / name).is_symlink() for name in ("marker", "cases", "templates"))
 
