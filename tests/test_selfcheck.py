@@ -19,6 +19,7 @@ from doubleedge.selfcheck import (
     cell_problems,
     grader_checks,
     names_from_other_cells,
+    read_cells,
     runs_alone,
 )
 
@@ -283,3 +284,33 @@ def test_the_grader_only_note_goes_to_stderr_under_validate(monkeypatch, capsys)
     assert out.out == "" and out.err.startswith(f"{GRADER_ONLY} the attack success rate")
     assert "only the grader can decide this cell" in " ".join(out.err.split())
     assert all(len(line) <= 80 for line in out.err.splitlines())  # validate cuts longer lines
+
+
+@pytest.mark.parametrize("number", list(LABS))
+def test_a_saved_notebook_reads_the_same_without_nbformat(number, tmp_path):
+    """runs_alone reads the saved notebook as JSON (every graded kernel imports this module, and
+    nbformat's import is the dearest part of it): the cells it sees are nbformat's."""
+    notebook = nbformat.read(LABS[number].source_notebook, as_version=4)
+    nbformat.write(notebook, tmp_path / "saved.ipynb")  # sources saved as lists of lines
+    read = read_cells(tmp_path / "saved.ipynb")
+    assert [(c["cell_type"], c["source"], c["metadata"]) for c in read["cells"]] == [
+        (c.cell_type, c.source, c.metadata) for c in notebook.cells
+    ]
+    assert cell_problems(read) == cell_problems(notebook)
+
+
+def test_an_older_notebook_still_goes_through_nbformat(tmp_path):
+    from nbformat.v3 import new_code_cell, new_notebook, new_worksheet, writes
+
+    path = tmp_path / "old.ipynb"
+    path.write_text(writes(new_notebook(worksheets=[new_worksheet(cells=[new_code_cell(input="x = 1")])])), "utf-8")
+    assert [c.source for c in read_cells(path).cells] == ["x = 1"]
+
+
+def test_the_kit_a_graded_kernel_and_the_runner_import_leaves_nbformat_alone():
+    import subprocess
+    import sys
+
+    code = "import sys, doubleedge.selfcheck, doubleedge.grading.runner; print('nbformat' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,19 +1,30 @@
-"""Run garak with the course's own plugins: ``python -m doubleedge.scan.launch <garak args>``.
+"""Run garak: ``python -m doubleedge.scan.launch [--no-course-plugins] <garak args>``.
 
-garak finds plugins only inside its installed package, so this appends the course's
-plugin folders to ``garak.probes.__path__``, ``garak.detectors.__path__`` and
-``garak.generators.__path__``, registers
-each class in garak's plugin cache, then hands over to ``garak.cli.main``.
+Every scan starts garak here, for two reasons:
+
+* garak finds plugins only inside its installed package, so this appends the course's
+  plugin folders to ``garak.probes.__path__``, ``garak.detectors.__path__`` and
+  ``garak.generators.__path__`` and registers each class in garak's plugin cache
+  (skipped with ``--no-course-plugins``: a scan of garak's own probes does not need them);
+* garak's language service imports nltk at start-up, and nltk imports scipy.stats: about a
+  second of every scan, although only translation and a few probes the course does not run
+  use nltk. :func:`defer_nltk` loads it on first use instead, so a scan that needs it gets
+  the same module, and one that does not never pays for it.
+
+Then it hands over to ``garak.cli.main``, as ``python -m garak`` does.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 KINDS = ("probes", "detectors", "generators")
+NO_COURSE_PLUGINS = "--no-course-plugins"
+GARAK_NLTK = "garak.resources.api.nltk"  # garak's wrapper around nltk: importing it imports nltk
 
 
 def register() -> list[str]:
@@ -40,11 +51,32 @@ def register() -> list[str]:
     return names
 
 
+def defer_nltk() -> None:
+    """Make garak's nltk wrapper a lazy module: it runs (importing nltk) when first used."""
+    if GARAK_NLTK in sys.modules:
+        return
+    spec = importlib.util.find_spec(GARAK_NLTK)
+    if spec is None or spec.loader is None:  # another garak layout: leave it alone
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[GARAK_NLTK] = module
+    spec.loader.exec_module(module)
+    parent, _, name = GARAK_NLTK.rpartition(".")
+    setattr(sys.modules[parent], name, module)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    course_plugins = NO_COURSE_PLUGINS not in argv
+    argv = [a for a in argv if a != NO_COURSE_PLUGINS]
+    defer_nltk()
     from garak import cli
 
-    register()
-    cli.main(sys.argv[1:] if argv is None else argv)
+    if course_plugins:
+        register()
+    sys.stdout.reconfigure(encoding="utf-8")  # as garak's own entry point does
+    cli.main(argv)
 
 
 if __name__ == "__main__":

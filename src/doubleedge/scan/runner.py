@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from doubleedge.progressbar import notebook_bar
+from doubleedge.scan.launch import NO_COURSE_PLUGINS
 from doubleedge.scan.report import ScanError, ScanReport, read_report
 from doubleedge.scan.specs import ScanSpec
 from doubleedge.target.persona import ChatBot
@@ -113,8 +114,8 @@ def run_garak(
         settings["plugins"]["target_name"] = target_name
     config = workdir / "garak.yaml"  # JSON is valid YAML
     config.write_text(json.dumps(settings, indent=1))
-    launcher = "doubleedge.scan.launch" if spec.course_plugins else "garak"
-    command = [sys.executable, "-m", launcher, "--config", str(config), "--spec", spec.spec]
+    plugins = [] if spec.course_plugins else [NO_COURSE_PLUGINS]
+    command = [sys.executable, "-m", "doubleedge.scan.launch", *plugins, "--config", str(config), "--spec", spec.spec]
     report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
     report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
     finished = threading.Event()
