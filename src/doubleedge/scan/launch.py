@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if course_plugins:
         register()
-    sys.stdout.reconfigure(encoding="utf-8")  # as garak's own entry point does
+    if hasattr(sys.stdout, "reconfigure"):  # as garak's own entry point does (a console's may not be UTF-8)
+        sys.stdout.reconfigure(encoding="utf-8")
     cli.main(argv)
 
 
