@@ -300,10 +300,10 @@ def test_a_saved_notebook_reads_the_same_without_nbformat(number, tmp_path):
 
 
 def test_an_older_notebook_still_goes_through_nbformat(tmp_path):
-    from nbformat.v3 import new_code_cell, new_notebook, new_worksheet, writes
+    from nbformat.v3 import new_code_cell, new_notebook, new_worksheet, writes_json
 
     path = tmp_path / "old.ipynb"
-    path.write_text(writes(new_notebook(worksheets=[new_worksheet(cells=[new_code_cell(input="x = 1")])])), "utf-8")
+    path.write_text(writes_json(new_notebook(worksheets=[new_worksheet(cells=[new_code_cell(input="x = 1")])])), "utf-8")
     assert [c.source for c in read_cells(path).cells] == ["x = 1"]
 
 

@@ -87,6 +87,10 @@ def garak_env(workdir: Path) -> dict[str, str]:
     # Some probes build prompt sets from Python sets: fix string hashing so the
     # prompt cap keeps the same prompts on every run and machine.
     env["PYTHONHASHSEED"] = "0"
+    # garak runs in ``workdir``: a relative PYTHONPATH entry (``PYTHONPATH=src``) would name nothing
+    # there, and garak's launcher would come from another installed copy of the kit.
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     for name in ("DATA", "CACHE", "CONFIG"):
         env[f"XDG_{name}_HOME"] = str(workdir / name.lower())
     return env
