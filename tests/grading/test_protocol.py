@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from doubleedge.grading import protocol, runner
+from doubleedge.grading import checker, protocol, runner
 from doubleedge.grading.checks import Check
 from doubleedge.grading.judges import Judging
 from doubleedge.grading.protocol import AgentDefenseWire, DefenseWire, Op, ProtocolError
@@ -141,6 +141,7 @@ _runner.ANSWERS[{op!r}] = _forged
         ("scan", {"text": None}, "a guard returned no text"),  # allowed, yet no text: not a verdict
         ("defense", {"defense": {"system_prompt": "Hi"}}, "has no 'input_guards'"),
         ("defense", {"defense": [1]}, "'defense' is list"),
+        ("defense", {"ok": "yes"}, "neither an answer nor an error"),
         ("defense_call", {"value": True, "ok": True, "extra": 1}, ""),  # extra fields are ignored; value is data
         ("policy", {"action": "allow", "reason": 5}, "'reason' is int"),
     ],
@@ -213,3 +214,21 @@ def test_the_runner_imports_no_lab_and_the_checker_no_runner():
         source = (Path(protocol.__file__).parent / f"{module}.py").read_text("utf-8")
         imports = [line for line in source.splitlines() if line.lstrip().startswith(("import ", "from "))]
         assert not [line for line in imports if any(name in line for name in forbidden)], module
+
+
+class Events:
+    """The runner's messages before its first request, as the checker reads them."""
+
+    def __init__(self, *messages: dict) -> None:
+        self.messages = list(messages)
+
+    def event(self, timeout: float) -> dict:
+        return self.messages.pop(0)
+
+
+def test_the_runners_events_are_typed_too():
+    ready = Events({"event": "cell", "id": "setup"}, {"event": "ready", "errors": {"hardening": "raised KeyError"}})
+    assert checker.follow_cells(ready, 5) == {"hardening": "raised KeyError"}
+    for bad in ({"event": "ready", "errors": ["x"]}, {"event": "graded", "score": 10}, {"event": "cell", "id": 3}):
+        result = checker.follow_cells(Events({"event": "cell", "id": "hardening"}, bad), 5)
+        assert result["incomplete"] == "hardening" and "broke the grading protocol" in result["why"], bad

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from doubleedge.grading.judges import Judging, judge_for
-from doubleedge.grading.protocol import SETUP_SECONDS
+from doubleedge.grading.protocol import SETUP_SECONDS, ProtocolError, event_fields
 from doubleedge.grading.remote import SLACK_SECONDS, RunnerBroken, RunnerClient
 from doubleedge.labs import get_lab
 from doubleedge.target.secrets import COURSE_KEY_ENV, learner_environment
@@ -32,23 +32,9 @@ from doubleedge.target.secrets import COURSE_KEY_ENV, learner_environment
 def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, heldout: Path, shared: Path,
           skipped: dict[str, str], cell_seconds: float, sources: dict[str, str] | None = None) -> dict:  # fmt: skip
     """Follow the runner through its cells, then grade. A cell that never ends is reported, not graded."""
-    current = None
-    while True:
-        wait = max(cell_seconds, SETUP_SECONDS) if current in (None, "setup") else cell_seconds
-        try:
-            message = client.event(wait + SLACK_SECONDS)
-        except RunnerBroken as exc:
-            why = (
-                f"the cell did not finish within {cell_seconds:g} s"
-                if "in time" in str(exc)
-                else "the cell ended the grading process (killed: a limit on memory, CPU time or processes, or by itself)"
-            )
-            return {"incomplete": current or "setup", "why": why}
-        if message.get("event") == "cell":
-            current = str(message.get("id"))
-        elif message.get("event") == "ready":
-            break
-    errors = {str(k): str(v)[:300] for k, v in (message.get("errors") or {}).items()}
+    errors = follow_cells(client, cell_seconds)
+    if "incomplete" in errors:
+        return errors
     errors.update(skipped)  # the grader's word, not the runner's
     if "setup" in errors:
         raise RuntimeError(f"the lab's setup cell failed in the grading sandbox: {errors['setup']}")
@@ -57,7 +43,30 @@ def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, h
     return {**judging.result(), "cell_errors": errors}
 
 
-def main(argv: list[str] | None = None) -> int:
+def follow_cells(client: RunnerClient, cell_seconds: float) -> dict[str, str]:
+    """The runner's cell errors once it is ready, or ``{"incomplete": cell, "why": ...}`` for the
+    cell that hung, ended the process or broke the protocol (the host runs the rest without it)."""
+    current = None
+    while True:
+        wait = max(cell_seconds, SETUP_SECONDS) if current in (None, "setup") else cell_seconds
+        try:
+            kind, message = event_fields(client.event(wait + SLACK_SECONDS))
+        except RunnerBroken as exc:
+            return {"incomplete": current or "setup", "why": incomplete_reason(str(exc), cell_seconds)}
+        except ProtocolError as exc:
+            return {"incomplete": current or "setup", "why": f"the cell broke the grading protocol: {exc}"}
+        if kind == "ready":
+            return {str(k): str(v)[:300] for k, v in message["errors"].items()}
+        current = message["id"]
+
+
+def incomplete_reason(broken: str, cell_seconds: float) -> str:
+    if "in time" in broken:
+        return f"the cell did not finish within {cell_seconds:g} s"
+    return "the cell ended the grading process (killed: a limit on memory, CPU time or processes, or by itself)"
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m doubleedge.grading.checker")
     parser.add_argument("--lab", required=True)
     parser.add_argument("--learner", required=True)
@@ -66,29 +75,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=Path)
     parser.add_argument("--shared", type=Path, help="a folder the runner can read and write (default: a temp one)")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--runner-fds", help="READ,WRITE: the pipe to a runner started by the grader")
-    parser.add_argument("--cells", type=Path, help="start the runner here on these cells (unsandboxed; debugging)")
+    pipe = parser.add_mutually_exclusive_group(required=True)
+    pipe.add_argument("--runner-fds", help="READ,WRITE: the pipe to a runner started by the grader")
+    pipe.add_argument("--cells", type=Path, help="start the runner here on these cells (unsandboxed; debugging)")
     parser.add_argument("--skipped", type=Path, help="JSON {grade_id: reason} of cells the grader did not run")
     parser.add_argument("--sources", type=Path, help="JSON {grade_id: source} of the learner's cells, read as text")
     parser.add_argument("--cell-seconds", type=float, default=60)
     parser.add_argument("--call-seconds", type=float, default=30)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def runner_pipe(args: argparse.Namespace) -> tuple[int, int, subprocess.Popen | None]:
+    """(read fd, write fd, the runner if this process started it): the grader's pipe, or a runner
+    started here on ``--cells`` (unsandboxed, for debugging)."""
+    if args.runner_fds:
+        read_fd, write_fd = (int(x) for x in args.runner_fds.split(","))
+        return read_fd, write_fd, None
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "doubleedge.grading.runner", str(args.cells)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != COURSE_KEY_ENV} | learner_environment(args.learner),
+    )
+    return runner.stdout.fileno(), runner.stdin.fileno(), runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     lab = get_lab(args.lab)
     skipped = json.loads(args.skipped.read_text("utf-8")) if args.skipped else {}
     sources = json.loads(args.sources.read_text("utf-8")) if args.sources else {}
-    runner = None
-    if args.runner_fds:
-        read_fd, write_fd = (int(x) for x in args.runner_fds.split(","))
-    elif args.cells:
-        runner = subprocess.Popen(
-            [sys.executable, "-m", "doubleedge.grading.runner", str(args.cells)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if k != COURSE_KEY_ENV} | learner_environment(args.learner),
-        )
-        read_fd, write_fd = runner.stdout.fileno(), runner.stdin.fileno()
-    else:
-        parser.error("give --runner-fds or --cells")
+    read_fd, write_fd, runner = runner_pipe(args)
     client = RunnerClient(read_fd, write_fd, args.call_seconds)
     shared = args.shared or Path(tempfile.mkdtemp(prefix="doubleedge-shared-"))
     try:

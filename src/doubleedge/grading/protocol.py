@@ -4,7 +4,7 @@ One JSON object a line each way. The checker sends typed requests, ``{"op": OP, 
 with the fields :data:`REQUESTS` lists for ``OP``; the runner answers ``{"id": N, "ok": true, ...}``
 with the fields :data:`REPLIES` lists, or ``{"id": N, "ok": false, "error": E}``. Before each cell
 the runner announces ``{"event": "cell", "id": GRADE_ID}``, and ``{"event": "ready", "errors": {...}}``
-once its cells have run.
+once its cells have run (:data:`EVENTS`).
 
 The runner runs learner code, so the checker trusts nothing it says beyond this format:
 :func:`reply_fields` refuses a reply whose fields are missing or of the wrong type, and what
@@ -103,11 +103,24 @@ def parse_request(message: object) -> tuple[Op, dict]:
 def reply_fields(op: Op, reply: dict) -> dict:
     """A successful reply's fields, checked against :data:`REPLIES` (a defense rebuilt as its wire
     class, or None); raises ProtocolError otherwise."""
+    if reply.get("ok") is not True:
+        raise ProtocolError(f"the reply to {op.value} is neither an answer nor an error")
     _typed(reply, REPLIES[op], f"the reply to {op.value}")
     if op in WIRES:
         field, wire = WIRES[op]
         return {**reply, field: None if reply[field] is None else wire.from_wire(reply[field])}
     return reply
+
+
+EVENTS = {"cell": {"id": str}, "ready": {"errors": dict}}  # what the runner says before any request
+
+
+def event_fields(message: dict) -> tuple[str, dict]:
+    """(kind, message) of one of the runner's :data:`EVENTS`; raises ProtocolError otherwise."""
+    kind = message.get("event")
+    if kind not in EVENTS:
+        raise ProtocolError(f"an unknown event {str(kind)[:40]!r}")
+    return kind, _typed(message, EVENTS[kind], f"the {kind} event")
 
 
 def encode(message: dict) -> bytes:

@@ -101,7 +101,7 @@ class RunnerClient:
             self._next_id += 1
             message = typed_request(op, self._next_id, **fields)
             reply = self._exchange(op, message)
-        if not reply.get("ok"):
+        if reply.get("ok") is False:
             if reply.get("timeout"):
                 with self._lock:
                     self._timeouts[target] = self._timeouts.get(target, 0) + 1
