@@ -13,7 +13,9 @@ A lab package's ``judge`` module (``doubleedge.labs.labNN_slug.judge``) has
   autograding does not redo it for every learner (Lab 07's trained models);
 * ``judge(j: Judging) -> None``: fills ``j.tests`` with a Check for every graded test
   cell of the lab (and ``j.metrics``/``j.attacks`` for the feedback), reading the
-  learner's names through ``j.ns`` (remote.py). It never runs learner code itself.
+  learner's names through ``j.ns`` (remote.RemoteNamespace; ``j.ns.apply`` runs one of the
+  helpers the lab registers in ``Lab.runner_helpers`` on a learner function, in the runner).
+  It never runs learner code itself.
 """
 
 from __future__ import annotations
