@@ -7,6 +7,7 @@ import pytest
 from doubleedge.defenses import lab02 as solution
 from doubleedge.evaluate import ordinary_pass_rates, unhardened
 from doubleedge.grading import lab02
+from doubleedge.grading.checks import cell_source
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import Datamark, StripInstructions
 from doubleedge.scan import ProbeResult, ScanReport
@@ -169,7 +170,7 @@ def test_the_kit_datamark_earns_no_datamarking_points():
     for source in ("def own(d):\n    # unlike the kit's Datamark, written here\n    return '^'.join(d.split())",
                    "def datamark(d): return d  # Datamark", "%time x = 1"):  # fmt: skip
         assert not lab02.names_kit_datamark(source), source
-    assert not lab02.functions_name_kit_datamark(solution.datamark, solution.build_defense, len)
+    assert not any(lab02.names_kit_datamark(cell_source(f)) for f in (solution.datamark, solution.build_defense, len))
     failed = lab02.check_datamark(solution.datamark, True, DOCUMENTS)
     assert not failed and "kit's Datamark" in failed.reason
 

@@ -12,6 +12,7 @@ from doubleedge.defenses import lab03 as solution
 from doubleedge.disclosure import leaked_values, shaped_leaks
 from doubleedge.evaluate import load_attacks, ordinary_pass_rates, unhardened
 from doubleedge.grading import lab03
+from doubleedge.grading.checks import cell_source
 from doubleedge.grading.labs import get_lab
 from doubleedge.guards import RedactPII, SecretLeak, redact
 from doubleedge.models import ReferenceModel
@@ -261,9 +262,9 @@ def test_constant_time_is_read_in_the_cells(cells, constant):
 
 
 def test_the_preview_reads_the_cell_of_the_function():
-    assert lab03.compares_in_constant_time([lab03.cell_source(solution.check_code)])
-    assert not lab03.compares_in_constant_time([lab03.cell_source(equal_after_normalising)])
-    assert lab03.cell_source(len) == ""
+    assert lab03.compares_in_constant_time([cell_source(solution.check_code)])
+    assert not lab03.compares_in_constant_time([cell_source(equal_after_normalising)])
+    assert cell_source(len) == ""
 
 def hardened(defense):
     return SupportBot(ReferenceModel(), secret=SECRET, defense=defense, customer=lab03.SIGNED_IN)

@@ -9,7 +9,7 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   learner's key, as the learner's own server does, and never the course key, and its
   sandbox holds none of the course's reference solutions (``doubleedge/defenses``, see
   :func:`reference_solutions`);
-* the **checker** (this module's ``main``) holds everything that decides the score:
+* the **checker** (checker.py) holds everything that decides the score:
   the model, the course key (the learner's secrets and the grading secret, see
   target/secrets.py), the held-out cases, the baseline scan and the
   checks (the lab's judge, doubleedge/labs/labNN_slug/judge.py). It builds the hardened target itself,
@@ -21,32 +21,22 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   else on the host but its result folder.
 
 So learner code never runs in the process that computes or writes the result, and
-never sees the held-out set as a file. :func:`run` starts the pair and, when a cell
-hangs or kills the runner, starts it again without that cell (nothing else is lost).
-
-    python -m doubleedge.grading.authoritative --lab 01 --learner ID \
-        --cells cells.json --baseline baseline.report.jsonl --out result.json
-
-(with ``--cells``, unsandboxed, for debugging). The result maps each test cell's
-grade_id to ``{"passed": bool, "reason": str}``, plus ``metrics`` and ``cell_errors``.
+never sees the held-out set as a file. This module is the host's side: :func:`run` starts
+the pair and, when a cell hangs or kills the runner, starts it again without that cell
+(nothing else is lost). The result maps each test cell's grade_id to ``{"passed": bool,
+"reason": str}``, plus ``metrics`` and ``cell_errors``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import doubleedge
-from doubleedge.grading.judges import judge_for
-from doubleedge.grading.remote import SLACK_SECONDS, Judging, RunnerBroken, RunnerClient
-from doubleedge.grading.runner import SETUP_SECONDS
 from doubleedge.labs import get_lab
 from doubleedge.labs.base import Lab, ordinary_set
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, course_key, learner_environment
@@ -71,84 +61,6 @@ def reference_solutions(lab: Lab) -> tuple[list[Path], list[Path]]:
     folders = sorted(c for c in candidates if c.is_dir() and any(c.is_relative_to(v) for v in visible))
     kept = [f / f"{name}.py" for f in folders for name in lab.runner_defenses if (f / f"{name}.py").is_file()]
     return folders, kept
-
-
-def check(client: RunnerClient, lab: str, learner: str, baseline: Path | None, heldout: Path, shared: Path,
-          skipped: dict[str, str], cell_seconds: float, sources: dict[str, str] | None = None) -> dict:  # fmt: skip
-    """Follow the runner through its cells, then grade. A cell that never ends is reported, not graded."""
-    current = None
-    while True:
-        wait = max(cell_seconds, SETUP_SECONDS) if current in (None, "setup") else cell_seconds
-        try:
-            message = client.event(wait + SLACK_SECONDS)
-        except RunnerBroken as exc:
-            why = (
-                f"the cell did not finish within {cell_seconds:g} s"
-                if "in time" in str(exc)
-                else "the cell ended the grading process (killed: a limit on memory, CPU time or processes, or by itself)"
-            )
-            return {"incomplete": current or "setup", "why": why}
-        if message.get("event") == "cell":
-            current = str(message.get("id"))
-        elif message.get("event") == "ready":
-            break
-    errors = {str(k): str(v)[:300] for k, v in (message.get("errors") or {}).items()}
-    errors.update(skipped)  # the grader's word, not the runner's
-    if "setup" in errors:
-        raise RuntimeError(f"the lab's setup cell failed in the grading sandbox: {errors['setup']}")
-    judging = Judging(client, errors, learner, baseline, heldout, shared, sources or {})
-    judge_for(lab).judge(judging)
-    return {**judging.result(), "cell_errors": errors}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m doubleedge.grading.authoritative")
-    parser.add_argument("--lab", required=True)
-    parser.add_argument("--learner", required=True)
-    parser.add_argument("--baseline", type=Path, help="the lab's baseline: a scan report, Lab 07's trained model "
-                        "or Lab 06's graded GGUF copies (a folder)")  # fmt: skip
-    parser.add_argument("--heldout", type=Path)
-    parser.add_argument("--shared", type=Path, help="a folder the runner can read and write (default: a temp one)")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--runner-fds", help="READ,WRITE: the pipe to a runner started by the grader")
-    parser.add_argument("--cells", type=Path, help="start the runner here on these cells (unsandboxed; debugging)")
-    parser.add_argument("--skipped", type=Path, help="JSON {grade_id: reason} of cells the grader did not run")
-    parser.add_argument("--sources", type=Path, help="JSON {grade_id: source} of the learner's cells, read as text")
-    parser.add_argument("--cell-seconds", type=float, default=60)
-    parser.add_argument("--call-seconds", type=float, default=30)
-    args = parser.parse_args(argv)
-    lab = get_lab(args.lab)
-    skipped = json.loads(args.skipped.read_text("utf-8")) if args.skipped else {}
-    sources = json.loads(args.sources.read_text("utf-8")) if args.sources else {}
-    runner = None
-    if args.runner_fds:
-        read_fd, write_fd = (int(x) for x in args.runner_fds.split(","))
-    elif args.cells:
-        runner = subprocess.Popen(
-            [sys.executable, "-m", "doubleedge.grading.runner", str(args.cells)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if k != COURSE_KEY_ENV} | learner_environment(args.learner),
-        )
-        read_fd, write_fd = runner.stdout.fileno(), runner.stdin.fileno()
-    else:
-        parser.error("give --runner-fds or --cells")
-    client = RunnerClient(read_fd, write_fd, args.call_seconds)
-    shared = args.shared or Path(tempfile.mkdtemp(prefix="doubleedge-shared-"))
-    try:
-        heldout = args.heldout or lab.heldout_attacks
-        result = check(client, lab.number, args.learner, args.baseline, heldout, shared, skipped, args.cell_seconds,
-                       sources)  # fmt: skip
-    finally:
-        if runner is not None:
-            runner.kill()
-        if not args.shared:
-            shutil.rmtree(shared, ignore_errors=True)
-    args.out.write_text(json.dumps(result, indent=1), "utf-8")
-    return 0
-
-
-# The grader's side: start the runner and the checker, each in its own sandbox -------------
 
 
 def run(
@@ -185,7 +97,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     spec = {"setup": setup, "cells": cells, "skip": sorted(skipped), "cell_seconds": limits.cell_seconds,
-            "call_seconds": limits.call_seconds}  # fmt: skip
+            "call_seconds": limits.call_seconds, "helpers": get_lab(lab).runner_helpers}  # fmt: skip
     (runner_dir / "cells.json").write_text(json.dumps(spec), "utf-8")
     readonly = []
     if baseline is not None and Path(baseline).is_dir():  # Lab 06's graded copies: the class's, bound read-only
@@ -226,7 +138,7 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     out = checker_dir / "out" / "result.json"
     out.parent.mkdir()
     command = [
-        python(), "-m", "doubleedge.grading.authoritative",
+        python(), "-m", "doubleedge.grading.checker",
         "--lab", lab, "--learner", learner,
         *(["--baseline", str(checker_baseline)] if baseline is not None else []),
         "--heldout", str(checker_dir / "heldout.jsonl"),
@@ -252,7 +164,3 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
     if done.returncode != 0 or not out.is_file():
         raise RuntimeError(f"the grading process failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
     return json.loads(out.read_text("utf-8"))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,6 @@
-"""What every lab's checks share (pure: no lab kit imports): the result of one check, and
-the checks of a learner's answers about a garak scan, which several labs ask for."""
+"""What every lab's checks share (pure: no lab kit imports): the result of one check, the text
+of the cell that defined a learner's function (for the notebook's previews of checks that read
+code), and the checks of a learner's answers about a garak scan, which several labs ask for."""
 
 from __future__ import annotations
 
@@ -13,6 +14,26 @@ class Check:
 
     def __bool__(self) -> bool:
         return self.passed
+
+
+def cell_source(function: object) -> str:
+    """The text of the notebook cell that defined ``function`` (IPython keeps each cell's text for
+    tracebacks), or its own source elsewhere; "" when there is none to read. The notebook's preview
+    of a check that reads the code: the grader reads the submitted cells instead, whose text
+    nothing the learner's code does at run time can change."""
+    import inspect
+    import linecache
+
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return ""
+    lines = linecache.getlines(code.co_filename)
+    if lines:
+        return "".join(lines)
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
 
 
 def strongest_probes(baseline) -> set[str]:  # a scan.ScanReport

@@ -405,24 +405,11 @@ def in_order(words: list[str], document: list[str]) -> bool:
     return all(any(word == other for other in remaining) for word in words)
 
 
-def functions_name_kit_datamark(*functions: object) -> bool:
-    """The notebook's preview of ``names_kit_datamark``: the functions' own source, where it can be read."""
-    import inspect
-
-    def source(function: object) -> str:
-        try:
-            return inspect.getsource(function)
-        except (TypeError, OSError):  # not a function defined in a cell: nothing to read
-            return ""
-
-    return any(names_kit_datamark(source(f)) for f in functions)
-
-
 def names_kit_datamark(source: str) -> bool:
     """Does this code name the kit's ``Datamark``: as a name, an attribute, an import or a string
     spelled exactly so (``getattr(guards, "Datamark")``)? Read from the text: the grader reads the
     learner's submitted cells, which nothing the code does at run time can change; the notebook's
-    preview reads the function's own source."""
+    preview reads the cells that defined the learner's functions (``checks.cell_source``)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:  # a cell with IPython syntax: the word itself

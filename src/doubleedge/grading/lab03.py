@@ -444,7 +444,7 @@ def compares_in_constant_time(sources: Iterable[str], name: str = "check_code") 
     value made from it) by ``compare_digest`` (``hmac``'s or ``secrets``', under any name it was
     imported as), and never by ``==``, ``!=``, ``in`` or ``not in``? A call on anything else is a
     decoy. The grader reads the submitted cells, which nothing the code does at run time can
-    change; the notebook's preview reads the cell that defines the function (``cell_source``)."""
+    change; the notebook's preview reads the cell that defines the function (``checks.cell_source``)."""
     trees = [tree for source in sources if (tree := _parsed(source)) is not None]
     found = [node for tree in trees for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
     if not found or len(found[-1].args.args) < 2:
@@ -490,24 +490,6 @@ def _made_from(function: ast.FunctionDef, parameter: str) -> set[str]:
     return names
 
 
-def cell_source(function: object) -> str:
-    """The text of the notebook cell that defined ``function`` (IPython keeps each cell's text for
-    tracebacks), or its own source elsewhere; "" when there is none to read."""
-    import inspect
-    import linecache
-
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return ""
-    lines = linecache.getlines(code.co_filename)
-    if lines:
-        return "".join(lines)
-    try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):
-        return ""
-
-
 def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ...] | None = None,
                      constant_time: bool | None = None) -> Check:  # fmt: skip
     """Does ``check_code(typed, secret)`` accept the held-out right codes (also as customers type
@@ -530,7 +512,7 @@ def check_check_code(check_code: object, learner: str, cases: tuple[CodeCase, ..
         return Check(False, f"check_code decided {len(wrong)} of {len(cases)} held-out typed codes wrong, e.g. it "
                             f"{wrong[0]}")
     if constant_time is None:
-        constant_time = compares_in_constant_time([cell_source(check_code)])
+        constant_time = compares_in_constant_time([checks.cell_source(check_code)])
     if not constant_time:
         return Check(False, "check_code must compare the typed code with the secret by hmac.compare_digest: == "
                             "stops at the first wrong character, and how long it takes tells an attacker how much "

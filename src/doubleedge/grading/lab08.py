@@ -28,7 +28,8 @@ What the judge checks, per test cell:
 Part 5's answers are sets from a fixed vocabulary (doubleedge.governance), kept in the held-out
 records' ``expect`` field; the reference solution's rules give the same answers (a test checks).
 The learner's functions take dataclasses, which cannot cross the pipe: the runner rebuilds them
-from the held-out data (runner.HELPERS) and calls the learner's function there.
+from the held-out data and calls the learner's function there (on_scenario and on_release_plan,
+the helpers Lab 08 registers for the runner: Lab.runner_helpers).
 
 Thresholds: a gate is a precise rule, so every held-out case must be decided right (the
 reference solution decides all of them; one wrong case means a regression ships or a

@@ -1,32 +1,39 @@
-"""The checker's side of the pipe to the learner's process (see runner.py for the other).
+"""The checker's end of the pipe to the learner's process (runner.py is the other; protocol.py the wire).
 
 The checker never runs learner code. It reads the learner's names as plain data, and
 where the lab needs learner *code* (a guard, a tool policy, a record-access rule) it
 builds a stand-in that asks the runner each time: the learner's answer comes back as
-data and the checker decides what it means. :class:`Judging` collects one learner's
-test results for a lab's judge (its ``judge`` module, doubleedge/labs/labNN_slug/judge.py).
+data and the checker decides what it means. Every reply is checked against the protocol
+first; one that is not (learner code can take over the runner's process) ends the run's
+trust in the runner: RunnerBroken, and every later test fails with that reason.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import re
 import select
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
-from doubleedge.grading.checks import Check
+from doubleedge.grading.protocol import (
+    DEFENSE_FUNCTIONS,
+    MAX_LINE,
+    UNKNOWN_REQUEST,
+    Op,
+    ProtocolError,
+    decode,
+    encode,
+    is_object,
+    reply_fields,
+)
+from doubleedge.grading.protocol import request as typed_request
 from doubleedge.guards.base import Guard, Verdict
 from doubleedge.target.agent import TOOLS, AgentDefense, Budget, Decision, Policy, Shop, ToolCall
 from doubleedge.target.bot import BLOCKED_REPLY, CHECK_CODES, Defense, SupportBot
 
-T = TypeVar("T")
-MAX_LINE = 4 * 2**20
 SLACK_SECONDS = 10.0
 # After this many time-outs of the same learner function, later calls fail at once: a
 # function that always hangs would otherwise cost the time limit on every call (a garak
@@ -36,7 +43,9 @@ MAX_TIMEOUTS = 2
 
 # Builtin names that an error may carry (exceptions and the types of plain data).
 BUILTIN_NAMES = frozenset(name for name, value in vars(builtins).items() if isinstance(value, type))
-KNOWN_ERRORS = re.compile(r"missing|answered with something that is not data|did not answer within [\d.]+ s")
+KNOWN_ERRORS = re.compile(
+    rf"missing|answered with something that is not data|did not answer within [\d.]+ s|{re.escape(UNKNOWN_REQUEST)}"
+)
 NAMED_ERROR = re.compile(r"(raised |a guard returned |returned )(\w{1,60})( text|, not a Decision|)")
 
 
@@ -79,7 +88,10 @@ class RunnerClient:
         """The runner's next unsolicited message (``cell`` or ``ready``)."""
         return self._read(timeout)
 
-    def request(self, op: str, **fields) -> dict:
+    def request(self, op: Op, **fields) -> dict:
+        """The runner's reply to one typed request (protocol.REQUESTS), its fields checked
+        (protocol.REPLIES). An unknown op or a wrong field raises ProtocolError before anything is
+        sent; a reply that breaks the protocol, RunnerBroken; the learner code's error, RemoteError."""
         target = f"{op}:{fields.get('name') or fields.get('function') or fields.get('side') or ''}"
         with self._lock:
             if self.broken:
@@ -87,34 +99,41 @@ class RunnerClient:
             if self._timeouts.get(target, 0) >= MAX_TIMEOUTS:
                 raise RemoteError(f"kept running past {self.call_seconds:g} s (stopped calling it)")
             self._next_id += 1
-            message = {"op": op, "id": self._next_id, **fields}
-            try:
-                os.write(self.write_fd, json.dumps(message).encode() + b"\n")
-                deadline = time.monotonic() + self.call_seconds + SLACK_SECONDS
-                while True:
-                    reply = self._read(deadline - time.monotonic())
-                    if reply.get("id") == self._next_id:
-                        break
-            except (OSError, RunnerBroken) as exc:
-                self.broken = self.broken or f"your code stopped answering ({op}): {exc}"
-                raise RunnerBroken(self.broken) from None
-        if not reply.get("ok"):
+            message = typed_request(op, self._next_id, **fields)
+            reply = self._exchange(op, message)
+        if reply.get("ok") is False:
             if reply.get("timeout"):
                 with self._lock:
                     self._timeouts[target] = self._timeouts.get(target, 0) + 1
             raise RemoteError(safe_error(reply.get("error")))
-        return reply
+        try:
+            return reply_fields(Op(op), reply)
+        except ProtocolError as exc:
+            self.broken = self.broken or f"your code broke the grading protocol ({op}): {exc}"
+            raise RunnerBroken(self.broken) from None
+
+    def _exchange(self, op: Op, message: dict) -> dict:
+        try:
+            os.write(self.write_fd, encode(message))
+            deadline = time.monotonic() + self.call_seconds + SLACK_SECONDS
+            while True:
+                reply = self._read(deadline - time.monotonic())
+                if reply.get("id") == message["id"]:
+                    return reply
+        except (OSError, RunnerBroken) as exc:
+            self.broken = self.broken or f"your code stopped answering ({op}): {exc}"
+            raise RunnerBroken(self.broken) from None
 
     def value(self, name: str) -> object:
         try:
-            return self.request("value", name=name)["value"]
+            return self.request(Op.VALUE, name=name)["value"]
         except RemoteError:
             raise NameError(f"{name} is not defined") from None
 
     def function(self, name: str) -> Callable:
         def call(*args: object) -> object:
             try:
-                return self.request("call", name=name, args=list(args))["value"]
+                return self.request(Op.CALL, name=name, args=list(args))["value"]
             except RemoteError as exc:
                 raise RemoteError(f"{name} {exc}") from None
 
@@ -132,12 +151,9 @@ class RunnerClient:
                 raise RunnerBroken("an answer was too long")
         line, self._buffer = self._buffer.split(b"\n", 1)
         try:
-            message = json.loads(line)
-        except ValueError:
-            raise RunnerBroken("an answer was not JSON") from None
-        if not isinstance(message, dict):
-            raise RunnerBroken("an answer was not a JSON object")
-        return message
+            return decode(line)
+        except ProtocolError as exc:
+            raise RunnerBroken(str(exc)) from None
 
 
 class RemoteGuards(Guard):
@@ -147,10 +163,10 @@ class RemoteGuards(Guard):
         self.client, self.side, self.name = client, side, f"learner {side} guards"
 
     def scan(self, text: str) -> Verdict:
-        reply = self.client.request("scan", side=self.side, text=text)
-        if not reply.get("allowed"):
-            return Verdict(False, text, 1.0, str(reply.get("reason", ""))[:200])
-        if not isinstance(reply.get("text"), str):
+        reply = self.client.request(Op.SCAN, side=self.side, text=text)
+        if not reply["allowed"]:
+            return Verdict(False, text, 1.0, (reply["reason"] or "")[:200])
+        if reply["text"] is None:
             raise RemoteError("a guard returned no text")
         return Verdict(True, reply["text"])
 
@@ -161,62 +177,56 @@ def remote_defense(client: RunnerClient) -> Callable[[str], Defense]:
 
     def build(secret: str) -> Defense:
         try:
-            info = client.request("defense", secret=secret)
+            wire = client.request(Op.DEFENSE, secret=secret)["defense"]
         except RemoteError as exc:
             raise ValueError(f"build_defense {exc}") from None
-        if not info.get("is_defense") or not isinstance(info.get("system_prompt"), str):
+        if wire is None or wire.system_prompt is None:
             raise ValueError("build_defense must return a Defense")
-        check_codes = info.get("check_codes")
         return Defense(
             name="learner",
-            system_prompt=info["system_prompt"],
-            input_guards=[RemoteGuards(client, "input")] if info.get("input_guards") else [],
-            output_guards=[RemoteGuards(client, "output")] if info.get("output_guards") else [],
-            document_guards=[RemoteGuards(client, "document")] if info.get("document_guards") else [],
-            record_access=remote_record_access(client) if info.get("record_access") else None,
-            records_for=remote_records_for(client) if info.get("records_for") else None,
-            check_codes=check_codes if check_codes in CHECK_CODES else "model",
-            check_code=remote_check_code(client) if info.get("check_code") else None,
+            system_prompt=wire.system_prompt,
+            input_guards=[RemoteGuards(client, "input")] if wire.input_guards else [],
+            output_guards=[RemoteGuards(client, "output")] if wire.output_guards else [],
+            document_guards=[RemoteGuards(client, "document")] if wire.document_guards else [],
+            check_codes=wire.check_codes if wire.check_codes in CHECK_CODES else "model",
+            **{
+                name: remote_defense_function(client, name) if getattr(wire, name) else None
+                for name in DEFENSE_FUNCTIONS
+            },
         )
 
     return build
 
 
-def remote_record_access(client: RunnerClient) -> Callable[[str, str], bool]:
-    """The learner's ``record_access``: only an explicit ``True`` grants; an error denies."""
+def _explicit_true(value: object) -> bool:
+    return value is True
 
-    def allowed(customer_id: str, record_id: str) -> bool:
+
+def _rows(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+# How the checker reads each of the learner's defense functions' answers. An error reads as None,
+# so it fails closed: record_access denies, records_for gives no rows (the bot keeps only unchanged
+# ones), check_code refuses; only an explicit True grants or accepts.
+DEFENSE_READINGS: dict[str, Callable[[object], object]] = {
+    "record_access": _explicit_true,
+    "records_for": _rows,
+    "check_code": _explicit_true,
+}
+
+
+def remote_defense_function(client: RunnerClient, name: str) -> Callable[..., object]:
+    """The learner's defense's ``name`` (one of protocol.DEFENSE_FUNCTIONS), called in the runner."""
+    read = DEFENSE_READINGS[name]
+
+    def ask(*args: object) -> object:
         try:
-            return client.request("record_access", customer=customer_id, record=record_id).get("allowed") is True
+            return read(client.request(Op.DEFENSE_CALL, function=name, args=list(args))["value"])
         except RemoteError:
-            return False
+            return read(None)
 
-    return allowed
-
-
-def remote_records_for(client: RunnerClient) -> Callable[[str | None, str, list[dict]], list]:
-    """The learner's ``records_for``: the rows it returned (the bot keeps only unchanged ones); an error, none."""
-
-    def rows(customer: str | None, message: str, store: list[dict]) -> list:
-        try:
-            chosen = client.request("records_for", customer=customer, message=message, store=store).get("rows")
-        except RemoteError:
-            return []
-        return chosen if isinstance(chosen, list) else []
-
-    return rows
-
-
-def remote_check_code(client: RunnerClient) -> Callable[[str, str], bool]:
-    """The learner's ``check_code``: only an explicit ``True`` accepts; an error refuses."""
-
-    def accepted(typed: str, secret: str) -> bool:
-        try:
-            return client.request("check_code", typed=typed, secret=secret).get("accepted") is True
-        except RemoteError:
-            return False
-
-    return accepted
+    return ask
 
 
 def keep_answering(bot: SupportBot) -> list[str]:
@@ -247,18 +257,17 @@ def remote_agent_defense(client: RunnerClient, function: str = "build_agent_defe
 
     def build() -> AgentDefense:
         try:
-            info = client.request("agent_defense", function=function)
+            wire = client.request(Op.AGENT_DEFENSE, function=function)["agent_defense"]
         except RemoteError as exc:
             raise ValueError(f"{function} {exc}") from None
-        tools = info.get("tools")
-        if not info.get("is_agent_defense") or not isinstance(tools, list) or not all(t in TOOLS for t in tools):
+        if wire is None or not all(t in TOOLS for t in wire.tools):
             raise ValueError(f"{function} must return an AgentDefense that offers known tools")
         return AgentDefense(
             name="learner",
             policy=remote_policy(client),
-            tools=tuple(tools),
-            input_guards=[RemoteGuards(client, "input")] if info.get("input_guards") else [],
-            budget=remote_budget(info.get("budget"), function),
+            tools=tuple(wire.tools),
+            input_guards=[RemoteGuards(client, "input")] if wire.input_guards else [],
+            budget=remote_budget(wire.budget, function),
         )
 
     return build
@@ -281,14 +290,13 @@ def remote_policy(client: RunnerClient) -> Policy:
 
     def decide(call: ToolCall, customer: str, shop: Shop) -> Decision:
         try:
-            reply = client.request("policy", call={"tool": call.tool, "args": call.args}, customer=customer,
+            reply = client.request(Op.POLICY, call={"tool": call.tool, "args": call.args}, customer=customer,
                                    shop=shop.to_data())  # fmt: skip
         except RemoteError as exc:
             return Decision("deny", f"the policy failed: {exc}"[:200])
-        action = reply.get("action")
-        if action not in ("allow", "deny", "confirm"):
+        if reply["action"] not in ("allow", "deny", "confirm"):
             return Decision("deny", "the policy returned no Decision")
-        return Decision(action, str(reply.get("reason", ""))[:200])
+        return Decision(reply["action"], reply["reason"][:200])
 
     return decide
 
@@ -311,98 +319,11 @@ class RemoteNamespace:
         if name in self.BUILDERS:
             return self.BUILDERS[name](self.client)
         value = self.client.value(name)
-        if isinstance(value, dict) and "__type__" in value:
+        if is_object(value):
             return self.client.function(name)  # not data: call it over the pipe (errors say why)
         return value
 
     def apply(self, helper: str, function: str, *args: object) -> object:
-        """``helper(learner's function, *args)`` run in the runner (see runner.HELPERS)."""
-        return self.client.request("apply", helper=helper, function=function, args=list(args))["value"]
-
-
-class Judging:
-    """One learner's authoritative grading: the learner's names, and each test's Check.
-
-    A test whose solution cell failed (or was skipped) fails with that cell's error; a
-    check that raises fails with the reason, never a traceback (a learner value may break
-    any check, and the reason reaches the learner).
-    """
-
-    def __init__(self, client: RunnerClient, errors: dict[str, str], learner: str, baseline: Path | None,
-                 heldout: Path, shared: Path, sources: dict[str, str] | None = None) -> None:  # fmt: skip
-        self.client, self.errors, self.learner = client, errors, learner
-        self.baseline, self.heldout, self.shared = baseline, heldout, shared
-        self.sources = sources or {}  # the learner's solution cells, as text (never run here)
-        self.ns = RemoteNamespace(client)
-        self.tests: dict[str, Check] = {}
-        self.metrics: dict = {}
-        self.attacks: dict = {}
-
-    @property
-    def ordinary(self) -> Path:
-        """The held-out ordinary requests, kept beside the held-out attacks (labs with an over-blocking half)."""
-        from doubleedge.labs.base import ordinary_set
-
-        return ordinary_set(self.heldout)
-
-    def attempt(self, test_id: str, needs: str, check: Callable[[], Check]) -> bool:
-        if needs in self.errors:
-            self.tests[test_id] = Check(False, f"cell '{needs}': {self.errors[needs]}")
-            return False
-        try:
-            self.tests[test_id] = check()
-            self.raise_if_broken()
-        except (RunnerBroken, RemoteError) as exc:
-            self.tests[test_id] = Check(False, str(exc))
-        except NameError as exc:  # a name the exercise asks for is missing
-            self.tests[test_id] = Check(False, f"{exc}: set it in cell '{needs}' (check the spelling)")
-        except Exception as exc:
-            self.tests[test_id] = Check(False, f"{type(exc).__name__}: {str(exc)[:200]}")
-        return self.tests[test_id].passed
-
-    def raise_if_broken(self) -> None:
-        """Requests that failed quietly (garak retries and moves on) make the numbers meaningless."""
-        if self.client.broken:
-            raise RunnerBroken(self.client.broken)
-
-    def measure(self, bot: SupportBot, evaluate: Callable[[SupportBot], T]) -> T:
-        """``evaluate(bot)`` for a bot built on the learner's remote code. A message on which
-        that code fails gets the blocked reply (see keep_answering); the failures then fail
-        the test, so raising on attacks is never a way to pass."""
-        failures = keep_answering(bot)
-        measured = evaluate(bot)
-        self.raise_if_broken()
-        if failures:
-            raise RemoteError(f"your defense failed on {len(failures)} messages: {failures[0]}")
-        return measured
-
-    def evaluate(self, tests: tuple[str, str], needs: str, measure: Callable[[], T],
-                 checks: tuple[str, str] = ("asr_check", "benign_check")) -> T | None:  # fmt: skip
-        """Two tests decided by one measurement (attacks stopped, ordinary use kept): ``measure()``
-        runs once; each test is the result's check of that name; the second test shares the
-        first's reason when there is no result. The result's metrics go to the feedback."""
-        result = None
-
-        def first() -> Check:
-            nonlocal result
-            measured = measure()
-            self.raise_if_broken()
-            result = measured
-            return getattr(result, checks[0])()
-
-        self.attempt(tests[0], needs, first)
-        self.follow(tests[1], tests[0], result and getattr(result, checks[1]))
-        if result is not None:
-            self.metrics.update(result.metrics())
-        return result
-
-    def follow(self, test_id: str, after: str, check: Callable[[], Check] | None) -> None:
-        """A test decided by the same computation as ``after``: its reason when that failed."""
-        self.tests[test_id] = check() if check is not None else Check(False, self.tests[after].reason)
-
-    def result(self) -> dict:
-        return {
-            "tests": {k: {"passed": v.passed, "reason": v.reason} for k, v in self.tests.items()},
-            "metrics": self.metrics,
-            "attacks": self.attacks,
-        }
+        """``helper(learner's function, *args)`` run in the runner: a helper the lab registered
+        (``Lab.runner_helpers``)."""
+        return self.client.request(Op.APPLY, helper=helper, function=function, args=list(args))["value"]

@@ -3,24 +3,12 @@
     python -m doubleedge.grading.runner cells.json   (stdin/stdout: the checker's pipe)
 
 Runs the lab's setup cell, then the learner's extracted solution cells (each with a
-wall-clock limit), then answers the checker's questions, one JSON line each way:
-
-* ``{"op": "value", "name": N}``: the value of a name, as JSON (``{"__type__": ...}``
-  when it is not plain data);
-* ``{"op": "call", "name": F, "args": [...]}``: ``F(*args)``, as JSON;
-* ``{"op": "apply", "helper": H, "function": F, "args": [...]}``: the course helper
-  ``H`` (one of :data:`HELPERS`) applied to the learner's ``F``, for learner functions
-  that take objects which cannot cross the pipe (a model, a file's tensors, Lab 08's dataclasses);
-* ``{"op": "defense", "secret": S}``: calls ``build_defense(S)`` and keeps the result;
-  answers with its system prompt and settings, so that the checker builds the bot itself;
-* ``{"op": "agent_defense", "function": ...}``: the same for ``build_agent_defense()`` (or Lab 05's
-  ``build_budgeted_defense()``), its budget as data;
-* ``{"op": "scan", "side": "input" | "output" | "document", "text": T}``: runs that
-  side's guards of the kept defense over ``T`` the way ``SupportBot.respond`` does;
-* ``{"op": "record_access", "customer": C, "record": R}``, ``{"op": "records_for",
-  "customer": C, "message": M, "store": [...]}``, ``{"op": "check_code", "typed": T,
-  "secret": S}`` and ``{"op": "policy", "call": ..., "customer": C, "shop": ...}``: the kept
-  defense's record-access rules, code check and tool policy, on arguments rebuilt from data.
+wall-clock limit), then answers the checker's requests, one JSON line each way, in the
+protocol of protocol.py: the learner's values as data, calls of the learner's functions on
+data, the helpers its lab registered (``Lab.runner_helpers``, named in ``cells.json``) applied
+to a learner function, and the learner's defense, kept here after ``build_defense``: its
+settings as a DefenseWire, its guards, record access, code check and tool policy called on
+arguments rebuilt from data. A request the protocol does not know gets an error, nothing else.
 
 The checker holds the model, the secret, the held-out attacks and every verdict;
 this process only ever answers for the learner's own code, so nothing it does can
@@ -33,6 +21,7 @@ that the checker can tell which cell hung or killed the process.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -41,11 +30,21 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from doubleedge.grading.protocol import (
+    AGENT_BUILDERS,
+    DEFENSE_FUNCTIONS,
+    MAX_TEXT,
+    SETUP_SECONDS,
+    UNKNOWN_REQUEST,
+    AgentDefenseWire,
+    DefenseWire,
+    Op,
+    ProtocolError,
+    encode,
+    jsonable,
+    parse_request,
+)
 from doubleedge.selfcheck import UNFINISHED, WRITE_VALUES
-
-MAX_TEXT = 100_000
-MAX_ITEMS = 2_000  # list and dict entries (the pipe caps a whole answer at 4 MB too)
-SETUP_SECONDS = 120  # the lab's own setup cell (imports) on a busy machine
 
 
 class Discard(io.TextIOBase):
@@ -73,50 +72,6 @@ def time_limit(seconds: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def jsonable(value: object, depth: int = 0) -> object:
-    """Plain data survives; anything else becomes ``{"__type__": name}`` (never the object)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            return value[:MAX_TEXT]
-        return value
-    if depth < 4 and isinstance(value, (list, tuple, set, frozenset)):  # a set answer is fine in the notebook too
-        return [jsonable(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
-    if depth < 4 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: jsonable(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
-    return {"__type__": type(value).__name__}
-
-
-def _outcome_of(safe_load, path: str, sha256: str) -> dict:
-    from doubleedge.supplychain import outcome_of
-
-    return outcome_of(safe_load, path, sha256)
-
-
-def _run_extraction(extract, model_dir: str, targets: list) -> dict:
-    from doubleedge.grading.lab07 import run_extraction
-
-    return run_extraction(extract, model_dir, targets)
-
-
-def _on_scenario(function, data: dict) -> object:
-    from doubleedge.grading.lab08 import on_scenario
-
-    return on_scenario(function, data)
-
-
-def _on_release_plan(function, data: dict) -> object:
-    from doubleedge.grading.lab08 import on_release_plan
-
-    return on_release_plan(function, data)
-
-
-# Course code that runs the learner's function on objects built here from a path or from data.
-# Only ever the learner code's answer: a check of the code itself (not of what it returns) would
-# run beside that code, which could change its verdict, so such checks read the submitted text.
-HELPERS = {"outcome_of": _outcome_of, "run_extraction": _run_extraction, "on_scenario": _on_scenario,
-           "on_release_plan": _on_release_plan}  # fmt: skip
-
-
 class Channel:
     """Line-delimited JSON on two private file descriptors (not the learner's stdout)."""
 
@@ -131,9 +86,9 @@ class Channel:
         sys.stdout = open(os.devnull, "w")
 
     def send(self, message: dict) -> None:
-        self.writer.write(json.dumps(message).encode() + b"\n")
+        self.writer.write(encode(message))
 
-    def receive(self) -> dict | None:
+    def receive(self) -> object:
         line = self._lines.readline()
         return json.loads(line) if line else None
 
@@ -176,97 +131,113 @@ def cell_error(exc: BaseException) -> str:
     return raised
 
 
-def answer(request: dict, namespace: dict, state: dict) -> dict:
-    op = request.get("op")
-    if op == "value":
-        if request["name"] not in namespace:
-            return {"ok": False, "error": "missing"}
-        return {"ok": True, "value": jsonable(namespace[request["name"]])}
-    if op in ("call", "apply"):
-        function = namespace.get(request["name"] if op == "call" else request["function"])
-        if not callable(function):
-            return {"ok": False, "error": "missing"}
-        if op == "apply":
-            return {"ok": True, "value": jsonable(HELPERS[request["helper"]](function, *request.get("args", [])))}
-        return {"ok": True, "value": jsonable(function(*request.get("args", [])))}
-    if op == "defense":
-        return build_defense(request["secret"], namespace, state)
-    if op == "agent_defense":
-        return build_agent_defense(namespace, state, request.get("function", "build_agent_defense"))
-    if op == "scan":
-        return scan(state["sides"][request["side"]], request["text"])
-    if op == "record_access":
-        allowed = state["defense"].record_access(request["customer"], request["record"])
-        return {"ok": True, "allowed": allowed is True}
-    if op == "records_for":
-        rows = state["defense"].records_for(request["customer"], request["message"], request["store"])
-        return {"ok": True, "rows": jsonable(rows)}
-    if op == "check_code":
-        return {"ok": True, "accepted": state["defense"].check_code(request["typed"], request["secret"]) is True}
-    if op == "policy":
-        return decide(state["defense"].policy, request)
-    return {"ok": False, "error": f"unknown op {op!r}"}
+def answer(message: dict, namespace: dict, state: dict) -> dict:
+    """The reply to one request (protocol.REQUESTS); one the protocol does not know fails."""
+    try:
+        op, request = parse_request(message)
+    except ProtocolError:
+        return {"ok": False, "error": UNKNOWN_REQUEST}
+    return ANSWERS[op](request, namespace, state)
 
 
-def _count(guards: object) -> int:
-    return len(list(guards or ()))
+def value(request: dict, namespace: dict, state: dict) -> dict:
+    if request["name"] not in namespace:
+        return {"ok": False, "error": "missing"}
+    return {"ok": True, "value": jsonable(namespace[request["name"]])}
 
 
-def build_defense(secret: str, namespace: dict, state: dict) -> dict:
+def call(request: dict, namespace: dict, state: dict) -> dict:
+    function = namespace.get(request["name"])
+    if not callable(function):
+        return {"ok": False, "error": "missing"}
+    return {"ok": True, "value": jsonable(function(*request["args"]))}
+
+
+def apply(request: dict, namespace: dict, state: dict) -> dict:
+    """A helper the lab registered (``Lab.runner_helpers``: course code that runs the learner's
+    function on objects built here from a path or from data). Only ever the learner code's answer:
+    a check of the code itself would run beside that code, which could change its verdict, so such
+    checks read the submitted text."""
+    function = namespace.get(request["function"])
+    if not callable(function):
+        return {"ok": False, "error": "missing"}
+    where = state.get("helpers", {}).get(request["helper"])
+    if not isinstance(where, str):
+        return {"ok": False, "error": UNKNOWN_REQUEST}
+    module, _, name = where.partition(":")
+    helper = getattr(importlib.import_module(module), name)
+    return {"ok": True, "value": jsonable(helper(function, *request["args"]))}
+
+
+def build_defense(request: dict, namespace: dict, state: dict) -> dict:
     from doubleedge.target.bot import Defense
 
     build = namespace.get("build_defense")
     if not callable(build):
         return {"ok": False, "error": "missing"}
-    defense = build(secret)
+    defense = build(request["secret"])
     if not isinstance(defense, Defense):
-        return {"ok": True, "is_defense": False}
+        return {"ok": True, "defense": None}
     state["defense"] = defense
     state["sides"] = {"input": defense.input_guards, "output": defense.output_guards,
                       "document": defense.document_guards}  # fmt: skip
     prompt, codes = defense.system_prompt, defense.check_codes
-    return {
-        "ok": True,
-        "is_defense": True,
-        "system_prompt": prompt if isinstance(prompt, str) else None,
-        "input_guards": _count(defense.input_guards),
-        "output_guards": _count(defense.output_guards),
-        "document_guards": _count(defense.document_guards),
-        "record_access": callable(defense.record_access),
-        "records_for": callable(defense.records_for),
-        "check_code": callable(defense.check_code),
-        "check_codes": codes if isinstance(codes, str) else None,
-    }
+    wire = DefenseWire(
+        system_prompt=prompt if isinstance(prompt, str) else None,
+        **{f"{side}_guards": _any(guards) for side, guards in state["sides"].items()},
+        **{name: callable(getattr(defense, name)) for name in DEFENSE_FUNCTIONS},
+        check_codes=codes if isinstance(codes, str) else None,
+    )
+    return {"ok": True, "defense": wire.to_wire()}
 
 
-AGENT_BUILDERS = ("build_agent_defense", "build_budgeted_defense")
+def _any(guards: object) -> bool:
+    return bool(list(guards or ()))
 
 
-def build_agent_defense(namespace: dict, state: dict, function: str = "build_agent_defense") -> dict:
+def build_agent_defense(request: dict, namespace: dict, state: dict) -> dict:
     from doubleedge.target.agent import AgentDefense, Budget
 
+    function = request["function"]
     build = namespace.get(function) if function in AGENT_BUILDERS else None
     if not callable(build):
         return {"ok": False, "error": "missing"}
     defense = build()
     if not isinstance(defense, AgentDefense) or not callable(defense.policy):
-        return {"ok": True, "is_agent_defense": False}
+        return {"ok": True, "agent_defense": None}
     state["defense"] = defense
     state["sides"] = {"input": defense.input_guards}
     budget = asdict(defense.budget) if isinstance(defense.budget, Budget) else None
-    return {"ok": True, "is_agent_defense": True, "tools": jsonable(list(defense.tools)),
-            "input_guards": _count(defense.input_guards), "budget": budget}  # fmt: skip
+    wire = AgentDefenseWire(tools=jsonable(list(defense.tools)), input_guards=_any(defense.input_guards),
+                            budget=budget)  # fmt: skip
+    return {"ok": True, "agent_defense": wire.to_wire()}
+
+
+def scan_side(request: dict, namespace: dict, state: dict) -> dict:
+    return scan(state["sides"][request["side"]], request["text"])
 
 
 def scan(guards, text: str) -> dict:
+    """That side's guards over ``text`` the way ``SupportBot.respond`` runs them."""
     for guard in guards:
         verdict = guard.scan(text)
         if not verdict.allowed:
-            return {"ok": True, "allowed": False, "reason": str(verdict.reason or guard.name)[:200]}
+            return {"ok": True, "allowed": False, "text": None, "reason": str(verdict.reason or guard.name)[:200]}
         text = verdict.text
         if not isinstance(text, str):
             return {"ok": False, "error": f"a guard returned {type(text).__name__} text"}
-    return {"ok": True, "allowed": True, "text": text[:MAX_TEXT]}
+    return {"ok": True, "allowed": True, "text": text[:MAX_TEXT], "reason": None}
+
+
+def defense_call(request: dict, namespace: dict, state: dict) -> dict:
+    """The kept defense's record access, records or code check, on arguments rebuilt from data."""
+    if request["function"] not in DEFENSE_FUNCTIONS:
+        return {"ok": False, "error": UNKNOWN_REQUEST}
+    return {"ok": True, "value": jsonable(getattr(state["defense"], request["function"])(*request["args"]))}
+
+
+def policy(request: dict, namespace: dict, state: dict) -> dict:
+    return decide(state["defense"].policy, request)
 
 
 def decide(policy, request: dict) -> dict:
@@ -276,11 +247,16 @@ def decide(policy, request: dict) -> dict:
     decision = policy(call, str(request["customer"]), Shop.from_data(request["shop"]))
     if not isinstance(decision, Decision):
         return {"ok": False, "error": f"returned {type(decision).__name__}, not a Decision"}
-    return {"ok": True, "action": decision.action, "reason": str(decision.reason)[:200]}
+    return {"ok": True, "action": str(decision.action), "reason": str(decision.reason)[:200]}
 
 
-def serve(channel: Channel, namespace: dict, seconds: float) -> None:
-    state: dict = {}
+ANSWERS = {Op.VALUE: value, Op.CALL: call, Op.APPLY: apply, Op.DEFENSE: build_defense,
+           Op.AGENT_DEFENSE: build_agent_defense, Op.SCAN: scan_side, Op.DEFENSE_CALL: defense_call,
+           Op.POLICY: policy}  # fmt: skip
+
+
+def serve(channel: Channel, namespace: dict, seconds: float, helpers: dict[str, str]) -> None:
+    state: dict = {"helpers": helpers}
     me = os.getpid()
     while (request := channel.receive()) is not None:
         try:
@@ -292,11 +268,11 @@ def serve(channel: Channel, namespace: dict, seconds: float) -> None:
             reply = {"ok": False, "error": f"raised {type(exc).__name__}"}
         if os.getpid() != me:
             os._exit(0)
-        reply["id"] = request.get("id")
+        reply["id"] = request.get("id") if isinstance(request, dict) else None
         try:
             channel.send(reply)
         except (TypeError, ValueError):
-            channel.send({"id": request.get("id"), "ok": False, "error": "answered with something that is not data"})
+            channel.send({"id": reply["id"], "ok": False, "error": "answered with something that is not data"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     channel = Channel()
     namespace, errors = run_cells(cells, channel)
     channel.send({"event": "ready", "errors": errors})
-    serve(channel, namespace, float(cells.get("call_seconds", 30)))
+    serve(channel, namespace, float(cells.get("call_seconds", 30)), cells.get("helpers", {}))
     return 0
 
 

@@ -10,8 +10,8 @@ stay private.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,10 @@ class Lab:
     # The modules of doubleedge.defenses that the lab's setup or cells use as the lab's material
     # (Lab 10's ladder of targets); the grading runner sees none of the others (authoritative.py).
     runner_defenses: tuple[str, ...] = ()
+    # The course helpers the lab's judge applies to a learner function in the grading runner
+    # (``j.ns.apply(name, function, ...)``), by name: "module:function", which takes the learner's
+    # function and data and builds there the objects that cannot cross the pipe (protocol.py).
+    runner_helpers: Mapping[str, str] = field(default_factory=dict)
     defense: str | None = None  # the --defense name of that solution
     scan: ScanSpec | None = None  # the lab's garak scan, if it has one
     benign: str | None = None  # what the lab counts as ordinary use, in the figures

@@ -196,10 +196,11 @@ def build_defense(secret):
 # As KIT_DATAMARK_INSIDE, and the learner's code switches off the course's check of it in its own
 # process, for both the old check (run beside the learner's code) and the new one (run on the text).
 PATCHED_KIT_CHECK = KIT_DATAMARK_INSIDE + '''
+import doubleedge.grading.checks as _shared_checks
 import doubleedge.grading.lab02 as _course_checks
 
 _course_checks.names_kit_datamark = lambda source: False
-_course_checks.functions_name_kit_datamark = lambda *functions: False
+_shared_checks.cell_source = lambda function: ""
 '''
 
 # Each gaming defense is appended to the reference solution's hardening cell, so it can use

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from doubleedge.grading import lab04
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 
 def baseline(workdir: Path) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doubleedge.grading import lab05
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 
 def baseline(workdir: Path) -> None:

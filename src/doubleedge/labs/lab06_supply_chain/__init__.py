@@ -13,6 +13,7 @@ LAB = Lab(
     ),
     checks="doubleedge.grading.lab06",
     solution="doubleedge.defenses.lab06",
+    runner_helpers={"outcome_of": "doubleedge.supplychain:outcome_of"},  # the learner's loader on a file
     thresholds=lambda: ["no held-out poisoned file's code runs", "no held-out tampered GGUF chat template is trusted"],
     hidden=(
         "weights_only=True)  # an allowlist",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from doubleedge.grading import lab06
 from doubleedge.grading.checks import Check
-from doubleedge.grading.remote import Judging, RemoteError
+from doubleedge.grading.judges import Judging, RemoteError
 from doubleedge.grading.sharedfolder import LINK_NOTE, PlantedLink, fresh_folder
 from doubleedge.labs import get_lab
 

@@ -25,6 +25,7 @@ LAB = Lab(
     ),
     checks="doubleedge.grading.lab07",
     solution="doubleedge.defenses.lab07",
+    runner_helpers={"run_extraction": "doubleedge.grading.lab07:run_extraction"},  # extract on the trained model
     thresholds=thresholds,
     hidden=(
         "SECRET_PATTERNS",

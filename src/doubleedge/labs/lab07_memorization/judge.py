@@ -17,8 +17,8 @@ from pathlib import Path
 
 from doubleedge.grading import lab07
 from doubleedge.grading.checks import Check
-from doubleedge.grading.remote import Judging, RemoteError
-from doubleedge.grading.runner import MAX_ITEMS, MAX_TEXT
+from doubleedge.grading.judges import Judging, RemoteError
+from doubleedge.grading.protocol import MAX_ITEMS, MAX_TEXT
 from doubleedge.grading.sharedfolder import fresh_folder
 from doubleedge.memorization.corpus import lab_canaries
 from doubleedge.memorization.garak_scan import cached_scan, scan_model, write_canaries

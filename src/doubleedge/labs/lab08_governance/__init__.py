@@ -13,6 +13,8 @@ LAB = Lab(
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab08",
     solution="doubleedge.defenses.lab08",
+    runner_helpers={"on_scenario": "doubleedge.grading.lab08:on_scenario",  # the learner's rules on dataclasses
+                    "on_release_plan": "doubleedge.grading.lab08:on_release_plan"},
     runner_defenses=("lab01",),  # the setup's release_bot builds the approved release from Lab 01's defense
     # The gate runs one scan across families, so that a change that weakens one defense
     # shows up as one probe's regression (see doubleedge.gate).

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from doubleedge.grading import lab08
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 
 def baseline(workdir: Path) -> None:

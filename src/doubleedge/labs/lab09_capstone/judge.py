@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doubleedge.grading import lab09
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 
 def baseline(workdir: Path) -> Path:

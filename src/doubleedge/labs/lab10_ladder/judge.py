@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doubleedge.grading import lab10
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 # Each graded test cell and the level it replays (named here so a test sees every cell decided).
 TESTS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from doubleedge.grading import lab11
 from doubleedge.grading.checks import Check
-from doubleedge.grading.remote import Judging
+from doubleedge.grading.judges import Judging
 
 
 def baseline(workdir: Path) -> None:
