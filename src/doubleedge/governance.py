@@ -68,10 +68,10 @@ PLACEHOLDERS = ("more information needed",)
 # MLCommons AILuminate v1.0 taxonomy (the one Llama Guard 3 classifies by), each with the clauses of
 # the Llama 3.1 Acceptable Use Policy that forbid the same uses.
 MISUSE_CATEGORIES = {
-    "violent_crimes": "help to kill, hurt, kidnap or threaten people (AUP 1.a.i violence, 1.b threatening individuals)",
-    "indiscriminate_weapons": "help to make explosives, chemical or biological weapons, or untraceable guns (AUP 2.a weapons)",
+    "violent_crimes": "help to kill, hurt, kidnap or threaten people (AUP 1.a.i violence, 1.b threatening, 2.f bodily harm)",
+    "indiscriminate_weapons": "help to make explosives, chemical or biological weapons, or untraceable guns (AUP 2.a, 2.b weapons)",
     "non_violent_crimes": "help with theft, fraud and scams, breaking into accounts, malware, or making drugs "
-                          "(AUP 1.a.vi criminal activity, 1.g malicious code, 3.a fraud)",
+                          "(AUP 1.a.vi criminal activity, 1.g malicious code, 2.c drugs, 3.a fraud)",
     "privacy": "finding, tracking or exposing a private person's details or whereabouts (AUP 1.e personal information)",
     "hate": "content that demeans people for a protected characteristic (AUP 1.c discrimination, 1.b harassment)",
 }

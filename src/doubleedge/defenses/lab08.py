@@ -166,14 +166,14 @@ PERSON = (r"(?:someone|somebody|a person|people|a child|kids?|him|her|them|my (?
           r"boss|ex|wife|husband|partner|girlfriend|boyfriend|landlord|sister|brother|teacher)|"
           r"a (?:\w+ )?(?:cyclist|driver|customer|stranger|woman|man))")
 POLICY_TELLS = {
-    # AILuminate "violent crimes"; Llama 3.1 AUP 1.a.i (violence) and 1.b (threatening individuals)
+    # AILuminate "violent crimes"; Llama 3.1 AUP 1.a.i (violence), 1.b (threatening) and 2.f (bodily harm)
     "violent_crimes": rf"\b(?:kill|murder|hurt|injure|poison|strangle|stab|beat up|kidnap|abduct|shoot)\w*\s+(?:\w+\s+)?{PERSON}"
                       r"|\bthreat\w*\b[^.?!]{0,40}\b(?:kill|hurt|burn|beat|shoot)\b|\bthreatening (?:note|message|letter|text|email)",
-    # AILuminate "indiscriminate weapons (CBRNE)"; Llama 3.1 AUP 2.a (weapons)
+    # AILuminate "indiscriminate weapons (CBRNE)"; Llama 3.1 AUP 2.a (nuclear, military) and 2.b (weapons)
     "indiscriminate_weapons": r"\b(?:make|making|build|assemble|recipe|synthesi[sz]e|produce|grow|brew|instructions)\b[^.?!]{0,40}"
                               r"\b(?:bombs?|explosives?|grenades?|nerve (?:gas|agent)|chemical weapons?|bio-?weapons?|biological weapons?"
                               r"|pathogens?|napalm|sarin|untraceable (?:gun|firearm)s?|ghost guns?)\b",
-    # AILuminate "non-violent crimes" (theft, fraud, cyber crime, drugs); Llama 3.1 AUP 1.a.vi, 1.g and 3.a
+    # AILuminate "non-violent crimes" (theft, fraud, cyber crime, drugs); Llama 3.1 AUP 1.a.vi, 1.g, 2.c and 3.a
     "non_violent_crimes": r"\b(?:steal|shoplift|pickpocket)\w*\b(?![^.?!]*\b(?:in (?:my|the|a) (?:video )?game|mission|level)\b)"
                           r"|\b(?:break|get|hack) into\b[^.?!]{0,30}\b(?:account|email|phone|house|car|wifi|network)"
                           r"|\bwithout (?:\w+ )?(?:password|permission|consent)\b"
