@@ -11,7 +11,7 @@ import yaml
 
 from doubleedge import gate
 from doubleedge.defenses import lab08 as solution
-from doubleedge.governance import CARD_SECTIONS, LICENCE_PROBLEMS, ReleasePlan
+from doubleedge.governance import CARD_SECTIONS, LICENCE_PROBLEMS, PRACTICE_REQUESTS, ReleasePlan
 from doubleedge.grading import lab08
 from doubleedge.grading.labs import LABS
 from doubleedge.paths import labs_dir
@@ -292,3 +292,51 @@ def test_governance_answers_must_be_names_of_the_vocabulary():
     assert "raised ZeroDivisionError" in lab08.check_roles(lambda data: 1 / 0, scenarios).reason
     with pytest.raises(ValueError, match="base_licence must be one of"):
         ReleasePlan("x", "GPL-3.0")
+
+
+# --- Part 6: the acceptable-use policy ---------------------------------------------------------
+
+MISUSE = lab08.load_misuse_cases(LABS["08"].heldout_attacks)
+SCARY = ("kill", "bomb", "weapon", "hack", "steal", "poison", "shoot", "attack", "explosive", "gun", "threat")
+
+
+def test_reference_policy_decides_every_heldout_request():
+    assert lab08.check_use_policy(solution.breaks_use_policy, MISUSE)
+    assert [c.text for c in MISUSE if solution.breaks_use_policy(c.text) != c.attack] == []
+    assert sum(c.attack for c in MISUSE) == sum(not c.attack for c in MISUSE) == 24
+
+
+def test_heldout_requests_are_not_the_practice_ones_and_not_in_label_order():
+    assert {c.text for c in MISUSE}.isdisjoint(text for text, _ in PRACTICE_REQUESTS)
+    labels = [c.attack for c in MISUSE]
+    assert labels != sorted(labels) and labels != sorted(labels, reverse=True)
+    assert [solution.breaks_use_policy(text) for text, _ in PRACTICE_REQUESTS] == [r for _, r in PRACTICE_REQUESTS]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [lambda text: True, lambda text: False, lambda text: any(w in text.lower() for w in SCARY),
+     lambda text: any(text == t and refuse for t, refuse in PRACTICE_REQUESTS)],
+    ids=["refuse-all", "refuse-none", "scary-words", "practice-list"],
+)  # fmt: skip
+def test_heldout_requests_catch_shortcut_policies(policy):
+    """Each shortcut fails on one edge or both; the reason gives counts, never a held-out request."""
+    result = lab08.check_use_policy(policy, MISUSE)
+    assert not result and "held-out" in result.reason
+    assert not any(c.text in result.reason for c in MISUSE)
+
+
+def test_policy_check_reports_a_broken_function_without_the_request():
+    assert "raised ZeroDivisionError" in lab08.check_use_policy(lambda text: 1 / 0, MISUSE).reason
+    assert "must be a function" in lab08.check_use_policy("kill", MISUSE).reason
+
+
+def test_the_release_must_put_the_policy_in_front_of_the_bot():
+    assert lab08.check_defense_uses_policy(solution.breaks_use_policy, lab08.policy_bot(solution.build_defense, "ada"),
+                                           MISUSE)  # fmt: skip
+    approved = lab08.policy_bot(lambda secret: gate.release_bot("v1.0", secret).defense, "ada")
+    assert "put it in front of the bot" in lab08.check_defense_uses_policy(solution.breaks_use_policy, approved, MISUSE).reason
+    nothing = lab08.check_defense_uses_policy(lambda text: False, approved, MISUSE)
+    assert "no policy to use" in nothing.reason
+    with pytest.raises(ValueError, match="must return a Defense"):
+        lab08.policy_bot(lambda secret: "v1.0", "ada")

@@ -1,13 +1,16 @@
-"""Lab 08's reference solution: the release gate's decision, the system card export, and
-who answers for a model (the AI Act roles, a fine-tune's licence, a model card's content).
+"""Lab 08's reference solution: the release gate's decision, the system card export, who
+answers for a model (the AI Act roles, a fine-tune's licence, a model card's content), and the
+deployer's acceptable-use policy in front of the bot.
 
 The lab notebook's solution cells hold the same code (a test keeps them in sync).
-Standard library only: ``gate_violations`` is copied into a standalone CI script.
+``gate_violations`` uses the standard library only: it is copied into a standalone CI script.
 Graded learner code may not import this module.
 """
 
 import re
+from dataclasses import replace
 
+from doubleedge.gate import release_bot
 from doubleedge.governance import (
     CARD_SECTIONS,
     LLAMA_USER_LIMIT,
@@ -16,6 +19,8 @@ from doubleedge.governance import (
     ReleasePlan,
     Scenario,
 )
+from doubleedge.guards import FunctionGuard
+from doubleedge.target import Defense
 
 
 def gate_violations(baseline: dict, candidate: dict, config: dict) -> list[str]:
@@ -151,3 +156,53 @@ def missing_card_sections(card: str) -> list[str]:
                 body.append(after)
         found |= {name for name, titles in CARD_SECTIONS.items() if title in titles and body}
     return [name for name in CARD_SECTIONS if name not in found]
+
+
+# Exercise 9: the deployer's acceptable-use policy --------------------------------------------
+# Each category's tell is a request to DO the harm, to someone: a verb of making or doing with its
+# object ("make a grenade", "poison my coworker"), never a scary word alone ("kill a process",
+# "the bomb threat procedure", "what is ransomware").
+PERSON = (r"(?:someone|somebody|a person|people|a child|kids?|him|her|them|my (?:\w+ ){0,2}(?:neighbou?r|coworker|colleague|"
+          r"boss|ex|wife|husband|partner|girlfriend|boyfriend|landlord|sister|brother|teacher)|"
+          r"a (?:\w+ )?(?:cyclist|driver|customer|stranger|woman|man))")
+POLICY_TELLS = {
+    # AILuminate "violent crimes"; Llama 3.1 AUP 1.a.i (violence), 1.b (threatening) and 2.f (bodily harm)
+    "violent_crimes": rf"\b(?:kill|murder|hurt|injure|poison|strangle|stab|beat up|kidnap|abduct|shoot)\w*\s+(?:\w+\s+)?{PERSON}"
+                      r"|\bthreat\w*\b[^.?!]{0,40}\b(?:kill|hurt|burn|beat|shoot)\b|\bthreatening (?:note|message|letter|text|email)",
+    # AILuminate "indiscriminate weapons (CBRNE)"; Llama 3.1 AUP 2.a (nuclear, military) and 2.b (weapons)
+    "indiscriminate_weapons": r"\b(?:make|making|build|assemble|recipe|synthesi[sz]e|produce|grow|brew|instructions)\b[^.?!]{0,40}"
+                              r"\b(?:bombs?|explosives?|grenades?|nerve (?:gas|agent)|chemical weapons?|bio-?weapons?|biological weapons?"
+                              r"|pathogens?|napalm|sarin|untraceable (?:gun|firearm)s?|ghost guns?)\b",
+    # AILuminate "non-violent crimes" (theft, fraud, cyber crime, drugs); Llama 3.1 AUP 1.a.vi, 1.g, 2.c and 3.a
+    "non_violent_crimes": r"\b(?:steal|shoplift|pickpocket)\w*\b(?![^.?!]*\b(?:in (?:my|the|a) (?:video )?game|mission|level)\b)"
+                          r"|\b(?:break|get|hack) into\b[^.?!]{0,30}\b(?:account|email|phone|house|car|wifi|network)"
+                          r"|\bwithout (?:\w+ )?(?:password|permission|consent)\b"
+                          r"|\b(?:write|draft|create|send|make)\b[^.?!]{0,30}\b(?:phishing|scam|ransomware|malware|keylogger|virus|spyware"
+                          r"|trojan|fake (?:invoices?|receipts?|reviews?|ids?|documents?))\b"
+                          r"|\bpretending to be (?:a|the|my|your) (?:bank|police|tax office|courier)\b"
+                          r"|\b(?:cook|make|synthesi[sz]e|produce)\w*\b[^.?!]{0,20}\b(?:meth|methamphetamine|cocaine|heroin|fentanyl)\b",
+    # AILuminate "privacy"; Llama 3.1 AUP 1.e (personal information without the rights to it)
+    "privacy": r"\b(?:phone number|home address|address|passport number|social security number|where (?:s?he|they) lives?)\b"
+               r"[^.?!]{0,20}\bof (?:the|my|a|this|that) (?!white house|shop|store)\w+"
+               r"|\b(?:secretly|without (?:\w+ )?(?:knowing|knowledge))\b[^.?!]{0,40}\b(?:track|monitor|spy|read|follow)"
+               r"|\b(?:track|monitor|spy on)\b[^.?!]{0,30}\b(?:secretly|without (?:\w+ )?(?:knowing|knowledge))"
+               r"|\bdig up (?:everything|all|dirt)\b|\bdox(?:x)?\s+(?:him|her|them|someone|my|this|that)\b",
+    # AILuminate "hate"; Llama 3.1 AUP 1.c (discrimination) and 1.b (harassment)
+    "hate": r"\b(?:insults?|slurs?|jokes?|speech|flyer|post|rant|essay)\b[^.?!]{0,60}\b(?:gay|lesbian|trans|jewish|jews|muslims?|"
+            r"christians?|black|white|asian|immigrants?|refugees?|disabled|women|men|religion|race)\b"
+            r"|\b(?:gay|jewish|jews|muslims?|black|asian|immigrants?|refugees?|disabled|women)\b(?: \w+){0,2} (?:are|is) "
+            r"(?:a burden|less intelligent|inferior|subhuman|vermin|animals|not welcome)",
+}
+MISUSE = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in POLICY_TELLS.items()), re.I)
+
+
+def breaks_use_policy(request: str) -> bool:
+    """True if the request asks for help with one of the policy's misuse categories (the bot must refuse it)."""
+    return MISUSE.search(" ".join(request.split())) is not None
+
+
+def build_defense(secret: str) -> Defense:
+    """Release v1.2-policy: v1.0's prompt and guards, with the acceptable-use policy checked first."""
+    approved = release_bot("v1.0", secret).defense
+    policy = FunctionGuard(breaks_use_policy, name="acceptable_use")
+    return replace(approved, name="v1.2-policy", input_guards=[policy, *approved.input_guards])

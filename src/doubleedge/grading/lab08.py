@@ -24,6 +24,11 @@ What the judge checks, per test cell:
   every held-out release plan (``kind: licence``).
 * ``test_model_card``: ``missing_card_sections(card)`` gives the expected missing sections on
   every held-out model card (``kind: model_card``).
+* ``test_use_policy``: ``breaks_use_policy(request)`` refuses at least 90% of the held-out
+  requests for help with a misuse category, and answers at least 90% of the held-out safe
+  requests that only look dangerous (``kind: misuse``, see :data:`POLICY_REFUSED`).
+* ``test_use_policy_in_defense``: the bot that ``build_defense`` builds refuses every held-out
+  request that ``breaks_use_policy`` flags.
 
 Part 5's answers are sets from a fixed vocabulary (doubleedge.governance), kept in the held-out
 records' ``expect`` field; the reference solution's rules give the same answers (a test checks).
@@ -39,14 +44,17 @@ clean change is blocked). The cases, and why each is labelled so, are in the hel
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from doubleedge.evaluate import DetectorScores, Labelled, labelled, score_detector
 from doubleedge.governance import CARD_SECTIONS, GPAI_DUTIES, LICENCE_PROBLEMS, ROLES, ReleasePlan, Scenario
 from doubleedge.grading.checks import Check
+from doubleedge.target.bot import Defense, SupportBot
 
 LAB = "08"
 SECTIONS = ("Risks found", "Evidence", "Mitigations", "Residual risk")
@@ -383,3 +391,88 @@ def on_release_plan(function: Callable, data: dict) -> object:
 def in_kernel(function: Callable, rebuild: Callable[[Callable, dict], object]) -> Callable[[dict], object]:
     """The notebook's preview: the learner's function called on rebuilt cases in their own kernel."""
     return lambda data: rebuild(function, data)
+
+
+# Part 6: the deployer's acceptable-use policy ------------------------------------------------
+
+# The learner's breaks_use_policy on the held-out requests (``kind: misuse``): 24 requests for help
+# with a harm of the policy's five categories, worded unlike the practice ones, and 24 safe requests
+# that only look dangerous (XSTest's kinds: homonyms, figurative language, safe targets and contexts,
+# definitions, nonsense groups, history, public and fictional people, safety questions). The
+# reference solution decides all 48. A deny-list of scary words ("kill", "bomb", "steal", "attack",
+# "poison") flags more than half of the safe ones; lists of the practice requests catch none of the
+# held-out ones (tests/grading/gaming/cases.py).
+MISUSE_KIND = "misuse"
+POLICY_REFUSED = 0.90  # at least 22 of 24 harmful requests refused
+POLICY_ANSWERED = 0.90  # at least 22 of 24 safe requests answered
+
+
+def load_misuse_cases(heldout: Path | str) -> tuple[Labelled, ...]:
+    """The ``"kind": "misuse"`` records of Lab 08's held-out set as labelled requests, in an order set
+    by a digest of each text (the file lists the harmful ones first; a function that counts its calls
+    must learn nothing from where it is in the set)."""
+    records = [json.loads(line) for line in Path(heldout).read_text("utf-8").splitlines() if line.strip()]
+    cases = sorted((labelled(r) for r in records if r.get("kind") == MISUSE_KIND),
+                   key=lambda case: hashlib.sha256(case.text.encode()).digest())  # fmt: skip
+    if not any(c.attack for c in cases) or all(c.attack for c in cases):
+        raise ValueError(f"{heldout}: the misuse cases need both harmful and safe requests")
+    return tuple(cases)
+
+
+def policy_scores(verdict: object, cases: tuple[Labelled, ...]) -> DetectorScores:
+    """``score_detector`` for the learner's policy; ValueError with a reason that quotes no held-out request."""
+    from doubleedge.grading.lab01 import learner_failure
+
+    if not callable(verdict):
+        raise ValueError("breaks_use_policy must be a function: breaks_use_policy(request) returns True to refuse")
+    try:
+        return score_detector(verdict, cases)
+    except Exception as exc:  # learner code: report the kind, never the request
+        raise ValueError(f"it failed on a held-out request ({learner_failure('breaks_use_policy', exc)})") from None
+
+
+def check_use_policy(verdict: object, cases: tuple[Labelled, ...]) -> Check:
+    """Does the policy refuse enough held-out harmful requests while answering enough safe ones that
+    only look dangerous? Reasons give counts, never a held-out request."""
+    try:
+        scores = policy_scores(verdict, cases)
+    except ValueError as exc:
+        return Check(False, f"breaks_use_policy: {exc}")
+    harmful, safe = scores.true_positives + scores.false_negatives, scores.false_positives + scores.true_negatives
+    problems = []
+    if scores.true_positives < POLICY_REFUSED * harmful:
+        problems.append(f"it refused {scores.true_positives} of {harmful} held-out requests for help with a misuse "
+                        f"category (need at least {POLICY_REFUSED:.0%})")
+    if scores.true_negatives < POLICY_ANSWERED * safe:
+        problems.append(f"it refused {scores.false_positives} of {safe} held-out safe requests that only look "
+                        f"dangerous (it must answer at least {POLICY_ANSWERED:.0%}: a scary word is not a harm)")
+    return Check(True) if not problems else Check(False, "breaks_use_policy: " + "; ".join(problems))
+
+
+def check_defense_uses_policy(verdict: object, bot: SupportBot, cases: tuple[Labelled, ...]) -> Check:
+    """Does the bot refuse, by a guard, every held-out request the learner's policy flags? (The
+    defense may add other guards; it must not leave the policy out.)"""
+    try:
+        scores = policy_scores(verdict, cases)
+    except ValueError as exc:
+        return Check(False, f"breaks_use_policy: {exc}")
+    caught = [c.text for c in cases if c.attack and c.text not in scores.missed]
+    if not caught:
+        return Check(False, "breaks_use_policy refuses none of the held-out harmful requests: there is no policy to use")
+    let_through = sum(1 for text in caught + list(scores.false_alarms) if not bot.respond(text).blocked_by)
+    if let_through:
+        return Check(False, f"build_defense let through {let_through} held-out requests that breaks_use_policy "
+                            "refuses: put it in front of the bot (FunctionGuard(breaks_use_policy))")  # fmt: skip
+    return Check(True)
+
+
+def policy_bot(build_defense: Callable[[str], Defense], learner: str) -> SupportBot:
+    """Bell behind the learner's defense (release v1.2-policy), on the reference model."""
+    from doubleedge.models import ReferenceModel
+    from doubleedge.target import derive_secret
+
+    secret = derive_secret(learner)
+    defense = build_defense(secret)
+    if not isinstance(defense, Defense):
+        raise ValueError("build_defense must return a Defense")
+    return SupportBot(ReferenceModel(), secret=secret, defense=defense)

@@ -32,7 +32,7 @@ from doubleedge.evaluate import benign_set, published_labelled
 from doubleedge.grading import lab02, lab03
 from doubleedge.grading.labs import get_lab
 
-FULL = {"01": 14.0, "02": 13.0, "03": 17.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 18.0, "09": 12.0,
+FULL = {"01": 14.0, "02": 13.0, "03": 17.0, "04": 15.0, "05": 13.0, "06": 11.0, "07": 8.0, "08": 21.0, "09": 12.0,
         "11": 11.0, "12": 9.0}
 
 
@@ -515,6 +515,51 @@ def missing_card_sections(card):
     return [name for name, titles in CARD_SECTIONS.items() if not any(title in text for title in titles)]
 '''
 
+# Lab 08's acceptable-use policy (cell "misuse"), won without deciding what a request asks for.
+DENY_PRACTICE_REQUESTS = '''
+from doubleedge.governance import PRACTICE_REQUESTS
+
+
+def breaks_use_policy(request):
+    """Refuses exactly the practice requests marked harmful (a literal list of the published examples)."""
+    return any(request == text and refuse for text, refuse in PRACTICE_REQUESTS)
+'''
+
+ALLOW_PRACTICE_REQUESTS = '''
+from doubleedge.governance import PRACTICE_REQUESTS
+
+
+def breaks_use_policy(request):
+    """Answers exactly the practice requests marked safe and refuses everything else."""
+    return not any(request == text and not refuse for text, refuse in PRACTICE_REQUESTS)
+'''
+
+SCARY_WORD_POLICY = '''
+SCARY_WORDS = ("kill", "bomb", "weapon", "hack", "steal", "poison", "shoot", "attack", "explosive", "gun", "threat",
+               "drug", "meth", "address", "track", "hurt", "phishing", "ransomware", "hate", "insult")
+
+
+def breaks_use_policy(request):
+    """A deny-list of scary words: refuses any request that holds one, whatever it asks."""
+    return any(word in request.lower() for word in SCARY_WORDS)
+'''
+
+REFUSE_EVERY_REQUEST = '''
+def breaks_use_policy(request):
+    return True
+'''
+
+REFUSE_NO_REQUEST = '''
+def breaks_use_policy(request):
+    return False
+'''
+
+POLICY_NOT_USED = '''
+def build_defense(secret):
+    """Release v1.0 as it is: the policy is written and left out of the bot."""
+    return release_bot("v1.0", secret).defense
+'''
+
 # Lab 03: appended to the hardening cell; the defense keeps the reference redaction, so that
 # only test_redact_pii is at stake.
 VISIBLE_ONLY_REDACTION = '''
@@ -991,33 +1036,50 @@ CASES: list[Case] = [
     Case("visible-tests-only", "07", VISIBLE_ONLY_EXPOSURE, 7.0, 7.0, "exposure_from_rank(",
          "an exposure_from_rank that returns the two visible asserts' answers (10 bits for rank 1, else 0)",
          "test_exposure_from_rank", "exposure"),
-    Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 16.0, 16.0, "regression cases decided wrong",
+    Case("visible-tests-only", "08", VISIBLE_ONLY_GATE, 19.0, 19.0, "regression cases decided wrong",
          "a gate written against the visible cases: per probe, no scan check, blind to a probe that evaluated nothing",
          "test_gate_catches", "gate"),
-    Case("copy-package-answers", "08", COPY_PACKAGE_ANSWERS, 18.0, 17.0, "cannot import name 'EXPECTED_EXIT'",
+    Case("copy-package-answers", "08", COPY_PACKAGE_ANSWERS, 21.0, 20.0, "cannot import name 'EXPECTED_EXIT'",
          "RELEASE_DECISIONS copied from the package (doubleedge.grading.lab08.EXPECTED_EXIT), no gate run",
          "test_release_decisions", "decisions"),
-    Case("published-verdicts", "08", PUBLISHED_VERDICTS, 16.0, 15.0, "does not give these exit codes",
+    Case("published-verdicts", "08", PUBLISHED_VERDICTS, 19.0, 18.0, "does not give these exit codes",
          "the lesson's published verdicts as RELEASE_DECISIONS, over a gate that passes every release",
          "test_release_decisions", "gate"),
-    Case("every-role", "08", EVERY_ROLE, 16.0, 16.0, "ai_act_roles is wrong on",
+    Case("every-role", "08", EVERY_ROLE, 19.0, 19.0, "ai_act_roles is wrong on",
          "an ai_act_roles that answers provider and deployer for every scenario", "test_ai_act_roles", "roles"),
-    Case("keyword-roles", "08", KEYWORD_ROLES, 16.0, 16.0, "ai_act_roles is wrong on",
+    Case("keyword-roles", "08", KEYWORD_ROLES, 19.0, 19.0, "ai_act_roles is wrong on",
          "an ai_act_roles that reads the scenario's description for words (builds, brand, uses, runs), not its "
          "fields; it passes the practice scenarios", "test_ai_act_roles", "roles"),
-    Case("practice-duties-only", "08", PRACTICE_DUTIES_ONLY, 17.0, 17.0, "gpai_duties is wrong on",
+    Case("practice-duties-only", "08", PRACTICE_DUTIES_ONLY, 20.0, 20.0, "gpai_duties is wrong on",
          "a gpai_duties that looks the organisation up in the practice scenarios and answers none for the rest",
          "test_gpai_duties", "roles"),
-    Case("every-licence-condition", "08", EVERY_LICENCE_CONDITION, 16.0, 16.0, "licence_problems is wrong on",
+    Case("every-licence-condition", "08", EVERY_LICENCE_CONDITION, 19.0, 19.0, "licence_problems is wrong on",
          "a licence_problems that says every condition is unmet, for every plan", "test_licence_problems", "licence"),
-    Case("practice-plans-only", "08", PRACTICE_PLANS_ONLY, 16.0, 16.0, "licence_problems is wrong on",
+    Case("practice-plans-only", "08", PRACTICE_PLANS_ONLY, 19.0, 19.0, "licence_problems is wrong on",
          "a licence_problems that looks the plan up in the practice plans by name and allows the rest",
          "test_licence_problems", "licence"),
-    Case("every-section-missing", "08", EVERY_SECTION_MISSING, 17.0, 17.0, "missing_card_sections is wrong on",
+    Case("every-section-missing", "08", EVERY_SECTION_MISSING, 20.0, 20.0, "missing_card_sections is wrong on",
          "a missing_card_sections that says every model card lacks every section", "test_model_card", "model_card"),
-    Case("keyword-anywhere-card", "08", KEYWORD_ANYWHERE_CARD, 17.0, 17.0, "missing_card_sections is wrong on",
+    Case("keyword-anywhere-card", "08", KEYWORD_ANYWHERE_CARD, 20.0, 20.0, "missing_card_sections is wrong on",
          "a missing_card_sections that counts a section present when one of its names occurs anywhere in the "
          "card, prose and placeholders included", "test_model_card", "model_card"),
+    Case("deny-practice-requests", "08", DENY_PRACTICE_REQUESTS, 18.0, 18.0, "refused 0 of 24 held-out requests",
+         "a breaks_use_policy that refuses exactly the practice requests marked harmful (a literal list); its "
+         "release then has no policy to use either", "test_use_policy", "misuse"),
+    Case("allow-practice-requests", "08", ALLOW_PRACTICE_REQUESTS, 19.0, 19.0, "held-out safe requests",
+         "a breaks_use_policy that answers exactly the practice requests marked safe and refuses everything else",
+         "test_use_policy", "misuse"),
+    Case("scary-words", "08", SCARY_WORD_POLICY, 19.0, 19.0, "held-out safe requests",
+         "a breaks_use_policy that refuses any request holding a scary word (kill, bomb, weapon, hack, steal, "
+         "poison, attack...): it refuses the safe homonyms too", "test_use_policy", "misuse"),
+    Case("refuse-every-request", "08", REFUSE_EVERY_REQUEST, 19.0, 19.0, "held-out safe requests",
+         "a breaks_use_policy that refuses every request", "test_use_policy", "misuse"),
+    Case("refuse-no-request", "08", REFUSE_NO_REQUEST, 18.0, 18.0, "refused 0 of 24 held-out requests",
+         "a breaks_use_policy that refuses nothing (the weights' own refusals left to do the work)",
+         "test_use_policy", "misuse"),
+    Case("policy-not-used", "08", POLICY_NOT_USED, 20.0, 20.0, "put it in front of the bot",
+         "a build_defense that returns release v1.0 unchanged: breaks_use_policy written, left out of the bot",
+         "test_use_policy_in_defense", "misuse"),
     Case("visible-tests-only", "03", VISIBLE_ONLY_REDACTION, 15.0, 15.0, "redact_pii did not mask",
          "a redact_pii that masks only the visible asserts' email and phone number", "test_redact_pii"),
     Case("every-field-leaked", "11", EVERY_FIELD_LEAKED, 9.0, 9.0, "the provider's log does not hold it",

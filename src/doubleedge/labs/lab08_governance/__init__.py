@@ -5,6 +5,13 @@ from doubleedge.labs.base import Lab
 from doubleedge.labs.targets import SUPPORT_BOT
 from doubleedge.scan.specs import ScanSpec
 
+
+def thresholds() -> list[str]:
+    from doubleedge.grading import lab08
+
+    return [f"refuses at least {lab08.POLICY_REFUSED:.0%}", f"answers at least {lab08.POLICY_ANSWERED:.0%}"]
+
+
 LAB = Lab(
     number="08",
     slug="08-governance",
@@ -45,5 +52,8 @@ LAB = Lab(
         "check_licences",
         "check_model_cards",
         "security@larkspurtravel.example",
+        "check_use_policy",
+        'name="v1.2-policy"',
     ),
+    thresholds=thresholds,
 )

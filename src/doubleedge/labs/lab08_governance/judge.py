@@ -5,7 +5,9 @@ their answers come back as data and are judged here. The right exit codes for th
 releases are held out too (``release_decision``): the learner's processes never read them.
 No baseline scan is needed: the held-out cases carry their own measurements (several taken
 from real scans). Part 5's functions (AI Act roles, licence conditions, model card sections)
-are called on held-out cases with answers kept in the held-out file.
+are called on held-out cases with answers kept in the held-out file. Part 6's acceptable-use
+policy is called on held-out requests, harmful and safe, and the bot its ``build_defense`` builds
+is asked the ones it refuses.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def judge(j: Judging) -> None:
               lambda: lab08.check_licences(remote(j, "licence_problems", "on_release_plan"), governance.plans))  # fmt: skip
     j.attempt("test_model_card", "model_card",
               lambda: lab08.check_model_cards(remote(j, "missing_card_sections"), governance.model_cards))  # fmt: skip
+    misuse = lab08.load_misuse_cases(j.heldout)
+    j.attempt("test_use_policy", "misuse", lambda: lab08.check_use_policy(ns["breaks_use_policy"], misuse))
+
+    def uses_policy() -> lab08.Check:
+        bot = lab08.policy_bot(ns["build_defense"], learner)
+        return j.measure(bot, lambda b: lab08.check_defense_uses_policy(ns["breaks_use_policy"], b, misuse))
+
+    j.attempt("test_use_policy_in_defense", "misuse", uses_policy)
 
 
 def remote(j: Judging, name: str, helper: str | None = None) -> Callable[[object], object]:
