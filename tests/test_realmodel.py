@@ -238,7 +238,10 @@ def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path)
     _check_shape(comparison, lab, tiny_model, list(comparison.columns[0].worked))
     baseline = _notebook_scan(lab)(_baseline(lab), LABS[lab].scan, tmp_path / "notebook")
     assert comparison.columns[0].scan_asr == baseline.overall_attack_success_rate
-    assert comparison.columns[1].scan_asr < comparison.columns[0].scan_asr  # the reference solution's effect
+    if lab == "12":  # the scripts ask for the whole code: Lab 01's output check, already in place, stops them all
+        assert comparison.columns[0].scan_asr == comparison.columns[1].scan_asr == 0
+    else:
+        assert comparison.columns[1].scan_asr < comparison.columns[0].scan_asr  # the reference solution's effect
     reports = list((tmp_path / realmodel.scan_folder(tiny_model, False)).rglob("*.report.jsonl"))
     attempts: dict[str, int] = {}
     for line in (line for report in reports for line in report.read_text("utf-8").splitlines() if line):
@@ -282,6 +285,7 @@ def test_every_lab_with_the_part_calls_the_kit_in_its_notebook():
         assert cells["real-model-intro"].source.startswith("## On a real model (ungraded)")
         ids = list(cells)
         assert ids.index("real-model") < next(i for i, c in enumerate(cells.values()) if "## Submit" in c.source)
+        assert "### On a real model (ungraded)" in LABS[lab].lesson.read_text("utf-8"), f"lesson {lab}"
 
 
 def test_lab06_opens_smollm2_files_in_ungraded_cells_only_when_the_real_model_is_on():
