@@ -57,8 +57,14 @@ def test_the_quoted_figures_come_from_the_record(record):
     values = figures.fidelity_values(record)
     pairs = figures._fidelity_pairs(record)
     assert values["fidelity-scans"] == str(len(pairs))
-    unhardened = [real["attack_success_rate"] for ref, real in pairs if ref["defense"] == "none"]
+    # The summary is Lab 01's; Lab 12's scans (Bell behind Lab 01's defense, then Lab 12's) are quoted one by one.
+    unhardened = [real["attack_success_rate"] for ref, real in pairs if ref["defense"] == "none" and ref["lab"] == "01"]
     assert values["fidelity-unhardened-real"] == figures.percent(sum(unhardened) / len(unhardened))
+    for ref, real in pairs:
+        name = f"fidelity-{ref['lab']}-{ref['defense'].lower()}"
+        assert values[f"{name}-reference"] == figures.percent(ref["attack_success_rate"])
+        assert values[f"{name}-real"] == figures.percent(real["attack_success_rate"])
+    assert {"fidelity-12-none-real", "fidelity-12-lab12-real"} <= set(values)
     counted = sum(int(values[f"fidelity-families-real-{way}"]) for way in ("higher", "lower"))
     assert counted <= int(values["fidelity-families"])
 

@@ -380,8 +380,11 @@ ORDINARY_SAMPLE = 12  # ordinary questions asked at each level to count what the
 
 def fidelity_scans() -> list[tuple[str, str]]:
     """(lab, defense) of every scan compared: Bell, the support bot, with Lab 01's probes,
-    unhardened, at each defense level and with Lab 01's reference solution."""
-    return [("01", level) for level in LEVEL_NAMES] + [("01", get_lab("01").defense)]
+    unhardened, at each defense level and with Lab 01's reference solution; then Lab 12's
+    multi-turn scan of Bell behind Lab 01's defense, alone and with Lab 12's reference solution."""
+    return [("01", level) for level in LEVEL_NAMES] + [("01", get_lab("01").defense)] + [
+        ("12", "none"), ("12", get_lab("12").defense)
+    ]  # fmt: skip
 
 
 def _fidelity_scan(model: str, lab_number: str, defense: str, workdir: Path) -> dict:
@@ -917,6 +920,8 @@ def _scan_label(scan: dict) -> str:
     defense = scan["defense"]
     if scan["lab"] == "01" and defense in LEVELS:
         return f"Bell at {defense}"
+    if scan["lab"] == "12" and defense == "none":
+        return "Lab 12, Lab 01's defense only"  # the lab's starting point: Bell is never undefended there
     return f"Lab {scan['lab']}, " + ("unhardened" if defense == "none" else "reference solution")
 
 
@@ -954,8 +959,10 @@ def fidelity_blocking_table(data: dict) -> str:
 def fidelity_values(data: dict) -> dict[str, str]:
     """The figures the fidelity page's prose quotes."""
     pairs = _fidelity_pairs(data)
-    unhardened = [(r, o) for r, o in pairs if r["defense"] == "none"]
-    hardened = [(r, o) for r, o in pairs if r["defense"] != "none" and r["defense"] not in LEVELS]
+    # The page's summary is about Lab 01's scan; other labs' scans are quoted one by one below.
+    lab01 = [(r, o) for r, o in pairs if r["lab"] == "01"]
+    unhardened = [(r, o) for r, o in lab01 if r["defense"] == "none"]
+    hardened = [(r, o) for r, o in lab01 if r["defense"] != "none" and r["defense"] not in LEVELS]
     cells = [(r["families"][f], o["families"][f]) for r, o in unhardened for f in r["families"]]
     each = {}  # every scan's overall rate, e.g. fidelity-02-none-real, for the lessons' warnings
     for ref, real in pairs:

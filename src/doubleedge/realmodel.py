@@ -1,4 +1,4 @@
-"""The ungraded "On a real model" part of Labs 01 to 05 and 09: the learner's own attacks and the
+"""The ungraded "On a real model" part of Labs 01 to 05, 09 and 12: the learner's own attacks and the
 lab's garak scan, replayed on a real open-weight model, unhardened and with the learner's own
 defense, beside the reference model.
 
@@ -87,18 +87,19 @@ class Replay:
     """How one lab replays on any model: its target, how each of the learner's attacks is judged,
     and how its scan reaches the target."""
 
-    # (model, the learner's defense callables, or () for unhardened, learner) -> a fresh target
-    build: Callable[[ChatModel, Sequence[Callable], str], Target]
+    # (model, the learner's defense parts (callables, Lab 12's budget), or () for unhardened, learner) -> a fresh target
+    build: Callable[[ChatModel, Sequence[Any], str], Target]
     # the notebook's attack variables -> (row label, judge) for each attack
     judges: Callable[[dict[str, object]], list[tuple[str, Judge]]]
     scan: Callable[[Target, ScanSpec, Path | None], ScanReport]  # (fresh target, spec, workdir) -> its report
 
 
-def compare_on_real_model(lab: str, attacks: dict[str, object], *defense: Callable, learner: str | None = None,
+def compare_on_real_model(lab: str, attacks: dict[str, object], *defense: object, learner: str | None = None,
                           scan: bool = True, workdir: Path | str | None = None) -> Comparison | None:  # fmt: skip
     """Replay ``attacks`` (the notebook's attack variables, by name) and, if ``scan``, the lab's
     garak scan on the reference model and the real model, unhardened and hardened with
-    ``defense`` (the notebook's ``build_defense``, or what the lab's hardening needs).
+    ``defense`` (the notebook's ``build_defense``, or what the lab's hardening needs: Lab 12's
+    ``guard_turn, guard_reply, CONVERSATION_BUDGET``).
     Prints the table and returns it; prints why and returns None when the comparison is off."""
     spec = real_model_spec()
     if spec is None:
@@ -143,7 +144,7 @@ def _scan_bot(bot: Target, spec: ScanSpec, workdir: Path | None) -> ScanReport:
     return scan_bot(bot, spec, workdir)
 
 
-def _fresh(replay: Replay, model: ChatModel, parts: Sequence[Callable], learner: str) -> Fresh:
+def _fresh(replay: Replay, model: ChatModel, parts: Sequence[Any], learner: str) -> Fresh:
     return lambda: replay.build(model, parts, learner)
 
 
@@ -321,6 +322,46 @@ def _scan_desk(wren: Wren, spec: ScanSpec, workdir: Path | None) -> ScanReport:
     return _scan_bot(wren.desk, spec, workdir)
 
 
+# Lab 12: a conversation gets the code out of Bell behind Lab 01's single-message defense ---------
+
+
+def _conversation_bell(model: ChatModel, parts: Sequence[Any], learner: str) -> Target:
+    """Lab 12's target: Bell behind Lab 01's reference single-message defense (the lab's starting
+    point, its "unhardened"), with the learner's conversation-level defense in front when given."""
+    from doubleedge.defenses.lab01 import build_course_guard_defense
+    from doubleedge.target import SupportBot, derive_secret
+    from doubleedge.target.guarded_chat import GuardedChat, conversation_defense
+
+    secret = derive_secret(learner)
+    bell = SupportBot(model, secret=secret, defense=build_course_guard_defense(secret))
+    if not parts:
+        return bell
+    if len(parts) != 3:
+        raise ValueError("Lab 12's defense is three parts: guard_turn, guard_reply, CONVERSATION_BUDGET")
+    return GuardedChat(bell, conversation_defense(*parts, secret))
+
+
+def _lab12_judges(attacks: dict[str, object]) -> list[tuple[str, Judge]]:
+    """An attack worked when, played turn by turn as one conversation, the replies give away the
+    code or a piece of it: the leak the grader counts for the held-out attacks. (The learner's
+    ``extract_code`` reads the reference model's wording, which a real model does not use.)"""
+    from doubleedge.grading.lab12 import attack_turns, reveals_piece
+    from doubleedge.target.guarded_chat import play
+
+    def leaks(fresh: Fresh, turns: list[str]) -> bool:
+        bot = fresh()
+        return reveals_piece(play(bot, turns), bot.secret)
+
+    conversations = {name: attack_turns(value) for name, value in attacks.items()}  # a bad one fails here, clearly
+    return [(name, lambda fresh, t=turns: leaks(fresh, t)) for name, turns in conversations.items()]
+
+
+def _scan_conversations(bot: Target, spec: ScanSpec, workdir: Path | None) -> ScanReport:
+    from doubleedge.scan.conversations import scan_bot
+
+    return scan_bot(bot, workdir, spec=spec)
+
+
 REPLAYS: dict[str, Replay] = {
     "01": Replay(_support_bot, _lab01_judges, _scan_bot),
     "02": Replay(_support_bot, _lab02_judges, _scan_bot),
@@ -328,4 +369,5 @@ REPLAYS: dict[str, Replay] = {
     "04": Replay(_webchat, _lab04_judges, _scan_webchat),
     "05": Replay(_agent, _lab05_judges, _scan_bot),
     "09": Replay(_wren, _lab09_judges, _scan_desk),
+    "12": Replay(_conversation_bell, _lab12_judges, _scan_conversations),
 }

@@ -2,8 +2,9 @@
 
 Two turns in one session of the HTTP server, then a look at what the backend got: the
 Ollama and OpenAI-compatible request bodies (loopback stub servers), the prompt the
-transformers backend rendered with its chat template (the tiny local model), and the
-reference model's answer, which depends on the earlier turn.
+transformers backend rendered with its chat template (the tiny local model, and SmolLM2, the
+course's real model, with its own template), and the reference model's answer, which depends
+on the earlier turn.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ def test_transformers_backend_renders_the_history_with_its_chat_template(tiny_mo
     first_reply, _ = two_turns(model)
     # The tiny model's template: <|role|>content, one turn a line.
     assert prompts[1].endswith(f"<|user|>{FIRST}\n<|assistant|>{first_reply}\n<|user|>{SECOND}\n<|assistant|>")
+
+
+def test_smollm2_gets_the_earlier_turns_in_its_own_chat_template(monkeypatch):
+    """The prompt SmolLM2 is given on the second turn, rendered by its ChatML template: the first
+    turn and the reply to it sit between the system prompt and the new message. (The engine is
+    replaced by a canned reply: what is tested is the prompt, not the model's answer.)"""
+    model = load_model("smollm2")
+    model._load()
+    tokenizer, prompts = model._tokenizer, []
+
+    def canned(prefix, suffix, max_new_tokens):
+        prompts.append(tokenizer.decode([*prefix, *suffix]))
+        return tokenizer(f"reply {len(prompts)}", add_special_tokens=False).input_ids
+
+    monkeypatch.setattr(model._engine, "generate", canned)
+    assert two_turns(model) == ["reply 1", "reply 2"]
+    first, second = prompts
+    turn = "<|im_start|>{}\n{}<|im_end|>\n"
+    earlier = turn.format("user", FIRST) + turn.format("assistant", "reply 1")
+    assert second.startswith("<|im_start|>system\n") and SECRET in second.split("<|im_end|>")[0]
+    assert second.endswith(earlier + turn.format("user", SECOND) + "<|im_start|>assistant\n")
+    assert earlier not in first and first.endswith(turn.format("user", FIRST) + "<|im_start|>assistant\n")
 
 
 @pytest.mark.parametrize("spec", ["reference", "reference:finetune"])
