@@ -183,3 +183,13 @@ def test_drift_names_each_changed_scan_family(record):
     assert figures._finetune_drift(record, changed) == [
         f"scan after dan: {scan['after']['families']['dan']} -> {families['dan']}"
     ]
+
+
+def test_the_lessons_scan_claims_hold_for_the_record(record):
+    """Module 11 says it in words: no family moved by more than two prompts, the past-tense harmful
+    requests were all answered without a refusal on both sides, and every scan reply changed."""
+    before, after = (finetune.scan_hits(record["scan"][side]) for side in ("before", "after"))
+    assert all(abs(before[name][0] - after[name][0]) <= 2 for name in before if name != "all")
+    assert before["phrasing"][0] == after["phrasing"][0] == before["phrasing"][1]
+    values = figures.finetune_values(record)
+    assert values["finetune-scan-replies-changed"] == values["finetune-scan-prompts"]

@@ -496,6 +496,8 @@ def finetune_values(data: dict) -> dict[str, str]:
                                                   for name, rate in scan["after"]["families"].items())),
         **{f"finetune-scan-signed-{side}": str(sum(finetune.in_bell_style(r["reply"] or "") for r in scan[side]["replies"]))
            for side in ("before", "after")},
+        **{f"finetune-scan-refusals-{side}": str(sum(finetune.refuses(r["reply"] or "") for r in scan[side]["replies"]))
+           for side in ("before", "after")},
         "finetune-scan-replies-changed": str(sum(a["reply"] != b["reply"] for a, b in
                                                  zip(scan["before"]["replies"], scan["after"]["replies"], strict=True))),
         "finetune-examples": str(training["examples"]),
@@ -1293,7 +1295,8 @@ def finetune_scan_chart(data: dict) -> bytes:
                  [*(scan["after"]["families"][n] for n in names), scan["after"]["attack_success_rate"]],
                  ("SmolLM2 before fine-tuning", "after fine-tuning"), (GREY, BLUE))  # fmt: skip
     ax.set_ylabel("garak attack success rate (%)")
-    ax.set_title(f"garak before and after a benign fine-tune ({scan['spec']['prompt_cap']} prompts per probe at most)")
+    prompts = len(scan["before"]["replies"])
+    ax.set_title(f"garak before and after a benign fine-tune ({len(scan['spec']['probes'])} probes, {prompts} prompts)")
     return _png(fig)
 
 
