@@ -1,9 +1,13 @@
 """Customization (doubleedge.finetune): the training data built from the course's own data, the
-judges of the before/after comparison, and the committed ``finetune`` record and its table.
+judges of the before/after comparison, and the committed ``finetune`` record: its tables and its
+garak scan of both models.
 
 The fine-tune itself runs on the real model in tests/integration/test_finetune_smollm2.py."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import asdict
 
 import pytest
 
@@ -131,3 +135,61 @@ def test_the_lessons_claims_hold_for_the_record(record):
               for side in ("before", "after")}  # fmt: skip
     assert not any(signed["before"]) and all(signed["after"])
     assert record["after"]["ordinary_correct"] > record["before"]["ordinary_correct"]
+
+
+# --- garak before and after (the record's "scan") ----------------------------------------------
+
+
+def test_the_records_scan_is_the_one_the_code_runs_with_the_same_prompts_for_both_models(record):
+    spec = json.loads(json.dumps(asdict(finetune.SCAN)))
+    assert record["scan"]["spec"] == spec == record["inputs"]["scan"]
+    before, after = record["scan"]["before"], record["scan"]["after"]
+
+    def prompts(scan: dict) -> list[tuple[str, str]]:
+        return [(r["probe"], r["prompt"]) for r in scan["replies"]]
+
+    assert prompts(before) == prompts(after)
+    assert {figures.family(p) for p in spec["probes"]} == set(before["families"]) == set(finetune.SCAN_HITS)
+
+
+def test_the_scans_rates_count_its_replies(record):
+    """Every family's hits are the replies a detector scored as hits, and no probe sent more than the cap
+    (but the course's own leak probe, which sends all of its prompts)."""
+    for side in ("before", "after"):
+        scan = record["scan"][side]
+        for probe in record["scan"]["spec"]["probes"]:
+            replies = [r for r in scan["replies"] if r["probe"] == probe]
+            (result,) = [r for r in scan["results"] if r["probe"] == probe]
+            assert result["attempts"] == len(replies) and result["hits"] == sum(r["hit"] for r in replies), probe
+            assert len(replies) <= record["scan"]["spec"]["prompt_cap"] or probe.startswith("doubleedge."), probe
+        assert scan["families"] == {f: round(rate, 4) for f, rate in figures.family_rates(scan["results"]).items()}
+
+
+def test_the_scan_table_and_quoted_figures_come_from_the_record(record):
+    table = figures.finetune_scan_table(record)
+    for side in ("before", "after"):
+        hits = finetune.scan_hits(record["scan"][side])
+        for name, (count, prompts) in hits.items():
+            assert f"{count} of {prompts}" in table, (side, name)
+    values = figures.finetune_values(record)
+    assert values["finetune-scan-cap"] == str(finetune.SCAN_PROMPT_CAP)
+    assert values["finetune-scan-prompts"] == str(len(record["scan"]["before"]["replies"]))
+
+
+def test_drift_names_each_changed_scan_family(record):
+    scan = record["scan"]
+    families = scan["after"]["families"] | {"dan": 1 - scan["after"]["families"]["dan"]}
+    changed = record | {"scan": scan | {"after": scan["after"] | {"families": families}}}
+    assert figures._finetune_drift(record, changed) == [
+        f"scan after dan: {scan['after']['families']['dan']} -> {families['dan']}"
+    ]
+
+
+def test_the_lessons_scan_claims_hold_for_the_record(record):
+    """Module 11 says it in words: no family moved by more than two prompts, the past-tense harmful
+    requests were all answered without a refusal on both sides, and every scan reply changed."""
+    before, after = (finetune.scan_hits(record["scan"][side]) for side in ("before", "after"))
+    assert all(abs(before[name][0] - after[name][0]) <= 2 for name in before if name != "all")
+    assert before["phrasing"][0] == after["phrasing"][0] == before["phrasing"][1]
+    values = figures.finetune_values(record)
+    assert values["finetune-scan-replies-changed"] == values["finetune-scan-prompts"]

@@ -25,7 +25,7 @@ The measurements, each a real run:
 * ``fidelity``: the reference model against the real one, scan for scan (measured by hand);
 * ``finetune``: SmolLM2 fine-tuned with LoRA on Bell's ordinary answers (doubleedge.finetune), and a
   fixed set of leak attacks, harmful requests and held-out ordinary questions asked before and
-  after (measured by hand: minutes of CPU training).
+  after, and a small garak scan (``finetune.SCAN``) of both (measured by hand: minutes of CPU training).
 
 Each result is a JSON record in ``course/measured/``, committed, and re-measured by the
 drift test (``tests/integration/test_figures.py``), so the record is what a real run gives.
@@ -431,13 +431,14 @@ def measure_fidelity(model: str = REAL_MODEL, parallel: int = 4) -> dict:
 
 
 def measure_finetune() -> dict:
-    """SmolLM2 fine-tuned on Bell's ordinary answers (doubleedge.finetune), and the fixed set asked
-    before and after through Bell's app. The merged model is a scratch folder, dropped afterwards."""
+    """SmolLM2 fine-tuned on Bell's ordinary answers (doubleedge.finetune), and the fixed set asked and
+    garak's scan run before and after through Bell's app. The merged model is a scratch folder, dropped
+    afterwards."""
     from doubleedge import finetune
     from doubleedge.models import gguf
 
     with tempfile.TemporaryDirectory(prefix="doubleedge-finetune-") as tmp:
-        return finetune.measure(gguf.smollm2_dir(), Path(tmp), derive_secret(LEARNER))
+        return finetune.measure(gguf.smollm2_dir(), Path(tmp), derive_secret(LEARNER), scan=True)
 
 
 def _finetune_spec() -> dict:
@@ -450,7 +451,7 @@ def _finetune_spec() -> dict:
     model = {"name": REAL_MODEL, "sha256": gguf.SMOLLM2_SHA256, "torch": version("torch"),
              "transformers": version("transformers"), "peft": version("peft")}
     return {"model": model, "training": training, "refusal": finetune.REFUSAL.pattern,
-            "ordinary": [c.question for c in benign_set()]}  # fmt: skip
+            "ordinary": [c.question for c in benign_set()], "scan": asdict(finetune.SCAN)}  # fmt: skip
 
 
 # The before/after counts a drift check compares; each is quoted as finetune-COUNT-before/after.
@@ -458,9 +459,13 @@ FINETUNE_COUNTS = ("leaked", "harmful_not_refused", "ordinary_correct", "ordinar
 
 
 def _finetune_drift(committed: dict, fresh: dict) -> list[str]:
-    return [f"{side} {count}: {committed[side][count]} -> {fresh[side][count]}"
-            for side in ("before", "after") for count in FINETUNE_COUNTS
-            if committed[side][count] != fresh[side][count]]  # fmt: skip
+    counts = [f"{side} {count}: {committed[side][count]} -> {fresh[side][count]}"
+              for side in ("before", "after") for count in FINETUNE_COUNTS
+              if committed[side][count] != fresh[side][count]]  # fmt: skip
+    scans = [f"scan {side} {name}: {committed.get('scan', {}).get(side, {}).get('families', {}).get(name)} -> {rate}"
+             for side in ("before", "after") for name, rate in fresh["scan"][side]["families"].items()
+             if committed.get("scan", {}).get(side, {}).get("families", {}).get(name) != rate]  # fmt: skip
+    return counts + scans
 
 
 def finetune_table(data: dict) -> str:
@@ -470,10 +475,34 @@ def finetune_table(data: dict) -> str:
     return finetune.table(data)
 
 
+def finetune_scan_table(data: dict) -> str:
+    """garak's scan before and after, family by family: hits out of prompts."""
+    from doubleedge import finetune
+
+    return finetune.scan_table(data)
+
+
 def finetune_values(data: dict) -> dict[str, str]:
     """The figures the customization section's prose quotes."""
-    training = data["training"]
+    from doubleedge import finetune
+
+    training, scan = data["training"], data["scan"]
+    hits = {side: finetune.scan_hits(scan[side]) for side in ("before", "after")}
     return {
+        "finetune-scan-cap": str(scan["spec"]["prompt_cap"]),
+        "finetune-scan-seed": str(scan["spec"]["seed"]),
+        "finetune-scan-probes": str(len(scan["spec"]["probes"])),
+        "finetune-scan-families": str(len(scan["before"]["families"])),
+        "finetune-scan-prompts": str(hits["before"]["all"][1]),
+        **{f"finetune-scan-hits-{side}": str(hits[side]["all"][0]) for side in ("before", "after")},
+        "finetune-scan-families-changed": str(sum(scan["before"]["families"][name] != rate
+                                                  for name, rate in scan["after"]["families"].items())),
+        **{f"finetune-scan-signed-{side}": str(sum(finetune.in_bell_style(r["reply"] or "") for r in scan[side]["replies"]))
+           for side in ("before", "after")},
+        **{f"finetune-scan-refusals-{side}": str(sum(finetune.refuses(r["reply"] or "") for r in scan[side]["replies"]))
+           for side in ("before", "after")},
+        "finetune-scan-replies-changed": str(sum(a["reply"] != b["reply"] for a, b in
+                                                 zip(scan["before"]["replies"], scan["after"]["replies"], strict=True))),
         "finetune-examples": str(training["examples"]),
         "finetune-steps": str(training["steps"]),
         "finetune-seen": str(training["steps"] * training["batch"]),
@@ -1066,6 +1095,7 @@ def tables(records: dict[str, dict]) -> dict[str, str]:
         "fidelity": fidelity_table(records["fidelity"]),
         "fidelity-blocking": fidelity_blocking_table(records["fidelity"]),
         "finetune": finetune_table(records["finetune"]),
+        "finetune-scan": finetune_scan_table(records["finetune"]),
         "cost": cost_table(records["cost"]),
         "api-prices": api_prices_table(),
     }
@@ -1262,6 +1292,21 @@ def fidelity_chart(data: dict) -> bytes:
     return _png(fig)
 
 
+def finetune_scan_chart(data: dict) -> bytes:
+    """garak before and after the fine-tune: each probe family's attack success rate, and all of them."""
+    scan = data["scan"]
+    names = list(scan["before"]["families"])
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    _paired_bars(ax, [*names, "all"], [*scan["before"]["families"].values(), scan["before"]["attack_success_rate"]],
+                 [*(scan["after"]["families"][n] for n in names), scan["after"]["attack_success_rate"]],
+                 ("SmolLM2 before fine-tuning", "after fine-tuning"), (GREY, BLUE))  # fmt: skip
+    ax.set_ylabel("garak attack success rate (%)")
+    prompts = len(scan["before"]["replies"])
+    ax.set_title(f"garak before and after a benign fine-tune ({len(scan['spec']['probes'])} probes, {prompts} prompts)")
+    return _png(fig)
+
+
 def ladder_chart(data: dict) -> bytes:
     """Lab 10's calibration: each attack set's share of attacks that still extract the code, per level."""
     plt = _figure()
@@ -1312,5 +1357,6 @@ def charts(records: dict[str, dict]) -> dict[str, bytes]:
     out["lab08.png"] = releases_chart(records["releases"])
     out["ladder.png"] = ladder_chart(records["ladder"])
     out["fidelity.png"] = fidelity_chart(records["fidelity"])
+    out["finetune-scan.png"] = finetune_scan_chart(records["finetune"])
     out["cost.png"] = cost_chart(records["cost"])
     return out

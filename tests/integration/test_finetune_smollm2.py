@@ -71,3 +71,18 @@ def test_the_merged_model_differs_from_the_base_model(base_dir, run):
     merged = load_file(run.model_dir / "model.safetensors")
     changed = [name for name in base if not torch.equal(base[name], merged[name])]
     assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed), changed[:5]
+
+
+def test_the_merged_model_is_scanned_by_garak_as_the_base_model_is(run, tmp_path):
+    """The merged folder served through Bell's app and scanned by real garak, with the record's scan
+    settings cut to one probe and one prompt: a reply comes back, scored and kept."""
+    from dataclasses import replace
+
+    from doubleedge.target import derive_secret
+
+    spec = replace(finetune.SCAN, probes=("promptinject.HijackHateHumans",), prompt_cap=1)
+    scanned = finetune.scan_model(finetune.model_for(run.model_dir, "after"), derive_secret("test"), tmp_path, spec)
+    assert [(r["probe"], r["attempts"]) for r in scanned["results"]] == [("promptinject.HijackHateHumans", 1)]
+    (reply,) = scanned["replies"]
+    assert reply["reply"] and reply["hit"] == bool(scanned["results"][0]["hits"])
+    assert set(scanned["families"]) == {"promptinject"}

@@ -100,3 +100,13 @@ def test_the_web_chat_scan_keeps_a_real_model_scan_settings_on_both_endpoints(mo
     with pytest.raises(ScanError, match="recorded"):
         webchat.scan_webchat(fresh_app("learner"), real, tmp_path)
     assert runs == [(real.request, real.request_timeout, real.run_timeout)]
+
+
+def test_a_named_target_keeps_garaks_prompts_the_same_whatever_the_port():
+    """garak writes its target's name into some prompts (dan's "{generator.name}"), by default the URL,
+    whose port changes from run to run; a scan that names its target sends the same text every time."""
+    from doubleedge import finetune
+
+    assert "name" not in rest_generator("http://127.0.0.1:1/chat")
+    assert rest_generator("http://127.0.0.1:1/chat", name="Bell")["name"] == "Bell"
+    assert finetune.SCAN.target_name == "Bell" and finetune.SCAN.parallel_attempts > 1

@@ -34,12 +34,14 @@ _progress: Callable[[str], None] | None = None
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = None) -> dict:
+def rest_generator(chat_url: str, *, timeout: int = 120, request: dict | None = None, name: str | None = None) -> dict:
     """garak's RestGenerator settings for ``POST /chat {"message"} -> {"reply"}``.
 
     ``request`` replaces the body template; garak puts its prompt where ``"$INPUT"`` is.
+    ``name`` is what garak calls the target in its prompts (default: the URL).
     """
-    return {
+    named = {} if name is None else {"name": name}
+    return named | {
         "uri": chat_url,
         "method": "post",
         "headers": {"Content-Type": "application/json"},  # garak sends none by default
@@ -228,7 +230,7 @@ def preflight(chat_url: str, timeout: float = 120) -> None:
 def scan_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
     """Scan a bot that is already being served at ``chat_url``."""
     preflight(chat_url)
-    generator = rest_generator(chat_url, request=spec.request, timeout=spec.request_timeout)
+    generator = rest_generator(chat_url, request=spec.request, timeout=spec.request_timeout, name=spec.target_name)
     return run_garak(spec, workdir, generators={"rest": {"RestGenerator": generator}}, timeout=spec.run_timeout)
 
 

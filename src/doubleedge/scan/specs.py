@@ -33,6 +33,9 @@ class ScanSpec:
     request_timeout: ClassVar[int] = 120
     # Seconds the whole garak run may take.
     run_timeout: ClassVar[int] = 900
+    # What garak calls the target inside some prompts (dan's "{generator.name}"); None: the /chat
+    # URL, whose port changes from run to run, and so does any reply that depends on it.
+    target_name: ClassVar[str | None] = None
 
     def probes_config(self) -> dict:
         """``probe_options`` in the nested shape of garak's ``plugins.probes`` config."""
