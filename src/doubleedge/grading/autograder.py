@@ -43,7 +43,8 @@ class Autograder:
 
     def run(self, args, env: dict[str, str], timeout: float, max_output: int = 64 * 1024) -> sandbox.Run:
         """``nbgrader ARGS`` with ``env`` added to the environment; killed at ``timeout`` seconds."""
-        if self.process is None:
+        if self.process is None or self.process.poll() is not None:  # none yet, or it ended between runs
+            self.close()
             self._start()
         self._drain(0)  # whatever a previous request's kernel wrote after its reply is not this run's
         log = bytearray()
