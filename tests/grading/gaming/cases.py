@@ -181,6 +181,30 @@ def datamark(document):
     return Datamark("^").scan(document).text
 '''
 
+# As KIT_DATAMARK_INSIDE, with the kit's name put together at run time, which no reading of the
+# code's text sees: the runner watches whether the kit's Datamark marks (lab02.kit_marks).
+KIT_DATAMARK_BUILT_NAME = '''
+import doubleedge.guards as _kit
+
+
+def datamark(document):
+    """The course's Datamark guard, found by a name the code puts together."""
+    return getattr(_kit, "Data" + "mark")("^").scan(document).text
+'''
+
+# As KIT_DATAMARK_GUARD, with the guard's name put together at run time.
+KIT_DATAMARK_GUARD_BUILT_NAME = '''
+import doubleedge.guards as _kit
+
+
+def build_defense(secret):
+    """Strips with the learner's function, then marks with the course's guard, found by a built name."""
+    return Defense(name="kit-datamark", system_prompt=HARDENED_SYSTEM_PROMPT,
+                   document_guards=[RewriteGuard(strip_instructions, name="strip_instructions"),
+                                    getattr(_kit, "Data" + "mark")("^")],
+                   output_guards=[LinkAllowlist(["bellwetherbikes.example"])])
+'''
+
 # The reference solution before the datamark exercise: the learner's datamark written, the kit's used.
 KIT_DATAMARK_GUARD = '''
 from doubleedge.guards import Datamark
@@ -993,6 +1017,11 @@ CASES: list[Case] = [
     Case("kit-datamark-guard", "02", KIT_DATAMARK_GUARD, 13.0, 10.0, "uses the kit's Datamark",
          "a build_defense that marks with the course's Datamark(\"^\") guard (the reference solution before the "
          "datamark exercise), the learner's datamark written but left out", "test_datamark_in_defense"),
+    Case("kit-datamark-built-name", "02", KIT_DATAMARK_BUILT_NAME, 13.0, 10.0, "uses the kit's Datamark",
+         "a datamark that calls the course's Datamark by a name built at run time (getattr(guards, \"Data\" + "
+         "\"mark\")), which no reading of the code's text sees", "test_datamark"),
+    Case("kit-datamark-guard-built-name", "02", KIT_DATAMARK_GUARD_BUILT_NAME, 13.0, 10.0, "uses the kit's Datamark",
+         "as kit-datamark-guard, the guard's name built at run time", "test_datamark_in_defense"),
     Case("allowlist-known-questions", "03", ALLOWLIST_KNOWN, 17.0, 14.0, NOT_KEPT,
          "an input guard that lets through only the published ordinary and account questions"),
     Case("keyword-stuffed-refusal", "03", KEYWORD_STUFFED, 17.0, 14.0, NOT_KEPT,
