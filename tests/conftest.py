@@ -46,18 +46,32 @@ def bot(secret: str) -> SupportBot:
 def class_baseline(tmp_path_factory):
     """``class_baseline(lab)``: the lab's baseline (``pipeline.baseline_report``: its scan of the
     unhardened target, Lab 06's graded model files, Lab 07's attack model), built once per test run
-    as grading builds it once per class, and shared by every module that grades the lab. It
+    as grading builds it once per class, and shared by every module that grades the lab, on every
+    test worker (the first to need it builds it under a lock; the others wait and read it). It
     depends on the lab and the course key only, so it is kept by both (a module may set its own key)."""
+    import fcntl
+    import hashlib
+    import json
+
     from doubleedge.grading.pipeline import baseline_report
     from doubleedge.labs import get_lab
     from doubleedge.target.secrets import course_key
 
-    built: dict[tuple[str, str], Path | None] = {}
+    # The run's own folder: shared by the workers of one run (xdist), never by two runs.
+    run = tmp_path_factory.getbasetemp()
+    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "class-baselines"
+    shared.mkdir(exist_ok=True)
 
     def baseline(lab: str) -> Path | None:
-        key = (lab, course_key())
-        if key not in built:
-            built[key] = baseline_report(get_lab(lab), tmp_path_factory.mktemp(f"baseline{lab}-"))
-        return built[key]
+        folder = shared / f"{lab}-{hashlib.sha256(course_key().encode()).hexdigest()[:12]}"
+        with open(f"{folder}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = folder / "built.json"
+            if not built.is_file():
+                (folder / "work").mkdir(parents=True, exist_ok=True)
+                path = baseline_report(get_lab(lab), folder / "work")
+                built.write_text(json.dumps(str(path) if path else None))
+            path = json.loads(built.read_text())
+        return Path(path) if path else None
 
     return baseline
