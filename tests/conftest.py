@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if folder := getattr(config, "_doubleedge_cache", None):
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop("DOUBLEEDGE_CACHE", None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` keeps a module's tests on one worker, so that its shared fixtures run
+    once; the gaming module grades one class per lab, lazily, so there a lab is the unit, and the
+    labs' classes (most of the suite's time) spread over the workers instead of queueing on one."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabByLab(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            if scope.endswith("/test_gaming.py"):
+                lab = re.search(r"\[(?:lab)?(\d\d)\b", nodeid)
+                return f"{scope}::lab{lab.group(1) if lab else '01'}"
+            return scope
+
+    return LabByLab(config, log)
 
 
 @pytest.fixture
