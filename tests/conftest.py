@@ -33,21 +33,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadscope`` keeps a module's tests on one worker, so that its shared fixtures run
-    once; the gaming module grades one class per lab, lazily, so there a lab is the unit, and the
-    labs' classes (most of the suite's time) spread over the workers instead of queueing on one."""
+    once. Two modules hold most of the suite's time in units that share nothing: the gaming module
+    grades one class per lab, lazily (a lab is its unit), and each notebook execution stands alone
+    (a test is its unit); so those spread over the workers instead of queueing on one."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class LabByLab(LoadScopeScheduling):
+    class SplitHeavyModules(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             scope = super()._split_scope(nodeid)
             if scope.endswith("/test_gaming.py"):
                 lab = re.search(r"\[(?:lab)?(\d\d)\b", nodeid)
                 return f"{scope}::lab{lab.group(1) if lab else '01'}"
+            if scope.endswith("/test_notebooks_execute.py"):
+                return nodeid
             return scope
 
-    return LabByLab(config, log)
+    return SplitHeavyModules(config, log)
 
 
 @pytest.fixture
