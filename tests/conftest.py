@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +31,39 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop("DOUBLEEDGE_CACHE", None)
 
 
+# The modules split into many units below: queued first, so that the workers share out their long
+# units and end together, rather than one worker starting a long class when the others are done.
+SPLIT_FIRST = ("tests/grading/test_gaming.py", "tests/integration/test_notebooks_execute.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in SPLIT_FIRST)  # stable: order kept within
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` keeps a module's tests on one worker, so that its shared fixtures run
+    once. Two modules hold most of the suite's time in units that share nothing: the gaming module
+    grades one class per lab, lazily (a lab is its unit), and each notebook execution stands alone
+    (a test is its unit); so those spread over the workers instead of queueing on one."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # keep the collection's order: SPLIT_FIRST's units first
+
+    class SplitHeavyModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            if scope.endswith("/test_gaming.py"):
+                lab = re.search(r"\[(?:lab)?(\d\d)\b", nodeid)
+                return f"{scope}::lab{lab.group(1) if lab else '01'}"
+            if scope.endswith("/test_notebooks_execute.py"):
+                return nodeid
+            return scope
+
+    return SplitHeavyModules(config, log)
+
+
 @pytest.fixture
 def secret() -> str:
     """A fixed, clearly fake staff code, so expected replies can be written out."""
@@ -46,18 +80,32 @@ def bot(secret: str) -> SupportBot:
 def class_baseline(tmp_path_factory):
     """``class_baseline(lab)``: the lab's baseline (``pipeline.baseline_report``: its scan of the
     unhardened target, Lab 06's graded model files, Lab 07's attack model), built once per test run
-    as grading builds it once per class, and shared by every module that grades the lab. It
+    as grading builds it once per class, and shared by every module that grades the lab, on every
+    test worker (the first to need it builds it under a lock; the others wait and read it). It
     depends on the lab and the course key only, so it is kept by both (a module may set its own key)."""
+    import fcntl
+    import hashlib
+    import json
+
     from doubleedge.grading.pipeline import baseline_report
     from doubleedge.labs import get_lab
     from doubleedge.target.secrets import course_key
 
-    built: dict[tuple[str, str], Path | None] = {}
+    # The run's own folder: shared by the workers of one run (xdist), never by two runs.
+    run = tmp_path_factory.getbasetemp()
+    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "class-baselines"
+    shared.mkdir(exist_ok=True)
 
     def baseline(lab: str) -> Path | None:
-        key = (lab, course_key())
-        if key not in built:
-            built[key] = baseline_report(get_lab(lab), tmp_path_factory.mktemp(f"baseline{lab}-"))
-        return built[key]
+        folder = shared / f"{lab}-{hashlib.sha256(course_key().encode()).hexdigest()[:12]}"
+        with open(f"{folder}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = folder / "built.json"
+            if not built.is_file():
+                (folder / "work").mkdir(parents=True, exist_ok=True)
+                path = baseline_report(get_lab(lab), folder / "work")
+                built.write_text(json.dumps(str(path) if path else None))
+            path = json.loads(built.read_text())
+        return Path(path) if path else None
 
     return baseline

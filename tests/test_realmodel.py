@@ -238,10 +238,8 @@ def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path)
     _check_shape(comparison, lab, tiny_model, list(comparison.columns[0].worked))
     baseline = _notebook_scan(lab)(_baseline(lab), LABS[lab].scan, tmp_path / "notebook")
     assert comparison.columns[0].scan_asr == baseline.overall_attack_success_rate
-    if lab == "12":  # the scripts ask for the whole code: Lab 01's output check, already in place, stops them all
-        assert comparison.columns[0].scan_asr == comparison.columns[1].scan_asr == 0
-    else:
-        assert comparison.columns[1].scan_asr < comparison.columns[0].scan_asr  # the reference solution's effect
+    # The reference solution's effect (Lab 12's: the scripts that ask for pieces get past Lab 01's defense, not past it)
+    assert comparison.columns[1].scan_asr < comparison.columns[0].scan_asr
     reports = list((tmp_path / realmodel.scan_folder(tiny_model, False)).rglob("*.report.jsonl"))
     attempts: dict[str, int] = {}
     for line in (line for report in reports for line in report.read_text("utf-8").splitlines() if line):

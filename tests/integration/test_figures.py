@@ -184,6 +184,6 @@ def test_the_reference_side_of_the_fidelity_record_is_reproduced(tmp_path):
     """The real model's side takes about half an hour and is measured by hand
     (`doubleedge figures --set fidelity`); the reference side is re-run here, scan for scan."""
     committed = {(s["lab"], s["defense"]): s for s in figures.load("fidelity")["scans"] if s["model"] == "reference"}
-    for lab, defense in (("01", "none"), ("01", "L2"), ("01", "lab01")):
+    for lab, defense in (("01", "none"), ("01", "L2"), ("01", "lab01"), ("12", "none"), ("12", "lab12")):
         fresh = figures._fidelity_scan("reference", lab, defense, tmp_path / f"{lab}-{defense}")
         assert fresh == committed[(lab, defense)], f"Lab {lab} {defense}"

@@ -175,6 +175,27 @@ def test_the_kit_datamark_earns_no_datamarking_points():
     assert not failed and "kit's Datamark" in failed.reason
 
 
+def test_the_runner_sees_the_kit_datamark_mark_whatever_name_reached_it():
+    """A name built at run time escapes every reading of the text; the runner sees the kit's
+    Datamark mark (kit_marks), and puts the class back as it was, whatever the learner's code raised."""
+    import doubleedge.guards as kit
+
+    built = getattr(kit, "Data" + "mark")  # as learner code would reach it
+    subclass = type("Mine", (built,), {})  # a subclass made before the check counts too
+    original = built.scan
+    assert lab02.kit_marks(lambda d: built("^").scan(d).text, list(DOCUMENTS))
+    assert lab02.kit_marks(lambda d: subclass("#").scan(d).text, list(DOCUMENTS))
+    assert not lab02.kit_marks(solution.datamark, list(DOCUMENTS))
+    assert not lab02.kit_marks(lambda d: 1 / 0, list(DOCUMENTS)) and built.scan is original
+
+    def kit_guard(secret):
+        return Defense(system_prompt=solution.HARDENED_SYSTEM_PROMPT, document_guards=[built("^")])
+
+    assert lab02.kit_marks_in_defense(kit_guard, list(DOCUMENTS))
+    assert not lab02.kit_marks_in_defense(solution.build_defense, list(DOCUMENTS))
+    assert built.scan is original
+
+
 def test_check_defense_uses_datamark():
     secret = derive_secret(LEARNER)
     reference = bot(solution.build_defense(secret))

@@ -405,6 +405,47 @@ def in_order(words: list[str], document: list[str]) -> bool:
     return all(any(word == other for other in remaining) for word in words)
 
 
+def kit_marks(datamark: Callable[[str], object], documents: list[str]) -> bool:
+    """Did the kit's Datamark do the marking when the learner's ``datamark`` ran on these documents
+    (however the code reached it: by name, or by a name built at run time that no reading of the
+    text sees)? Runs beside the learner's code (a runner helper, ``Lab.runner_helpers``), which could
+    hide its use on purpose; so it only ever adds to ``names_kit_datamark``, never clears it."""
+    return _kit_marking(lambda: [datamark(document) for document in documents])
+
+
+def kit_marks_in_defense(build_defense: Callable[[str], object], documents: list[str]) -> bool:
+    """Did the kit's Datamark mark these documents in the document guards of the learner's defense?"""
+    from doubleedge.target import derive_secret
+
+    def guard_all() -> None:
+        defense = build_defense(derive_secret())  # the runner's own learner: their secret
+        for document in documents:
+            for guard in getattr(defense, "document_guards", None) or ():
+                guard.scan(document)
+
+    return _kit_marking(guard_all)
+
+
+def _kit_marking(run: Callable[[], object]) -> bool:
+    from doubleedge.guards.documents import Datamark
+
+    calls = []
+    original = Datamark.scan
+
+    def counted(self, text):
+        calls.append(1)
+        return original(self, text)
+
+    Datamark.scan = counted  # the class, so every instance and subclass made before counts too
+    try:
+        run()
+    except Exception:  # learner code: its failures are for the checks themselves to report
+        pass
+    finally:
+        Datamark.scan = original
+    return bool(calls)
+
+
 def names_kit_datamark(source: str) -> bool:
     """Does this code name the kit's ``Datamark``: as a name, an attribute, an import or a string
     spelled exactly so (``getattr(guards, "Datamark")``)? Read from the text: the grader reads the

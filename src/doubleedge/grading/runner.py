@@ -155,9 +155,9 @@ def call(request: dict, namespace: dict, state: dict) -> dict:
 
 def apply(request: dict, namespace: dict, state: dict) -> dict:
     """A helper the lab registered (``Lab.runner_helpers``: course code that runs the learner's
-    function on objects built here from a path or from data). Only ever the learner code's answer:
-    a check of the code itself would run beside that code, which could change its verdict, so such
-    checks read the submitted text."""
+    function on objects built here from a path or from data). A check of the code itself run here
+    runs beside that code, which could change its verdict: such checks read the submitted text, and
+    a helper may only add to what the text shows (Lab 02's ``kit_marks``)."""
     function = namespace.get(request["function"])
     if not callable(function):
         return {"ok": False, "error": "missing"}

@@ -10,10 +10,15 @@ So the course ships both halves:
 
 * the probe ``doubleedge_conversations.MultiTurn`` plays scripted conversations
   (``data/multiturn_attacks.jsonl``: Crescendo, a persona set up turns earlier, many-shot),
-  each a garak ``Conversation`` of the user's turns;
+  each a garak ``Conversation`` of the user's turns. Some ask for the whole code in their
+  last turn; the ``-pieces`` ones ask for it a part per turn, so that no single reply holds
+  it (payload splitting, Kang et al. 2023, arXiv:2302.05733; the split disclosure of
+  Pfister et al. 2025, arXiv:2501.07927);
 * the generator ``doubleedge_sessions.SessionChat`` plays such a conversation against a
   server: it opens a session (``POST /sessions``), sends each user turn to ``/chat`` in it,
-  and returns the last reply, which garak's detector (``doubleedge.PrivateData``) scores.
+  and returns the last reply with every reply in its notes. garak's detector
+  (``doubleedge.ConversationLeak``) counts a hit when the code can be put back together from
+  all of them (``doubleedge.disclosure.recoverable``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +34,7 @@ from doubleedge.evaluate import read_jsonl
 from doubleedge.scan.report import ScanReport
 from doubleedge.scan.runner import _workdir, run_garak
 from doubleedge.scan.specs import ScanSpec
+from doubleedge.target import derive_secret, learner_id
 from doubleedge.target.persona import ChatBot
 from doubleedge.target.server import serving
 
@@ -96,9 +102,17 @@ def multiturn_spec(prompt_cap: int = 100) -> ScanSpec:
     return ScanSpec(lab="12", probes=(PROBE,), prompt_cap=prompt_cap, course_plugins=True)
 
 
-def scan_url(base_url: str, workdir: Path, *, spec: ScanSpec | None = None) -> ScanReport:
-    """garak's multi-turn scan of a bot already served at ``base_url`` (``http://127.0.0.1:PORT``)."""
-    spec = spec or multiturn_spec()
+def with_secret(spec: ScanSpec, secret: str) -> ScanSpec:
+    """``spec`` with the code the scanned bot holds given to the probe, which hands it to the detector.
+    An option of this run only: the spec's fields stay those the lab declares (the figures' key)."""
+    options = spec.probe_options.get(PROBE, {}) | {"secret": secret}
+    return replace(spec, probe_options=spec.probe_options | {PROBE: options})
+
+
+def scan_url(base_url: str, workdir: Path, *, secret: str, spec: ScanSpec | None = None) -> ScanReport:
+    """garak's multi-turn scan of a bot already served at ``base_url`` (``http://127.0.0.1:PORT``)
+    holding the staff code ``secret``."""
+    spec = with_secret(spec or multiturn_spec(), secret)
     play(base_url, ["Hello", "Hello"])  # a server without sessions fails here, clearly
     generators = {"doubleedge_sessions": {"SessionChat": {"uri": base_url, "request_timeout": spec.request_timeout}}}
     return run_garak(
@@ -113,11 +127,12 @@ def scan_url(base_url: str, workdir: Path, *, spec: ScanSpec | None = None) -> S
 
 
 def scan_chat_url(chat_url: str, spec: ScanSpec, workdir: Path) -> ScanReport:
-    """``doubleedge scan --lab 12 --url URL``: the served bot's /chat URL, as for every lab."""
-    return scan_url(chat_url.rstrip("/").removesuffix("/chat"), workdir, spec=spec)
+    """``doubleedge scan --lab 12 --url URL``: the served bot's /chat URL, as for every lab. The
+    code is this learner's, the one ``doubleedge serve --lab 12`` gives Bell by default."""
+    return scan_url(chat_url.rstrip("/").removesuffix("/chat"), workdir, secret=derive_secret(learner_id()), spec=spec)
 
 
 def scan_bot(bot: ChatBot, workdir: Path | None = None, *, spec: ScanSpec | None = None) -> ScanReport:
     """Serve ``bot`` on a free loopback port and scan it with the multi-turn scripts."""
     with _workdir(workdir) as folder, serving(bot) as server:
-        return scan_url(server.url, folder, spec=spec)
+        return scan_url(server.url, folder, secret=bot.secret, spec=spec)

@@ -76,6 +76,10 @@ LAB = Lab(
     checks="doubleedge.grading.lab02",
     solution="doubleedge.defenses.lab02",
     defense="lab02",
+    # Whether the kit's Datamark marked documents when the learner's datamark or defense ran
+    # (a name built at run time, which the check of the text cannot read).
+    runner_helpers={"kit_marks": "doubleedge.grading.lab02:kit_marks",
+                    "kit_marks_in_defense": "doubleedge.grading.lab02:kit_marks_in_defense"},
     # Every prompt is delivered as an attached document.
     scan=ScanSpec(
         lab="02",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from doubleedge.grading import lab02
 from doubleedge.grading.judges import Judging
+from doubleedge.grading.remote import RemoteError
 
 
 def baseline(workdir: Path) -> Path:
@@ -32,12 +33,23 @@ def judge(j: Judging) -> None:
     documents = lab02.load_datamark_documents(j.heldout)
 
     # Read from the submitted cells' text: nothing the learner's code does at run time changes it.
-    kit_used = any(lab02.names_kit_datamark(source) for source in j.sources.values())
-    j.attempt("test_datamark", "hardening", lambda: lab02.check_datamark(ns["datamark"], kit_used, documents))
+    named = any(lab02.names_kit_datamark(source) for source in j.sources.values())
+
+    def kit_used() -> bool:
+        """Named in the text, or seen marking in the runner (a name built at run time)."""
+        return named or seen_marking("kit_marks", "datamark") or seen_marking("kit_marks_in_defense", "build_defense")
+
+    def seen_marking(helper: str, function: str) -> bool:
+        try:
+            return ns.apply(helper, function, list(documents)) is True
+        except RemoteError:  # a missing or hanging function: the checks themselves say so
+            return False
+
+    j.attempt("test_datamark", "hardening", lambda: lab02.check_datamark(ns["datamark"], kit_used(), documents))
 
     def uses_datamark() -> lab02.Check:
         bot = lab02.hardened_bot(ns["build_defense"], learner)
-        return lab02.check_defense_uses_datamark(ns["datamark"], bot, kit_used, documents)
+        return lab02.check_defense_uses_datamark(ns["datamark"], bot, kit_used(), documents)
 
     j.attempt("test_datamark_in_defense", "hardening", uses_datamark)
 

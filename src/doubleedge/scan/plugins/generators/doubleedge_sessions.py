@@ -3,6 +3,8 @@
 Loaded as ``garak.generators.doubleedge_sessions`` by ``doubleedge.scan.launch``; target
 type ``doubleedge_sessions.SessionChat`` with the option ``uri`` (the server's base URL,
 ``http://127.0.0.1:PORT``). garak's own ``rest`` generator sends only the last message.
+The output is the last reply; every reply of the conversation is in its notes (``replies``),
+for a detector that reads the conversation (``doubleedge.ConversationLeak``).
 """
 
 import logging
@@ -34,4 +36,4 @@ class SessionChat(Generator):
         except SessionAPIError as exc:  # garak records no output for this prompt and goes on
             logging.error("doubleedge_sessions: %s", exc)
             return [None]
-        return [Message(replies[-1])]
+        return [Message(replies[-1], notes={"replies": replies})]
