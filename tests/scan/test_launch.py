@@ -4,10 +4,12 @@ only when asked for, and a report identical to ``python -m garak``'s on the same
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +35,28 @@ nltk.data  # first use
 print(before, "nltk" in sys.modules, nltk.data is sys.modules["nltk"].data)
 """
     assert run_python(code) == "False True True"
+
+
+def test_promptinject_builds_the_same_prompts_with_fewer_copies(monkeypatch):
+    from garak.probes import promptinject
+    from garak.resources.promptinject import prompt_data, prompting
+
+    from doubleedge.scan.launch import copy_less_in_promptinject
+
+    def every_prompt() -> list:
+        built = []
+        for rogue in promptinject.rogue_strings:  # each Hijack probe's whole set, before its prompt cap
+            probe = SimpleNamespace(rogue_string=rogue, max_prompts=None, pi_build_prompts=prompting.build_prompts)
+            promptinject.load_data_all_attacks(probe, prompt_data)
+            built.append(probe.pi_prompts)
+        return built
+
+    monkeypatch.setattr(prompting, "_compile_prompts", prompting._compile_prompts)  # restored after the test
+    garaks = every_prompt()
+    copy_less_in_promptinject()
+    assert prompting._compile_prompts.copy_less
+    assert pickle.dumps(every_prompt()) == pickle.dumps(garaks)  # same prompts, settings, hashes and order
+    assert len(garaks) == 3 and all(len(p) == 700 for p in garaks)
 
 
 def test_the_launcher_imports_neither_the_bot_nor_the_course_plugins_it_is_not_asked_for():

@@ -16,6 +16,8 @@ submission:
 **Parallel.** nbgrader autogrades one notebook at a time against one SQLite gradebook.
 Each of ``workers`` threads owns a copy of the course folder (its own gradebook), so
 nbgrader processes never share a database; the heavy work happens in subprocesses.
+Each copy keeps one nbgrader process for all its submissions (autograder.py): nbgrader
+is imported once per worker, and every notebook still gets a fresh sandboxed kernel.
 Only the main thread writes the course's gradebook, one submission at a time, with
 nbgrader's own API. The rows are in input order and do not depend on ``workers``.
 
@@ -42,6 +44,7 @@ import nbformat
 
 from doubleedge import selfcheck
 from doubleedge.grading import authoritative, nbextras, sandbox
+from doubleedge.grading.autograder import Autograder
 from doubleedge.grading.judges import judge_for
 from doubleedge.labs import Lab
 from doubleedge.paths import graders_dir
@@ -122,6 +125,7 @@ class CourseFolder:
     def __init__(self, root: Path, lab: Lab) -> None:
         self.root = Path(root).resolve()
         self.lab = lab
+        self._autograder: Autograder | None = None
 
     @property
     def gradebook_url(self) -> str:
@@ -151,6 +155,17 @@ class CourseFolder:
             raise GradingError(f"nbgrader {args[0]} did not finish within {timeout:g} s")
         if done.returncode != 0:
             raise GradingError(f"nbgrader {args[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
+
+    def autograde(self, learner: str, env: dict, timeout: float) -> sandbox.Run:
+        """``nbgrader autograde`` of one learner, in this folder's long-lived nbgrader process."""
+        if self._autograder is None:
+            self._autograder = Autograder(self.root, nbgrader_env(None))
+        return self._autograder.run(("autograde", self.lab.slug, "--student", learner, "--force"), env, timeout)
+
+    def close(self) -> None:
+        """End this folder's nbgrader process, if it has one."""
+        if self._autograder is not None:
+            self._autograder.close()
 
     def submitted_path(self, learner: str) -> Path:
         return self.root / "submitted" / learner / self.lab.slug / f"{self.lab.slug}.ipynb"
@@ -196,19 +211,24 @@ def own_root(root: Path) -> None:
 def run_nbgrader(root: Path, args, env: dict | None, timeout: float) -> sandbox.Run:
     """``nbgrader ARGS`` in ``root``, its own process group (killed whole at ``timeout``)."""
     command = [str(Path(sys.executable).with_name("nbgrader")), *args]
-    environment = tool_env(env)
-    # A 0.9 s import that nothing in grading uses (see grading/_shim); nbgrader processes only.
-    environment["PYTHONPATH"] = os.pathsep.join([str(sandbox.SHIM_DIR), *sandbox.pythonpath()])  # nbgrader runs elsewhere
     process = subprocess.Popen(
         command,
         cwd=root,
-        env=environment,
+        env=nbgrader_env(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
     return sandbox.finish(process, timeout, 64 * 1024)
+
+
+def nbgrader_env(extra: dict | None) -> dict[str, str]:
+    environment = tool_env(extra)
+    # A 0.9 s import that nothing in grading uses (see grading/_shim); nbgrader processes only.
+    # Real paths: nbgrader runs in another folder.
+    environment["PYTHONPATH"] = os.pathsep.join([str(sandbox.SHIM_DIR), *sandbox.pythonpath()])
+    return environment
 
 
 def grade(
@@ -253,10 +273,14 @@ def grade_prepared(
             free.put(worker)
 
     rows: dict[int, GradeRow] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader") as pool:
-        futures = {pool.submit(task, i, s): i for i, s in enumerate(submissions)}
-        for future in as_completed(futures):  # the main thread is the gradebook's only writer
-            rows[futures[future]] = record(course, future.result())
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grader") as pool:
+            futures = {pool.submit(task, i, s): i for i, s in enumerate(submissions)}
+            for future in as_completed(futures):  # the main thread is the gradebook's only writer
+                rows[futures[future]] = record(course, future.result())
+    finally:
+        while not free.empty():
+            free.get().close()
     shutil.rmtree(course.root / GRADING_DIR / "workers", ignore_errors=True)
     return [rows[i] for i in range(len(submissions))]
 
@@ -340,7 +364,7 @@ def _autograde(
                                      hidden=hidden, kept=kept)  # fmt: skip
     limit = box.limits.notebook_seconds
     try:
-        done = run_nbgrader(worker.root, ("autograde", worker.lab.slug, "--student", learner, "--force"), env, limit)
+        done = worker.autograde(learner, env, limit)
     finally:
         sandbox.remove_kernel_cgroup(scratch, box.limits)
     if done.timed_out:
