@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from doubleedge.grading import lab02
@@ -35,6 +36,7 @@ def judge(j: Judging) -> None:
     # Read from the submitted cells' text: nothing the learner's code does at run time changes it.
     named = any(lab02.names_kit_datamark(source) for source in j.sources.values())
 
+    @cache  # both datamark tests ask; the runner watches once
     def kit_used() -> bool:
         """Named in the text, or seen marking in the runner (a name built at run time)."""
         return named or seen_marking("kit_marks", "datamark") or seen_marking("kit_marks_in_defense", "build_defense")
