@@ -37,6 +37,21 @@ print(before, "nltk" in sys.modules, nltk.data is sys.modules["nltk"].data)
     assert run_python(code) == "False True True"
 
 
+def test_garak_starts_without_the_iri_format_grammars():
+    code = """
+import sys
+from doubleedge.scan.launch import skip_iri_formats
+skip_iri_formats()
+import garak.payloads  # what garak's encoding probes import: jsonschema with its format checkers
+import jsonschema
+checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+print("rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is not None, "iri" in checker.checkers,
+      "uri" in checker.checkers)
+"""
+    # the iri grammars are not built; the formats jsonschema checks without them still are
+    assert run_python(code) == "False False True"
+
+
 def test_promptinject_builds_the_same_prompts_with_fewer_copies(monkeypatch):
     from garak.probes import promptinject
     from garak.resources.promptinject import prompt_data, prompting
