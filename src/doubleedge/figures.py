@@ -380,11 +380,12 @@ ORDINARY_SAMPLE = 12  # ordinary questions asked at each level to count what the
 
 def fidelity_scans() -> list[tuple[str, str]]:
     """(lab, defense) of every scan compared: Bell, the support bot, with Lab 01's probes,
-    unhardened, at each defense level and with Lab 01's reference solution; then Lab 12's
-    multi-turn scan of Bell behind Lab 01's defense, alone and with Lab 12's reference solution."""
-    return [("01", level) for level in LEVEL_NAMES] + [("01", get_lab("01").defense)] + [
-        ("12", "none"), ("12", get_lab("12").defense)
-    ]  # fmt: skip
+    unhardened, at each defense level and with Lab 01's reference solution; then every other
+    lab's scan of its own target, unhardened and with the lab's reference solution (Lab 12's
+    multi-turn scan starts from Bell behind Lab 01's defense: its "none")."""
+    others = [(number, defense) for number, lab in LABS.items() if number != "01" and lab.scan and lab.defense
+              for defense in ("none", lab.defense)]  # fmt: skip
+    return [("01", level) for level in LEVEL_NAMES] + [("01", get_lab("01").defense)] + others
 
 
 def _fidelity_scan(model: str, lab_number: str, defense: str, workdir: Path) -> dict:
@@ -409,10 +410,10 @@ def fidelity_entry(model: str, lab_number: str, defense: str, report: ScanReport
     return measured
 
 
-def measure_fidelity(model: str = REAL_MODEL, parallel: int = 4) -> dict:
+def measure_fidelity(model: str = REAL_MODEL, parallel: int = 2) -> dict:
     """Every scan of ``fidelity_scans`` on the reference model and on ``model``. The real model's
     scans run ``parallel`` at a time: their bots share one engine, which decodes their requests
-    together (one scan alone keeps at most three prompts in flight)."""
+    together (one scan alone already sends its probes' prompts at once, see RealModelScan)."""
     start_loading(model)
     scans = fidelity_scans()
     with tempfile.TemporaryDirectory(prefix="doubleedge-fidelity-") as tmp:

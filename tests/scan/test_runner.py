@@ -110,3 +110,55 @@ def test_a_named_target_keeps_garaks_prompts_the_same_whatever_the_port():
     assert "name" not in rest_generator("http://127.0.0.1:1/chat")
     assert rest_generator("http://127.0.0.1:1/chat", name="Bell")["name"] == "Bell"
     assert finetune.SCAN.target_name == "Bell" and finetune.SCAN.parallel_attempts > 1
+
+
+def test_a_real_model_scan_deals_its_probes_to_garak_processes_the_same_way_every_time():
+    from doubleedge.scan import scan_for_lab
+    from doubleedge.scan.runner import probe_groups
+    from doubleedge.scan.specs import REAL_MODEL_GARAK_PROCESSES
+
+    real, reference = scan_for_lab("01", model="smollm2"), scan_for_lab("01")
+    groups = probe_groups(real)
+    assert len(groups) == REAL_MODEL_GARAK_PROCESSES > 1
+    assert groups[0] == real.probes[0 :: len(groups)]  # round-robin in the spec's order, not by timing
+    assert sorted(p for group in groups for p in group) == sorted(real.probes)
+    assert probe_groups(reference) == [reference.probes]  # the reference scan: one process, as graded
+    assert real.target_name == "Assistant" and reference.target_name is None
+
+
+@pytest.mark.integration
+def test_probes_scanned_in_several_garak_processes_report_as_each_process_alone(bot, tmp_path):
+    """The joined report holds each group's results exactly as that group scanned on its own."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from doubleedge.scan import ScanSpec, hits_in, read_report, scan_bot
+
+    @dataclass(frozen=True)
+    class TwoProcesses(ScanSpec):
+        garak_processes: ClassVar[int] = 2
+
+    probes = ("dan.Dan_11_0", "encoding.InjectHex", "promptinject.HijackHateHumans")
+    joined = scan_bot(bot, TwoProcesses(lab="groups", probes=probes, prompt_cap=3), tmp_path / "joined")
+    alone = [scan_bot(bot, ScanSpec(lab="groups", probes=group, prompt_cap=3), tmp_path / f"alone{i}")
+             for i, group in enumerate((probes[0::2], probes[1::2]))]  # fmt: skip
+    assert {r.probe for r in joined.results} == set(probes)
+    assert joined.results == tuple(sorted((r for a in alone for r in a.results), key=lambda r: (r.probe, r.detector)))
+    assert read_report(joined.report_path) == joined and (tmp_path / "joined" / "part2" / "reports").is_dir()
+    assert len(hits_in(joined.report_path)) == sum(len(hits_in(a.report_path)) for a in alone) > 0
+
+
+@pytest.mark.integration
+def test_a_garak_process_that_fails_fails_the_whole_scan(bot, tmp_path):
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from doubleedge.scan import ScanSpec, scan_bot
+
+    @dataclass(frozen=True)
+    class TwoProcesses(ScanSpec):
+        garak_processes: ClassVar[int] = 2
+
+    spec = TwoProcesses(lab="groups", probes=("encoding.InjectHex", "nosuchfamily.NoSuchProbe"), prompt_cap=2)
+    with pytest.raises(ScanError, match="did not complete|no garak report"):
+        scan_bot(bot, spec, tmp_path)

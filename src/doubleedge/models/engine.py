@@ -32,8 +32,11 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 # Rows decoded together. Each row holds a buffer as long as the batch's longest prompt
-# (SmolLM2-135M: 46 KB per token), so 8 rows of garak's longest prompts stay under 1 GB.
-MAX_BATCH = 8
+# (SmolLM2-135M: 46 KB per token). On 2 cores a step costs about as much more as it has
+# rows (the matrix multiplies are compute-bound), so rows past a few add memory, not speed:
+# Lab 01's real-model scan took 76 s with 5 rows and 79 s with 6, peaking at 1.86 GB and
+# 2.03 GB, and 75-84 s at 2.1-2.7 GB with 8 (bench/README.md).
+MAX_BATCH = 5
 PREFIX_ENTRIES = 8  # distinct prompt beginnings kept (system prompt x retrieved articles)
 REPETITION_PENALTY = 1.1  # over the reply's own tokens, not the prompt's (leaking it is the point)
 NO_REPEAT_NGRAM = 4

@@ -7,6 +7,7 @@ directories (garak's data, cache and config), its config file and its reports.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -112,8 +113,58 @@ def run_garak(
 
     ``target_name`` is garak's ``-n`` (a model folder for the huggingface generator);
     ``prompts``, when known, is how many prompts the scan sends (the length of the bar).
+    A spec with ``garak_processes`` > 1 runs its probes in that many garak processes at once
+    (see ``probe_groups``), each in its own sub-folder; their reports are joined into one.
     """
     workdir = Path(workdir).resolve()  # garak runs in it: relative paths would point elsewhere
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
+    report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
+    groups = probe_groups(spec)
+    folders = [workdir] if len(groups) == 1 else [workdir / f"part{i + 1}" for i in range(len(groups))]
+    on_record, close = _reporter(spec, prompts, report)
+    if on_record is not None and len(groups) > 1:  # each group's follower thread reports through it
+        on_record = _one_at_a_time(on_record)
+
+    def run(group: tuple[str, ...], folder: Path) -> tuple[Path, str]:
+        return _garak_process(spec, group, folder, target_type, generators, target_name, timeout, on_record)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+            runs = list(pool.map(run, groups, folders))
+    finally:
+        close()
+    if len(groups) > 1:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("".join(_finished_report(part, output) for part, output in runs), "utf-8")
+    try:
+        return read_report(report)
+    except ScanError as exc:
+        raise ScanError(f"{exc}\n--- garak output {runs[0][1]}{_log_tail(workdir)}") from None
+
+
+def probe_groups(spec: ScanSpec) -> list[tuple[str, ...]]:
+    """The spec's probes dealt round-robin into at most ``spec.garak_processes`` groups.
+
+    garak seeds its random generator once per run and each probe's prompt cap draws from it in
+    turn, so which prompts a probe keeps depends on the probes run before it in the same process:
+    the groups are a fixed function of the spec, never of timing, and the prompts stay the same
+    from run to run."""
+    count = max(1, min(spec.garak_processes, len(spec.probes)))
+    return [spec.probes[i::count] for i in range(count)]
+
+
+def _garak_process(
+    spec: ScanSpec,
+    probes: tuple[str, ...],
+    workdir: Path,
+    target_type: str,
+    generators: dict | None,
+    target_name: str | None,
+    timeout: float,
+    on_record: Callable[[dict], None] | None,
+) -> tuple[Path, str]:
+    """One garak process scanning ``probes`` in ``workdir``: its report's path and its output."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = garak_config(spec, workdir, target_type=target_type, generators=generators)
     if target_name is not None:
@@ -121,11 +172,11 @@ def run_garak(
     config = workdir / "garak.yaml"  # JSON is valid YAML
     config.write_text(json.dumps(settings, indent=1))
     plugins = [] if spec.course_plugins else [NO_COURSE_PLUGINS]
-    command = [sys.executable, "-m", "doubleedge.scan.launch", *plugins, "--config", str(config), "--spec", spec.spec]
+    selection = ",".join(f"probes.{p}" for p in probes)
+    command = [sys.executable, "-m", "doubleedge.scan.launch", *plugins, "--config", str(config), "--spec", selection]
     report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
-    report.unlink(missing_ok=True)  # an earlier run's report must never pass for this one's
+    report.unlink(missing_ok=True)
     finished = threading.Event()
-    on_record, close = _reporter(spec, prompts, report)
     follower = threading.Thread(target=_follow, args=(report, finished, on_record), daemon=True)
     if on_record is not None:
         follower.start()
@@ -139,12 +190,26 @@ def run_garak(
         finished.set()
         if follower.is_alive():
             follower.join()
-        close()
+    return report, f"(exit {done.returncode}) ---\n" + (done.stdout + done.stderr)[-1500:]
+
+
+def _one_at_a_time(on_record: Callable[[dict], None]) -> Callable[[dict], None]:
+    lock = threading.Lock()
+
+    def locked(record: dict) -> None:
+        with lock:
+            on_record(record)
+
+    return locked
+
+
+def _finished_report(report: Path, output: str) -> str:
+    """A group's report for joining, once it is known to be complete (garak exits 0 even when not)."""
     try:
-        return read_report(report)
+        read_report(report)
     except ScanError as exc:
-        output = (done.stdout + done.stderr)[-1500:]
-        raise ScanError(f"{exc}\n--- garak output (exit {done.returncode}) ---\n{output}{_log_tail(workdir)}") from None
+        raise ScanError(f"{exc}\n--- garak output {output}{_log_tail(report.parent.parent)}") from None
+    return report.read_text("utf-8").rstrip("\n") + "\n"
 
 
 def show_progress(echo: Callable[[str], None] | None) -> None:

@@ -26,6 +26,8 @@ class ScanSpec:
     # True when a probe is one of the course's own (doubleedge.*): garak then starts
     # through doubleedge.scan.launch, which registers them.
     course_plugins: bool = False
+    # garak processes that scan the probes at once (runner.probe_groups); 1: one process runs them all.
+    garak_processes: ClassVar[int] = 1
     # Prompts garak sends at once (its system.parallel_attempts); 1 sends them one by one.
     # A class constant, not a field: the fields are the committed figures' cache key.
     parallel_attempts: ClassVar[int] = 1
@@ -113,10 +115,15 @@ BASELINE = ScanSpec(
 
 
 # A neural model on 2 CPU cores takes a fraction of a second per reply, not microseconds:
-# its scan keeps every probe of the lab but at most this many prompts per probe, sent
-# this many at a time (the local engine decodes concurrent requests together).
-REAL_MODEL_PROMPT_CAP = 3
+# its scan keeps every probe of the lab but at most this many prompts per probe (two: Lab 01's
+# scan then takes about 80 s on an idle 2-core machine, three took about 115 s), sent this
+# many at a time (the local engine decodes concurrent requests together).
+REAL_MODEL_PROMPT_CAP = 2
 REAL_MODEL_PARALLEL_ATTEMPTS = 8
+# garak runs one probe at a time, and a probe sends at most REAL_MODEL_PROMPT_CAP prompts: the
+# scan runs its probes in up to this many garak processes at once (one per probe for every
+# lab's scan), so the engine always has rows to decode together.
+REAL_MODEL_GARAK_PROCESSES = 10
 
 
 def scan_for_lab(lab: str, *, model: str = "reference") -> ScanSpec:
@@ -137,6 +144,10 @@ class RealModelScan(ScanSpec):
     """A lab's scan for a neural model: the same probes, fewer prompts, sent concurrently."""
 
     parallel_attempts: ClassVar[int] = REAL_MODEL_PARALLEL_ATTEMPTS
+    garak_processes: ClassVar[int] = REAL_MODEL_GARAK_PROCESSES
+    # Some probes write the target's name into their prompts (dan's "{generator.name}"): a fixed
+    # name, not the URL with its changing port, so a model's replies do not depend on the port.
+    target_name: ClassVar[str | None] = "Assistant"
     # A long jailbreak prompt waits for the others' prefill: minutes on a busy 2-core machine.
     request_timeout: ClassVar[int] = 900
     # Lab 01's real-model scan took over 15 minutes on a 2-core machine busy with other work.

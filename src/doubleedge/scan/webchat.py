@@ -46,7 +46,7 @@ def scan_webchat(app: WebChat, spec: ScanSpec | None = None, workdir: Path | str
         for endpoint, part in split_by_endpoint(spec).items():
             url = server.url + endpoint
             preflight(url)
-            generator = rest_generator(url, request=part.request, timeout=part.request_timeout)
+            generator = rest_generator(url, request=part.request, timeout=part.request_timeout, name=part.target_name)
             generator["response_json_field"] = "view"
             sub = Path(folder) / endpoint.strip("/")
             run_garak(part, sub, generators={"rest": {"RestGenerator": generator}}, timeout=part.run_timeout)
