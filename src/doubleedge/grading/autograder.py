@@ -55,7 +55,7 @@ class Autograder:
         if code != 0:
             ended = self.close()  # timed out, died or failed: the next learner gets a new process
             code = ended if code in (None, DIED) else code
-        return sandbox.Run(code, "", sandbox._capped(bytes(log), max_output), timed_out=timed_out)
+        return sandbox.Run(code, "", sandbox.capped_text(bytes(log), max_output), timed_out=timed_out)
 
     def close(self) -> int | None:
         """Kill the process group; the process's exit code (None if there was none)."""

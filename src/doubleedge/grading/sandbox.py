@@ -397,7 +397,7 @@ def finish(process: subprocess.Popen, timeout: float, max_output: int) -> Run:
         out, err = process.communicate()
         timed_out = True
     kill_group(process)  # whatever it left behind
-    return Run(process.returncode, _capped(out, max_output), _capped(err, max_output), timed_out)
+    return Run(process.returncode, capped_text(out, max_output), capped_text(err, max_output), timed_out)
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -411,7 +411,8 @@ def kill_group(process: subprocess.Popen) -> None:
         group.remove()
 
 
-def _capped(data: bytes | None, limit: int) -> str:
+def capped_text(data: bytes | None, limit: int) -> str:
+    """The last ``limit`` bytes of a process's output as text, saying how much was dropped."""
     if not data:
         return ""
     text = data[-limit:].decode("utf-8", errors="replace")
