@@ -147,8 +147,6 @@ def bench_serving(repeat: int) -> dict:
 
 def child_scan(model: str) -> None:
     """In a fresh process: Lab 01's scan as `doubleedge scan --lab 01 --model MODEL` runs it."""
-    import resource
-
     from doubleedge.labs.targets import build_bot
     from doubleedge.scan import scan_bot, scan_for_lab
 
@@ -156,10 +154,20 @@ def child_scan(model: str) -> None:
     spec = scan_for_lab("01", model=model)
     report = scan_bot(build_bot(model, "none", LEARNER), spec)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "attempts": report.attempts,
                       "prompt_cap": spec.prompt_cap, "probes": len({r.probe for r in report.results}),
                       "asr": report.overall_attack_success_rate}))  # fmt: skip
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. Not ``getrusage``: Linux keeps its ``ru_maxrss``
+    across fork and exec, so a child started by this bench after it loaded the model would
+    report the bench's peak, not its own. ``VmHWM`` belongs to the process's memory map."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (the bench measures memory on Linux only)")
 
 
 def scan_in_child(model: str) -> dict:

@@ -51,6 +51,8 @@ def test_the_tables_show_every_scan_and_family(record):
     blocking = figures.fidelity_blocking_table(record)
     levels = [s for s in record["scans"] if "ordinary_blocked" in s]
     assert levels and len(blocking.splitlines()) == 2 + len(levels) // 2
+    labels = [line.split(" | ")[0] for line in blocking.splitlines()[2:]]
+    assert len(set(labels)) == len(labels)  # each row says which lab and defense it is
 
 
 def test_the_quoted_figures_come_from_the_record(record):

@@ -337,3 +337,18 @@ def test_written_answers_are_named_as_graded_by_a_person(tmp_path):
     assert any(
         n.startswith("scan_reading (0.5 pts): a written answer (still empty), graded by a person") for n in result.notes
     )
+
+
+def test_a_real_model_scans_parts_are_not_counted_beside_its_joined_report(tmp_path):
+    """A real model's scan runs each probe in its own garak process (part1/, part2/ ...) and
+    joins their reports into the scan's own reports/ folder: only the joined one is a scan."""
+    scan = tmp_path / "scans" / "real"
+    joined = write_report(scan / "reports/scan.report.jsonl", 3, 17, mtime=1_700_000_000)
+    for n in (1, 2):
+        write_report(scan / f"part{n}/reports/scan.report.jsonl", 1, 2, mtime=1_700_000_100)
+    other = write_report(tmp_path / "scans" / "hardened/reports/scan.report.jsonl", 0, 17)
+    webchat = write_report(tmp_path / "scans" / "web/scan.report.jsonl", 2, 9)
+    write_report(tmp_path / "scans" / "web/chat/part1/reports/scan.report.jsonl", 1, 2)
+    write_report(tmp_path / "scans" / "web/chat/reports/scan.report.jsonl", 1, 4)
+    assert progress.scan_reports(tmp_path) == sorted([joined, other, webchat])
+    assert progress.latest_scan(scan).attempts == 17

@@ -240,7 +240,9 @@ def test_each_lab_scans_both_models_with_the_lab_scan(lab, tiny_model, tmp_path)
     assert comparison.columns[0].scan_asr == baseline.overall_attack_success_rate
     # The reference solution's effect (Lab 12's: the scripts that ask for pieces get past Lab 01's defense, not past it)
     assert comparison.columns[1].scan_asr < comparison.columns[0].scan_asr
-    reports = list((tmp_path / realmodel.scan_folder(tiny_model, False)).rglob("*.report.jsonl"))
+    folder = tmp_path / realmodel.scan_folder(tiny_model, False)
+    # each garak process's own report (runner.probe_groups) is also in the joined one
+    reports = [r for r in folder.rglob("*.report.jsonl") if not any(p.name.startswith("part") for p in r.parents)]
     attempts: dict[str, int] = {}
     for line in (line for report in reports for line in report.read_text("utf-8").splitlines() if line):
         record = json.loads(line)

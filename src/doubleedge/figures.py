@@ -978,11 +978,10 @@ def fidelity_table(data: dict) -> str:
 def fidelity_blocking_table(data: dict) -> str:
     """The share of ordinary questions that a guard blocked, per defense, on both models."""
     real = data["models"][1]
-    rows = [f"| defense | blocked: reference model | blocked: {real} |", "| --- | ---: | ---: |"]
+    rows = [f"| scan | blocked: reference model | blocked: {real} |", "| --- | ---: | ---: |"]
     for ref, other in _fidelity_pairs(data):
         if "ordinary_blocked" in ref:
-            name = "none" if ref["defense"] == "none" else ref["defense"]
-            rows.append(f"| {name} | {percent(ref['ordinary_blocked'])} | {percent(other['ordinary_blocked'])} |")
+            rows.append(f"| {_scan_label(ref)} | {percent(ref['ordinary_blocked'])} | {percent(other['ordinary_blocked'])} |")
     return "\n".join(rows) + "\n"
 
 

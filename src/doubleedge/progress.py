@@ -160,12 +160,17 @@ def _shorten(text: str) -> str:
 def scan_reports(folder: Path) -> list[Path]:
     """Every whole garak report under ``folder``.
 
-    Lab 04 runs garak once per endpoint and joins the parts into one report in the scan's
-    folder; a part lies below a folder that holds a report of its own, and is skipped.
+    Lab 04 runs garak once per endpoint, and a real model's scan once per probe; each joins
+    the parts into one report (in the scan's folder, or in its ``reports`` folder). A part lies
+    below a folder that holds another report of its own, and is skipped.
     """
     found = sorted(p for p in folder.rglob(REPORT_GLOB) if p.is_file())
-    holders = {p.parent for p in found}
-    return [p for p in found if not any(parent in holders for parent in list(p.parents)[1:])]
+    held: dict[Path, Path] = {}  # folder -> the report it holds
+    for report in found:
+        held[report.parent] = report
+        if report.parent.name == "reports":  # garak's own layout: the run's folder holds it too
+            held.setdefault(report.parent.parent, report)
+    return [p for p in found if all(held.get(parent, p) == p for parent in list(p.parents)[1:])]
 
 
 def latest_scan(folder: Path) -> ScanSummary | None:
