@@ -19,7 +19,7 @@ import pytest
 from doubleedge.models import gguf, load_model
 from doubleedge.models.base import Message
 from doubleedge.scan import ScanSpec, scan_bot
-from doubleedge.scan.specs import for_real_model
+from doubleedge.scan.specs import REAL_MODEL_PROMPT_CAP, for_real_model
 from doubleedge.target import SupportBot, derive_secret
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def test_a_real_garak_probe_through_the_server(bot, tmp_path):
     spec = for_real_model(ScanSpec(lab="real", probes=("promptinject.HijackHateHumans",), prompt_cap=3))
     report = scan_bot(bot, spec, tmp_path)  # a ScanReport only comes back from a run that completed
     assert [r.probe for r in report.results] == ["promptinject.HijackHateHumans"]
-    assert report.attempts == 3
+    assert report.attempts == REAL_MODEL_PROMPT_CAP  # the real-model cap, below the spec's own 3
 
 
 def test_lab01_real_model_part_replays_the_notebooks_attacks(model_cache, monkeypatch, capsys):

@@ -162,3 +162,48 @@ def test_a_garak_process_that_fails_fails_the_whole_scan(bot, tmp_path):
     spec = TwoProcesses(lab="groups", probes=("encoding.InjectHex", "nosuchfamily.NoSuchProbe"), prompt_cap=2)
     with pytest.raises(ScanError, match="did not complete|no garak report"):
         scan_bot(bot, spec, tmp_path)
+
+
+class Slow(ChatModel):
+    """Answers after a second: a scan of it takes minutes."""
+
+    def generate(self, messages, *, max_new_tokens=256):
+        import time
+
+        time.sleep(1)
+        return "Sorry, I can only help with Bellwether orders."
+
+
+@pytest.mark.integration
+def test_an_interrupted_scan_stops_every_garak_process_at_once(tmp_path):
+    """A notebook's stop button raises KeyboardInterrupt in the scanning thread: the scan must end
+    then, its garak processes killed, not wait for each to finish its probes."""
+    import signal
+    import subprocess
+    import time
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from doubleedge.scan import ScanSpec, scan_bot
+
+    @dataclass(frozen=True)
+    class TwoProcesses(ScanSpec):
+        garak_processes: ClassVar[int] = 2
+
+    spec = TwoProcesses(lab="stop", probes=("encoding.InjectHex", "encoding.InjectBase64"), prompt_cap=20)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(8)  # garak has started and is sending prompts, one a second
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            scan_bot(SupportBot(Slow(), secret="DE-FAKE-0000-0000"), spec, tmp_path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 20  # the scan would take 40 s and more
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout
+    assert not left.strip(), f"garak processes left running: {left}"

@@ -126,13 +126,20 @@ def run_garak(
     if on_record is not None and len(groups) > 1:  # each group's follower thread reports through it
         on_record = _one_at_a_time(on_record)
 
-    def run(group: tuple[str, ...], folder: Path) -> tuple[Path, str]:
-        return _garak_process(spec, group, folder, target_type, generators, target_name, timeout, on_record)
+    started: list[subprocess.Popen] = []
 
+    def run(group: tuple[str, ...], folder: Path) -> tuple[Path, str]:
+        return _garak_process(spec, group, folder, target_type, generators, target_name, timeout, on_record, started)
+
+    pool = concurrent.futures.ThreadPoolExecutor(len(groups))
     try:
-        with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
-            runs = list(pool.map(run, groups, folders))
+        runs = list(pool.map(run, groups, folders))
+    except BaseException:  # an interrupt (a notebook's stop button, Ctrl-C) or a failed part
+        for process in started:  # stops every garak process now, not after its last probe
+            process.kill()
+        raise
     finally:
+        pool.shutdown(wait=True)
         close()
     if len(groups) > 1:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +170,7 @@ def _garak_process(
     target_name: str | None,
     timeout: float,
     on_record: Callable[[dict], None] | None,
+    started: list[subprocess.Popen],
 ) -> tuple[Path, str]:
     """One garak process scanning ``probes`` in ``workdir``: its report's path and its output."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -180,17 +188,21 @@ def _garak_process(
     follower = threading.Thread(target=_follow, args=(report, finished, on_record), daemon=True)
     if on_record is not None:
         follower.start()
+    process = subprocess.Popen(
+        command, cwd=workdir, env=garak_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    started.append(process)  # run_garak kills it if the scan is interrupted
     try:
-        done = subprocess.run(
-            command, cwd=workdir, env=garak_env(workdir), capture_output=True, text=True, timeout=timeout, check=False
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
         raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
     finally:
         finished.set()
         if follower.is_alive():
             follower.join()
-    return report, f"(exit {done.returncode}) ---\n" + (done.stdout + done.stderr)[-1500:]
+    return report, f"(exit {process.returncode}) ---\n" + (stdout + stderr)[-1500:]
 
 
 def _one_at_a_time(on_record: Callable[[dict], None]) -> Callable[[dict], None]:
