@@ -5,6 +5,7 @@ A tiny stand-in for a vector store. It is deliberately simple and deterministic.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
+# Every reply of the reference model ranks the same articles against the question: their word
+# sets are worked out once per text, not once per reply (most of a reply's time before).
+@functools.lru_cache(maxsize=1024)
+def _article_words(text: str) -> frozenset[str]:
+    return frozenset(content_words(text))
+
+
+@functools.lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """A crude stemmer: enough to match "batteries" with "battery" and "shipping" with "ship"."""
     for suffix, replacement in (("ies", "y"), ("ing", ""), ("es", ""), ("s", ""), ("ed", "")):
@@ -42,7 +51,7 @@ def _stem(word: str) -> str:
 
 def relevance(article: Article, asked: set[str]) -> int:
     """Shared content words, with title words counting twice more."""
-    return len(asked & content_words(article.body)) + 2 * len(asked & content_words(article.title))
+    return len(asked & _article_words(article.body)) + 2 * len(asked & _article_words(article.title))
 
 
 def best_article(articles: Sequence[Article], question: str, *, minimum: int = 1) -> Article | None:

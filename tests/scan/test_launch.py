@@ -52,26 +52,57 @@ print("rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is not N
     assert run_python(code) == "False False True"
 
 
-def test_promptinject_builds_the_same_prompts_with_fewer_copies(monkeypatch):
+def test_garak_sets_its_user_agent_on_the_loaded_http_libraries_and_imports_no_other():
+    code = """
+import sys
+from doubleedge.scan.launch import agents_for_loaded_libraries
+agents_for_loaded_libraries()
+from garak import _config
+import requests
+before = _config.get_http_lib_agents()  # garak's cli and harness keep it to restore afterwards
+_config.set_all_http_lib_agents("course-scan/1")
+unloaded = "httpx" in sys.modules or "aiohttp" in sys.modules
+sent = requests.Session().headers["User-Agent"]
+import httpx  # a library loaded later gets garak's agent from the next call on
+_config.set_all_http_lib_agents("course-scan/2")
+later = httpx._client.USER_AGENT, requests.Session().headers["User-Agent"]
+print(unloaded, sent, *later, sorted(before))
+"""
+    assert run_python(code) == "False course-scan/1 course-scan/2 course-scan/2 ['requests']"
+
+
+def promptinject_sets(cap: int | None) -> list:
+    """Each Hijack probe's prompts as garak's promptinject builds and keeps them (``cap``: its prompt cap)."""
     from garak.probes import promptinject
     from garak.resources.promptinject import prompt_data, prompting
 
-    from doubleedge.scan.launch import copy_less_in_promptinject
+    built = []
+    for rogue in promptinject.rogue_strings:
+        probe = SimpleNamespace(rogue_string=rogue, max_prompts=cap, seed=20250101,
+                                pi_build_prompts=prompting.build_prompts)  # fmt: skip
+        promptinject.load_data_all_attacks(probe, prompt_data)
+        built.append((probe.prompts, [dict(p) for p in probe.pi_prompts]))
+    return built
 
-    def every_prompt() -> list:
-        built = []
-        for rogue in promptinject.rogue_strings:  # each Hijack probe's whole set, before its prompt cap
-            probe = SimpleNamespace(rogue_string=rogue, max_prompts=None, pi_build_prompts=prompting.build_prompts)
-            promptinject.load_data_all_attacks(probe, prompt_data)
-            built.append(probe.pi_prompts)
-        return built
 
-    monkeypatch.setattr(prompting, "_compile_prompts", prompting._compile_prompts)  # restored after the test
-    garaks = every_prompt()
+@pytest.mark.parametrize("cap", [None, 20])
+def test_promptinject_builds_the_same_prompts_with_fewer_copies_and_only_the_kept_ones(monkeypatch, cap):
+    from garak.resources.promptinject import prompting
+
+    from doubleedge.scan.launch import build_kept_prompts_only, copy_less_in_promptinject
+
+    for name in ("_compile_prompts", "_build_product_list"):  # restored after the test
+        monkeypatch.setattr(prompting, name, getattr(prompting, name))
+    garaks = promptinject_sets(cap)
     copy_less_in_promptinject()
-    assert prompting._compile_prompts.copy_less
-    assert pickle.dumps(every_prompt()) == pickle.dumps(garaks)  # same prompts, settings, hashes and order
-    assert len(garaks) == 3 and all(len(p) == 700 for p in garaks)
+    build_kept_prompts_only()
+    assert prompting._compile_prompts.copy_less and prompting._build_product_list.lazy
+    compiled = []
+    monkeypatch.setattr(prompting, "_compile_prompts",
+                        lambda *a, compile=prompting._compile_prompts: compiled.append(1) or compile(*a))  # fmt: skip
+    assert pickle.dumps(promptinject_sets(cap)) == pickle.dumps(garaks)  # same prompts, settings, hashes and order
+    assert len(garaks) == 3 and all(len(p) == (cap or 700) for p, _ in garaks)
+    assert len(compiled) == 3 * (cap or 700)  # the 20 kept of each probe's 700 are the only ones built
 
 
 def test_the_launcher_imports_neither_the_bot_nor_the_course_plugins_it_is_not_asked_for():

@@ -26,7 +26,10 @@ One broken or hostile submission never stops the others; it gets a clear note.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
 import json
 import os
 import queue
@@ -36,8 +39,10 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import nbformat
@@ -47,7 +52,7 @@ from doubleedge.grading import authoritative, nbextras, sandbox
 from doubleedge.grading.autograder import Autograder
 from doubleedge.grading.judges import judge_for
 from doubleedge.labs import Lab
-from doubleedge.paths import graders_dir
+from doubleedge.paths import cache_dir, graders_dir
 from doubleedge.target.secrets import course_key
 
 LEARNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -145,9 +150,23 @@ class CourseFolder:
         if source.exists():
             shutil.rmtree(source)
         shutil.copytree(self.lab.source_notebook.parent, source)
+        if (self.root / "gradebook.db").exists():  # a course folder in use: its gradebook keeps its grades
+            self._generate_assignment()
+            return
+        with _generated_once(self.lab, config) as kept:
+            if (kept / "gradebook.db").is_file():
+                shutil.copy(kept / "gradebook.db", self.root / "gradebook.db")
+                shutil.rmtree(self.root / "release", ignore_errors=True)
+                shutil.copytree(kept / "release", self.root / "release")
+            else:
+                self._generate_assignment()
+                _keep_generated(self.root, kept)
+
+    def _generate_assignment(self) -> None:
+        """``nbgrader generate_assignment``: the learner copy, and the lab in the gradebook."""
         self.nbgrader("generate_assignment", self.lab.slug, "--force")
         release = self.root / "release" / self.lab.slug / f"{self.lab.slug}.ipynb"
-        selfcheck.mark_hidden_tests(release, source / f"{self.lab.slug}.ipynb")
+        selfcheck.mark_hidden_tests(release, self.root / "source" / self.lab.slug / f"{self.lab.slug}.ipynb")
 
     def nbgrader(self, *args: str, env: dict | None = None, timeout: float = 600) -> None:
         done = run_nbgrader(self.root, args, env, timeout)
@@ -196,6 +215,51 @@ class CourseFolder:
         copy = CourseFolder(root, self.lab)
         copy._source_cells = self.source_cells()
         return copy
+
+
+# A generated assignment depends only on the lab's source folder, the nbgrader config and the
+# versions below: it is generated once per machine (two nbgrader processes, 6-12 s of CPU) and
+# copied into every course folder after that, as for every learner of a self-study --notebook grade.
+GENERATED_FORMAT = "doubleedge-generated-1"
+
+
+@contextlib.contextmanager
+def _generated_once(lab: Lab, config: str) -> Iterator[Path]:
+    """The kit cache's folder for this lab's generated assignment, held under a lock (parallel
+    graders and test workers wait for the first one); it may be empty, or not writable."""
+    import doubleedge
+
+    digest = hashlib.sha256()
+    for part in (GENERATED_FORMAT, doubleedge.__version__, version("nbgrader"), config):
+        digest.update(part.encode() + b"\0")
+    folder = lab.source_notebook.parent
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    kept = cache_dir() / "generated" / f"{lab.slug}-{digest.hexdigest()[:16]}"
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(f"{kept}.lock", "a")
+    except OSError:  # a read-only cache: generate every time
+        with tempfile.TemporaryDirectory(prefix="generated-") as scratch:
+            yield Path(scratch)
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield kept
+
+
+def _keep_generated(root: Path, kept: Path) -> None:
+    """Store a freshly generated assignment where :func:`_generated_once` finds it (best effort)."""
+    partial = kept.with_name(kept.name + ".partial")
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        shutil.copy(root / "gradebook.db", partial / "gradebook.db")
+        shutil.copytree(root / "release", partial / "release")
+        shutil.rmtree(kept, ignore_errors=True)
+        partial.rename(kept)
+    except OSError:  # a cache we cannot write costs time, never the result
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def own_root(root: Path) -> None:

@@ -13,21 +13,29 @@ Every scan starts garak here, for two reasons:
 * each promptinject probe builds all of its 700 prompts before the prompt cap keeps a few,
   and deep-copies every prompt setting for each, although it replaces most of the copy at
   once: about 0.7 s per probe. :func:`copy_less_in_promptinject` skips the copies it throws
-  away; the prompts, their settings and hashes are the same;
+  away, and :func:`build_kept_prompts_only` builds a prompt when the probe first reads it: the
+  probe shuffles all 700 and reads only the ones its cap keeps (20 in a course scan). The
+  prompts, their settings, hashes and order are the same;
 * garak imports jsonschema (for its payload files), and jsonschema imports ``rfc3987_syntax``
   when it is installed (Jupyter's event logging asks for it): that module compiles 38 lark
   grammars at import, 1.4 to 1.7 s of a 3.3 s Lab 01 scan on an idle 2-core machine, only to
   check the "iri" string formats that garak's schemas never use. :func:`skip_iri_formats`
-  keeps it out of garak's process; jsonschema then leaves those two formats unchecked.
+  keeps it out of garak's process; jsonschema then leaves those two formats unchecked;
+* garak imports httpx and aiohttp at start and around every probe only to read and set their
+  user-agent strings, although the course's generators send their requests with ``requests``:
+  about 0.5 s of CPU per scan. :func:`agents_for_loaded_libraries` sets garak's user agent on
+  the HTTP libraries that are loaded (``requests`` always) and imports no other.
 
 Then it hands over to ``garak.cli.main``, as ``python -m garak`` does.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -82,6 +90,77 @@ def skip_iri_formats() -> None:
         sys.modules.setdefault(IRI_SYNTAX, None)  # None: "import rfc3987_syntax" raises ImportError
 
 
+def agents_for_loaded_libraries() -> None:
+    """garak's user-agent helpers, for the HTTP libraries already imported (see the module's notes)."""
+    from garak import _config
+
+    if getattr(_config.get_http_lib_agents, "loaded_only", False):
+        return
+    set_agents = _config.set_http_lib_agents
+
+    def get_loaded() -> dict:
+        from requests import utils
+
+        agents = {"requests": utils.default_user_agent}
+        if "httpx" in sys.modules:
+            agents["httpx"] = sys.modules["httpx"]._client.USER_AGENT
+        if "aiohttp" in sys.modules:
+            agents["aiohttp"] = sys.modules["aiohttp"].client_reqrep.SERVER_SOFTWARE
+        return agents
+
+    def set_loaded(agent_strings: dict) -> None:
+        set_agents({k: v for k, v in agent_strings.items() if k == "requests" or k in sys.modules})
+
+    get_loaded.loaded_only = True
+    _config.get_http_lib_agents = get_loaded
+    _config.set_http_lib_agents = set_loaded
+
+
+class UnbuiltPrompt(Mapping):
+    """One promptinject prompt (its ``hash``, ``settings`` and ``prompt``), built on first read."""
+
+    __slots__ = ("_build", "_built")
+
+    def __init__(self, build: Callable[[], dict]) -> None:
+        self._build = build
+        self._built: dict | None = None
+
+    def _prompt(self) -> dict:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+    def __getitem__(self, key: str) -> object:
+        return self._prompt()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prompt())
+
+    def __len__(self) -> int:
+        return len(self._prompt())
+
+
+def build_kept_prompts_only() -> None:
+    """promptinject's ``_build_product_list`` with each prompt built when it is first read."""
+    try:
+        from garak.resources.promptinject import prompting
+    except ImportError:  # another garak layout: leave it alone
+        return
+    build_list = prompting._build_product_list
+    if getattr(build_list, "lazy", False):
+        return
+
+    def lazy(products: list, prompts: dict) -> list[UnbuiltPrompt]:
+        return [UnbuiltPrompt(functools.partial(_build_one, build_list, product, prompts)) for product in products]
+
+    lazy.lazy = True
+    prompting._build_product_list = lazy
+
+
+def _build_one(build_list: Callable[[list, dict], list], product: tuple, prompts: dict) -> dict:
+    return build_list([product], prompts)[0]
+
+
 def copy_less_in_promptinject() -> None:
     """promptinject's ``_compile_prompts`` without deep-copying the settings it overwrites at once."""
     try:
@@ -109,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     defer_nltk()
     skip_iri_formats()
     copy_less_in_promptinject()
+    build_kept_prompts_only()
+    agents_for_loaded_libraries()
     from garak import cli
 
     if course_plugins:
