@@ -310,6 +310,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from doubleedge.scan.launch import skip_iri_formats
+
+    skip_iri_formats()  # 1.5 s of grammars at nbformat's first import, for formats nothing here checks
     args = parser().parse_args(argv)
     try:
         return args.run(args)

@@ -14,7 +14,6 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from doubleedge import labs
 from doubleedge.grading import pipeline
 from doubleedge.labs import discover
 

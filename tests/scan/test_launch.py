@@ -37,12 +37,12 @@ print(before, "nltk" in sys.modules, nltk.data is sys.modules["nltk"].data)
     assert run_python(code) == "False True True"
 
 
-def test_garak_starts_without_the_iri_format_grammars():
+def test_the_kit_imports_jsonschema_without_the_iri_format_grammars():
     code = """
 import sys
 from doubleedge.scan.launch import skip_iri_formats
 skip_iri_formats()
-import garak.payloads  # what garak's encoding probes import: jsonschema with its format checkers
+import nbformat  # what the kit's grading and CLI import: jsonschema with its format checkers
 import jsonschema
 checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
 print("rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is not None, "iri" in checker.checkers,
@@ -50,6 +50,20 @@ print("rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is not N
 """
     # the iri grammars are not built; the formats jsonschema checks without them still are
     assert run_python(code) == "False False True"
+
+
+def test_garak_starts_without_any_optional_format_library():
+    code = """
+import sys
+from doubleedge.scan.launch import FORMAT_LIBRARIES, skip_format_libraries
+skip_format_libraries()
+import garak.payloads  # what garak's encoding probes import: jsonschema, for its payload files
+from garak import _config
+_config.load_base_config()
+print(sorted(name for name in FORMAT_LIBRARIES if sys.modules.get(name) is not None), "arrow" in sys.modules,
+      len(garak.payloads.load("encoded").payloads) > 0)
+"""
+    assert run_python(code) == "[] False True"  # and garak's payload files still load and validate
 
 
 def test_garak_sets_its_user_agent_on_the_loaded_http_libraries_and_imports_no_other():

@@ -20,7 +20,9 @@ Every scan starts garak here, for two reasons:
   when it is installed (Jupyter's event logging asks for it): that module compiles 38 lark
   grammars at import, 1.4 to 1.7 s of a 3.3 s Lab 01 scan on an idle 2-core machine, only to
   check the "iri" string formats that garak's schemas never use. :func:`skip_iri_formats`
-  keeps it out of garak's process; jsonschema then leaves those two formats unchecked;
+  keeps it out of the processes of the kit that import jsonschema. garak validates its payload
+  files with no format checker at all, so :func:`skip_format_libraries` keeps every optional
+  format library out of garak's process (``isoduration`` alone imports ``arrow``: 60 ms);
 * garak imports httpx and aiohttp at start and around every probe only to read and set their
   user-agent strings, although the course's generators send their requests with ``requests``:
   about 0.5 s of CPU per scan. :func:`agents_for_loaded_libraries` sets garak's user agent on
@@ -43,6 +45,8 @@ KINDS = ("probes", "detectors", "generators")
 NO_COURSE_PLUGINS = "--no-course-plugins"
 GARAK_NLTK = "garak.resources.api.nltk"  # garak's wrapper around nltk: importing it imports nltk
 IRI_SYNTAX = "rfc3987_syntax"  # jsonschema's optional checker of the "iri" formats
+FORMAT_LIBRARIES = (IRI_SYNTAX, "rfc3987", "rfc3986_validator", "rfc3339_validator", "isoduration", "uri_template",
+                    "webcolors", "jsonpointer", "fqdn")  # fmt: skip
 
 
 def register() -> list[str]:
@@ -82,6 +86,13 @@ def defer_nltk() -> None:
     spec.loader.exec_module(module)
     parent, _, name = GARAK_NLTK.rpartition(".")
     setattr(sys.modules[parent], name, module)
+
+
+def skip_format_libraries() -> None:
+    """In garak's process: none of jsonschema's optional format libraries (see the module's notes)."""
+    if "jsonschema" not in sys.modules:
+        for name in FORMAT_LIBRARIES:
+            sys.modules.setdefault(name, None)
 
 
 def skip_iri_formats() -> None:
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     course_plugins = NO_COURSE_PLUGINS not in argv
     argv = [a for a in argv if a != NO_COURSE_PLUGINS]
     defer_nltk()
-    skip_iri_formats()
+    skip_format_libraries()
     copy_less_in_promptinject()
     build_kept_prompts_only()
     agents_for_loaded_libraries()
