@@ -307,6 +307,9 @@ def run_script(script: Path | str, baseline: Path | str, candidate: Path | str, 
 
 AVID_EXPORT = """
 import sys
+from doubleedge.scan.launch import defer_nltk, skip_format_libraries
+defer_nltk()  # what every garak process of the kit skips (2 s of imports): see doubleedge/scan/launch.py
+skip_format_libraries()
 from garak.report import Report
 report = Report(sys.argv[1]).load().get_evaluations()
 # garak's rest generator records no target name, which AVID's schema requires.
