@@ -217,9 +217,10 @@ class CourseFolder:
         return copy
 
 
-# A generated assignment depends only on the lab's source folder, the nbgrader config and the
-# versions below: it is generated once per machine (two nbgrader processes, 6-12 s of CPU) and
-# copied into every course folder after that, as for every learner of a self-study --notebook grade.
+# A generated assignment depends only on the lab's source folder, the nbgrader config, the code
+# that generates it and the versions below: it is generated once per machine (two nbgrader
+# processes, 6 to 12 s of CPU) and copied into every course folder after that (each class, each
+# self-study --notebook grade).
 GENERATED_FORMAT = "doubleedge-generated-1"
 
 
@@ -232,6 +233,8 @@ def _generated_once(lab: Lab, config: str) -> Iterator[Path]:
     digest = hashlib.sha256()
     for part in (GENERATED_FORMAT, doubleedge.__version__, version("nbgrader"), config):
         digest.update(part.encode() + b"\0")
+    for code in (__file__, selfcheck.__file__):  # how the assignment is generated and marked
+        digest.update(Path(code).read_bytes())
     folder = lab.source_notebook.parent
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
