@@ -76,6 +76,43 @@ def bot(secret: str) -> SupportBot:
     return SupportBot(ReferenceModel(), secret=secret)
 
 
+def run_shared(tmp_path_factory) -> Path:
+    """A folder shared by the workers of one test run (xdist), never by two runs."""
+    run = tmp_path_factory.getbasetemp()
+    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "shared"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> tuple[Path, Path]:
+    """(generated content, built site): ``site_content.generate`` then ``mkdocs build --strict``,
+    once per test run for every module that reads the built site (the first worker to need it
+    builds it under a lock; the others wait). The build must succeed."""
+    import fcntl
+    import json
+    import subprocess
+    import sys
+
+    from doubleedge import site_content
+    from doubleedge.paths import REPO_ROOT
+
+    shared = run_shared(tmp_path_factory)
+    with open(shared / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = shared / "site.json"
+        if not built.is_file():
+            generated = site_content.generate(cache=shared / "site-cache")
+            dest = shared / "site"
+            mkdocs = str(Path(sys.executable).with_name("mkdocs"))
+            done = subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
+                                  text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            built.write_text(json.dumps([str(generated), str(dest)]))
+        generated, dest = json.loads(built.read_text())
+    return Path(generated), Path(dest)
+
+
 @pytest.fixture(scope="session")
 def class_baseline(tmp_path_factory):
     """``class_baseline(lab)``: the lab's baseline (``pipeline.baseline_report``: its scan of the
@@ -91,9 +128,7 @@ def class_baseline(tmp_path_factory):
     from doubleedge.labs import get_lab
     from doubleedge.target.secrets import course_key
 
-    # The run's own folder: shared by the workers of one run (xdist), never by two runs.
-    run = tmp_path_factory.getbasetemp()
-    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "class-baselines"
+    shared = run_shared(tmp_path_factory) / "class-baselines"
     shared.mkdir(exist_ok=True)
 
     def baseline(lab: str) -> Path | None:

@@ -30,12 +30,6 @@ TEXT_SUFFIXES = {".html", ".json", ".ipynb", ".js", ".xml", ".css", ".txt", ".md
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
-def mkdocs_build(dest: Path) -> subprocess.CompletedProcess:
-    mkdocs = str(Path(sys.executable).with_name("mkdocs"))
-    return subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
-
-
 def zensical_build(folder: Path) -> subprocess.CompletedProcess:
     """``zensical build --strict`` of a copy of course/ and mkdocs.yml in ``folder`` (Zensical builds
     into and caches beside its config file, so a build in the repository would write there).
@@ -54,16 +48,13 @@ def generated_names() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    return site_content.generate(cache=tmp_path_factory.mktemp("cache"))
+def generated(built_site) -> Path:
+    return built_site[0]
 
 
 @pytest.fixture(scope="module")
-def site(generated, tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("site") / "site"
-    done = mkdocs_build(dest)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dest
+def site(built_site) -> Path:
+    return built_site[1]  # the run's one strict build (tests/conftest.py); read, never changed
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,7 @@ offline, so nothing may leave 127.0.0.1.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -53,14 +50,8 @@ class Visit:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("site") / "site"
-    site_content.generate()
-    mkdocs = str(Path(sys.executable).with_name("mkdocs"))
-    done = subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dest
+def site(built_site) -> Path:
+    return built_site[1]  # the run's one strict build (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
