@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,41 +81,39 @@ def bot(secret: str) -> SupportBot:
     return SupportBot(ReferenceModel(), secret=secret)
 
 
-def run_shared(tmp_path_factory) -> Path:
-    """A folder shared by the workers of one test run (xdist), never by two runs."""
+def once_per_run(tmp_path_factory, name: str, build: Callable[[Path], object]) -> object:
+    """``build(folder)``'s JSON result, built once per test run for every test worker: the first
+    to ask builds it in the run's own folder (shared by the workers of one run, never by two
+    runs) under a lock; the others wait and read it."""
     run = tmp_path_factory.getbasetemp()
-    shared = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "shared"
-    shared.mkdir(exist_ok=True)
-    return shared
+    folder = (run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run) / "once" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = folder / "built.json"
+        if not built.is_file():
+            built.write_text(json.dumps(build(folder)))
+        return json.loads(built.read_text())
 
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> tuple[Path, Path]:
     """(generated content, built site): ``site_content.generate`` then ``mkdocs build --strict``,
-    once per test run for every module that reads the built site (the first worker to need it
-    builds it under a lock; the others wait). The build must succeed."""
-    import fcntl
-    import json
-    import subprocess
-    import sys
-
+    once per test run for every module that reads the built site. The build must succeed."""
     from doubleedge import site_content
     from doubleedge.paths import REPO_ROOT
 
-    shared = run_shared(tmp_path_factory)
-    with open(shared / "site.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        built = shared / "site.json"
-        if not built.is_file():
-            generated = site_content.generate(cache=shared / "site-cache")
-            dest = shared / "site"
-            mkdocs = str(Path(sys.executable).with_name("mkdocs"))
-            done = subprocess.run([mkdocs, "build", "--strict", "-d", str(dest)], cwd=REPO_ROOT, capture_output=True,
-                                  text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"), timeout=900)  # fmt: skip
-            assert done.returncode == 0, done.stderr[-3000:]
-            built.write_text(json.dumps([str(generated), str(dest)]))
-        generated, dest = json.loads(built.read_text())
-    return Path(generated), Path(dest)
+    def build(folder: Path) -> list[str]:
+        generated = site_content.generate(cache=folder / "cache")
+        mkdocs = str(Path(sys.executable).with_name("mkdocs"))
+        done = subprocess.run([mkdocs, "build", "--strict", "-d", str(folder / "site")], cwd=REPO_ROOT,
+                              capture_output=True, text=True, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
+                              timeout=900)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return [str(generated), str(folder / "site")]
+
+    generated, site = once_per_run(tmp_path_factory, "site", build)
+    return Path(generated), Path(site)
 
 
 @pytest.fixture(scope="session")
@@ -118,29 +121,22 @@ def class_baseline(tmp_path_factory):
     """``class_baseline(lab)``: the lab's baseline (``pipeline.baseline_report``: its scan of the
     unhardened target, Lab 06's graded model files, Lab 07's attack model), built once per test run
     as grading builds it once per class, and shared by every module that grades the lab, on every
-    test worker (the first to need it builds it under a lock; the others wait and read it). It
-    depends on the lab and the course key only, so it is kept by both (a module may set its own key)."""
-    import fcntl
+    test worker. It depends on the lab and the course key only, so it is kept by both (a module may
+    set its own key)."""
     import hashlib
-    import json
 
     from doubleedge.grading.pipeline import baseline_report
     from doubleedge.labs import get_lab
     from doubleedge.target.secrets import course_key
 
-    shared = run_shared(tmp_path_factory) / "class-baselines"
-    shared.mkdir(exist_ok=True)
-
     def baseline(lab: str) -> Path | None:
-        folder = shared / f"{lab}-{hashlib.sha256(course_key().encode()).hexdigest()[:12]}"
-        with open(f"{folder}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            built = folder / "built.json"
-            if not built.is_file():
-                (folder / "work").mkdir(parents=True, exist_ok=True)
-                path = baseline_report(get_lab(lab), folder / "work")
-                built.write_text(json.dumps(str(path) if path else None))
-            path = json.loads(built.read_text())
+        def build(folder: Path) -> str | None:
+            (folder / "work").mkdir(exist_ok=True)
+            path = baseline_report(get_lab(lab), folder / "work")
+            return str(path) if path else None
+
+        key = hashlib.sha256(course_key().encode()).hexdigest()[:12]
+        path = once_per_run(tmp_path_factory, f"baseline-{lab}-{key}", build)
         return Path(path) if path else None
 
     return baseline

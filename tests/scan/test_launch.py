@@ -103,13 +103,12 @@ def promptinject_sets(cap: int | None) -> list:
 def test_promptinject_builds_the_same_prompts_with_fewer_copies_and_only_the_kept_ones(monkeypatch, cap):
     from garak.resources.promptinject import prompting
 
-    from doubleedge.scan.launch import build_kept_prompts_only, copy_less_in_promptinject
+    from doubleedge.scan.launch import lighter_promptinject
 
     for name in ("_compile_prompts", "_build_product_list"):  # restored after the test
         monkeypatch.setattr(prompting, name, getattr(prompting, name))
     garaks = promptinject_sets(cap)
-    copy_less_in_promptinject()
-    build_kept_prompts_only()
+    lighter_promptinject()
     assert prompting._compile_prompts.copy_less and prompting._build_product_list.lazy
     compiled = []
     monkeypatch.setattr(prompting, "_compile_prompts",

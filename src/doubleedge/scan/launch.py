@@ -12,10 +12,10 @@ Every scan starts garak here, for two reasons:
   the same module, and one that does not never pays for it;
 * each promptinject probe builds all of its 700 prompts before the prompt cap keeps a few,
   and deep-copies every prompt setting for each, although it replaces most of the copy at
-  once: about 0.7 s per probe. :func:`copy_less_in_promptinject` skips the copies it throws
-  away, and :func:`build_kept_prompts_only` builds a prompt when the probe first reads it: the
-  probe shuffles all 700 and reads only the ones its cap keeps (20 in a course scan). The
-  prompts, their settings, hashes and order are the same;
+  once: about 0.7 s per probe. :func:`lighter_promptinject` skips the copies it throws away
+  and builds a prompt when the probe first reads it: the probe shuffles all 700 and reads only
+  the ones its cap keeps (20 in a course scan). The prompts, their settings, hashes and order
+  are the same;
 * garak imports jsonschema (for its payload files), and jsonschema imports ``rfc3987_syntax``
   when it is installed (Jupyter's event logging asks for it): that module compiles 38 lark
   grammars at import, 1.4 to 1.7 s of a 3.3 s Lab 01 scan on an idle 2-core machine, only to
@@ -151,45 +151,35 @@ class UnbuiltPrompt(Mapping):
         return len(self._prompt())
 
 
-def build_kept_prompts_only() -> None:
-    """promptinject's ``_build_product_list`` with each prompt built when it is first read."""
+def lighter_promptinject() -> None:
+    """promptinject's prompt building with each prompt built when first read, and without deep
+    copies of the settings it overwrites at once (see the module's notes)."""
     try:
         from garak.resources.promptinject import prompting
     except ImportError:  # another garak layout: leave it alone
         return
-    build_list = prompting._build_product_list
-    if getattr(build_list, "lazy", False):
-        return
+    compile_prompts, build_list = prompting._compile_prompts, prompting._build_product_list
+    if not getattr(compile_prompts, "copy_less", False):
 
-    def lazy(products: list, prompts: dict) -> list[UnbuiltPrompt]:
-        return [UnbuiltPrompt(functools.partial(_build_one, build_list, product, prompts)) for product in products]
+        def copy_less(prompt_dicts: dict, current_product: dict) -> dict:
+            # It deep-copies prompt_dicts, then updates the copy with current_product: the copies of
+            # those keys are dropped unread. Only the prompt_dicts's keys outside current_product need one.
+            kept = {k: v for k, v in prompt_dicts.items() if k not in current_product}
+            return compile_prompts(kept, current_product)
 
-    lazy.lazy = True
-    prompting._build_product_list = lazy
+        copy_less.copy_less = True
+        prompting._compile_prompts = copy_less
+    if not getattr(build_list, "lazy", False):
+
+        def lazy(products: list, prompts: dict) -> list[UnbuiltPrompt]:
+            return [UnbuiltPrompt(functools.partial(_build_one, build_list, product, prompts)) for product in products]
+
+        lazy.lazy = True
+        prompting._build_product_list = lazy
 
 
 def _build_one(build_list: Callable[[list, dict], list], product: tuple, prompts: dict) -> dict:
     return build_list([product], prompts)[0]
-
-
-def copy_less_in_promptinject() -> None:
-    """promptinject's ``_compile_prompts`` without deep-copying the settings it overwrites at once."""
-    try:
-        from garak.resources.promptinject import prompting
-    except ImportError:  # another garak layout: leave it alone
-        return
-    compile_prompts = prompting._compile_prompts
-    if getattr(compile_prompts, "copy_less", False):
-        return
-
-    def copy_less(prompt_dicts: dict, current_product: dict) -> dict:
-        # It deep-copies prompt_dicts, then updates the copy with current_product: the copies of
-        # those keys are dropped unread. Only the prompt_dicts's keys outside current_product need one.
-        kept = {k: v for k, v in prompt_dicts.items() if k not in current_product}
-        return compile_prompts(kept, current_product)
-
-    copy_less.copy_less = True
-    prompting._compile_prompts = copy_less
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,8 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = [a for a in argv if a != NO_COURSE_PLUGINS]
     defer_nltk()
     skip_format_libraries()
-    copy_less_in_promptinject()
-    build_kept_prompts_only()
+    lighter_promptinject()
     agents_for_loaded_libraries()
     from garak import cli
 
