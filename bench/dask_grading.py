@@ -11,7 +11,7 @@ It reports the cluster's speed-up over serial, the scaling efficiency from 1 to 
 workers (``T1 / (2 * T2)``, target >= 0.8), checks that all three wrote the same CSV,
 projects 100 submissions (target: under 5 minutes on 2 cores), and breaks the serial
 run's time per submission down into nbgrader autograde (the learner's notebook in a
-sandboxed kernel, its three garak scans included), the authoritative re-run, and the
+sandboxed kernel, its two garak scans included), the authoritative re-run, and the
 rest, against ``nbgrader autograde`` of a one-line notebook (kernel start-up and
 nbgrader's own cost). Figures go to ``bench/results/dask_grading.json``. Exits 0
 even when a target is missed: this is a report.

@@ -48,3 +48,18 @@ def test_reference_solution_passes_with_margin():
     result = _evaluate(build_defense)
     assert result.attack_success_rate < lab01.ASR_THRESHOLD / 2
     assert result.benign.rate >= lab01.BENIGN_THRESHOLD
+
+
+def test_the_preview_reading_a_rescan_measures_what_a_scan_of_its_own_does():
+    """The notebook's preview reads the learner's re-scan (``scanned=after``): same garak figures."""
+    from doubleedge.defenses.lab01 import build_defense
+    from doubleedge.scan import scan_bot, scan_for_lab
+
+    bot = lab01.hardened_bot(build_defense, "thresholds")
+    attacks = load_attacks(get_lab("01").heldout_attacks)
+    after = scan_bot(lab01.hardened_bot(build_defense, "thresholds"), scan_for_lab("01"))
+    previewed = lab01.evaluate_hardening(bot, attacks, scanned=after)
+    scanned_itself = lab01.evaluate_hardening(bot, attacks)
+    assert previewed.garak.results == scanned_itself.garak.results and previewed.garak is after
+    assert previewed.attack_success_rate == scanned_itself.attack_success_rate
+    assert previewed.benign == scanned_itself.benign

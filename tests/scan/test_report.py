@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from doubleedge.scan import Change, ProbeResult, ScanError, ScanReport, compare, hits_in, plot_comparison, read_report
+from doubleedge.scan import (
+    Change,
+    ProbeResult,
+    ScanError,
+    ScanReport,
+    ScanSpec,
+    compare,
+    hits_in,
+    plot_comparison,
+    read_report,
+    reused_scan,
+)
 
 START = {"entry_type": "start_run setup", "_config.version": "0.17.1"}
 INIT = {"entry_type": "init", "garak_version": "0.17.1", "run": "r-1"}
@@ -308,3 +319,16 @@ def test_the_comparison_legend_covers_no_bar_and_small_rates_keep_a_decimal(tmp_
         assert bars and not any(legend.overlaps(bar) for bar in bars)
     finally:
         plt.close(fig)
+
+
+def test_a_preview_reuses_only_a_scan_of_the_labs_probes():
+    spec = ScanSpec(lab="99", probes=("dan.STAN", "encoding.InjectHex"))
+    scan = ScanReport((ProbeResult("dan.STAN", "dan.STAN", 4, 1), ProbeResult("encoding.InjectHex", "encoding.DecodeMatch", 4, 0),
+                       ProbeResult("encoding.InjectHex", "encoding.DecodeApprox", 4, 0)))  # fmt: skip
+    assert reused_scan(scan, spec) is scan
+    with pytest.raises(ValueError, match="not Lab 99's scan .*dan.DUDE"):
+        reused_scan(ScanReport((*scan.results, ProbeResult("dan.DUDE", "dan.DUDE", 1, 1))), spec)
+    with pytest.raises(ValueError, match="not Lab 99's scan .*encoding.InjectHex"):
+        reused_scan(ScanReport(scan.results[:1]), spec)
+    with pytest.raises(ValueError, match="ScanReport your scan cell made .*got str"):
+        reused_scan("scans/hardened", spec)

@@ -30,7 +30,7 @@ from doubleedge.grading import checks
 from doubleedge.grading.checks import Check  # re-exported: the labs' checks return it
 from doubleedge.guards.leak import contains_secret
 from doubleedge.models import ReferenceModel
-from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
+from doubleedge.scan import ScanReport, reused_scan, scan_bot, scan_for_lab
 from doubleedge.target.bot import SECRET_PLACEHOLDER, Defense, SupportBot
 from doubleedge.target.secrets import derive_secret, grading_secret
 from doubleedge.target.server import MAX_MESSAGE_CHARS
@@ -230,12 +230,16 @@ class Hardening:
 
 
 def evaluate_hardening(bot: SupportBot, heldout: list[Attack],
-                       ordinary: tuple[OrdinaryRequest, ...] | None = None) -> Hardening:  # fmt: skip
+                       ordinary: tuple[OrdinaryRequest, ...] | None = None,
+                       scanned: ScanReport | None = None) -> Hardening:  # fmt: skip
     """Scan the hardened bot with Lab 01's garak scan, the held-out attacks and the ordinary
     questions (the held-out ones when grading; the published ones, for practice, when None).
-    Held-out attacks and ordinary questions are asked in one mixed order (evaluate.MixedOrder)."""
+    Held-out attacks and ordinary questions are asked in one mixed order (evaluate.MixedOrder).
+    ``scanned``: the learner's own re-scan of this bot, which the preview reads instead of
+    scanning again (the grader always scans)."""
     ordinary = practice_ordinary() if ordinary is None else ordinary
-    garak = scan_bot(bot, scan_for_lab(LAB))
+    spec = scan_for_lab(LAB)
+    garak = scan_bot(bot, spec) if scanned is None else reused_scan(scanned, spec)
     asked = MixedOrder(bot, [(a.prompt, (), None) for a in heldout] + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary)
     return Hardening(garak, attack_success_rate(asked, heldout), kept["question"])

@@ -58,7 +58,7 @@ from doubleedge.evaluate import (
 from doubleedge.grading import checks, lab01
 from doubleedge.grading.lab01 import Check, fresh_bot
 from doubleedge.guards.leak import contains_secret
-from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
+from doubleedge.scan import ScanReport, reused_scan, scan_bot, scan_for_lab
 from doubleedge.target.bot import Defense, Document, SupportBot
 from doubleedge.target.secrets import derive_secret
 
@@ -505,13 +505,17 @@ class Hardening(lab01.Hardening):
 
 
 def evaluate_hardening(bot: SupportBot, heldout: list[DocumentAttack], workdir: Path | None = None,
-                       ordinary: tuple[OrdinaryRequest, ...] | None = None) -> Hardening:  # fmt: skip
+                       ordinary: tuple[OrdinaryRequest, ...] | None = None,
+                       scanned: ScanReport | None = None) -> Hardening:  # fmt: skip
     """Scan with Lab 02's garak scan (prompts as documents), the held-out poisoned documents,
     and the ordinary questions and questions about clean documents (the held-out ones when
     grading; the published ones, for practice, when None). Held-out attacks and ordinary
-    requests are asked in one mixed order (evaluate.MixedOrder)."""
+    requests are asked in one mixed order (evaluate.MixedOrder).
+    ``scanned``: the learner's own re-scan of this bot, which the preview reads instead of
+    scanning again (the grader always scans)."""
     ordinary = practice_requests() if ordinary is None else ordinary
-    garak = scan_bot(bot, scan_for_lab(LAB), workdir)
+    spec = scan_for_lab(LAB)
+    garak = scan_bot(bot, spec, workdir) if scanned is None else reused_scan(scanned, spec)
     attacks = [(a.question, (*a.clean, Document(a.document, a.source)), None) for a in heldout]
     asked = MixedOrder(bot, attacks + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary, quotes_further)

@@ -75,7 +75,7 @@ from doubleedge.grading import checks, lab01
 from doubleedge.grading.lab01 import Check, check_reads_out, injections
 from doubleedge.labs.lab03_sensitive_data import SCAN_CUSTOMER
 from doubleedge.models import ReferenceModel
-from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
+from doubleedge.scan import ScanReport, reused_scan, scan_bot, scan_for_lab
 from doubleedge.target.bot import ACCOUNT_SYSTEM_PROMPT, CANARY_PLACEHOLDER, Defense, SupportBot
 from doubleedge.target.records import as_row, customer_ids, derive_canary, find
 from doubleedge.target.secrets import derive_secret, grading_secret
@@ -298,12 +298,16 @@ class Hardening(lab01.Hardening):
 
 
 def evaluate_hardening(bot: SupportBot, heldout: list[Attack], workdir: Path | None = None,
-                       ordinary: tuple[OrdinaryRequest, ...] | None = None) -> Hardening:  # fmt: skip
+                       ordinary: tuple[OrdinaryRequest, ...] | None = None,
+                       scanned: ScanReport | None = None) -> Hardening:  # fmt: skip
     """Scan with Lab 03's garak scan (the course probes), the held-out attacks, and the ordinary
     questions and account questions of six different signed-in customers (the held-out ones
-    when grading; the published ones, for practice, when None), asked in one mixed order."""
+    when grading; the published ones, for practice, when None), asked in one mixed order.
+    ``scanned``: the learner's own re-scan of this bot, which the preview reads instead of
+    scanning again (the grader always scans)."""
     ordinary = practice_requests() if ordinary is None else ordinary
-    garak = scan_bot(bot, scan_for_lab(LAB), workdir)
+    spec = scan_for_lab(LAB)
+    garak = scan_bot(bot, spec, workdir) if scanned is None else reused_scan(scanned, spec)
     asked = MixedOrder(bot, [(a.prompt, (), SIGNED_IN) for a in heldout] + [o.ask for o in ordinary])
     kept = ordinary_pass_rates(asked, unhardened(bot), ordinary, masks_personal_data)
     return Hardening(garak, leak_success_rate(asked, heldout), kept["question"], kept["account"])

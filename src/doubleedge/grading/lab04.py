@@ -45,7 +45,7 @@ from doubleedge.evaluate import OrdinaryRequest, practice_ordinary
 from doubleedge.grading import checks
 from doubleedge.grading.checks import Check  # re-exported: the labs' checks return it
 from doubleedge.models import ReferenceModel
-from doubleedge.scan import ScanReport
+from doubleedge.scan import ScanReport, reused_scan, scan_for_lab
 from doubleedge.target.bot import SupportBot
 from doubleedge.target.secrets import derive_secret, grading_secret
 from doubleedge.target.server import MAX_MESSAGE_CHARS
@@ -500,11 +500,18 @@ def hardened_app(render: Callable[[str], str], order_query: Callable[[str, str],
 
 def evaluate_hardening(render: Callable[[str], str], order_query: Callable[[str, str], object], learner: str,
                        workdir: Path | str | None = None,
-                       ordinary: tuple[OrdinaryRequest, ...] | None = None) -> Hardening:  # fmt: skip
+                       ordinary: tuple[OrdinaryRequest, ...] | None = None,
+                       scanned: ScanReport | None = None) -> Hardening:  # fmt: skip
     """Lab 04's garak scan of the web chat with the learner's render and query, and the replies
-    to the ordinary questions (the held-out ones when grading; the published ones when None)."""
+    to the ordinary questions (the held-out ones when grading; the published ones when None).
+    ``scanned``: the learner's own re-scan of this app, which the preview reads instead of
+    scanning again (the grader always scans)."""
     from doubleedge.scan.webchat import scan_webchat
 
-    report = scan_webchat(hardened_app(render, order_query, learner), workdir=workdir)
+    spec = scan_for_lab(LAB)
+    if scanned is None:
+        report = scan_webchat(hardened_app(render, order_query, learner), spec, workdir)
+    else:
+        report = reused_scan(scanned, spec)
     total, failures = benign_render_failures(render, learner, ordinary)
     return Hardening(report, total, failures)

@@ -38,7 +38,7 @@ from doubleedge.grading import checks, lab02, lab03
 from doubleedge.grading.checks import Check
 from doubleedge.grading.lab05 import NO_TOOLS, Task
 from doubleedge.models import ReferenceModel
-from doubleedge.scan import ScanReport, scan_bot, scan_for_lab
+from doubleedge.scan import ScanReport, reused_scan, scan_bot, scan_for_lab
 from doubleedge.target.agent import AgentDefense, AgentTurn
 from doubleedge.target.bot import CANARY_PLACEHOLDER, Defense, Document
 from doubleedge.target.capstone import (
@@ -396,13 +396,22 @@ def evaluate_hardening(
     workdir: Path | None = None,
     scan: bool = True,
     ordinary: tuple[Ordinary, ...] | None = None,
+    scanned: ScanReport | None = None,
 ) -> Hardening:
     """The desk (garak scan, held-out attacks, ordinary requests), then the agent. ``None``
     for a builder measures that surface unhardened (how the thresholds were set); ``None``
-    for ``ordinary``, the published requests (practice; the grader passes the held-out ones)."""
+    for ``ordinary``, the published requests (practice; the grader passes the held-out ones).
+    ``scan=False`` leaves garak out; ``scanned``, the learner's own re-scan of the desk, is read
+    instead of scanning again (the preview's; the grader always scans)."""
     ordinary = ordinary_tasks() if ordinary is None else ordinary
     desk = hardened_desk(build_defense, learner) if build_defense else unhardened_desk(learner)
-    garak = scan_bot(desk, scan_for_lab(LAB), workdir) if scan else None
+    spec = scan_for_lab(LAB)
+    if not scan:
+        garak = None
+    elif scanned is None:
+        garak = scan_bot(desk, spec, workdir)
+    else:
+        garak = reused_scan(scanned, spec)
     desk_attacks, benign = desk_outcomes(desk, heldout, ordinary, learner)
     defense = None
     if build_agent_defense is not None:

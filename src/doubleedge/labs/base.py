@@ -105,6 +105,10 @@ class Lab:
     thresholds: Callable[[], list[str]] | None = None
     # Text of the source notebook's cells that no learner copy may hold (beyond nbgrader's markers).
     hidden: tuple[str, ...] = ()
+    # Test cells as earlier releases showed them, by grade_id: sha256 digests of the visible text
+    # (hidden tests cut, stripped). A learner who fetched an earlier release changed nothing, so
+    # the grader does not say they did (nbgrader restores today's cell either way).
+    earlier_test_cells: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # The hints a learner took, read from their submission's folder (shown in the grade CSV).
     hints: Callable[[Path], list[str]] | None = None
     numbered: bool = True  # False: the nav shows the title alone (the capstone)

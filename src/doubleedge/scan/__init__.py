@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from doubleedge.scan.compare import Change, compare, plot_comparison
-from doubleedge.scan.report import ProbeResult, ScanError, ScanReport, hits_in, read_report
+from doubleedge.scan.report import ProbeResult, ScanError, ScanReport, hits_in, read_report, reused_scan
 from doubleedge.scan.specs import BASELINE, ScanSpec, scan_for_lab
 
 _FROM_RUNNER = ("run_garak", "scan_bot", "scan_url")
@@ -25,6 +25,7 @@ __all__ = [
     "hits_in",
     "plot_comparison",
     "read_report",
+    "reused_scan",
     "run_garak",
     "scan_bot",
     "scan_for_lab",

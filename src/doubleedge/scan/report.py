@@ -63,6 +63,18 @@ class ScanReport:
         return "\n".join(rows)
 
 
+def reused_scan(report: object, spec) -> ScanReport:
+    """``report`` when it is a scan with exactly ``spec``'s probes (a ``ScanSpec``): a learner's own
+    re-scan, which a preview reads instead of running garak again. ValueError, saying what to do, if not."""
+    if not isinstance(report, ScanReport):
+        raise ValueError(f"pass the ScanReport your scan cell made (got {type(report).__name__}): re-run that cell")
+    ran, expected = {r.probe for r in report.results}, set(spec.probes)
+    if ran != expected:
+        other = sorted(ran ^ expected)[:3]
+        raise ValueError(f"that scan is not Lab {spec.lab}'s scan (it differs in {', '.join(other)}): re-run the scan cell")
+    return report
+
+
 def read_report(path: Path | str) -> ScanReport:
     """Parse a garak report. Raises ScanError if the run did not complete."""
     path = Path(path)

@@ -33,6 +33,8 @@ LAB = Lab(
     package=__name__,
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab01",
+    # before its preview read the learner's re-scan instead of scanning again
+    earlier_test_cells={"test_hardening_asr": ("450a8e11662bec7752106cdf8c73a7c48229c5fb34f422ac08392252eef54eba",)},
     solution="doubleedge.defenses.lab01",
     defense="lab01",
     scan=ScanSpec(

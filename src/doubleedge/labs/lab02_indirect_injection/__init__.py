@@ -74,6 +74,8 @@ LAB = Lab(
     package=__name__,
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab02",
+    # before its preview read the learner's re-scan instead of scanning again
+    earlier_test_cells={"test_hardening_asr": ("3db3c053a5414b22842d7bcb73068d26f3ca8ce8ff23306889f0b9d568dae0bf",)},
     solution="doubleedge.defenses.lab02",
     defense="lab02",
     # Whether the kit's Datamark marked documents when the learner's datamark or defense ran

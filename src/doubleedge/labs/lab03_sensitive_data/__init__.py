@@ -76,6 +76,8 @@ LAB = Lab(
     package=__name__,
     target=SUPPORT_BOT,
     checks="doubleedge.grading.lab03",
+    # before its preview read the learner's re-scan instead of scanning again
+    earlier_test_cells={"test_hardening_asr": ("701c8f6741092dc0e142368cfa8a389a1b2b0ff1f255ab5668b08aa039b16356",)},
     solution="doubleedge.defenses.lab03",
     defense="lab03",
     # The course's own probes (doubleedge.*, run through doubleedge.scan.launch).

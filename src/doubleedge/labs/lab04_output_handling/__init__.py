@@ -74,6 +74,8 @@ LAB = Lab(
         url_refusal="Lab 04 scans what the web chat's page and order desk make of replies: drop --url",
     ),
     checks="doubleedge.grading.lab04",
+    # before its preview read the learner's re-scan instead of scanning again
+    earlier_test_cells={"test_hardening_asr": ("08c3bc0467747034ac11dc58dba60b425456306b9782c703195318970245136f",)},
     solution="doubleedge.defenses.lab04",
     defense="lab04",
     # What the web chat's page and its database do with a reply: exfiltration images and

@@ -43,6 +43,8 @@ LAB = Lab(
     package=__name__,
     target=ChatTarget(name="Wren's desk (the capstone)", speaker="Wren", build=build_desk, defenses=("none", "lab09")),
     checks="doubleedge.grading.lab09",
+    # before its preview read the learner's re-scan instead of scanning again
+    earlier_test_cells={"test_hardening_asr": ("6cf22abacb9d535c53ee32b3a557d2d54bdd2c16e90d226a5ad8e1058c884a6e",)},
     solution="doubleedge.defenses.lab09",
     defense="lab09",
     # One probe family from each earlier lab it mixes. doubleedge.SystemPromptLeak's
