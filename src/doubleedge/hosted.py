@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from doubleedge.models.base import ROLES, ChatModel, Message
 from doubleedge.models.openai_compat import OpenAICompatModel
-from doubleedge.target.server import LOOPBACK
+from doubleedge.target.server import LOOPBACK, STOP_POLL_SECONDS
 
 MAX_BODY_BYTES = 512 * 1024
 MODEL_NAME = "bell-hosted"
@@ -62,7 +62,8 @@ class HostedProvider:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hosted-provider", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(STOP_POLL_SECONDS,),
+                                        name="hosted-provider", daemon=True)
         self._thread.start()
 
     @property

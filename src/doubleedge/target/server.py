@@ -36,6 +36,9 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_MESSAGE_CHARS = 32_000  # about an 8k-token context: long documents fit, floods do not
 MAX_DOCUMENTS = 8
 LOOPBACK = "127.0.0.1"
+# How often a background server's loop looks for shutdown(): stop() waits up to this long.
+# socketserver's default, 0.5 s, was idle time at the end of every scan.
+STOP_POLL_SECONDS = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +302,7 @@ def start_in_thread(
 ) -> RunningServer:
     """Serve ``bot`` from a background thread (port 0 picks a free port)."""
     server = ChatServer(bot, host, port, sessions=sessions)
-    thread = threading.Thread(target=server.serve_forever, name="doubleedge-chat", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(STOP_POLL_SECONDS,), name="doubleedge-chat", daemon=True)
     thread.start()
     return RunningServer(server, thread)
 

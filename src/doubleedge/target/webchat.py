@@ -41,7 +41,7 @@ import markdown
 
 from doubleedge.models.base import ModelError
 from doubleedge.target.bot import Defense, SupportBot
-from doubleedge.target.server import LOOPBACK, ChatHandler, RequestError, parse_chat_request
+from doubleedge.target.server import LOOPBACK, STOP_POLL_SECONDS, ChatHandler, RequestError, parse_chat_request
 
 SHOP_HOST = "bellwetherbikes.example"
 UNSHOWABLE = "<p>Sorry, this reply could not be shown.</p>"
@@ -387,7 +387,8 @@ class WebChatServer(ThreadingHTTPServer):
 def serving_webchat(app: WebChat, host: str = LOOPBACK, port: int = 0) -> Iterator[WebChatServer]:
     """Serve the web app from a background thread (port 0 picks a free port)."""
     server = WebChatServer(app, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="doubleedge-webchat", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(STOP_POLL_SECONDS,), name="doubleedge-webchat",
+                              daemon=True)
     thread.start()
     try:
         yield server
@@ -431,7 +432,8 @@ class Listener(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.lock = threading.Lock()
         super().__init__((host, port), _ListenerHandler)
-        self._thread = threading.Thread(target=self.serve_forever, name="doubleedge-listener", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(STOP_POLL_SECONDS,),
+                                        name="doubleedge-listener", daemon=True)
 
     @property
     def url(self) -> str:
