@@ -157,3 +157,20 @@ def test_a_scan_through_the_launcher_reports_what_garak_itself_reports(tmp_path,
             reports[name] = report_records(workdir / "reports" / "scan.report.jsonl")
     assert len(reports["garak"]) > 8  # attempts and evaluations of both probes
     assert reports["launch"] == reports["garak"]
+
+
+def test_garak_imports_numpy_only_when_it_computes_a_confidence_interval():
+    code = """
+import sys
+from doubleedge.scan.launch import defer_bootstrap_ci
+defer_bootstrap_ci()
+import garak.evaluators.base  # what garak's harness imports at start-up
+before = "numpy" in sys.modules
+from garak import _config
+from garak.evaluators.base import calculate_bootstrap_ci
+_config.load_base_config()
+interval = calculate_bootstrap_ci([1, 0, 1, 1, 0] * 40, sensitivity=1.0, specificity=1.0, num_iterations=200)
+import garak.analyze.bootstrap_ci as real
+print(before, "numpy" in sys.modules, interval is not None, real.calculate_bootstrap_ci is not calculate_bootstrap_ci)
+"""
+    assert run_python(code) == "False True True True"
