@@ -97,6 +97,16 @@ def test_the_graded_kernel_opens_no_real_model_file(graded, lab):
         assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED_FILES + "\n", cell.id
 
 
+@pytest.mark.parametrize("lab", ["01", "07"])  # garak scans' bars; Lab 07's training and canary-scan bars
+def test_the_graded_kernel_draws_no_progress_bar(graded, lab):
+    """A widget message per prompt, for a bar that nobody watches, cost the kernel and the grader."""
+    course, _ = graded(lab)
+    feedback = nbformat.read(course.autograded_dir(REFERENCE) / f"{get_lab(lab).slug}.ipynb", as_version=4)
+    outputs = [o for cell in feedback.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert len(outputs) > 10  # the notebook ran
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.learner)
 def test_each_gaming_case_loses_what_it_tried_to_win(graded, case):
     if problem := unavailable_for_tests():

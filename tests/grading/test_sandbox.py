@@ -22,6 +22,7 @@ LIMITS = Limits(processes=64, memory_bytes=1 * 2**30, cpu_seconds=10, file_bytes
 
 
 def run(code: str, tmp_path: Path, timeout: float = 60, limits: Limits = LIMITS) -> sandbox.Run:
+    tmp_path.mkdir(exist_ok=True)
     return Sandbox(limits).run([sandbox.python(), "-c", code], tmp_path, timeout=timeout)
 
 
@@ -85,6 +86,25 @@ def test_system_and_python_are_read_only_and_scratch_is_writable(tmp_path):
     done = run(code, tmp_path)
     assert "wrote" not in done.stdout, done.stdout
     assert (tmp_path / "ok").read_text() == "yes"
+
+
+def test_matplotlib_reads_the_font_list_built_once_and_cannot_change_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path / "cache"))  # a machine that has never built it
+    code = (
+        "import logging, os\n"
+        "logging.basicConfig(level=logging.INFO)  # matplotlib logs 'generated new fontManager' on a search\n"
+        "import matplotlib, matplotlib.font_manager as fm\n"
+        "folder = matplotlib.get_cachedir()\n"
+        "names = [n for n in os.listdir(folder) if n.startswith('fontlist-')]\n"
+        "try:\n    open(os.path.join(folder, names[0]), 'w')\n    print('changed the list')\n"
+        "except OSError:\n    print('read-only list')\n"
+        "print(len(names), len(fm.fontManager.ttflist) > 0, os.access(folder, os.W_OK))\n"
+    )
+    first, second = (run(code, tmp_path / name, limits=Limits()) for name in ("first", "second"))
+    for done in (first, second):
+        assert done.stdout.split("\n")[:2] == ["read-only list", "1 True True"], done.stdout + done.stderr
+        assert "generated new fontManager" not in done.stderr and "Fontconfig" not in done.stderr, done.stderr
+    assert [p.name.startswith("fontlist-") for p in sandbox.font_list_folder().iterdir()] == [True]  # the list only
 
 
 def test_no_network_but_a_working_loopback(tmp_path):
@@ -215,6 +235,29 @@ def _fake_baseline(path: Path) -> None:
 def test_the_notebook_kernel_sees_no_reference_solution_but_what_its_lab_uses(tmp_path, monkeypatch, lab, visible):
     """nbgrader's kernel (the feedback preview) runs the learner's notebook too: a cell there that
     reaches for a reference solution finds what the runner finds, and its import fails plainly."""
+    reach, lab09 = run_in_graded_kernel(tmp_path, monkeypatch, lab, [REACH_REFERENCE, "import doubleedge.defenses.lab09"])
+    seen = json.loads("".join(m["content"]["text"] for m in reach if m["msg_type"] == "stream"))
+    assert {m for m, state in seen["modules"].items() if state == "imported"} == visible
+    assert seen["files"] == sorted(f"{m}.py" for m in visible) and not seen["wrote"]
+    errors = [m["content"] for m in reach + lab09 if m["msg_type"] == "error"]
+    assert [(e["ename"], e["evalue"]) for e in errors] == [
+        ("ModuleNotFoundError", "No module named 'doubleedge.defenses.lab09'")
+    ]
+
+
+def test_the_graded_kernel_starts_without_what_nobody_uses_in_it(tmp_path, monkeypatch):
+    """No debugger, no input history on disk, no progress bars: each cost every graded kernel."""
+    code = (
+        "import json, sys\n"
+        "from doubleedge.progressbar import notebook_bar\n"
+        "print(json.dumps(['debugpy' in sys.modules, get_ipython().history_manager.enabled, notebook_bar(3, 'x') is None]))\n"
+    )
+    (messages,) = run_in_graded_kernel(tmp_path, monkeypatch, "01", [code])
+    assert [m["content"]["text"] for m in messages if m["msg_type"] == "stream"] == ["[false, false, true]\n"]
+
+
+def run_in_graded_kernel(tmp_path: Path, monkeypatch, lab: str, cells: list[str]) -> list[list[dict]]:
+    """Run ``cells`` in the sandboxed kernel that nbgrader starts for ``lab``: each cell's messages."""
     from jupyter_client import KernelManager
 
     from doubleedge.labs import get_lab
@@ -228,26 +271,22 @@ def test_the_notebook_kernel_sees_no_reference_solution_but_what_its_lab_uses(tm
         monkeypatch.setenv(name, value)
     manager = KernelManager(kernel_name=sandbox.KERNEL_NAME, transport="ipc", ip=env[sandbox.ENV_IPC],
                             connection_file=env[sandbox.ENV_IPC] + ".json")  # fmt: skip
+    outputs = []
     try:
         manager.start_kernel()
         client = manager.client()
         client.start_channels()
         client.wait_for_ready(timeout=120)
-        messages = []
-        for code in (REACH_REFERENCE, "import doubleedge.defenses.lab09"):
+        for code in cells:
+            messages: list[dict] = []
             client.execute_interactive(code, output_hook=messages.append, timeout=120)
+            outputs.append(messages)
         client.stop_channels()
     finally:
         manager.shutdown_kernel(now=True)
         sandbox.remove_kernel_cgroup(scratch, LIMITS)
         shutil.rmtree(scratch, ignore_errors=True)
-    seen = json.loads("".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream"))
-    assert {m for m, state in seen["modules"].items() if state == "imported"} == visible
-    assert seen["files"] == sorted(f"{m}.py" for m in visible) and not seen["wrote"]
-    errors = [m["content"] for m in messages if m["msg_type"] == "error"]
-    assert [(e["ename"], e["evalue"]) for e in errors] == [
-        ("ModuleNotFoundError", "No module named 'doubleedge.defenses.lab09'")
-    ]
+    return outputs
 
 
 def test_no_sandbox_mode_still_runs_with_limits(tmp_path):

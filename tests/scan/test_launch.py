@@ -174,3 +174,75 @@ import garak.analyze.bootstrap_ci as real
 print(before, "numpy" in sys.modules, interval is not None, real.calculate_bootstrap_ci is not calculate_bootstrap_ci)
 """
     assert run_python(code) == "False True True True"
+
+
+def test_garak_loads_its_payload_files_without_importing_jsonschema():
+    code = """
+import sys
+from doubleedge.scan.launch import validate_payloads_directly
+validate_payloads_directly()
+import garak.payloads
+from garak import _config
+_config.load_base_config()
+loaded = len(garak.payloads.load("encoded").payloads) > 0
+print(loaded, "jsonschema.validators" in sys.modules)
+"""
+    assert run_python(code) == "True False"  # the payloads load; jsonschema's code never ran
+
+
+def test_a_payload_file_that_fails_the_check_gets_garaks_own_error(tmp_path):
+    code = f"""
+import json, pathlib
+from doubleedge.scan.launch import validate_payloads_directly
+validate_payloads_directly()
+import garak.payloads, garak.exception
+from garak import _config
+_config.load_base_config()
+path = pathlib.Path({str(tmp_path)!r}) / "broken.json"
+path.write_text(json.dumps({{"garak_payload_name": "broken", "payload_types": ["x"], "payloads": [1]}}))
+try:
+    garak.payloads.PayloadGroup("broken", path)
+except garak.exception.PayloadFailure as exc:
+    print(type(exc.__cause__).__name__)
+"""
+    assert run_python(code) == "ValidationError"  # jsonschema's verdict and message, imported for it
+
+
+def payload_variants() -> list[object]:
+    """garak's own payload files, and each broken in one of the ways its schema can catch."""
+    from garak.payloads import PAYLOAD_DIR
+
+    files = [json.loads(path.read_text("utf-8")) for path in sorted(PAYLOAD_DIR.glob("*.json"))]
+    assert len(files) > 5
+    good = files[0]
+    broken: list[object] = [[], "payloads", None, {}]
+    for key in good:
+        broken.append({k: v for k, v in good.items() if k != key})  # each key missing
+        for wrong in (7, None, [1], ["x"], {"a": "b"}, "x"):
+            broken.append(good | {key: wrong})  # each key with a value of each other kind
+    return [*files, *broken, good | {"unknown_key": 3}]
+
+
+def test_the_direct_payload_check_agrees_with_jsonschema_on_every_payload_and_breakage():
+    import jsonschema
+    from garak.payloads import PAYLOAD_SCHEMA
+
+    from doubleedge.scan.launch import conforms, plain_schema
+
+    assert plain_schema(PAYLOAD_SCHEMA)  # else garak's own check runs: this test would prove nothing
+    variants = payload_variants()
+    verdicts = [(conforms(v, PAYLOAD_SCHEMA), jsonschema.Draft202012Validator(PAYLOAD_SCHEMA).is_valid(v))
+                for v in variants]  # fmt: skip
+    assert all(mine == theirs for mine, theirs in verdicts)
+    assert {mine for mine, _ in verdicts} == {True, False}  # both verdicts occur
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "object", "properties": {"n": {"type": "integer"}}}, {"type": "object", "additionalProperties": False},
+     {"type": "array", "items": {"enum": ["a"]}}, {"anyOf": []}, {"required": "name"}],
+)  # fmt: skip
+def test_any_other_schema_keeps_garaks_own_check(schema):
+    from doubleedge.scan.launch import plain_schema
+
+    assert not plain_schema(schema)

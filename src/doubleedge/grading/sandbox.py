@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import os
@@ -48,7 +49,9 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
-from doubleedge.paths import CACHE_ENV
+from doubleedge.paths import CACHE_ENV, cache_dir
+from doubleedge.progressbar import BARS_ENV
+from doubleedge.progressbar import OFF as BARS_OFF
 from doubleedge.realmodel import ENV as REAL_MODEL_ENV
 from doubleedge.realmodel import OFF as REAL_MODEL_OFF
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, LEARNER_KEY_ENV, learner_environment
@@ -263,6 +266,7 @@ class Sandbox:
             "--size", str(self.limits.tmpfs_bytes), "--tmpfs", "/tmp",
             "--size", str(self.limits.tmpfs_bytes), "--tmpfs", WORKDIR,
             "--dir", HOME,
+            *font_list_args(),
             "--ro-bind", "/usr", "/usr",
         ]  # fmt: skip
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -319,6 +323,7 @@ class Sandbox:
         stdout: int | None = None,
         stderr: object = None,
     ) -> subprocess.Popen:
+        build_font_list(self)
         argv = self.argv(command, scratch, env=env, readonly=readonly, shared=shared, hidden=hidden, kept=kept)
         group = Cgroup(f"{Path(scratch).name}-{os.getpid()}-{next(_counter)}", self.limits)
         process = spawn(group.join_command(argv), stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=pass_fds,
@@ -504,6 +509,54 @@ def etc_dir() -> Path:
     return folder
 
 
+def font_list_folder() -> Path:
+    """Where matplotlib's font list for sandboxes is kept: one per user, machine and matplotlib."""
+    digest = hashlib.sha256(f"{matplotlib_version()} {python()} {os.uname().nodename}".encode()).hexdigest()[:12]
+    return cache_dir() / "sandbox-fonts" / digest
+
+
+@cache
+def matplotlib_version() -> str:
+    try:
+        return importlib.metadata.version("matplotlib")
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def build_font_list(box: Sandbox) -> None:
+    """matplotlib's font list, built once in a sandbox and then bound into every sandbox's HOME.
+
+    Each sandbox starts with an empty HOME, so matplotlib's first import in every kernel
+    searched the system's fonts again and wrote its list (about 0.3 s of a submission's CPU,
+    and a fontconfig error in the kernel's log). Built in a sandbox, the list names exactly the
+    fonts a sandbox sees. An empty folder means matplotlib is absent or the build failed:
+    then kernels build their own, as before."""
+    folder = font_list_folder()
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="building-", dir=folder.parent))
+    try:
+        subprocess.run(box.argv([python(), "-c", "import matplotlib.font_manager"], staging,
+                                env={"MPLCONFIGDIR": str(staging)}),
+                       capture_output=True, timeout=300, env=host_env())  # fmt: skip
+        for path in staging.iterdir():  # only the list: matplotlib may leave other caches there
+            if not path.name.startswith("fontlist-"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        staging.chmod(0o755)
+        staging.rename(folder)
+    except (OSError, subprocess.SubprocessError):  # another worker built it first, or no list: kernels build their own
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def font_list_args() -> list[str]:
+    """bwrap arguments binding the font list (see :func:`build_font_list`) read-only where
+    matplotlib looks for it; the folder around it stays writable, as matplotlib wants."""
+    folder = font_list_folder()
+    files = sorted(folder.glob("fontlist-*.json")) if folder.is_dir() else []
+    return [a for path in files for a in ("--ro-bind", str(path), f"{HOME}/.config/matplotlib/{path.name}")]
+
+
 def bwrap_path() -> str:
     path = shutil.which("bwrap")
     if not path:
@@ -677,13 +730,17 @@ def launch_kernel(connection_file: str) -> int:
         raise SystemExit(f"{ENV_SCRATCH} is not set: this kernel only runs under `doubleedge grade`")
     limits = Limits.from_env(os.environ.get(ENV_LIMITS))
     sandbox = NoSandbox(limits) if os.environ.get(ENV_MODE) == "none" else Sandbox(limits)
-    command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve())]
+    # No input history on disk: nothing reads it back, and it cost a thread writing SQLite after each cell.
+    command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve()),
+               "--HistoryManager.enabled=False"]  # fmt: skip
     env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV, CACHE_ENV) if os.environ.get(name)}
     env.setdefault(LEARNER_ENV, "learner")
     env[REAL_MODEL_ENV] = REAL_MODEL_OFF  # whatever launched it: a graded kernel never runs the real model
+    env[BARS_ENV] = BARS_OFF  # nor draws progress bars that nobody watches
     hiding = json.loads(os.environ.get(ENV_HIDDEN) or "{}")
     hidden, kept = hiding.get("hidden", []), hiding.get("kept", [])
     if sandbox.contained:
+        build_font_list(sandbox)
         argv = sandbox.argv(command, Path(scratch), env=env, hidden=hidden, kept=kept)
         Cgroup(kernel_cgroup_name(Path(scratch)), limits).join_self()
         os.execve(argv[0], argv, host_env())

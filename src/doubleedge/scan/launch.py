@@ -27,6 +27,11 @@ Every scan starts garak here, for two reasons:
   user-agent strings, although the course's generators send their requests with ``requests``:
   about 0.5 s of CPU per scan. :func:`agents_for_loaded_libraries` sets garak's user agent on
   the HTTP libraries that are loaded (``requests`` always) and imports no other;
+* garak validates each payload file it loads with jsonschema: importing jsonschema and building
+  a validator cost about a quarter of a Lab 01 scan's CPU, to check a schema that asks only for
+  a few keys and their types. :func:`validate_payloads_directly` checks such a plain schema
+  itself and imports jsonschema only for any other schema, or for the message when a payload
+  file fails the check;
 * garak's evaluator imports its bootstrap confidence intervals at start, and numpy with them
   (about 70 ms of every scan), although course scans ask for no interval
   (``confidence_interval_method: none``). :func:`defer_bootstrap_ci` loads that module, and
@@ -50,6 +55,9 @@ KINDS = ("probes", "detectors", "generators")
 NO_COURSE_PLUGINS = "--no-course-plugins"
 GARAK_NLTK = "garak.resources.api.nltk"  # garak's wrapper around nltk: importing it imports nltk
 GARAK_BOOTSTRAP_CI = "garak.analyze.bootstrap_ci"  # imports numpy at the top
+GARAK_PAYLOADS = "garak.payloads"  # imports jsonschema at the top, to check each payload file
+JSON_TYPES = {"object": dict, "array": list, "string": str}  # as jsonschema's default type checker reads them
+PLAIN_KEYWORDS = {"type", "properties", "items", "required"}
 IRI_SYNTAX = "rfc3987_syntax"  # jsonschema's optional checker of the "iri" formats
 FORMAT_LIBRARIES = (IRI_SYNTAX, "rfc3987", "rfc3986_validator", "rfc3339_validator", "isoduration", "uri_template",
                     "webcolors", "jsonpointer", "fqdn")  # fmt: skip
@@ -92,6 +100,69 @@ def defer_nltk() -> None:
     spec.loader.exec_module(module)
     parent, _, name = GARAK_NLTK.rpartition(".")
     setattr(sys.modules[parent], name, module)
+
+
+def defer_import(name: str) -> None:
+    """A stand-in for module ``name`` that imports the real one when one of its names is first
+    read. (Not a LazyLoader: Python 3.11's ``import name`` reads the module's ``__spec__``, and
+    a lazy module loads on any read.)"""
+    if name in sys.modules:
+        return
+
+    def load_and_get(attribute: str) -> object:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]  # the import below loads the real module
+        return getattr(importlib.import_module(name), attribute)
+
+    stand_in = types.ModuleType(name)
+    stand_in.__getattr__ = load_and_get
+    sys.modules[name] = stand_in
+
+
+def validate_payloads_directly() -> None:
+    """garak's payload-file check without jsonschema when garak's schema is a plain one (see the
+    module's notes); any other schema, and any file that fails, goes to garak's own check."""
+    defer_import("jsonschema")
+    payloads = importlib.import_module(GARAK_PAYLOADS)
+    garak_check = payloads._validate_payload
+    if getattr(garak_check, "direct", False) or not plain_schema(payloads.PAYLOAD_SCHEMA):
+        return
+
+    def direct(payload_json: object) -> object:
+        # garak's check gives the verdict, and its message, for anything that does not conform
+        return True if conforms(payload_json, payloads.PAYLOAD_SCHEMA) else garak_check(payload_json)
+
+    direct.direct = True
+    payloads._validate_payload = direct
+
+
+def plain_schema(schema: object) -> bool:
+    """True if a JSON schema uses only ``type`` (object, array or string), ``properties``,
+    ``items`` and ``required``: the keywords :func:`conforms` checks exactly as jsonschema does."""
+    if not isinstance(schema, dict) or not set(schema) <= PLAIN_KEYWORDS:
+        return False
+    if "type" in schema and schema["type"] not in JSON_TYPES:
+        return False
+    required = schema.get("required", [])
+    properties = schema.get("properties", {})
+    return (isinstance(required, list) and all(isinstance(key, str) for key in required)
+            and isinstance(properties, dict) and all(plain_schema(s) for s in properties.values())
+            and ("items" not in schema or plain_schema(schema["items"])))  # fmt: skip
+
+
+def conforms(instance: object, schema: dict) -> bool:
+    """Whether ``instance`` matches a :func:`plain_schema` (each keyword applies only to the
+    kind of value it is about, as in JSON Schema: ``required`` to objects, ``items`` to arrays)."""
+    expected = JSON_TYPES.get(schema.get("type"))
+    if expected is not None and not isinstance(instance, expected):
+        return False
+    if isinstance(instance, dict):
+        if any(key not in instance for key in schema.get("required", [])):
+            return False
+        return all(conforms(instance[key], s) for key, s in schema.get("properties", {}).items() if key in instance)
+    if isinstance(instance, list) and "items" in schema:
+        return all(conforms(item, schema["items"]) for item in instance)
+    return True
 
 
 def defer_bootstrap_ci() -> None:
@@ -209,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     defer_nltk()
     defer_bootstrap_ci()
     skip_format_libraries()
+    validate_payloads_directly()
     lighter_promptinject()
     agents_for_loaded_libraries()
     from garak import cli
