@@ -246,14 +246,14 @@ def test_the_notebook_kernel_sees_no_reference_solution_but_what_its_lab_uses(tm
 
 
 def test_the_graded_kernel_starts_without_what_nobody_uses_in_it(tmp_path, monkeypatch):
-    """No debugger, no input history on disk, no progress bars: each cost every graded kernel."""
+    """No debugger and no progress bars: each cost every graded kernel."""
     code = (
         "import json, sys\n"
         "from doubleedge.progressbar import notebook_bar\n"
-        "print(json.dumps(['debugpy' in sys.modules, get_ipython().history_manager.enabled, notebook_bar(3, 'x') is None]))\n"
+        "print(json.dumps(['debugpy' in sys.modules, notebook_bar(3, 'x') is None]))\n"
     )
     (messages,) = run_in_graded_kernel(tmp_path, monkeypatch, "01", [code])
-    assert [m["content"]["text"] for m in messages if m["msg_type"] == "stream"] == ["[false, false, true]\n"]
+    assert [m["content"]["text"] for m in messages if m["msg_type"] == "stream"] == ["[false, true]\n"]
 
 
 def run_in_graded_kernel(tmp_path: Path, monkeypatch, lab: str, cells: list[str]) -> list[list[dict]]:

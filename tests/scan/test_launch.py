@@ -246,3 +246,18 @@ def test_any_other_schema_keeps_garaks_own_check(schema):
     from doubleedge.scan.launch import plain_schema
 
     assert not plain_schema(schema)
+
+
+@pytest.mark.integration
+def test_a_scan_sends_its_prompts_over_one_kept_alive_connection(tmp_path, bot, monkeypatch):
+    from doubleedge.scan.runner import scan_url
+    from doubleedge.target.server import ChatServer, serving
+
+    connections = []
+    accept = ChatServer.get_request
+    monkeypatch.setattr(ChatServer, "get_request", lambda self: connections.append(1) or accept(self))
+    spec = ScanSpec(lab="launch", probes=("promptinject.HijackHateHumans", "encoding.InjectHex"), prompt_cap=6)
+    with serving(bot) as server:
+        report = scan_url(server.chat_url, spec, tmp_path)
+    assert report.attempts >= 12  # both probes' prompts, all answered
+    assert len(connections) == 2  # the scan's first message (a plain urllib check), then garak's one connection

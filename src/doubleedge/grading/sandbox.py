@@ -652,6 +652,8 @@ c.Autograde.autograde_preprocessors = [
     CappedExecute, IgnorePattern, _ClearMetadata, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 c.LimitOutput.max_lines = 300
+# Once the last cell has run, its outputs are in: a polite shutdown only waited (0.1 to 0.2 s a learner).
+c.Execute.shutdown_kernel = "immediate"
 if _os.environ.get("{mode}", "bwrap") != "off":
     c.Execute.kernel_name = "{kernel}"
     c.KernelManager.transport = "ipc"
@@ -730,9 +732,7 @@ def launch_kernel(connection_file: str) -> int:
         raise SystemExit(f"{ENV_SCRATCH} is not set: this kernel only runs under `doubleedge grade`")
     limits = Limits.from_env(os.environ.get(ENV_LIMITS))
     sandbox = NoSandbox(limits) if os.environ.get(ENV_MODE) == "none" else Sandbox(limits)
-    # No input history on disk: nothing reads it back, and it cost a thread writing SQLite after each cell.
-    command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve()),
-               "--HistoryManager.enabled=False"]  # fmt: skip
+    command = [python(), "-m", "ipykernel_launcher", "-f", str(Path(connection_file).resolve())]
     env = {name: os.environ[name] for name in (LEARNER_ENV, LEARNER_KEY_ENV, CACHE_ENV) if os.environ.get(name)}
     env.setdefault(LEARNER_ENV, "learner")
     env[REAL_MODEL_ENV] = REAL_MODEL_OFF  # whatever launched it: a graded kernel never runs the real model

@@ -121,6 +121,9 @@ class ChatHandler(BaseHTTPRequestHandler):
     server: ChatServer
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that promises a body and never sends it must not hold a thread forever
+    # Headers and body leave in separate writes: without TCP_NODELAY a client that keeps the
+    # connection alive (garak's, see scan/launch.py) waits out a delayed ACK, 40 ms a reply.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:  # http.server's naming
         try:
