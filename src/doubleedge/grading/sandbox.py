@@ -60,6 +60,7 @@ KERNEL_NAME = "doubleedge-sandbox"
 NOBODY = 65534
 WORKDIR = "/grading"
 HOME = "/grading/home"
+MPLCONFIGDIR = f"{HOME}/.config/matplotlib"  # matplotlib's settings and font list (see build_font_list)
 # Environment variables the grader passes to nbgrader for the kernel launcher.
 ENV_SCRATCH = "DOUBLEEDGE_SANDBOX_SCRATCH"
 ENV_LIMITS = "DOUBLEEDGE_SANDBOX_LIMITS"
@@ -439,7 +440,7 @@ def sandbox_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "XDG_CACHE_HOME": f"{HOME}/.cache",
         "XDG_CONFIG_HOME": f"{HOME}/.config",
         "XDG_DATA_HOME": f"{HOME}/.local/share",
-        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+        "MPLCONFIGDIR": MPLCONFIGDIR,
         **OFFLINE_ENV,
     }
     env.update({k: os.environ[k] for k in PASSED_ENV if k in os.environ})
@@ -554,7 +555,7 @@ def font_list_args() -> list[str]:
     matplotlib looks for it; the folder around it stays writable, as matplotlib wants."""
     folder = font_list_folder()
     files = sorted(folder.glob("fontlist-*.json")) if folder.is_dir() else []
-    return [a for path in files for a in ("--ro-bind", str(path), f"{HOME}/.config/matplotlib/{path.name}")]
+    return [a for path in files for a in ("--ro-bind", str(path), f"{MPLCONFIGDIR}/{path.name}")]
 
 
 def bwrap_path() -> str:
