@@ -36,9 +36,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop("DOUBLEEDGE_CACHE", None)
 
 
-# The modules split into many units below: queued first, so that the workers share out their long
+# The module split into many units below: queued first, so that the workers share out its long
 # units and end together, rather than one worker starting a long class when the others are done.
-SPLIT_FIRST = ("tests/grading/test_gaming.py", "tests/integration/test_notebooks_execute.py")
+SPLIT_FIRST = ("tests/grading/test_gaming.py",)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -47,9 +47,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadscope`` keeps a module's tests on one worker, so that its shared fixtures run
-    once. Two modules hold most of the suite's time in units that share nothing: the gaming module
-    grades one class per lab, lazily (a lab is its unit), and each notebook execution stands alone
-    (a test is its unit); so those spread over the workers instead of queueing on one."""
+    once. One module holds most of the suite's time in units that share nothing: the gaming module
+    grades one class per lab, lazily (a lab is its unit); so those spread over the workers instead
+    of queueing on one."""
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -62,8 +62,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             if scope.endswith("/test_gaming.py"):
                 lab = re.search(r"\[(?:lab)?(\d\d)\b", nodeid)
                 return f"{scope}::lab{lab.group(1) if lab else '01'}"
-            if scope.endswith("/test_notebooks_execute.py"):
-                return nodeid
             return scope
 
     return SplitHeavyModules(config, log)

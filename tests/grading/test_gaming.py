@@ -16,7 +16,7 @@ from doubleedge.grading.course import find_hidden, hidden_material
 from doubleedge.grading.pipeline import CourseFolder, find_submissions, grade_prepared
 from doubleedge.grading.sandbox import make_sandbox, unavailable_for_tests
 from doubleedge.labs import LABS, get_lab
-from doubleedge.realmodel import SKIPPED_FILES
+from doubleedge.realmodel import SKIPPED, SKIPPED_FILES
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,22 @@ def test_reference_solution_gets_full_marks_and_an_untouched_copy_none(graded, l
     assert set(model.tests) and all(model.tests.values())
     assert model.max_score == FULL.get(lab, model.max_score)
     assert untouched.score == 0, untouched.tests
+
+
+@pytest.mark.parametrize("lab", sorted(LABS))
+def test_the_reference_solution_runs_top_to_bottom_in_the_graded_kernel(graded, lab):
+    """The source notebook (the reference learner's submission) ran every cell without an error
+    in the real Jupyter kernel that graded it, hidden tests included. This is the course's
+    notebook-execution test: running each source notebook once more, outside the sandbox, would
+    repeat the same work (tests/integration/test_notebooks_execute.py keeps only what differs)."""
+    course, _ = graded(lab)
+    feedback = nbformat.read(course.autograded_dir(REFERENCE) / f"{get_lab(lab).slug}.ipynb", as_version=4)
+    ran = [c for c in feedback.cells if c.cell_type == "code" and c.source.strip()]
+    assert ran and all(c.execution_count for c in ran), [c.id for c in ran if not c.execution_count]
+    errors = [(c.id, o.ename, o.evalue) for c in ran for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    for cell in (c for c in ran if c.get("id") == "real-model"):  # the real-model comparison is not graded
+        assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED + "\n"
 
 
 def real_file_cells(notebook) -> list:
