@@ -9,8 +9,8 @@ and four columns: reference model and real model, each unhardened and hardened.
 The real model is ``$DOUBLEEDGE_REAL_MODEL`` (a ``--model`` spec; default ``smollm2``). ``off``
 skips the comparison: the grader's notebook kernel and the tests that execute notebooks set it,
 because a real model adds minutes to every run and its file is not inside the grading sandbox.
-The part carries no points, so skipping it changes no grade. ``off`` also skips Lab 06's ungraded
-look at SmolLM2's own files (``SKIPPED_FILES``).
+The part carries no points, so skipping it changes no grade. ``off`` also skips the ungraded
+cells of Labs 06 and 11 that open SmolLM2's own files (``SKIPPED_FILES``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ ENV = "DOUBLEEDGE_REAL_MODEL"
 DEFAULT_MODEL = "smollm2"
 OFF = "off"
 SKIPPED = f"skipped: the real-model comparison is not graded, and {ENV}=off turns it off here."
-# Lab 06's ungraded cells that open SmolLM2's own files (converting, copying, tokenizing them): under
-# grading they would cost a minute per learner and more memory than the sandbox gives a kernel.
+# The ungraded cells that open SmolLM2's own files (Lab 06 converts, copies and tokenizes them; Lab 11
+# reads the GGUF header three times): under grading they would cost seconds to a minute per learner,
+# and Lab 06's more memory than the sandbox gives a kernel.
 SKIPPED_FILES = f"skipped: this part opens the real model's files and is not graded; {ENV}=off turns it off here."
 SCAN_ROW = "garak scan: attack success rate"
 

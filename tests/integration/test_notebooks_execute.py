@@ -1,10 +1,12 @@
-"""The source notebooks whose ungraded cells open SmolLM2's files run top to bottom in a real
-Jupyter kernel, as a learner runs them, with those cells opening the files.
+"""The source notebooks whose ungraded cells open SmolLM2's files run in a real Jupyter kernel,
+as a learner runs them, from the top to their last such cell, with those cells opening the files.
 
 Every lab's source notebook also runs top to bottom where it is graded, as the reference
 learner's submission (tests/grading/test_gaming.py, without errors, every cell); there the
 real-model cells are skipped. So only the labs whose real part opens files (seconds, no model
-run) run here again, for that part.
+run) run here again, and only as far as that part: the cells after it run where they are
+graded, and with the real model on, Lab 11's later cells would time and fine-tune SmolLM2
+(minutes; tests/integration/test_finetune_smollm2.py fine-tunes it).
 
 nbclient rather than nbval: nbval waits a fixed 5 s for a cell's output after
 the kernel replies, which a loaded 2-core machine can miss, and a missed wait
@@ -32,7 +34,7 @@ OPENS_REAL_FILES = [lab for lab in LABS.values() if real_file_cells(nbformat.rea
 
 
 def test_the_labs_that_open_real_model_files_are_known():
-    assert [lab.number for lab in OPENS_REAL_FILES] == ["06"]  # so that the test below cannot run on none
+    assert [lab.number for lab in OPENS_REAL_FILES] == ["06", "11"]  # so that the test below cannot run on none
 
 
 @pytest.mark.parametrize("lab", OPENS_REAL_FILES, ids=lambda lab: lab.slug)
@@ -40,6 +42,8 @@ def test_source_notebook_opens_the_real_model_files(lab, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, DEFAULT_MODEL)  # the kernel inherits it: the real-file cells run
     # A copy, so the files the notebook writes stay out of the repository.
     notebook = nbformat.read(shutil.copy(lab.source_notebook, tmp_path), as_version=4)
+    last = notebook.cells.index(real_file_cells(notebook)[-1])
+    notebook.cells = notebook.cells[: last + 1]
     client = NotebookClient(
         notebook,
         kernel_name="python3",
