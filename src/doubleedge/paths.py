@@ -27,3 +27,13 @@ def cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "doubleedge"
+
+
+# A folder of models that a trusted process of the kit trained (the grader's, for its checker):
+# read after this process's own trained models, never written.
+KEPT_MODELS_ENV = "DOUBLEEDGE_KEPT_MODELS"
+
+
+def trained_dir() -> Path:
+    """Where this process keeps the models it trains (memorization/train.py), one file per key."""
+    return cache_dir() / "trained"

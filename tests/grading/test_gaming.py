@@ -142,6 +142,22 @@ def test_the_grade_sheet_counts_the_hints_a_learner_took(graded, lab):
     assert rows[UNTOUCHED].metrics["hints_used"] == 0
 
 
+@pytest.mark.parametrize("lab", ["07"])  # the lab whose checker trains; named, so it joins that lab's class
+def test_the_grader_keeps_the_model_a_checker_trained(graded, lab):
+    """Lab 07's checker trains each learner's hardened model on the held-out canaries, and may write
+    only in its result folder: the grader adopts the model from there, so that a regrade of the
+    class reads it instead of training it again (memorization/train.py, ``adopt_trained``)."""
+    from doubleedge.defenses.lab07 import TRAINING, harden_corpus
+    from doubleedge.grading import lab07
+    from doubleedge.memorization.train import training_key
+    from doubleedge.paths import trained_dir
+
+    graded(lab)
+    canaries = lab07.grading_canaries()
+    key = training_key(harden_corpus(lab07.attack_corpus(canaries)), lab07.training_config(TRAINING))
+    assert (trained_dir() / f"{key}.safetensors").is_file()
+
+
 @pytest.mark.parametrize(("name", "error"), [
     ("import-reference-by-name", ("ModuleNotFoundError", "No module named 'doubleedge.defenses.lab01'")),
     ("read-reference-file", ("FileNotFoundError", "No such file or directory")),

@@ -206,6 +206,15 @@ def test_lab07_empty_extraction_and_unchanged_corpus_fail(tmp_path, baselines):
     assert "bits or more" in reasons["test_hardened_exposure"]
     assert result["metrics"]["max_exposure_bits"] > 20, result["metrics"]  # far over the 12-bit line
     assert_no_canary(result)
+    # The unchanged corpus with the reference's TRAINING is the class's attack model, which the
+    # grader trained for the baseline: the checker looked for it in its own cache, read the
+    # grader's copy and trained nothing (a model it trains is left there for the grader to adopt).
+    from doubleedge.grading import lab07
+    from doubleedge.memorization.train import training_key
+
+    key = training_key(lab07.attack_corpus(lab07.grading_canaries()), lab07.training_config({"steps": 600}))
+    own = tmp_path / "checker-0" / "out" / "cache" / "trained"
+    assert (own / f"{key}.lock").is_file() and not list(own.glob("*.safetensors"))
 
 
 def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_path, baselines):

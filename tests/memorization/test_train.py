@@ -10,6 +10,7 @@ import torch
 
 from doubleedge.memorization import ModelConfig, TrainConfig, lab_canaries, make_corpus, perplexity, train
 from doubleedge.memorization.train import (
+    adopt_trained,
     deterministic,
     load_trained,
     measured_on,
@@ -123,6 +124,40 @@ def test_a_read_only_cache_costs_time_not_the_result(tmp_path, monkeypatch):
     assert not result.cached and len(result.losses) == 5
     saved = save_trained(result, tmp_path / "kept" / "model.safetensors")
     assert load_trained(saved, result.key).losses == result.losses
+
+
+def test_a_model_the_grader_kept_is_read_not_trained_and_not_written(tmp_path, monkeypatch):
+    """The checker's view: its own cache is empty, the grader's models are a read-only folder."""
+    docs = make_corpus(lab_canaries(), documents=60)
+    config = TrainConfig(steps=5, batch_size=16, model=SMALL)
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path / "grader"))
+    trained = train(docs, config)
+    monkeypatch.setenv("DOUBLEEDGE_CACHE", str(tmp_path / "checker"))
+    monkeypatch.setenv("DOUBLEEDGE_KEPT_MODELS", str(tmp_path / "grader" / "trained"))
+    read = train(docs, config)
+    assert read.cached and read.losses == trained.losses and read.key == trained.key
+    assert not list((tmp_path / "checker" / "trained").glob("*.safetensors"))  # nothing for the grader to adopt
+    other = train(docs, TrainConfig(steps=6, batch_size=16, model=SMALL))  # not kept: trained, into its own cache
+    assert not other.cached and (tmp_path / "checker" / "trained" / f"{other.key}.safetensors").is_file()
+
+
+def test_the_grader_adopts_only_models_that_are_what_their_names_say(tmp_path):
+    """What a checker leaves in its result folder is checked before the grader keeps it."""
+    docs = make_corpus(lab_canaries(), documents=60)
+    good = train(docs, TrainConfig(steps=5, batch_size=16, model=SMALL), cache=False)
+    found = tmp_path / "found"
+    save_trained(good, found / f"{good.key}.safetensors")
+    wrong_key = "0" * 64  # a real model file, under a key it was not trained for
+    save_trained(good, found / f"{wrong_key}.safetensors")
+    (found / f"{'1' * 64}.safetensors").write_text("not a model")
+    (found / f"{'2' * 64}.safetensors").symlink_to(found / f"{good.key}.safetensors")
+    (found / "notes.safetensors").write_bytes((found / f"{good.key}.safetensors").read_bytes())
+    kept = tmp_path / "kept"
+    assert adopt_trained(found, kept) == [good.key]
+    assert sorted(p.name for p in kept.iterdir()) == [f"{good.key}.safetensors"]  # no half-copied file either
+    assert load_trained(kept / f"{good.key}.safetensors", good.key).losses == good.losses
+    assert adopt_trained(found, kept) == []  # kept already: not copied again
+    assert adopt_trained(tmp_path / "missing", kept) == []
 
 
 ASK_FOR_THE_MODEL = """

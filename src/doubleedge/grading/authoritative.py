@@ -18,7 +18,9 @@ cells and starts two fresh processes, each in its own sandbox (see sandbox.py):
   and asks it the held-out ordinary requests. Files the learner's code must open (model files, a trained model)
   go through a ``shared`` folder that both sandboxes can read and write; the checker writes them in
   new folders with random names and follows no link there (sharedfolder.py), and may write nowhere
-  else on the host but its result folder.
+  else on the host but its result folder. It reads the models the grader trained before
+  (read-only) and leaves the ones it trains in its result folder, where the host checks and keeps
+  them (memorization/train.py ``adopt_trained``): a class's regrade trains no model twice.
 
 So learner code never runs in the process that computes or writes the result, and
 never sees the held-out set as a file. This module is the host's side: :func:`run` starts
@@ -39,6 +41,7 @@ from pathlib import Path
 import doubleedge
 from doubleedge.labs import get_lab
 from doubleedge.labs.base import Lab, ordinary_set
+from doubleedge.paths import CACHE_ENV, KEPT_MODELS_ENV, trained_dir
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, course_key, learner_environment
 
 # Graded code may not lean on the course's reference solutions. This text check gives the clear
@@ -150,8 +153,13 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         "--cell-seconds", str(limits.cell_seconds),
         "--call-seconds", str(limits.call_seconds),
     ]  # fmt: skip
+    # The checker's models: it reads the grader's (read-only) and trains the others into its result
+    # folder; the grader adopts those below. The learner's runner sees neither folder.
+    checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key(), CACHE_ENV: str(out.parent / "cache")}
+    if kept := _models_for_checker():
+        checker_env[KEPT_MODELS_ENV] = str(kept)
+        readonly.append(kept)
     try:
-        checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key()}  # grading secrets need the course key
         done = sandbox.run(command, out.parent, env=checker_env, readonly=[checker_dir, *readonly], shared=[shared],
                            pass_fds=(from_runner_r, to_runner_w), timeout=limits.run_seconds)  # fmt: skip
     finally:
@@ -163,4 +171,19 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         raise RuntimeError(f"the grading process did not finish within {limits.run_seconds} s")
     if done.returncode != 0 or not out.is_file():
         raise RuntimeError(f"the grading process failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+    trained = out.parent / "cache" / "trained"
+    if kept and trained.is_dir() and any(trained.iterdir()):  # only Lab 07's checker trains
+        from doubleedge.memorization.train import adopt_trained
+
+        adopt_trained(trained, kept)
     return json.loads(out.read_text("utf-8"))
+
+
+def _models_for_checker() -> Path | None:
+    """The grader's trained models, for its checkers to read; None if the grader cannot keep any."""
+    folder = trained_dir().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None

@@ -14,6 +14,9 @@ keyed by everything that decides the weights: the documents, the settings, the t
 and Opacus versions and this module's and the model's source. The lab notebook, the
 grader and the course's figures train the same unhardened model; it is trained once, also
 when several processes ask for it at the same moment (one trains, the others wait for its file).
+The grader's checker, which may write only in its result folder, also reads the grader's models
+(``$DOUBLEEDGE_KEPT_MODELS``, read-only); the grader then adopts the ones it trained
+(``adopt_trained``), so regrading a class trains no model twice.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -36,10 +41,11 @@ from torch.nn import functional as F
 
 from doubleedge.memorization import model as model_module
 from doubleedge.memorization.model import CharLM, ModelConfig, encode
-from doubleedge.paths import cache_dir
+from doubleedge.paths import KEPT_MODELS_ENV, trained_dir
 from doubleedge.progressbar import notebook_bar
 
 CACHE_FORMAT = "doubleedge-trained-1"
+MODEL_FILE = re.compile(r"[0-9a-f]{64}\.safetensors")  # a trained model's file: its key, then the suffix
 
 
 @dataclass(frozen=True)
@@ -111,15 +117,46 @@ def train(documents: list[str], config: TrainConfig | None = None, *, cache: boo
     key = training_key(documents, config)
     if not cache:
         return _keyed(_train(documents, config), key)
-    path = cache_dir() / "trained" / f"{key}.safetensors"
+    path = trained_dir() / f"{key}.safetensors"
     with _one_trainer(path):
-        if path.is_file():
-            with contextlib.suppress(ValueError, OSError):  # unreadable or stale: train afresh
-                return load_trained(path, key)
+        for found in (path, _kept(key)):
+            if found is not None and found.is_file():
+                with contextlib.suppress(ValueError, OSError):  # unreadable or stale: train afresh
+                    return load_trained(found, key)
         result = _keyed(_train(documents, config), key)
         with contextlib.suppress(OSError):  # a read-only cache costs time, never the result
             save_trained(result, path)
     return result
+
+
+def _kept(key: str) -> Path | None:
+    """Where the read-only folder of ``$DOUBLEEDGE_KEPT_MODELS`` would hold the model of ``key``."""
+    folder = os.environ.get(KEPT_MODELS_ENV)
+    return Path(folder) / f"{key}.safetensors" if folder else None
+
+
+def adopt_trained(found: Path, into: Path | None = None) -> list[str]:
+    """Keep in ``into`` (default: this process's models) the models that another process trained
+    into ``found`` (the grader's checker, in its result folder). Only a regular file named by its
+    key that loads as a model trained on that key's inputs is kept; returns the keys adopted."""
+    into = into or trained_dir()
+    adopted = []
+    for file in sorted(found.iterdir()) if found.is_dir() else []:
+        target = into / file.name
+        if not MODEL_FILE.fullmatch(file.name) or file.is_symlink() or not file.is_file() or target.is_file():
+            continue
+        tmp = into / f".{file.name}.{os.getpid()}.adopt"
+        try:
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, tmp)  # checked as copied: what is kept is what was checked
+            load_trained(tmp, file.name.removesuffix(".safetensors"))
+            os.replace(tmp, target)
+        except (ValueError, OSError):
+            continue
+        finally:
+            tmp.unlink(missing_ok=True)
+        adopted.append(target.stem)
+    return adopted
 
 
 def _keyed(result: TrainResult, key: str) -> TrainResult:
