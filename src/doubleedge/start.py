@@ -14,6 +14,7 @@ import functools
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,7 @@ def start(site_port: int, lab_port: int, workspace: Path, no_browser: bool = Fal
     command = jupyterlab_command(workspace, lab_port) + ([] if open_browser else ["--no-browser"])
     env = learner_jupyter_env(tool_env(None))
     lab = subprocess.Popen(command, env=env)
+    stop_as_ctrl_c(signal.SIGTERM, signal.SIGHUP)
     try:
         wait_until_ready(lab_port, env["JUPYTER_TOKEN"], lab)
         if lab.poll() is None:
@@ -126,6 +128,18 @@ def start(site_port: int, lab_port: int, workspace: Path, no_browser: bool = Fal
         return 0
     finally:
         site.shutdown()
+
+
+def stop_as_ctrl_c(*signals: signal.Signals) -> None:
+    """Stop on ``signals`` as on Ctrl-C. Ctrl-C reaches JupyterLab as well; ``kill``, a closed
+    terminal or a service manager reach this process alone, which would leave JupyterLab
+    running without it, holding its port."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for number in signals:
+        signal.signal(number, interrupt)
 
 
 def has_browser() -> bool:

@@ -183,6 +183,15 @@ def test_start_prints_only_the_two_links_and_no_alarm(started):
     assert tail[1] == f"JupyterLab:   http://127.0.0.1:{ports['lab']}/lab?token={token}", text
     for alarm in ("No nbgrader_config.py", "No web browser found", "Traceback", "Error", "WARNING", "[W "):
         assert alarm not in text, (alarm, text)
+    # `kill` (a service manager, a closed terminal) reaches `start` alone, not JupyterLab: it stops both.
+    jupyterlab = f"--ServerApp.port={ports['lab']}"  # in JupyterLab's command line
+    assert processes_mentioning(jupyterlab), "JupyterLab should be running"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=90) == 0, log.read_text()[-3000:]
+    deadline = time.monotonic() + 30
+    while processes_mentioning(jupyterlab) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(jupyterlab) == [], "JupyterLab must stop with the start command"
 
 
 def test_jupyterlab_from_the_start_command_runs_lab_01_and_stops_cleanly(started):
