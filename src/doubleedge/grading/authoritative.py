@@ -153,8 +153,9 @@ def _run_pair(lab, learner, setup, cells, skipped, baseline, heldout, scratch, s
         "--cell-seconds", str(limits.cell_seconds),
         "--call-seconds", str(limits.call_seconds),
     ]  # fmt: skip
-    # The checker's models: it reads the grader's (read-only) and trains the others into its result
-    # folder; the grader adopts those below. The learner's runner sees neither folder.
+    # Grading secrets need the course key. The checker's models: it reads the grader's (read-only)
+    # and trains the others into its result folder; the grader adopts those below. The learner's
+    # runner sees neither folder.
     checker_env = {LEARNER_ENV: learner, COURSE_KEY_ENV: course_key(), CACHE_ENV: str(out.parent / "cache")}
     if kept := _models_for_checker():
         checker_env[KEPT_MODELS_ENV] = str(kept)

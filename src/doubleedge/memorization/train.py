@@ -29,6 +29,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def adopt_trained(found: Path, into: Path | None = None) -> list[str]:
         target = into / file.name
         if not MODEL_FILE.fullmatch(file.name) or file.is_symlink() or not file.is_file() or target.is_file():
             continue
-        tmp = into / f".{file.name}.{os.getpid()}.adopt"
+        tmp = into / f".{file.name}.{os.getpid()}.{threading.get_ident()}.adopt"  # graders adopt in threads
         try:
             into.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, tmp)  # checked as copied: what is kept is what was checked
