@@ -10,7 +10,7 @@ from doubleedge.defenses.lab07 import harden_corpus, scrub
 from doubleedge.grading.labs import get_lab
 from doubleedge.memorization import CharLM, ModelConfig, lab_canaries, load_canaries, make_corpus
 from doubleedge.memorization.corpus import Canary, canary_document
-from doubleedge.memorization.exposure import exposure_from_rank, log_perplexities, measure_exposure
+from doubleedge.memorization.exposure import exposure_from_rank, log_perplexities, measure_exposure, perplexity
 from doubleedge.memorization.model import decode, encode, load_pretrained, save_pretrained
 from doubleedge.memorization.scrub import deduplicate
 
@@ -64,6 +64,42 @@ def test_log_perplexities_match_a_step_by_step_computation():
     for i, ch in enumerate(secret):
         slow -= model.next_char_logprobs(prefix + secret[:i])[ch] / math.log(2)
     assert fast == pytest.approx(slow, abs=1e-4)
+
+
+def _spread_model() -> CharLM:
+    """The lab's model shape with weights far from their small initial values, as training leaves them."""
+    torch.manual_seed(1)
+    model = CharLM()
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.normal_(0, 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize(("prefix", "length"), [
+    ("Customer: my card number is 4000 0000 1234 5678 9012 3456 7890 ", 9),  # a lab canary's shape
+    ("x" * 70, 8), ("x" * 62, 1), ("x" * 61, 2), ("x" * 40, 24),  # prefixes that fill the context
+    ("k", 9), ("ab", 5), ("abc", 2), ("abcd", 1),  # prefixes that do not
+])  # fmt: skip
+def test_log_perplexities_share_the_prefix_and_give_the_same_bits(prefix, length):
+    """The shared prefix changes no bit of the numbers that exposures and grades are made of."""
+    model, rng = _spread_model(), random.Random(length)
+    secrets = ["".join(rng.choice("0123456789ABCDEF") for _ in range(length)) for _ in range(1001)]
+    assert log_perplexities(model, prefix, secrets) == log_perplexities(model, prefix, secrets, share_prefix=False)
+
+
+def test_log_perplexities_need_a_prefix():
+    with pytest.raises(ValueError, match="prefix"):
+        log_perplexities(CharLM(), "", ["1234"])
+    with pytest.raises(ValueError, match="prefix"):
+        log_perplexities(CharLM(), "card ", ["1" * 64])
+
+
+@pytest.mark.parametrize("length", [64 * 40 + 1, 64 * 40 + 2, 64 * 40 + 30, 64 * 300 + 17])
+def test_perplexity_in_batches_gives_the_same_bits_as_chunk_by_chunk(length):
+    model, rng = _spread_model(), random.Random(length)
+    text = "".join(rng.choice("abcdefgh ,.0123") for _ in range(length))
+    assert perplexity(model, text) == perplexity(model, text, batch=1)  # the first version: a chunk at a time
 
 
 def test_an_untrained_model_does_not_expose_a_canary():

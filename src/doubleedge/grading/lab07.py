@@ -48,13 +48,12 @@ from pathlib import Path
 
 from doubleedge.grading.checks import Check
 from doubleedge.memorization.corpus import Canary, clean_heldout_text, lab_canaries, load_canaries, make_corpus
-from doubleedge.memorization.exposure import measure_exposure
+from doubleedge.memorization.exposure import measure_exposure, perplexity
 from doubleedge.memorization.model import CharLM, load_pretrained
 from doubleedge.memorization.train import (
     TrainConfig,
     load_trained,
     measured_on,
-    perplexity,
     save_trained,
     train,
     training_key,

@@ -53,16 +53,24 @@ class Block(nn.Module):
         self.mlp_proj = nn.Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extend(x)[0]
+
+    def extend(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """The block on positions ``x`` that follow the earlier positions whose keys and values are
+        ``past`` (one row, shared by the whole batch; None: no earlier positions). Returns the
+        output and the keys and values of ``x``'s positions."""
         batch, length, width = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(width, dim=2)
-        heads = [t.view(batch, length, self.n_head, width // self.n_head).transpose(1, 2) for t in (q, k, v)]
-        q, k, v = heads
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])
-        mask = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        q, k, v = (t.view(batch, length, self.n_head, width // self.n_head).transpose(1, 2)
+                   for t in self.c_attn(self.ln_1(x)).split(width, dim=2))  # fmt: skip
+        before = 0 if past is None else past[0].shape[2]
+        keys, values = (k, v) if past is None else (torch.cat([p.expand(batch, -1, -1, -1), t], dim=2)
+                                                     for p, t in zip(past, (k, v), strict=True))  # fmt: skip
+        scores = (q @ keys.transpose(-2, -1)) / math.sqrt(k.shape[-1])
+        mask = torch.ones(before + length, before + length, dtype=torch.bool, device=x.device).tril()[before:]
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        attended = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(batch, length, width)
+        attended = (scores.softmax(dim=-1) @ values).transpose(1, 2).reshape(batch, length, width)
         x = x + self.attn_proj(attended)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")), (k, v)
 
 
 class CharLM(nn.Module):
@@ -88,11 +96,15 @@ class CharLM(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits for the next character at every position: (batch, length, vocab)."""
-        positions = torch.arange(ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
-        x = self.wte(ids) + self.wpe(positions)
+        x = self.embed(ids)
         for block in self.blocks:
             x = block(x)
         return self.lm_head(self.ln_f(x))
+
+    def embed(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The characters ``ids`` (batch, length) at positions ``start`` onwards, embedded."""
+        positions = torch.arange(start, start + ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
+        return self.wte(ids) + self.wpe(positions)
 
     @torch.no_grad()
     def next_char_logprobs(self, text: str) -> dict[str, float]:

@@ -329,19 +329,3 @@ def _train_dp(model, optimizer, examples, config, generator, tick) -> tuple[list
     dp_model._close()
     epsilon = accountant.get_epsilon(delta=1e-5) if config.noise_multiplier > 0 else math.inf
     return losses, float(epsilon)
-
-
-@torch.no_grad()
-def perplexity(model: CharLM, text: str, seq_len: int = 64) -> float:
-    """Per-character perplexity of ``model`` on ``text`` (lower is better)."""
-    ids = torch.tensor(encode(text))
-    total, count = 0.0, 0
-    with deterministic():
-        for start in range(0, len(ids) - 1, seq_len):
-            chunk = ids[start : start + seq_len + 1]
-            if len(chunk) < 2:
-                break
-            logits = model(chunk[None, :-1])[0]
-            total += float(F.cross_entropy(logits, chunk[1:], reduction="sum"))
-            count += len(chunk) - 1
-    return math.exp(total / count)
