@@ -34,16 +34,16 @@ APT := apt-get
 APT_UPDATE := apt-get update -qq
 endif
 
-.PHONY: help start test lint bench lock clean browser wheelhouse
+.PHONY: help start test lint bench lock clean browser wheelhouse bytecode
 CHROMIUM ?= /usr/bin/chromium
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-start: $(STAMP) ## build the site, make your lab copies in workspace/, serve both
+start: $(STAMP) bytecode ## build the site, make your lab copies in workspace/, serve both
 	@$(BIN)/doubleedge start --site-port $(PORT_SITE) --lab-port $(PORT_LAB)
 
-test: $(STAMP) $(GRADING_STAMP) browser ## lint, then run all tests
+test: $(STAMP) $(GRADING_STAMP) browser bytecode ## lint, then run all tests
 	$(BIN)/ruff check src tests bench labs
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadscope $(PYTEST_ARGS)
 
@@ -60,6 +60,13 @@ browser: ## headless Chromium for the browser tests (Debian package; never `play
 	else \
 		echo "Chromium is missing: browser tests will be skipped. Install: sudo apt-get install -y chromium"; \
 	fi
+
+# The kit's modules compiled once. Where PYTHONDONTWRITEBYTECODE is set (as on CI), and always in
+# the grading sandbox (its src/ is read-only), Python reads compiled modules but never writes
+# them, so without this every process (each garak scan, checker, runner and kernel) compiled the
+# modules it imports again. Only changed files are compiled; a stale file is never read.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q src
 
 lint: $(STAMP) ## ruff on code and notebooks
 	$(BIN)/ruff check src tests bench labs

@@ -75,3 +75,13 @@ def test_a_wheelhouse_that_fails_its_checksums_stops_the_install(tmp_path):
     assert run.returncode != 0
     assert "FAILED" in run.stdout + run.stderr
     assert not venv.exists()  # stopped before the venv was made
+
+
+@pytest.mark.parametrize(("target", "command"), [("test", " -m pytest "), ("start", "doubleedge start ")])
+def test_the_kit_is_compiled_before_the_command_runs(target, command):
+    """Where PYTHONDONTWRITEBYTECODE is set (CI) and in the grading sandbox, no process writes
+    compiled modules: each would compile the kit again unless make compiled it first."""
+    lines = planned(target)
+    compiled = [i for i, line in enumerate(lines) if line.endswith("-m compileall -q src")]
+    runs = [i for i, line in enumerate(lines) if command in line]
+    assert compiled and runs and compiled[0] < runs[0], lines
