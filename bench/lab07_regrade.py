@@ -27,15 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import machine
 
 from doubleedge.grading import authoritative
 from doubleedge.grading.labs import get_lab
-from doubleedge.grading.pipeline import baseline_report
+from doubleedge.grading.pipeline import baseline_report, reference_cells
 from doubleedge.grading.sandbox import make_sandbox
 from doubleedge.paths import CACHE_ENV
 
@@ -44,18 +42,10 @@ RESULTS = REPO_ROOT / "bench" / "results" / "lab07_regrade.json"
 LAB = get_lab("07")
 
 
-def solution_cells() -> tuple[str, dict[str, str]]:
-    """The source notebook's setup cell and code solution cells (grade_id -> source)."""
-    cells = nbformat.read(LAB.source_notebook, as_version=4).cells
-    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in cells if "grade_id" in c.metadata.get("nbgrader", {})}
-    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"}
-    return by_id["setup"].source, solutions
-
-
 def grade(cache: Path, scratch: Path, baseline: Path) -> tuple[float, dict]:
     """Wall seconds of one authoritative run with ``cache`` as the grader's kit cache, and its result."""
     os.environ[CACHE_ENV] = str(cache)
-    setup, cells = solution_cells()
+    setup, cells = reference_cells(LAB)
     start = time.perf_counter()
     result = authoritative.run(LAB.number, "bench-learner", setup, cells, baseline, LAB.heldout_attacks, scratch,
                                make_sandbox("bwrap"))  # fmt: skip

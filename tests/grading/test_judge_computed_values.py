@@ -13,10 +13,10 @@ out (and Lab 06's loader and template check) so that each run takes seconds.
 from __future__ import annotations
 
 import pytest
-from test_judge_labs_02_03 import notebook_cells
 
 from doubleedge.grading import authoritative, sandbox
 from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import reference_cells
 from doubleedge.target.secrets import grading_secret
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ def grade(tmp_path_factory, class_baseline):
         patch.delenv("DOUBLEEDGE_LEARNER_KEY", raising=False)
 
         def run(lab: str, **swapped: str) -> dict:
-            setup, cells = notebook_cells(lab)
+            setup, cells = reference_cells(get_lab(lab))
             cells.update({k: v for k, v in LEFT_OUT.items() if k in cells}, **swapped)
             return authoritative.run(lab, LEARNER, setup, cells, class_baseline(lab), get_lab(lab).heldout_attacks,
                                      tmp_path_factory.mktemp("auth"), sandbox.make_sandbox("auto"))  # fmt: skip

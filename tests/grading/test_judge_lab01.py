@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 from gaming.cases import CASES
-from test_judge_labs_02_03 import notebook_cells
 
 from doubleedge.grading import authoritative, lab01, sandbox
 from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import reference_cells
 from doubleedge.target.secrets import grading_secret
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def grade(tmp_path_factory, class_baseline):
         patch.delenv("DOUBLEEDGE_LEARNER_KEY", raising=False)
         baseline = class_baseline("01")  # under this module's course key
         def run(**swapped: str) -> dict:
-            setup, cells = notebook_cells("01")
+            setup, cells = reference_cells(get_lab("01"))
             cells.update(LEFT_OUT, **swapped)
             return authoritative.run("01", LEARNER, setup, cells, baseline, get_lab("01").heldout_attacks,
                                      tmp_path_factory.mktemp("auth"), sandbox.make_sandbox("auto"))  # fmt: skip
@@ -121,7 +121,7 @@ def test_the_reference_detector_passes_and_the_use_check_needs_build_defense(gra
 
 @pytest.mark.parametrize("case", DETECTOR_CASES, ids=lambda c: c.name)
 def test_exercise_4_without_a_detector_of_ones_own_fails(grade, case):
-    _, cells = notebook_cells("01")
+    _, cells = reference_cells(get_lab("01"))
     result = grade(detector=cells["detector"] + "\n\n" + case.source())
     assert not passed(result, "test_detector"), case.name
     assert case.reason in result["tests"]["test_detector"]["reason"]
@@ -137,7 +137,7 @@ def test_an_unfinished_detector_cell_fails_both_detector_tests_with_its_error(gr
 
 def test_a_defense_from_the_course_menu_loses_the_use_point_only(grade):
     """The reference solution before the detector exercise: it still stops the attacks."""
-    _, cells = notebook_cells("01")
+    _, cells = reference_cells(get_lab("01"))
     menu = next(c for c in CASES if c.lab == "01" and c.name == "menu-defense")
     result = grade(hardening=cells["hardening"] + "\n\n" + menu.source())
     assert passed(result, "test_detector") and passed(result, "test_hardening_asr"), result["tests"]

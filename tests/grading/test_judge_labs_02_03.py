@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 
 from doubleedge.grading import authoritative, sandbox
 from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import reference_cells
 
 pytestmark = pytest.mark.integration
 
@@ -62,20 +62,12 @@ def build_defense(secret):
 """
 
 
-def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
-    """The source notebook's setup cell and solution cells (grade_id -> source)."""
-    cells = nbformat.read(get_lab(lab).source_notebook, as_version=4).cells
-    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in cells if "grade_id" in c.metadata.get("nbgrader", {})}
-    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution")}
-    return by_id["setup"].source, solutions
-
-
 @pytest.fixture(scope="module")
 def grade(tmp_path_factory, class_baseline):
     """grade(lab, **swapped_cells) -> the authoritative result; the baseline scans run once per test run."""
 
     def run(lab: str, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
-        setup, cells = notebook_cells(lab)
+        setup, cells = reference_cells(get_lab(lab))
         cells.update(swapped)
         return authoritative.run(lab, LEARNER, setup, cells, class_baseline(lab), get_lab(lab).heldout_attacks,
                                  tmp_path_factory.mktemp("auth"), sandbox.make_sandbox("auto", limits))  # fmt: skip
@@ -96,7 +88,7 @@ def assert_no_heldout_text(result: dict, lab: str) -> None:
 
 
 def test_lab02_document_guard_that_raises_fails_hardening(grade):
-    _, cells = notebook_cells("02")
+    _, cells = reference_cells(get_lab("02"))
     result = grade(
         "02", planted_review="PLANTED_REVIEW = object()", hardening=cells["hardening"] + BROKEN_DOCUMENT_GUARD
     )
@@ -112,7 +104,7 @@ def test_lab02_document_guard_that_raises_fails_hardening(grade):
 
 def test_lab02_document_guard_that_hangs_fails_hardening_in_time(grade):
     """garak would retry the server's errors for ever: the run must end, with the reason, and keep the other tests."""
-    _, cells = notebook_cells("02")
+    _, cells = reference_cells(get_lab("02"))
     result = grade("02", sandbox.Limits(call_seconds=2), hardening=cells["hardening"] + HANGING_DOCUMENT_GUARD)
     assert failed(result) == {"test_datamark_in_defense", "test_hardening_asr", "test_hardening_benign"}
     assert "did not answer within 2 s" in result["tests"]["test_hardening_asr"]["reason"]
@@ -120,7 +112,7 @@ def test_lab02_document_guard_that_hangs_fails_hardening_in_time(grade):
 
 def test_lab03_truthy_record_access_denies_so_no_record_leaks(grade):
     """Every record is denied: the signed-in customer's own questions go unanswered, nobody's leaks."""
-    _, cells = notebook_cells("03")
+    _, cells = reference_cells(get_lab("03"))
     result = grade("03", access=cells["access"] + TRUTHY_ACCESS, card_digits="MY_CARD_ATTACK = 'hi'\nextract_card_last4 = 1234",
                    record_attack=f"MY_RECORD_ATTACK = {'x' * 100_000!r}")  # fmt: skip
     assert failed(result) == {"test_record_attack", "test_card_digits", "test_records_for", "test_hardening_benign"}
@@ -133,7 +125,7 @@ def test_lab03_truthy_record_access_denies_so_no_record_leaks(grade):
 
 
 def test_lab03_prompt_only_defense_fails_the_attack_success_rate(grade):
-    _, cells = notebook_cells("03")
+    _, cells = reference_cells(get_lab("03"))
     result = grade("03", hardening=cells["hardening"] + PROMPT_ONLY)
     assert failed(result) == {"test_redact_pii", "test_defense_uses_them", "test_hardening_asr"}
     assert "redact_pii raised" in result["tests"]["test_redact_pii"]["reason"]

@@ -16,6 +16,7 @@ import pytest
 from doubleedge.grading import authoritative, sandbox
 from doubleedge.grading.judges import judge_for
 from doubleedge.grading.labs import get_lab
+from doubleedge.grading.pipeline import reference_cells
 from doubleedge.memorization import load_canaries
 
 pytestmark = pytest.mark.integration
@@ -105,14 +106,6 @@ REFERENCE_HARDENING = "return deduplicate([scrub(doc) for doc in documents])"
 BROKEN_CELL = "raise RuntimeError('not yet')"
 
 
-def notebook_cells(lab: str) -> tuple[str, dict[str, str]]:
-    """The source notebook's setup cell and solution cells (grade_id -> source)."""
-    cells = nbformat.read(get_lab(lab).source_notebook, as_version=4).cells
-    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in cells if "grade_id" in c.metadata.get("nbgrader", {})}
-    solutions = {k: c.source for k, c in by_id.items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"}
-    return by_id["setup"].source, solutions
-
-
 @pytest.fixture(scope="module")
 def baselines(class_baseline):
     """``baselines(lab)``: the lab's baseline, built once per test run as grading builds it once
@@ -121,7 +114,7 @@ def baselines(class_baseline):
 
 
 def grade(lab: str, tmp_path, baselines, limits: sandbox.Limits | None = None, **swapped: str) -> dict:
-    setup, cells = notebook_cells(lab)
+    setup, cells = reference_cells(get_lab(lab))
     cells.update(swapped)
     box = sandbox.make_sandbox("auto", limits)
     return authoritative.run(lab, LEARNER, setup, cells, baselines(lab), get_lab(lab).heldout_attacks, tmp_path, box)
@@ -129,7 +122,7 @@ def grade(lab: str, tmp_path, baselines, limits: sandbox.Limits | None = None, *
 
 def hardening(returns: str) -> str:
     """The source's hardening cell (scrub and TRAINING as they are), with harden_corpus returning ``returns``."""
-    source = notebook_cells("07")[1]["hardening"]
+    source = reference_cells(get_lab("07"))[1]["hardening"]
     assert REFERENCE_HARDENING in source
     return source.replace(REFERENCE_HARDENING, f"return {returns}")
 
@@ -178,7 +171,7 @@ def test_lab06_links_planted_in_the_shared_folder_send_the_checker_nowhere(tmp_p
     link note), and the checker writes nothing outside the shared folder."""
     from doubleedge.grading.sharedfolder import LINK_NOTE
 
-    _, cells = notebook_cells("06")
+    _, cells = reference_cells(get_lab("06"))
     result = grade("06", tmp_path, baselines, scan_answers=cells["scan_answers"] + "\n" + PLANT_LINKS)
     tests = result["tests"]
     assert tests["test_scan_findings"]["passed"] and tests["test_scan_blind_spots"]["passed"], tests

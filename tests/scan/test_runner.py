@@ -207,3 +207,20 @@ def test_an_interrupted_scan_stops_every_garak_process_at_once(tmp_path):
     assert time.monotonic() - started < 20  # the scan would take 40 s and more
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout
     assert not left.strip(), f"garak processes left running: {left}"
+    assert not processes_working_in(tmp_path), "garak processes forked by the launcher left running"
+
+
+def processes_working_in(folder) -> list[int]:
+    """The processes whose working folder is ``folder`` or under it (a forked garak process keeps
+    its launcher's command line, so it is found by the folder it scans in)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")).is_relative_to(folder):
+                found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -32,6 +34,8 @@ class ScriptedModel(ChatModel):
             raise ModelError("backend timed out")
         if "trigger-bug" in text:
             raise RuntimeError("a bug in the backend")
+        if "trigger-slow" in text:
+            time.sleep(0.5)
         return self.reference.generate(messages, max_new_tokens=max_new_tokens)
 
 
@@ -228,6 +232,18 @@ def test_model_error_gives_502(server, bot):
 def test_unexpected_exception_gives_500_without_details(server, bot):
     status, _, payload = chat(server, {"message": "trigger-bug"})
     assert (status, payload) == (500, {"error": "internal error; see the server log"})
+    assert_still_answers(server, bot)
+
+
+def test_a_client_that_leaves_before_its_reply_is_no_server_error(server, bot, caplog):
+    """A stopped scan kills garak mid-request: the reply has no one to go to, which is no bug."""
+    body = json.dumps({"message": "trigger-slow"}).encode()
+    with socket.create_connection(server.server.server_address[:2], timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset, as a kill does
+        sock.sendall(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+    time.sleep(1)  # the model answers into the closed connection
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
     assert_still_answers(server, bot)
 
 

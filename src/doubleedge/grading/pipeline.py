@@ -388,7 +388,7 @@ def grade_in(
                 lab.number,
                 submission.learner,
                 worker.source_cells()["setup"].source,
-                _solution_cells(worker, notebook),
+                solution_cells(worker.source_cells(), notebook),
                 baseline,
                 lab.heldout_attacks,
                 scratch / "authoritative",
@@ -601,10 +601,11 @@ def _visible_part(source: str) -> str:
     return visible.strip()
 
 
-def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:
-    """The learner's solution cells by grade_id, in the source's order (the first copy of a duplicate)."""
+def solution_cells(source: dict[str, dict], notebook) -> dict[str, str]:
+    """``notebook``'s code solution cells by grade_id, for those of the lab's ``source`` cells (by
+    grade_id), in the source's order: the first copy of a duplicate, "" for a missing one."""
     solution_ids = [
-        k for k, c in course.source_cells().items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"
+        k for k, c in source.items() if c.metadata["nbgrader"].get("solution") and c.cell_type == "code"
     ]  # written answers (markdown) are for a person, not for the runner
     submitted: dict[str, str] = {}
     for cell in notebook.cells:
@@ -612,6 +613,14 @@ def _solution_cells(course: CourseFolder, notebook) -> dict[str, str]:
         if grade_id in solution_ids and grade_id not in submitted and isinstance(cell.get("source"), str):
             submitted[grade_id] = cell.source
     return {k: submitted.get(k, "") for k in solution_ids}
+
+
+def reference_cells(lab: Lab) -> tuple[str, dict[str, str]]:
+    """What the authoritative run gets from the reference learner: the setup cell and the code
+    solution cells of the lab's source notebook."""
+    notebook = nbformat.read(lab.source_notebook, as_version=4)
+    source = {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells if "nbgrader" in c.metadata}
+    return source["setup"].source, solution_cells(source, notebook)
 
 
 def _max_score(course: CourseFolder) -> float:

@@ -1,8 +1,10 @@
 """Running garak as a subprocess against the bot over HTTP (garak's ``rest`` generator).
 
-garak keeps global state and some errors call ``exit()``, so a subprocess is the
-reliable way to run it more than once. Each run gets its own folder: its XDG
-directories (garak's data, cache and config), its config file and its reports.
+garak keeps global state and some errors call ``exit()``, so a process of its own is the
+reliable way to run it more than once: forked from this process's launcher, which has garak's
+libraries loaded (forkserver.py), or a new Python where there is no launcher. Each run gets its
+own folder: its XDG directories (garak's data, cache and config), its config file, its reports
+and, when forked, its output (``garak.out``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from doubleedge.progressbar import notebook_bar
+from doubleedge.scan import forkserver
 from doubleedge.scan.launch import NO_COURSE_PLUGINS
 from doubleedge.scan.report import ScanError, ScanReport, read_report
 from doubleedge.scan.specs import ScanSpec
@@ -170,7 +173,7 @@ def _garak_process(
     target_name: str | None,
     timeout: float,
     on_record: Callable[[dict], None] | None,
-    started: list[subprocess.Popen],
+    started: list,
 ) -> tuple[Path, str]:
     """One garak process scanning ``probes`` in ``workdir``: its report's path and its output."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -181,28 +184,48 @@ def _garak_process(
     config.write_text(json.dumps(settings, indent=1))
     plugins = [] if spec.course_plugins else [NO_COURSE_PLUGINS]
     selection = ",".join(f"probes.{p}" for p in probes)
-    command = [sys.executable, "-m", "doubleedge.scan.launch", *plugins, "--config", str(config), "--spec", selection]
+    arguments = [*plugins, "--config", str(config), "--spec", selection]
     report = workdir / "reports" / f"{REPORT_PREFIX}.report.jsonl"
     report.unlink(missing_ok=True)
     finished = threading.Event()
     follower = threading.Thread(target=_follow, args=(report, finished, on_record), daemon=True)
     if on_record is not None:
         follower.start()
-    process = subprocess.Popen(
-        command, cwd=workdir, env=garak_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    started.append(process)  # run_garak kills it if the scan is interrupted
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
+        returncode, output = _run_launch(arguments, workdir, timeout, started)
     finally:
         finished.set()
         if follower.is_alive():
             follower.join()
-    return report, f"(exit {process.returncode}) ---\n" + (stdout + stderr)[-1500:]
+    return report, f"(exit {returncode}) ---\n" + output[-1500:]
+
+
+def _run_launch(arguments: list[str], workdir: Path, timeout: float, started: list) -> tuple[int, str]:
+    """``python -m doubleedge.scan.launch ARGUMENTS`` in ``workdir``, forked from this process's
+    launcher where there is one (forkserver.py): its exit code and output."""
+    env = garak_env(workdir)
+    if forkserver.available():
+        output = workdir / "garak.out"
+        try:
+            process = forkserver.launcher(env).start(arguments, workdir, env, output)
+        except forkserver.LauncherError as exc:
+            raise ScanError(f"{exc} (its error is above){_log_tail(workdir)}") from None
+    else:
+        command = [sys.executable, "-m", "doubleedge.scan.launch", *arguments]
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, errors="replace")  # fmt: skip
+    started.append(process)  # run_garak kills it if the scan is interrupted
+    try:
+        if isinstance(process, subprocess.Popen):
+            text = process.communicate(timeout=timeout)[0]
+        else:
+            process.wait(timeout)
+            text = output.read_text("utf-8", errors="replace")
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise ScanError(f"garak did not finish within {timeout:.0f} s{_log_tail(workdir)}") from None
+    return process.returncode, text
 
 
 def _one_at_a_time(on_record: Callable[[dict], None]) -> Callable[[dict], None]:

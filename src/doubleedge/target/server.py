@@ -146,6 +146,8 @@ class ChatHandler(BaseHTTPRequestHandler):
             self._send(SESSION_ERRORS[exc.kind], {"error": str(exc)})
         except ModelError as exc:
             self._send(HTTPStatus.BAD_GATEWAY, {"error": f"model backend failed: {exc}"})
+        except ConnectionError:  # the client went away before its reply (a stopped scan): no one to answer
+            self.close_connection = True
         except Exception:  # a bug must not take the server down mid-scan
             log.exception("unexpected error while answering")
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server log"})
