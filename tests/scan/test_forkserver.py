@@ -42,8 +42,9 @@ def test_the_launcher_loads_none_of_what_a_scan_keeps_out():
     assert done.stdout.strip() == "[]"
 
 
-def test_each_process_gets_its_arguments_folder_and_environment_and_gives_its_exit_code(tmp_path):
-    env = garak_env(tmp_path) | {"DOUBLEEDGE_FORK_TEST": "seen"}
+def test_each_process_gets_its_arguments_folder_and_environment_and_gives_its_exit_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("GARAK_LOG_FILE", str(tmp_path / "elsewhere.log"))  # set where garak was imported
+    env = garak_env(tmp_path)
     launcher = forkserver.launcher(env)
     version = launcher.start(["--version"], tmp_path, env, tmp_path / "version.out")
     wrong = launcher.start(["--no-such-option"], tmp_path, env, tmp_path / "wrong.out")
@@ -51,7 +52,7 @@ def test_each_process_gets_its_arguments_folder_and_environment_and_gives_its_ex
     assert wrong.wait(120) == 2 and "unrecognized arguments" in (tmp_path / "wrong.out").read_text("utf-8")
     assert version.cpu_seconds > 0
     # the environment is the scan's own: garak's log goes to the scan's folder
-    assert (tmp_path / "data" / "garak" / "garak.log").is_file()
+    assert (tmp_path / "data" / "garak" / "garak.log").is_file() and not (tmp_path / "elsewhere.log").exists()
 
 
 def test_a_killed_process_ends_with_its_signal_and_the_launcher_ends_with_its_client(tmp_path):

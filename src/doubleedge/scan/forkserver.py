@@ -68,6 +68,7 @@ def preload() -> None:
 
 
 def serve() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the scans (their client kills them); it ends on EOF
     preload()
     requests_fd, answers_fd = sys.stdin.fileno(), sys.stdout.fileno()
     running: dict[int, int] = {}  # pidfd -> pid
@@ -227,6 +228,8 @@ _launchers_lock = threading.Lock()
 
 def launcher(env: dict[str, str]) -> Launcher:
     """This process's launcher for garak processes with ``env``'s Python path (started on first use)."""
+    # Started with the first scan's environment, whose PYTHONHASHSEED (garak_env's "0") becomes
+    # every forked process's: garak's prompt caps depend on string hashing.
     key = (os.getpid(), sys.executable, env.get("PYTHONPATH", ""))  # a forked copy of this process needs its own
     with _launchers_lock:
         if key not in _launchers or not _launchers[key].alive():

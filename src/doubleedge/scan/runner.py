@@ -93,6 +93,9 @@ def garak_env(workdir: Path) -> dict[str, str]:
     # Some probes build prompt sets from Python sets: fix string hashing so the
     # prompt cap keeps the same prompts on every run and machine.
     env["PYTHONHASHSEED"] = "0"
+    # A process that imported garak itself has set GARAK_LOG_FILE to its own log: each scan logs in
+    # its folder, where a failed scan's message is read from (_log_tail).
+    env.pop("GARAK_LOG_FILE", None)
     # garak runs in ``workdir``: a relative PYTHONPATH entry (``PYTHONPATH=src``) would name nothing
     # there, and garak's launcher would come from another installed copy of the kit.
     if env.get("PYTHONPATH"):
