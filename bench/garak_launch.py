@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import machine
+from run import write_comparison
 
 from doubleedge.labs import get_lab
 from doubleedge.scan import forkserver
@@ -79,13 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         forked_total = launcher_cpu(forkserver.launcher(garak_env(Path(tmp))).pid)  # the scans' launcher
     subject, base = forked_total / args.repeat, statistics.median(fresh)
     print(f"garak scan, forked vs a new Python: {subject:.2f} s vs {base:.2f} s of CPU per scan, ratio {subject / base:.2f}")
-    payload = {"machine": machine(), "repeat": args.repeat, "name": "garak scan, forked vs a new Python",
-               "subject": {"what": "CPU per scan, forked from the launcher (its start-up included)", "mean": subject},
-               "baseline": {"what": "CPU per scan, python -m doubleedge.scan.launch", "median": base, "runs": fresh},
-               "ratio": subject / base, "same_attempts": True}  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
-    print(f"figures written to {RESULTS.relative_to(REPO_ROOT)}")
+    write_comparison(RESULTS, "garak scan, forked vs a new Python", args.repeat,
+                     {"what": "CPU per scan, forked from the launcher (its start-up included)", "mean": subject},
+                     {"what": "CPU per scan, python -m doubleedge.scan.launch", "median": base, "runs": fresh},
+                     subject / base, same_attempts=True)  # fmt: skip
     return 0
 
 

@@ -17,7 +17,6 @@ seconds and their ratio, writes bench/results/lab07_measures.json, and exits 0: 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import machine
+from run import write_comparison
 
 from doubleedge.grading import lab07
 from doubleedge.memorization import clean_heldout_text, lab_canaries, train
@@ -61,14 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  run {run}/{args.repeat}: {seconds:.2f} s, first versions {base_seconds:.2f} s", file=sys.stderr)
     subject, base = statistics.median(now), statistics.median(first)
     print(f"lab07 measures vs their first versions: {subject:.2f} s vs {base:.2f} s of CPU, ratio {subject / base:.2f}")
-    payload = {"machine": machine(), "repeat": args.repeat, "name": "lab07 measures vs their first versions",
-               "canaries": len(canaries),
-               "subject": {"what": "shared prefix, batched chunks", "median": subject, "runs": now},
-               "baseline": {"what": "whole sequences, a chunk at a time", "median": base, "runs": first},
-               "ratio": subject / base, "same_numbers": True}  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
-    print(f"figures written to {RESULTS.relative_to(REPO_ROOT)}")
+    write_comparison(RESULTS, "lab07 measures vs their first versions", args.repeat,
+                     {"what": "shared prefix, batched chunks", "median": subject, "runs": now},
+                     {"what": "whole sequences, a chunk at a time", "median": base, "runs": first},
+                     subject / base, canaries=len(canaries), same_numbers=True)  # fmt: skip
     return 0
 
 

@@ -18,7 +18,6 @@ exits 0: this is a report, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import machine
+from run import write_comparison
 
 from doubleedge.grading import authoritative
 from doubleedge.grading.labs import get_lab
@@ -81,13 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  run {run}/{args.repeat}: regrade {again[-1]:.1f} s, first grade {first[-1]:.1f} s", file=sys.stderr)
     subject, base = statistics.median(again), statistics.median(first)
     print(f"lab07 regrade vs first grade: {subject:.1f} s vs {base:.1f} s, ratio {subject / base:.2f}")
-    payload = {"machine": machine(), "repeat": args.repeat, "name": "lab07 regrade vs first grade",
-               "subject": {"what": "authoritative run, the checker's model kept", "median": subject, "runs": again},
-               "baseline": {"what": "authoritative run, empty cache", "median": base, "runs": first},
-               "ratio": subject / base, "result": expected}  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
-    print(f"figures written to {RESULTS.relative_to(REPO_ROOT)}")
+    write_comparison(RESULTS, "lab07 regrade vs first grade", args.repeat,
+                     {"what": "authoritative run, the checker's model kept", "median": subject, "runs": again},
+                     {"what": "authoritative run, empty cache", "median": base, "runs": first},
+                     subject / base, result=expected)  # fmt: skip
     return 0
 
 

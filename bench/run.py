@@ -311,6 +311,15 @@ def machine() -> dict:
     }
 
 
+def write_comparison(path: Path, name: str, repeat: int, subject: dict, baseline: dict, ratio: float, **extra) -> None:
+    """One script's comparison as ``bench/results/<name>.json``, with the machine it was measured on."""
+    payload = {"machine": machine(), "repeat": repeat, "name": name, "subject": subject, "baseline": baseline,
+               "ratio": ratio} | extra  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
+    print(f"figures written to {path.relative_to(Path(__file__).resolve().parents[1])}")
+
+
 def git_describe() -> str:
     """The commit measured (``-dirty`` when the tree has local changes)."""
     try:
