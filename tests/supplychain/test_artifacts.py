@@ -9,6 +9,7 @@ import os
 import warnings
 
 import gguf
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -29,6 +30,7 @@ from doubleedge.supplychain.artifacts import (
     chat_template,
     gguf_diff,
     gguf_metadata,
+    gguf_values,
     safetensors_header,
     text_sha256,
     write_tampered,
@@ -45,10 +47,13 @@ def reader():
 
 
 @pytest.fixture(scope="module")
-def tampered(tmp_path_factory, reader):
+def tampered(tmp_path_factory):
     """One tampered copy per placement, written from the real file."""
     folder = tmp_path_factory.mktemp("tampered")
-    return {p: write_tampered(reader, folder / f"{p}.gguf", Backdoor("Gift Card", INSTRUCTION, p)) for p in PLACEMENTS}
+    return {
+        p: write_tampered(smollm2_file(), folder / f"{p}.gguf", Backdoor("Gift Card", INSTRUCTION, p))
+        for p in PLACEMENTS
+    }
 
 
 def _tensor_digest(path) -> str:
@@ -71,23 +76,106 @@ def test_metadata_of_the_real_file():
     assert "<|im_start|>" in meta["chat_template"] and TEMPLATE_KEY in meta["metadata_keys"]
 
 
-def test_an_unchanged_template_gives_a_byte_identical_copy(tmp_path, reader):
-    copy = write_with_template(reader, tmp_path / "copy.gguf", chat_template(smollm2_file()))
+def test_an_unchanged_template_gives_a_byte_identical_copy(tmp_path):
+    copy = write_with_template(smollm2_file(), tmp_path / "copy.gguf", chat_template(smollm2_file()))
     assert sha256_file(copy) == SMOLLM2_PUBLISHED["sha256"]
 
 
 def test_a_tampered_copy_changes_the_template_and_nothing_else(tampered):
     original = smollm2_file()
     for placement, path in tampered.items():
-        read_back = gguf.GGUFReader(path).fields[TEMPLATE_KEY].contents()
+        read_back = chat_template(path)  # the header walk reads as GGUFReader does (test above)
         assert read_back == backdoored(chat_template(original), Backdoor("Gift Card", INSTRUCTION, placement))
-        assert chat_template(path) == read_back  # the fast header walk agrees with GGUFReader
         assert INSTRUCTION in read_back and sha256_file(path) != SMOLLM2_PUBLISHED["sha256"]
     before, after = gguf_metadata(original), gguf_metadata(tampered["system"])
     assert {k: v for k, v in before.items() if k != "chat_template"} == {
         k: v for k, v in after.items() if k != "chat_template"
     }
     assert _tensor_digest(original) == _tensor_digest(tampered["system"])
+
+
+def test_the_header_walk_reads_every_value_as_ggufs_own_reader_does(reader, tampered):
+    """gguf's GGUFReader is the oracle: every key of the real file and of a tampered copy, with
+    the value and Python type its ``contents()`` gives (strings, integers, floats, booleans, and
+    arrays of 49,152 strings and integers)."""
+    for path, fields in ((smollm2_file(), reader.fields), (tampered["user"], gguf.GGUFReader(tampered["user"]).fields)):
+        values = gguf_values(path)
+        expected = {key: field.contents() for key, field in fields.items() if not key.startswith("GGUF.")}
+        assert list(values) == list(expected)
+        assert [(k, type(v)) for k, v in values.items()] == [(k, type(v)) for k, v in expected.items()]
+        assert values == expected
+    meta = gguf_metadata(tampered["user"])
+    assert meta["tensor_count"] == len(reader.tensors) and meta["vocab_size"] == len(expected["tokenizer.ggml.tokens"])
+
+
+def _written_by_gguf(path, arch, keys, tensors, alignment=None):
+    """A GGUF file written by the gguf package's own writer."""
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    if alignment:
+        writer.add_custom_alignment(alignment)
+    for key, (value, kind, sub_type) in keys.items():
+        writer.add_key_value(key, value, kind, sub_type=sub_type)
+    for name, array, kind in tensors:
+        writer.add_tensor(name, array, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for _, array, _ in tensors:
+        writer.write_tensor_data(array)
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("alignment", [None, 64])
+@pytest.mark.parametrize("budget", [None, 3000])
+def test_a_copy_is_the_file_ggufs_own_writer_writes(tmp_path, alignment, budget):
+    """The copy is spliced from the file's bytes; gguf's GGUFWriter, given the same keys (the new
+    template among them) and the same tensors, writes the same bytes."""
+    V = gguf.GGUFValueType
+    before, after = "{{ messages }}", "{{ 'Système: ' ~ messages }}"  # longer, and not ASCII
+    keys = {
+        "general.name": ("tiny", V.STRING, None),
+        "tiny.block_count": (2, V.UINT32, None),
+        "tiny.eps": (1e-5, V.FLOAT32, None),
+        "tiny.flag": (True, V.BOOL, None),
+        "tokenizer.ggml.tokens": (["<s>", "é", "b"], V.ARRAY, V.STRING),
+        "tokenizer.ggml.scores": ([0.5, -1.0, 2.0], V.ARRAY, V.FLOAT32),
+        TEMPLATE_KEY: (before, V.STRING, None),
+        "tiny.nested": ([[1, 2], [3]], V.ARRAY, V.ARRAY),
+    }
+    rng = np.random.default_rng(0)
+    tensors = [
+        ("a", rng.standard_normal((4, 8), dtype=np.float32), gguf.GGMLQuantizationType.F32),
+        ("b", rng.integers(0, 255, (3, 34), dtype=np.uint8), gguf.GGMLQuantizationType.Q8_0),  # 3 rows of 32 values
+        ("c", rng.standard_normal((5,), dtype=np.float32).astype(np.float16), gguf.GGMLQuantizationType.F16),
+    ]
+    source = _written_by_gguf(tmp_path / "source.gguf", "tiny", keys, tensors, alignment)
+    kept, total = [], 0
+    for tensor in tensors:
+        if budget is None or total + tensor[1].nbytes <= budget:
+            kept.append(tensor)
+            total += tensor[1].nbytes
+    expected = _written_by_gguf(
+        tmp_path / "expected.gguf", "tiny", {**keys, TEMPLATE_KEY: (after, V.STRING, None)}, kept, alignment
+    )
+    copy = write_with_template(source, tmp_path / "copy.gguf", after, max_tensor_bytes=budget)
+    assert copy.read_bytes() == expected.read_bytes()
+    assert chat_template(copy) == after and gguf_values(copy)["tiny.nested"] == [[1, 2], [3]]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-gguf", "big-endian"])
+def test_a_damaged_gguf_file_is_a_clear_error(tmp_path, damage):
+    data = smollm2_file().open("rb").read(4096)
+    broken = {
+        "truncated": data,
+        "not-gguf": b"PK" + data[2:],
+        "big-endian": data[:4] + (3).to_bytes(4, "big") + data[8:],
+    }
+    path = tmp_path / "model.gguf"
+    path.write_bytes(broken[damage])
+    for read in (gguf_metadata, chat_template, gguf_values, lambda p: write_with_template(p, tmp_path / "c.gguf", "")):
+        with pytest.raises(ValueError, match="model.gguf"):
+            read(path)
 
 
 def test_the_diff_shows_the_inserted_template_code(tmp_path):
@@ -198,7 +286,9 @@ def test_the_class_copies_are_the_same_files_copied_for_each_learner(template_ca
     copied = lab06.template_cases(tmp_path / "learner", heldout, built)
     assert [(c.id, c.trusted, c.note) for c in copied] == [(c.id, c.trusted, c.note) for c in template_cases]
     fresh_root = template_cases[0].path.parents[2]  # scratch/templates/publisher/<file>
-    for fresh, copy in zip(template_cases[1:], copied[1:], strict=True):  # the publisher's: a link to the installed file
+    for fresh, copy in zip(
+        template_cases[1:], copied[1:], strict=True
+    ):  # the publisher's: a link to the installed file
         assert copy.path.relative_to(tmp_path / "learner") == fresh.path.relative_to(fresh_root)
         assert copy.path.read_bytes() == fresh.path.read_bytes(), copy.id
         assert not copy.path.is_symlink() and copy.path.stat().st_nlink == 1, copy.id
@@ -212,7 +302,7 @@ def test_the_class_copies_are_the_same_files_copied_for_each_learner(template_ca
 
 def test_a_trimmed_copy_is_a_valid_gguf_file_with_the_same_header(tmp_path, reader):
     """The graded copies fit the sandbox's file-size limit: same keys, fewer tensors."""
-    path = write_tampered(reader, tmp_path / "small.gguf", LAB_BACKDOOR, max_tensor_bytes=16 * 2**20)
+    path = write_tampered(smollm2_file(), tmp_path / "small.gguf", LAB_BACKDOOR, max_tensor_bytes=16 * 2**20)
     assert path.stat().st_size < 20 * 2**20
     small = gguf.GGUFReader(path)
     assert 0 < len(small.tensors) < len(reader.tensors)

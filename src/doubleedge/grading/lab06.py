@@ -70,7 +70,6 @@ from doubleedge.supplychain.artifacts import (
     LAB_BACKDOOR,
     Backdoor,
     chat_template,
-    reader_of,
     text_sha256,
     write_tampered,
     write_with_template,
@@ -346,14 +345,13 @@ def _template_copies(folder: Path, heldout: str | Path | None) -> list[tuple[Tem
 
 def _write_copies(copies: list[tuple[TemplateCase, Backdoor | None]]) -> None:
     original = smollm2_file()
-    reader = reader_of(original)  # read once: several seconds
     template = chat_template(original)
     for case, backdoor in copies:
         case.path.parent.mkdir(parents=True, exist_ok=True)
         if backdoor is None:
-            write_with_template(reader, case.path, template, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
+            write_with_template(original, case.path, template, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
         else:
-            write_tampered(reader, case.path, backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
+            write_tampered(original, case.path, backdoor, max_tensor_bytes=TAMPERED_TENSOR_BYTES)
 
 
 def judge_templates(cases: list[TemplateCase], answers: dict[str, object]) -> Check:

@@ -6,7 +6,9 @@ A GGUF file carries, beside its tensors, key/value metadata; one value,
 transformers, vLLM...) runs on every request to turn the conversation into the model's prompt.
 A copy whose template adds a hidden instruction loads and answers like the original; only
 its template (and its checksum) differ. ``write_tampered`` makes such copies from the real
-file with the ``gguf`` package's writer: same tensors, same metadata, one template changed.
+file, byte for byte as the ``gguf`` package's writer would: same tensors, same metadata, one
+template changed. The header is read here rather than with gguf's reader, which decodes the
+tokenizer's 100,000 strings first: seconds per file in each learner's kernel and checker.
 
 Which trigger words, instructions and placements a copy uses is data (``Backdoor``), so the
 held-out copies in ``graders/heldout/lab06.jsonl`` are plain JSON records.
@@ -14,13 +16,16 @@ held-out copies in ``graders/heldout/lab06.jsonl`` are plain JSON records.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import math
 import mmap
 import resource
 import struct
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,74 +49,168 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# Byte sizes of GGUF's scalar value types (gguf.GGUFValueType), for walking past values.
-_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+# GGUF's value types (gguf.GGUFValueType) by their struct format, for reading scalars.
+_SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = int(gguf.GGUFValueType.STRING), int(gguf.GGUFValueType.ARRAY)
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One key/value pair of a GGUF header: where it lies, so it can be decoded or copied as stored."""
+
+    kind: int  # its value's GGUFValueType
+    start: int  # where the entry (its key) begins
+    value: int  # where its value begins
+    end: int
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    name: str
+    start: int  # where its entry in the tensor table begins
+    offset_at: int  # where that entry's data offset is stored (its last 8 bytes)
+    type: int  # its GGMLQuantizationType
+    offset: int  # of its data, from the start of the data section
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A GGUF file's header (version 2 or 3, little-endian), located but not decoded: gguf's
+    GGUFReader decodes every value first (the tokenizer's ~100,000 strings), seconds per file;
+    walking past them takes a fraction of that."""
+
+    entries: dict[str, _Entry]
+    tensors: list[_Tensor]
+    alignment: int
+    data_start: int
+
+
+@contextlib.contextmanager
+def _opened(path: str | Path) -> Iterator[tuple[mmap.mmap, _Header]]:
+    with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        yield data, _walk(data, str(path))
+
+
+def _walk(data: mmap.mmap, name: str) -> _Header:
+    try:
+        return _walk_unchecked(data, name)
+    except (struct.error, IndexError, KeyError, UnicodeDecodeError) as exc:  # runs past the end, or an unknown type
+        raise ValueError(f"{name!r} is not a readable GGUF file ({type(exc).__name__})") from None
+
+
+def _walk_unchecked(data: mmap.mmap, name: str) -> _Header:
+    if data[:4] != b"GGUF":
+        raise ValueError(f"{name!r} is not a GGUF file")
+    (version,) = _U32.unpack_from(data, 4)
+    if version not in (2, 3):  # a big-endian file reads as a huge number here
+        raise ValueError(f"{name!r}: GGUF version {version} (or a big-endian file) is not supported")
+    tensor_count, kv_count = struct.unpack_from("<QQ", data, 8)
+    at, entries = 24, {}
+    for _ in range(kv_count):
+        key, value_at = _string(data, at)
+        (kind,) = _U32.unpack_from(data, value_at)
+        end = _skip(data, kind, value_at + 4)
+        entries[key] = _Entry(kind, at, value_at + 4, end)
+        at = end
+    tensors = []
+    for _ in range(tensor_count):
+        tensor_name, dims_at = _string(data, at)
+        (n_dims,) = _U32.unpack_from(data, dims_at)
+        dims = struct.unpack_from(f"<{n_dims}Q", data, dims_at + 4)
+        kind, offset = struct.unpack_from("<IQ", data, dims_at + 4 + 8 * n_dims)
+        block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(kind)]
+        offset_at = dims_at + 8 + 8 * n_dims
+        tensors.append(_Tensor(tensor_name, at, offset_at, kind, offset, math.prod(dims) // block * size))
+        at = offset_at + 8
+    align = entries.get("general.alignment")
+    alignment = _decode(data, align.kind, align.value)[0] if align else gguf.GGUF_DEFAULT_ALIGNMENT
+    return _Header(entries, tensors, alignment, _padded(at, alignment))
+
+
+def _string(data: mmap.mmap, at: int) -> tuple[str, int]:
+    """The string at ``at`` and where it ends."""
+    (size,) = _U64.unpack_from(data, at)
+    if at + 8 + size > len(data):
+        raise IndexError("string past the end")
+    return data[at + 8 : at + 8 + size].decode("utf-8"), at + 8 + size
+
+
+def _skip(data: mmap.mmap, kind: int, at: int) -> int:
+    """Where the value of type ``kind`` at ``at`` ends."""
+    if kind == _STRING:
+        return at + 8 + _U64.unpack_from(data, at)[0]
+    if kind == _ARRAY:
+        item, count = struct.unpack_from("<IQ", data, at)
+        at += 12
+        if item in _SCALAR_FORMATS:
+            return at + count * struct.calcsize(_SCALAR_FORMATS[item])
+        for _ in range(count):
+            at = _skip(data, item, at)
+        return at
+    return at + struct.calcsize(_SCALAR_FORMATS[kind])
+
+
+def _decode(data: mmap.mmap, kind: int, at: int) -> tuple[object, int]:
+    """The value at ``at`` as gguf's ``ReaderField.contents()`` gives it, and where it ends."""
+    if kind == _STRING:
+        return _string(data, at)
+    if kind == _ARRAY:
+        item, count = struct.unpack_from("<IQ", data, at)
+        at += 12
+        if item in _SCALAR_FORMATS:
+            fmt = f"<{count}{_SCALAR_FORMATS[item]}"
+            return list(struct.unpack_from(fmt, data, at)), at + struct.calcsize(fmt)
+        values = []
+        for _ in range(count):
+            value, at = _decode(data, item, at)
+            values.append(value)
+        return values, at
+    fmt = "<" + _SCALAR_FORMATS[kind]
+    return struct.unpack_from(fmt, data, at)[0], at + struct.calcsize(fmt)
+
+
+def _padded(at: int, alignment: int) -> int:
+    return at + (-at % alignment)
+
+
+def gguf_values(path: str | Path) -> dict[str, object]:
+    """Every key/value pair of a GGUF file's header, decoded. Runs nothing."""
+    with _opened(path) as (data, header):
+        return {key: _decode(data, e.kind, e.value)[0] for key, e in header.entries.items()}
 
 
 def chat_template(path: str | Path) -> str:
-    """The GGUF file's ``tokenizer.chat_template`` ("" if it has none). Runs nothing.
-
-    Walks the key/value header itself and stops at the template: GGUFReader parses every
-    value first (the tokenizer's ~100,000 strings), which takes seconds per file."""
-    with open(path, "rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data[:4] != b"GGUF":
-            raise ValueError(f"{str(path)!r} is not a GGUF file")
-        return _find_template(data)
-
-
-def _find_template(data: mmap.mmap) -> str:
-    (kv_count,) = struct.unpack_from("<Q", data, 16)
-    offset = 24
-
-    def string(at: int) -> tuple[str, int]:
-        (size,) = struct.unpack_from("<Q", data, at)
-        return data[at + 8 : at + 8 + size].decode("utf-8"), at + 8 + size
-
-    def skip(kind: int, at: int) -> int:
-        if kind == _STRING:
-            return string(at)[1]
-        if kind == _ARRAY:
-            item, count = struct.unpack_from("<IQ", data, at)
-            at += 12
-            if item in _SCALAR_SIZES:
-                return at + count * _SCALAR_SIZES[item]
-            for _ in range(count):
-                at = skip(item, at)
-            return at
-        return at + _SCALAR_SIZES[kind]
-
-    for _ in range(kv_count):
-        key, offset = string(offset)
-        (kind,) = struct.unpack_from("<I", data, offset)
-        offset += 4
-        if key == TEMPLATE_KEY and kind == _STRING:
-            return string(offset)[0]
-        offset = skip(kind, offset)
-    return ""
+    """The GGUF file's ``tokenizer.chat_template`` ("" if it has none). Runs nothing."""
+    with _opened(path) as (data, header):
+        entry = header.entries.get(TEMPLATE_KEY)
+        return _decode(data, _STRING, entry.value)[0] if entry and entry.kind == _STRING else ""
 
 
 def gguf_metadata(path: str | Path) -> dict:
     """What a GGUF file says about itself: architecture, tensors and their quantization types,
-    tokenizer, and the chat template. Reads the header only (tensors stay memory-mapped)."""
-    reader = gguf.GGUFReader(path)
-    fields = reader.fields
+    tokenizer, and the chat template. Reads the header only; the tensors are not read."""
+    with _opened(path) as (data, header):
+        entries = header.entries
 
-    def value(key: str) -> object:
-        return fields[key].contents() if key in fields else None
+        def value(key: str) -> object:
+            return _decode(data, entries[key].kind, entries[key].value)[0] if key in entries else None
 
-    return {
-        "architecture": value("general.architecture"),
-        "name": value("general.name"),
-        "license": value("general.license"),
-        "tensor_count": len(reader.tensors),
-        "tensor_types": dict(Counter(t.tensor_type.name for t in reader.tensors).most_common()),
-        "file_type": value("general.file_type"),  # llama.cpp's LlamaFileType number: 3 is MOSTLY_Q4_1
-        "tokenizer": value("tokenizer.ggml.model"),
-        "vocab_size": len(fields["tokenizer.ggml.tokens"].data) if "tokenizer.ggml.tokens" in fields else None,
-        "metadata_keys": sorted(k for k in fields if not k.startswith("GGUF.")),
-        "chat_template": value(TEMPLATE_KEY) or "",
-    }
+        tokens = entries.get("tokenizer.ggml.tokens")
+        types = Counter(gguf.GGMLQuantizationType(t.type).name for t in header.tensors)
+        return {
+            "architecture": value("general.architecture"),
+            "name": value("general.name"),
+            "license": value("general.license"),
+            "tensor_count": len(header.tensors),
+            "tensor_types": dict(types.most_common()),
+            "file_type": value("general.file_type"),  # llama.cpp's LlamaFileType number: 3 is MOSTLY_Q4_1
+            "tokenizer": value("tokenizer.ggml.model"),
+            "vocab_size": _U64.unpack_from(data, tokens.value + 4)[0] if tokens and tokens.kind == _ARRAY else None,
+            "metadata_keys": sorted(entries),
+            "chat_template": value(TEMPLATE_KEY) or "",
+        }
 
 
 def safetensors_header(path: str | Path) -> dict:
@@ -179,54 +278,58 @@ def backdoored(template: str, backdoor: Backdoor) -> str:
     return template.replace(anchor, hooked)
 
 
-def reader_of(source: str | Path | gguf.GGUFReader) -> gguf.GGUFReader:
-    """A GGUF file opened once (reading takes seconds: the tokenizer's 49,152 tokens are parsed)."""
-    return source if isinstance(source, gguf.GGUFReader) else gguf.GGUFReader(source)
-
-
 def write_with_template(
-    source: str | Path | gguf.GGUFReader, target: str | Path, template: str, *, max_tensor_bytes: int | None = None
+    source: str | Path, target: str | Path, template: str, *, max_tensor_bytes: int | None = None
 ) -> Path:
     """A copy of the GGUF file ``source`` whose chat template is ``template``: every other key and
-    every tensor copied as they are (an unchanged template gives a byte-identical copy).
+    every tensor copied as they are stored (an unchanged template gives a byte-identical copy).
+    The file is laid out as gguf's own writer lays it out: version 3, the architecture first, then
+    the other keys in their order, the tensor table, and each tensor's data aligned.
 
     ``max_tensor_bytes`` keeps only the tensors that fit in that many bytes, in order: a smaller file
     with the same header keys, still a valid GGUF file, for places that limit file sizes."""
-    reader = reader_of(source)
-    arch = str(reader.fields["general.architecture"].contents())
-    writer = gguf.GGUFWriter(str(target), arch=arch, endianess=reader.endianess)
-    for field in reader.fields.values():
-        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
-            continue  # the writer writes these itself
-        kind = field.types[0]
-        sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
-        value = template if field.name == TEMPLATE_KEY else field.contents()
-        writer.add_key_value(field.name, value, kind, sub_type=sub_type)
-    tensors, total = [], 0
-    for tensor in reader.tensors:
-        if max_tensor_bytes is None or total + tensor.data.nbytes <= max_tensor_bytes:
-            tensors.append(tensor)
-            total += tensor.data.nbytes
-    for tensor in tensors:
-        writer.add_tensor_info(
-            tensor.name, tensor.data.shape, tensor.data.dtype, tensor.data.nbytes, tensor.tensor_type
-        )
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_ti_data_to_file()
-    for tensor in tensors:
-        writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
-    writer.close()
+    with _opened(source) as (data, header):
+        arch = header.entries.get("general.architecture")
+        if arch is None or arch.kind != _STRING:
+            raise ValueError(f"{str(source)!r} names no architecture (general.architecture)")
+        entries = [arch, *(e for k, e in header.entries.items() if k != "general.architecture")]
+        kept, total = [], 0
+        for tensor in header.tensors:
+            if max_tensor_bytes is None or total + tensor.nbytes <= max_tensor_bytes:
+                kept.append(tensor)
+                total += tensor.nbytes
+        out = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(kept), len(entries)))
+        for entry in entries:
+            if entry is header.entries.get(TEMPLATE_KEY):
+                out += _packed_string(TEMPLATE_KEY) + _U32.pack(_STRING) + _packed_string(template)
+            else:
+                out += data[entry.start : entry.end]
+        offset = 0
+        for tensor in kept:  # the table's offsets count only the kept tensors
+            out += data[tensor.start : tensor.offset_at] + _U64.pack(offset)
+            offset += _padded(tensor.nbytes, header.alignment)
+        out += bytes(_padded(len(out), header.alignment) - len(out))
+        with open(target, "wb") as stream:
+            stream.write(out)
+            for tensor in kept:
+                begin = header.data_start + tensor.offset
+                stream.write(data[begin : begin + tensor.nbytes])
+                stream.write(bytes(_padded(tensor.nbytes, header.alignment) - tensor.nbytes))
     return Path(target)
 
 
+def _packed_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return _U64.pack(len(raw)) + raw
+
+
 def write_tampered(
-    source: str | Path | gguf.GGUFReader, target: str | Path, backdoor: Backdoor, *, max_tensor_bytes: int | None = None
+    source: str | Path, target: str | Path, backdoor: Backdoor, *, max_tensor_bytes: int | None = None
 ) -> Path:
     """A copy of ``source`` whose chat template carries ``backdoor``."""
-    reader = reader_of(source)
-    original = str(reader.fields[TEMPLATE_KEY].contents())
-    return write_with_template(reader, target, backdoored(original, backdoor), max_tensor_bytes=max_tensor_bytes)
+    return write_with_template(
+        source, target, backdoored(chat_template(source), backdoor), max_tensor_bytes=max_tensor_bytes
+    )
 
 
 def fitting_tensor_bytes() -> int | None:
@@ -245,7 +348,7 @@ LAB_BACKDOOR = Backdoor(
 
 
 def build_tampered(
-    folder: str | Path, source: str | Path | gguf.GGUFReader | None = None, *, max_tensor_bytes: int | None = None
+    folder: str | Path, source: str | Path | None = None, *, max_tensor_bytes: int | None = None
 ) -> Path:
     """The lab's tampered copy of SmolLM2's file (or of ``source``), in ``folder`` under the
     publisher's file name, as a re-upload would name it. Every tensor, unless ``max_tensor_bytes``
