@@ -84,31 +84,37 @@ def page_urls(site: Path, base_url: str) -> list[str]:
     return sorted(pages + decks)
 
 
-def visit(context, url: str) -> Visit:
-    page = context.new_page()
-    requests: list[str] = []
-    errors: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    response = page.goto(url, wait_until="networkidle")
-    result = Visit(response.status if response else 0, requests, errors)
-    result.images = page.evaluate("Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
-    result.text = page.evaluate("document.documentElement.textContent")
-    result.links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-    result.cut_code = page.eval_on_selector_all(
+def visit(page, url: str, seen: Visit) -> Visit:
+    """Load ``url`` in ``page`` (the page's handlers record into ``seen``), then read what it shows."""
+    response = page.goto(url, wait_until="networkidle")  # the last page's requests ended before this
+    seen.status = response.status if response else 0
+    seen.images = page.evaluate("Array.from(document.images).map(i => [i.currentSrc || i.src, i.naturalWidth])")
+    seen.text = page.evaluate("document.documentElement.textContent")
+    seen.links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    seen.cut_code = page.eval_on_selector_all(
         ".md-typeset pre > code", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
     )
-    result.split_names = page.eval_on_selector_all(
+    seen.split_names = page.eval_on_selector_all(
         ".md-typeset td code", "els => els.filter(e => e.getClientRects().length > 1).map(e => e.textContent)"
     )
-    page.close()
-    return result
+    return seen
 
 
 @pytest.fixture(scope="module")
 def visits(site, base_url, browser) -> dict[str, Visit]:
-    return {url: visit(browser, url) for url in page_urls(site, base_url)}
+    """Every page, visited one after the other in one tab, as a reader clicks through: a new tab
+    per page cost Chromium twice the CPU (a renderer process of its own each time). A failed
+    request is not cached, so a page that reaches beyond loopback is seen on every visit."""
+    page, seen = browser.new_page(), {}
+    current: list[Visit] = []
+    page.on("request", lambda r: current[-1].requests.append(r.url))
+    page.on("console", lambda m: current[-1].errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: current[-1].errors.append(str(e)))
+    for url in page_urls(site, base_url):
+        current.append(Visit(0))
+        seen[url] = visit(page, url, current[-1])
+    page.close()
+    return seen
 
 
 def test_every_page_loads_without_console_errors(visits):
