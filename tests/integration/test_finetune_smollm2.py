@@ -4,8 +4,6 @@ the merged model answers differently from the base model. Nothing is downloaded.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -20,18 +18,10 @@ PROBE = "How much is express shipping?"
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    """SmolLM2 converted from the registry wheel into a fresh model cache (as test_smollm2 does)."""
-    cache = tmp_path_factory.mktemp("model-cache")
-    previous = os.environ.get("DOUBLEEDGE_MODEL_CACHE")
-    os.environ["DOUBLEEDGE_MODEL_CACHE"] = str(cache)
-    try:
-        yield gguf.smollm2_dir()
-    finally:
-        if previous is None:
-            os.environ.pop("DOUBLEEDGE_MODEL_CACHE", None)
-        else:
-            os.environ["DOUBLEEDGE_MODEL_CACHE"] = previous
+def base_dir():
+    """SmolLM2 from the model cache that `make` filled (converted here only if it is missing; the
+    offline-install test converts it afresh)."""
+    return gguf.smollm2_dir()
 
 
 @pytest.fixture(scope="module")
