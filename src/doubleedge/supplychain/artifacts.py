@@ -53,6 +53,7 @@ def text_sha256(text: str) -> str:
 _SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = int(gguf.GGUFValueType.STRING), int(gguf.GGUFValueType.ARRAY)
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_QUANT_SIZES = {int(kind): sizes for kind, sizes in gguf.GGML_QUANT_SIZES.items()}  # (block, bytes per block)
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,16 @@ def _walk_unchecked(data: mmap.mmap, name: str) -> _Header:
         (n_dims,) = _U32.unpack_from(data, dims_at)
         dims = struct.unpack_from(f"<{n_dims}Q", data, dims_at + 4)
         kind, offset = struct.unpack_from("<IQ", data, dims_at + 4 + 8 * n_dims)
-        block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(kind)]
+        block, size = _QUANT_SIZES[kind]
         offset_at = dims_at + 8 + 8 * n_dims
         tensors.append(_Tensor(tensor_name, at, offset_at, kind, offset, math.prod(dims) // block * size))
         at = offset_at + 8
     align = entries.get("general.alignment")
     alignment = _decode(data, align.kind, align.value)[0] if align else gguf.GGUF_DEFAULT_ALIGNMENT
-    return _Header(entries, tensors, alignment, _padded(at, alignment))
+    header = _Header(entries, tensors, alignment, _padded(at, alignment))
+    if any(header.data_start + t.offset + t.nbytes > len(data) for t in tensors):
+        raise IndexError("tensor data past the end")  # a cut-off file: a copy would be cut off too
+    return header
 
 
 def _string(data: mmap.mmap, at: int) -> tuple[str, int]:
