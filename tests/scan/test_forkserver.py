@@ -44,15 +44,21 @@ def test_the_launcher_loads_none_of_what_a_scan_keeps_out():
 
 def test_each_process_gets_its_arguments_folder_and_environment_and_gives_its_exit_code(tmp_path, monkeypatch):
     monkeypatch.setenv("GARAK_LOG_FILE", str(tmp_path / "elsewhere.log"))  # set where garak was imported
-    env = garak_env(tmp_path)
-    launcher = forkserver.launcher(env)
-    version = launcher.start(["--version"], tmp_path, env, tmp_path / "version.out")
-    wrong = launcher.start(["--no-such-option"], tmp_path, env, tmp_path / "wrong.out")
+    # Each in a folder of its own, as each scan (and each part of one) has: two garak processes
+    # starting at once in one folder race to copy garak's plugin cache there, and the one that
+    # reads it half-copied fails.
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    launcher = forkserver.launcher(garak_env(first))
+    version = launcher.start(["--version"], first, garak_env(first), tmp_path / "version.out")
+    wrong = launcher.start(["--no-such-option"], second, garak_env(second), tmp_path / "wrong.out")
     assert version.wait(120) == 0 and "garak" in (tmp_path / "version.out").read_text("utf-8")
     assert wrong.wait(120) == 2 and "unrecognized arguments" in (tmp_path / "wrong.out").read_text("utf-8")
     assert version.cpu_seconds > 0
-    # the environment is the scan's own: garak's log goes to the scan's folder
-    assert (tmp_path / "data" / "garak" / "garak.log").is_file() and not (tmp_path / "elsewhere.log").exists()
+    # the environment is each process's own: garak's log goes to its scan's folder
+    for folder in (first, second):
+        assert (folder / "data" / "garak" / "garak.log").is_file()
+    assert not (tmp_path / "elsewhere.log").exists()
 
 
 def test_a_killed_process_ends_with_its_signal_and_the_launcher_ends_with_its_client(tmp_path):
