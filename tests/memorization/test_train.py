@@ -3,12 +3,14 @@
 import fcntl
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 import torch
 
 from doubleedge.memorization import ModelConfig, TrainConfig, lab_canaries, make_corpus, perplexity, train
+from doubleedge.memorization.model import load_pretrained, save_pretrained
 from doubleedge.memorization.train import (
     adopt_trained,
     deterministic,
@@ -51,6 +53,46 @@ def test_dp_sgd_is_deterministic_and_reports_epsilon():
     one, two = train(docs, config, cache=False), train(docs, config, cache=False)
     assert one.losses == two.losses
     assert one.epsilon is not None and 0 < one.epsilon < 100
+
+
+def test_a_training_beside_a_thread_that_loads_and_measures_models_gives_the_same_weights(tmp_path):
+    """The grader's threads fill learners' caches at once: one trains while another loads the
+    model trained before it and measures. torch's seeded generator belongs to the process, so
+    neither the loading nor the measuring may change what the training gives."""
+    docs = make_corpus(lab_canaries(), documents=60)
+    config = TrainConfig(steps=40, batch_size=16, model=SMALL)
+    alone = train(docs, config, cache=False)
+    saved = save_trained(alone, tmp_path / "saved.safetensors")
+    stop, loads = threading.Event(), []
+
+    def load_and_measure() -> None:
+        while not stop.is_set():
+            loads.append(perplexity(load_trained(saved).model, "Agent: Hello, this is Bellwether Bikes."))
+
+    thread = threading.Thread(target=load_and_measure)
+    thread.start()
+    try:
+        beside = train(docs, config, cache=False)
+    finally:
+        stop.set()
+        thread.join()
+    assert loads and beside.losses == alone.losses
+    a, b = _weights(alone.model), _weights(beside.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_loaded_model_is_the_saved_one_and_loading_draws_nothing_from_the_seeded_generator(tmp_path):
+    run = train(make_corpus(lab_canaries(), documents=60), TrainConfig(steps=5, batch_size=16, model=SMALL), cache=False)
+    saved = save_trained(run, tmp_path / "saved.safetensors")
+    folder = save_pretrained(run.model, tmp_path / "pretrained")
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    loaded, pretrained = load_trained(saved).model, load_pretrained(folder)
+    assert torch.equal(torch.rand(4), expected)
+    for model in (loaded, pretrained):
+        a, b = _weights(run.model), _weights(model)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_deterministic_restores_settings():

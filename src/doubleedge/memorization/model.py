@@ -194,12 +194,21 @@ def save_pretrained(model: CharLM, folder: str | Path) -> Path:
     return folder
 
 
+def unfilled(config: ModelConfig) -> CharLM:
+    """A model of ``config`` whose weights are about to be read from a file, made without drawing
+    random initial weights: loading a model must not move torch's global random generator, from
+    which a training in another thread of the process draws its initial weights after seeding it."""
+    with torch.device("meta"):
+        model = CharLM(config)
+    return model.to_empty(device="cpu")
+
+
 def load_pretrained(folder: str | Path) -> CharLM:
     """The inverse of ``save_pretrained`` (reads safetensors only: no pickle, no code)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    model = CharLM(ModelConfig(**json.loads((folder / "doubleedge.json").read_text())))
+    model = unfilled(ModelConfig(**json.loads((folder / "doubleedge.json").read_text())))
     sd = load_file(folder / "model.safetensors")
     ours = hf_state_dict(model)
     with torch.no_grad():

@@ -41,7 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from doubleedge.memorization import model as model_module
-from doubleedge.memorization.model import CharLM, ModelConfig, encode
+from doubleedge.memorization.model import CharLM, ModelConfig, encode, unfilled
 from doubleedge.paths import KEPT_MODELS_ENV, trained_dir
 from doubleedge.progressbar import notebook_bar
 
@@ -224,7 +224,7 @@ def load_trained(path: str | Path, key: str | None = None) -> TrainResult:
             weights = {name: stream.get_tensor(name) for name in stream.keys()}
         if meta.get("format") != CACHE_FORMAT or (key is not None and meta.get("key") != key):
             raise ValueError(f"{path} is not a model trained on these inputs")
-        model = CharLM(ModelConfig(**json.loads(meta["model"])))
+        model = unfilled(ModelConfig(**json.loads(meta["model"])))
         model.load_state_dict(weights)
         result = TrainResult(model, json.loads(meta["losses"]), float(meta["seconds"]),
                              json.loads(meta["epsilon"]), meta["key"], cached=True)  # fmt: skip
