@@ -180,12 +180,13 @@ def measure_layers() -> dict:
 # --- memorization: Lab 07's model, trained four ways ---------------------------------------
 
 # Each run: how the lab corpus is prepared, and its training settings (TrainConfig fields;
-# "reference" means those of Lab 07's reference solution, defenses/lab07.py's TRAINING).
+# "reference" means those of Lab 07's reference solution, defenses/lab07.py's TRAINING). The
+# unhardened and DP-SGD runs are the notebook's own (grading/lab07.py's public_trainings).
 TRAINING_RUNS = {
     "unhardened": {"corpus": "as is", "training": {}},
     "deduplicated": {"corpus": "deduplicated", "training": "reference"},
     "scrubbed + deduplicated": {"corpus": "scrubbed + deduplicated", "training": "reference"},
-    "DP-SGD, noise 1.0": {"corpus": "as is", "training": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}},
+    "DP-SGD, noise 1.0": {"corpus": "as is", "training": "dp"},
 }
 SCANNED_RUNS = ("unhardened", "scrubbed + deduplicated")  # garak's canary scan, before and after
 
@@ -200,6 +201,7 @@ def _memorization_spec() -> dict:
         "corpus": {"documents": lab07.CORPUS_DOCUMENTS, "seed": lab07.CORPUS_SEED},
         "train_config": asdict(TrainConfig()),
         "reference_training": TRAINING,
+        "dp_training": lab07.DP_TRAINING,
         "runs": TRAINING_RUNS,
         "garak": {"probe": PROBE, "prompt_chars": PROMPT_CHARS, "new_tokens": NEW_TOKENS, "runs": SCANNED_RUNS},
     }
@@ -239,9 +241,12 @@ def measure_memorization() -> dict:
     with tempfile.TemporaryDirectory(prefix="doubleedge-figures-") as tmp:
         canary_file = write_canaries(list(canaries), Path(tmp) / "canaries.jsonl")
         for name, run in TRAINING_RUNS.items():
-            settings = TRAINING if run["training"] == "reference" else run["training"]
-            result = train(_prepare(corpus, run["corpus"]), TrainConfig(**settings))
+            named = {"reference": TRAINING, "dp": lab07.DP_TRAINING}
+            settings = named[run["training"]] if isinstance(run["training"], str) else run["training"]
+            config = TrainConfig(**settings)
+            result = train(_prepare(corpus, run["corpus"]), config)
             record = {
+                "steps": config.steps,
                 "perplexity": round(perplexity(result.model, clean), 4),
                 "epsilon": None if result.epsilon is None else round(result.epsilon, 2),
                 "train_seconds": round(result.seconds, 1),
@@ -920,6 +925,10 @@ def _span(numbers: list[float]) -> str:
     return f"{low}" if low == high else f"{low} to {high}"
 
 
+def _per_step(run: dict) -> float:
+    return run["train_seconds"] / run["steps"]
+
+
 def memorization_values(data: dict) -> dict[str, str]:
     """The figures Module 07's prose quotes, each from the record the table and charts use."""
     runs = data["runs"]
@@ -933,7 +942,8 @@ def memorization_values(data: dict) -> dict[str, str]:
         "memorization-perplexity-dp": f"{dp['perplexity']:.1f}",
         "memorization-perplexity-dp-increase": f"{dp['perplexity'] / plain['perplexity'] - 1:.0%}",
         "memorization-epsilon-dp": f"{dp['epsilon']:.2f}",
-        "memorization-dp-slowdown": f"{dp['train_seconds'] / plain['train_seconds']:.1f}",
+        "memorization-dp-steps": str(dp["steps"]),
+        "memorization-dp-slowdown": f"{_per_step(dp) / _per_step(plain):.1f}",
         "memorization-highest-exposure-cleaned": f"{max(clean_bits):.1f}",
         "memorization-mean-exposure-cleaned": f"{sum(clean_bits) / len(clean_bits):.1f}",
         "memorization-highest-exposure-dp": f"{max(c['exposure_bits'] for c in dp['canaries']):.1f}",

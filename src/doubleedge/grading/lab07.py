@@ -162,11 +162,15 @@ def _attack_model(canaries: tuple[tuple[Canary, int], ...], trained: Path | None
     return AttackRun(result.model, reference, result.seconds)
 
 
+# The notebook's DP-SGD run (its ``dp`` cell), which the lesson's figures show too.
+DP_TRAINING = {"steps": 300, "noise_multiplier": 1.0, "max_grad_norm": 1.0}
+
+
 def public_trainings() -> list[tuple[list[str], TrainConfig]]:
     """The models the notebook trains on the lab's public corpus (its ``run`` and ``dp`` cells):
     the same for every learner, so the grader trains them once (see judge.kernel_cache)."""
     corpus = attack_corpus(lab_canaries())  # the notebook's corpus: the same documents and seed
-    return [(corpus, TrainConfig()), (corpus, TrainConfig(steps=300, noise_multiplier=1.0, max_grad_norm=1.0))]
+    return [(corpus, TrainConfig()), (corpus, TrainConfig(**DP_TRAINING))]
 
 
 def grading_canaries(heldout: str | Path | None = None) -> dict[Canary, int]:
