@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +100,29 @@ def test_a_truncated_gguf_file_is_refused_without_a_traceback(smollm2_copy, tmp_
     assert code == 2
     assert len(err) == 1 and err[0].startswith(f"doubleedge: gguf: could not read '{smollm2_copy}' as a model (")
     assert not any((tmp_path / "cache").glob("*/model.safetensors"))
+
+
+def test_two_threads_asking_for_one_conversion_convert_once(tmp_path, monkeypatch):
+    """``serve`` starts loading its model in a thread, then builds the bot, which asks for the same
+    converted folder: one converts, the other waits and reads that folder (two conversions at once
+    took twice the time, and made transformers' imports fail)."""
+    calls = []
+
+    def slow_convert(path, out):
+        calls.append(path)
+        time.sleep(0.5)  # the other thread asks meanwhile
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(gguf, "convert", slow_convert)
+    monkeypatch.setenv("DOUBLEEDGE_MODEL_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF")
+    both = threading.Barrier(2)
+
+    def ask(_) -> Path:
+        both.wait()
+        return gguf.converted(source, "0" * 64)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(ask, range(2))
+    assert calls == [source] and first == second and (first / "config.json").is_file()

@@ -23,6 +23,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from doubleedge.models.huggingface import HuggingFaceModel
@@ -36,6 +37,10 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 SMOLLM2_REPLY_TOKENS = 160
 DONE_MARKER = ".converted"  # written last: a folder without it is an interrupted conversion
 HASH_CHUNK = 1 << 20
+# ``serve`` loads the model in a background thread while it builds the bot, which asks for the
+# same folder: one thread converts, the other then finds its folder. Both converting cost twice
+# the time, and transformers' lazy imports can fail when two threads make them at once.
+_CONVERTING = threading.Lock()
 
 
 class ModelFileError(ValueError):
@@ -102,21 +107,22 @@ def check_gguf(path: Path) -> str:
 def converted(gguf_path: Path, checksum: str) -> Path:
     """The safetensors folder of a checked GGUF file, converting it on first use."""
     folder = cache_root() / checksum
-    if (folder / DONE_MARKER).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{checksum[:12]}-", dir=folder.parent))
-    try:
-        convert(gguf_path, scratch)
-        (scratch / DONE_MARKER).write_text(f"{gguf_path.name}\nsha256 {checksum}\n")
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier conversion
+    with _CONVERTING:
+        if (folder / DONE_MARKER).is_file():
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{checksum[:12]}-", dir=folder.parent))
         try:
-            scratch.rename(folder)
-        except OSError:  # another process finished the same conversion first
-            if not (folder / DONE_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            convert(gguf_path, scratch)
+            (scratch / DONE_MARKER).write_text(f"{gguf_path.name}\nsha256 {checksum}\n")
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier conversion
+            try:
+                scratch.rename(folder)
+            except OSError:  # another process finished the same conversion first
+                if not (folder / DONE_MARKER).is_file():
+                    raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return folder
 
 
