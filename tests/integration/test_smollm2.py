@@ -1,9 +1,10 @@
 """SmolLM2-135M-Instruct, the real model from the registry package, end to end.
 
 The tests read the model cache that `make` filled: its set-up converts the registry's GGUF
-file there, as a new user's does (converted here only if it is missing; the offline-install
-test converts it once more, in a fresh venv with an empty cache). Every test shares that
-folder and one loaded model. Nothing is downloaded.
+file there, as a new user's does. It is converted here only if it is missing or was made by
+another conversion (the folder records the conversion's code and package versions, so a change
+to it is converted, and tested, in the first test that asks). Every test shares that folder and
+one loaded model. Nothing is downloaded.
 """
 
 from __future__ import annotations

@@ -126,3 +126,25 @@ def test_two_threads_asking_for_one_conversion_convert_once(tmp_path, monkeypatc
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(ask, range(2))
     assert calls == [source] and first == second and (first / "config.json").is_file()
+
+
+def test_a_folder_converted_by_other_code_is_converted_again(tmp_path, monkeypatch):
+    """The done marker names the conversion (this code, transformers, gguf and torch): a folder
+    that another conversion made is made again, one made by this one is read as it is."""
+    calls = []
+
+    def fake_convert(path, out):
+        calls.append(path)
+        (out / "config.json").write_text(str(len(calls)))
+
+    monkeypatch.setattr(gguf, "convert", fake_convert)
+    monkeypatch.setenv("DOUBLEEDGE_MODEL_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF")
+    folder = gguf.converted(source, "1" * 64)
+    assert f"conversion {gguf.conversion_stamp()}" in (folder / gguf.DONE_MARKER).read_text().splitlines()
+    assert gguf.converted(source, "1" * 64) == folder and len(calls) == 1  # read as it is
+    marker = folder / gguf.DONE_MARKER
+    marker.write_text(marker.read_text().replace(gguf.conversion_stamp(), "0123456789abcdef"))
+    assert gguf.converted(source, "1" * 64) == folder and len(calls) == 2
+    assert (folder / "config.json").read_text() == "2"

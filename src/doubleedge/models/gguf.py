@@ -9,8 +9,9 @@ Specs:
 
 transformers reads a GGUF file by dequantizing it to float32. The result cannot be saved
 as it is, so the weights are copied into a fresh model built from the same config and
-saved as safetensors into ``CACHE/<sha256 of the GGUF file>/``, once. Every later use loads
-that folder with the hf: backend (one code path for every local model).
+saved as safetensors into ``CACHE/<sha256 of the GGUF file>/``, once (again only when the
+conversion changes: this module, or the transformers, gguf or torch that run it). Every later
+use loads that folder with the hf: backend (one code path for every local model).
 
 Run ``python -m doubleedge.models`` to prepare SmolLM2 ahead of time (the Makefile's
 venv step does); otherwise the first use converts it (about 20 s on 2 cores).
@@ -18,12 +19,14 @@ venv step does); otherwise the first use converts it (about 20 s on 2 cores).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 from doubleedge.models.huggingface import HuggingFaceModel
@@ -36,6 +39,7 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 # replies that run longer are mostly repetition. 160 tokens is about 600 characters.
 SMOLLM2_REPLY_TOKENS = 160
 DONE_MARKER = ".converted"  # written last: a folder without it is an interrupted conversion
+CONVERTED_BY = ("transformers", "gguf", "torch")  # the packages that read the file and write the folder
 HASH_CHUNK = 1 << 20
 # ``serve`` loads the model in a background thread while it builds the bot, which asks for the
 # same folder: one thread converts, the other then finds its folder. Both converting cost twice
@@ -108,22 +112,38 @@ def converted(gguf_path: Path, checksum: str) -> Path:
     """The safetensors folder of a checked GGUF file, converting it on first use."""
     folder = cache_root() / checksum
     with _CONVERTING:
-        if (folder / DONE_MARKER).is_file():
+        if _done(folder):
             return folder
         folder.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{checksum[:12]}-", dir=folder.parent))
         try:
             convert(gguf_path, scratch)
-            (scratch / DONE_MARKER).write_text(f"{gguf_path.name}\nsha256 {checksum}\n")
-            shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier conversion
+            (scratch / DONE_MARKER).write_text(f"{gguf_path.name}\nsha256 {checksum}\nconversion {conversion_stamp()}\n")
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted earlier conversion, or another one's
             try:
                 scratch.rename(folder)
             except OSError:  # another process finished the same conversion first
-                if not (folder / DONE_MARKER).is_file():
+                if not _done(folder):
                     raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return folder
+
+
+@functools.cache
+def conversion_stamp() -> str:
+    """What decides a converted folder besides the GGUF file: this module's code and the versions
+    of the packages that convert. Its done marker records it; a folder converted otherwise is
+    converted again, so a change to the conversion is never hidden by a folder made before it."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for package in CONVERTED_BY:
+        digest.update(f"{package} {version(package)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def _done(folder: Path) -> bool:
+    marker = folder / DONE_MARKER
+    return marker.is_file() and f"conversion {conversion_stamp()}" in marker.read_text("utf-8").splitlines()
 
 
 def convert(gguf_path: Path, out: Path) -> None:
