@@ -240,8 +240,8 @@ def measure_memorization() -> dict:
     runs = {}
     with tempfile.TemporaryDirectory(prefix="doubleedge-figures-") as tmp:
         canary_file = write_canaries(list(canaries), Path(tmp) / "canaries.jsonl")
+        named = {"reference": TRAINING, "dp": lab07.DP_TRAINING}  # the settings TRAINING_RUNS names
         for name, run in TRAINING_RUNS.items():
-            named = {"reference": TRAINING, "dp": lab07.DP_TRAINING}
             settings = named[run["training"]] if isinstance(run["training"], str) else run["training"]
             config = TrainConfig(**settings)
             result = train(_prepare(corpus, run["corpus"]), config)
