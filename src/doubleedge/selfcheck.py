@@ -41,6 +41,17 @@ UNFINISHED = "this cell is not finished: replace `raise NotImplementedError()` w
 
 VALIDATE_WIDTH = 80  # nbgrader validate cuts longer lines ("...")
 
+# Set in the grader's notebook kernel (grading/sandbox.py). That run only makes the learner's
+# feedback copy; the scores come from the grader's own processes. So a cell that would repeat,
+# for the feedback alone, slow work the grader does itself (Lab 07 retraining the learner's
+# hardened model, about 50 CPU-seconds per learner) prints a note there instead (graded_kernel).
+GRADED_KERNEL_ENV = "DOUBLEEDGE_GRADED_KERNEL"
+
+
+def graded_kernel() -> bool:
+    """True in the grader's notebook kernel, which runs the notebook for the feedback only."""
+    return os.environ.get(GRADED_KERNEL_ENV) == "1"
+
 
 def grader_checks(what: str) -> None:
     """Say, in a visible test's output, that the real check happens only in the grader.

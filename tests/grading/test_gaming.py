@@ -113,7 +113,7 @@ def test_the_graded_kernel_opens_no_real_model_file(graded, lab):
         assert "".join(o.get("text", "") for o in cell.outputs) == SKIPPED_FILES + "\n", cell.id
 
 
-@pytest.mark.parametrize("lab", ["01", "07"])  # garak scans' bars; Lab 07's training and canary-scan bars
+@pytest.mark.parametrize("lab", ["01", "02"])  # the labs' garak scans of the bot, unhardened and hardened
 def test_the_graded_kernel_draws_no_progress_bar(graded, lab):
     """A widget message per prompt, for a bar that nobody watches, cost the kernel and the grader."""
     course, _ = graded(lab)
@@ -140,6 +140,26 @@ def test_the_grade_sheet_counts_the_hints_a_learner_took(graded, lab):
     _, rows = graded(lab)
     assert rows[REFERENCE].metrics["hints_used"] == 1
     assert rows[UNTOUCHED].metrics["hints_used"] == 0
+
+
+@pytest.mark.parametrize("lab", ["07"])  # the lab whose notebook retrains; named, so it joins that lab's class
+def test_the_graded_kernel_leaves_the_hardened_model_to_the_checker(graded, lab):
+    """Lab 07's cells that retrain and re-scan the learner's hardened model (50 CPU-seconds per learner)
+    print one note in the graded kernel, which runs for the feedback alone: the checker trains that
+    model itself, on the held-out canaries (the test below). Outside the grader they run
+    (tests/integration/test_notebooks_execute.py)."""
+    from doubleedge.grading.lab07 import GRADER_RETRAINS
+
+    course, _ = graded(lab)
+    feedback = nbformat.read(course.autograded_dir(REFERENCE) / f"{get_lab(lab).slug}.ipynb", as_version=4)
+    skipping = {c.id: c for c in feedback.cells if c.cell_type == "code" and "if graded_kernel()" in c.source}
+    assert sorted(skipping) == ["lab07-23", "lab07-24", "lab07-27"]
+    for cell in skipping.values():
+        text = "".join(o.get("text", "") for o in cell.outputs)
+        assert GRADER_RETRAINS + "\n" in text and "perplexity" not in text, (cell.id, text)
+        assert all(o.output_type == "stream" for o in cell.outputs), cell.id  # no figure
+    ratio = next(c for c in feedback.cells if c.get("id") == "lab07-25")
+    assert "perplexity ratio" not in "".join(o.get("text", "") for o in ratio.outputs)
 
 
 @pytest.mark.parametrize("lab", ["07"])  # the lab whose checker trains; named, so it joins that lab's class

@@ -222,19 +222,22 @@ def test_lab07_stub_and_answers_the_pipe_would_cut_fail_without_training(tmp_pat
 
 
 def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_path):
-    """Every model the notebook trains on its public corpus is in the kernel's cache, so no
-    learner's autograde trains it again; each kernel gets files of its own, not the grader's."""
+    """Every model a graded kernel trains on the notebook's public corpus is in the kernel's cache,
+    so no learner's autograde trains it again; each kernel gets files of its own, not the grader's.
+    The cell that also trains DP-SGD there is one that a graded kernel skips (selfcheck.graded_kernel)."""
     from doubleedge.memorization import TrainConfig, lab_canaries, make_corpus, save_pretrained
     from doubleedge.memorization.garak_scan import cached_scan, write_canaries
     from doubleedge.memorization.train import load_trained, training_key
     from doubleedge.paths import cache_dir
     from doubleedge.scan import read_report
 
-    code = "\n".join(c.source for c in nbformat.read(get_lab("07").source_notebook, 4).cells if c.cell_type == "code")
-    corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", code).group(1),  # the course's notebook
+    cells = [c.source for c in nbformat.read(get_lab("07").source_notebook, 4).cells if c.cell_type == "code"]
+    graded = "\n".join(c for c in cells if "if graded_kernel():" not in c)  # what a graded kernel runs
+    corpus = eval(re.search(r"corpus = (make_corpus\(.*\))", graded).group(1),  # the course's notebook
                   {"make_corpus": make_corpus, "CANARIES": lab_canaries()})  # fmt: skip
-    configs = [eval(c, {"TrainConfig": TrainConfig}) for c in re.findall(r"train\(corpus, (TrainConfig\(.*?\))\)", code)]
-    assert len(configs) == 2  # the unhardened run and DP-SGD
+    public = r"train\(corpus, (TrainConfig\(.*?\))\)"
+    configs = [eval(c, {"TrainConfig": TrainConfig}) for c in re.findall(public, graded)]
+    assert len(configs) == 1 and len(re.findall(public, "\n".join(cells))) == 2  # the run; DP-SGD is skipped
     judge_for("07").kernel_cache(tmp_path)
     for config in configs:
         key = training_key(corpus, config)
@@ -242,6 +245,7 @@ def test_lab07_kernels_get_the_notebooks_public_models_as_their_own_copies(tmp_p
         assert load_trained(copy, key).key == key
         original = cache_dir() / "trained" / copy.name
         assert copy.stat().st_nlink == 1 and not copy.samefile(original)
+    assert len(list((tmp_path / "trained").glob("*.safetensors"))) == len(configs)  # nothing a kernel never reads
     # and the report of the notebook's garak scan of its unhardened model, kept under that model's key
     model_dir = save_pretrained(load_trained(tmp_path / "trained" / f"{training_key(corpus, configs[0])}.safetensors").model,
                                 tmp_path / "notebook-model")  # fmt: skip

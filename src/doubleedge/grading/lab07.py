@@ -165,12 +165,18 @@ def _attack_model(canaries: tuple[tuple[Canary, int], ...], trained: Path | None
 # The notebook's DP-SGD run (its ``dp`` cell), which the lesson's figures show too.
 DP_TRAINING = {"steps": 300, "noise_multiplier": 1.0, "max_grad_norm": 1.0}
 
+# What the notebook's cells that retrain and re-scan the hardened model print in the grader's
+# notebook kernel (selfcheck.graded_kernel): the checker trains that model on the held-out canaries.
+GRADER_RETRAINS = ("skipped in the grader's run of your notebook: the grader trains your hardened model "
+                   "itself, on its held-out canaries, and measures it (see your grade)")  # fmt: skip
+
 
 def public_trainings() -> list[tuple[list[str], TrainConfig]]:
-    """The models the notebook trains on the lab's public corpus (its ``run`` and ``dp`` cells):
-    the same for every learner, so the grader trains them once (see judge.kernel_cache)."""
+    """The models a graded kernel trains on the lab's public corpus (the notebook's ``run`` cell;
+    its ``dp`` cell is one that a graded kernel skips): the same for every learner, so the
+    grader trains them once (see judge.kernel_cache)."""
     corpus = attack_corpus(lab_canaries())  # the notebook's corpus: the same documents and seed
-    return [(corpus, TrainConfig()), (corpus, TrainConfig(**DP_TRAINING))]
+    return [(corpus, TrainConfig())]
 
 
 def grading_canaries(heldout: str | Path | None = None) -> dict[Canary, int]:

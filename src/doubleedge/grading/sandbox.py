@@ -54,6 +54,7 @@ from doubleedge.progressbar import BARS_ENV
 from doubleedge.progressbar import OFF as BARS_OFF
 from doubleedge.realmodel import ENV as REAL_MODEL_ENV
 from doubleedge.realmodel import OFF as REAL_MODEL_OFF
+from doubleedge.selfcheck import GRADED_KERNEL_ENV
 from doubleedge.target.secrets import COURSE_KEY_ENV, LEARNER_ENV, LEARNER_KEY_ENV, learner_environment
 
 KERNEL_NAME = "doubleedge-sandbox"
@@ -738,6 +739,7 @@ def launch_kernel(connection_file: str) -> int:
     env.setdefault(LEARNER_ENV, "learner")
     env[REAL_MODEL_ENV] = REAL_MODEL_OFF  # whatever launched it: a graded kernel never runs the real model
     env[BARS_ENV] = BARS_OFF  # nor draws progress bars that nobody watches
+    env[GRADED_KERNEL_ENV] = "1"  # nor retrains what the grader measures itself (selfcheck.graded_kernel)
     hiding = json.loads(os.environ.get(ENV_HIDDEN) or "{}")
     hidden, kept = hiding.get("hidden", []), hiding.get("kept", [])
     if sandbox.contained:

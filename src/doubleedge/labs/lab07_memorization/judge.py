@@ -38,10 +38,10 @@ def baseline(workdir: Path) -> Path:
 
 
 def kernel_cache(folder: Path) -> None:
-    """The models the notebook trains on public data, and its garak scan of the unhardened one, for
-    each learner's kernel: every kernel would train and scan the same (minutes on a laptop). They are
-    made once in the grader's cache and written afresh into each kernel's own folder, so no kernel
-    can alter another's."""
+    """The model a graded kernel trains on public data (``lab07.public_trainings``), and the
+    notebook's garak scan of it, for each learner's kernel: every kernel would train and scan the
+    same (a minute on a laptop). They are made once in the grader's cache and written afresh into
+    each kernel's own folder, so no kernel can alter another's."""
     runs = []
     for documents, config in lab07.public_trainings():
         runs.append(train(documents, config))
