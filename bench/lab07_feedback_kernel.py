@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import write_comparison
 
 from doubleedge.grading.lab07 import GRADER_RETRAINS
+from doubleedge.grading.pipeline import visible_part
 from doubleedge.labs import get_lab
 from doubleedge.paths import CACHE_ENV
 from doubleedge.progressbar import BARS_ENV
@@ -48,7 +48,6 @@ from doubleedge.selfcheck import GRADED_KERNEL_ENV
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "lab07_feedback_kernel.json"
 LAB = get_lab("07")
-HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 GRADERS_ENV = "DOUBLEEDGE_GRADERS_DIR"  # pointed at a missing folder: no held-out set, as on a learner's machine
 
 
@@ -71,25 +70,19 @@ def run_notebook(kernel_cache: Path, work: Path, graded: bool) -> tuple[float, f
     shutil.copytree(LAB.source_notebook.parent, work / "lab")
     notebook = nbformat.read(work / "lab" / LAB.source_notebook.name, as_version=4)
     for cell in notebook.cells:
-        cell.source = HIDDEN_TESTS.sub("", cell.source)  # the grader's kernel runs the visible tests only
-    env = {CACHE_ENV: str(work / "cache"), BARS_ENV: "off", REAL_MODEL_ENV: "off", GRADERS_ENV: str(work / "none")}
+        cell.source = visible_part(cell.source)  # the grader's kernel runs the visible tests only
+    env = {k: v for k, v in os.environ.items() if k != GRADED_KERNEL_ENV}
+    env |= {CACHE_ENV: str(work / "cache"), BARS_ENV: "off", REAL_MODEL_ENV: "off", GRADERS_ENV: str(work / "none")}
     env |= {GRADED_KERNEL_ENV: "1"} if graded else {}
-    saved = {k: os.environ.get(k) for k in (*env, GRADED_KERNEL_ENV)}
-    os.environ.pop(GRADED_KERNEL_ENV, None)
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        client = NotebookClient(notebook, timeout=1800, resources={"metadata": {"path": str(work / "lab")}})
-        start = time.perf_counter()
-        with client.setup_kernel():
-            kernel = psutil.Process(client.km.provisioner.process.pid)
-            for index, cell in enumerate(notebook.cells):
-                if cell.cell_type == "code":
-                    client.execute_cell(cell, index)  # a failing cell stops the run: the figures would lie
-            seconds = tree_cpu(kernel)
-        wall = time.perf_counter() - start
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    client = NotebookClient(notebook, timeout=1800, resources={"metadata": {"path": str(work / "lab")}})
+    start = time.perf_counter()
+    with client.setup_kernel(env=env):
+        kernel = psutil.Process(client.km.provisioner.process.pid)
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type == "code":
+                client.execute_cell(cell, index)  # a failing cell stops the run: the figures would lie
+        seconds = tree_cpu(kernel)
+    wall = time.perf_counter() - start
     retrain = next(c for c in notebook.cells if c.get("id") == "lab07-23")
     return seconds, wall, "".join(o.get("text", "") for o in retrain.outputs)
 

@@ -6,7 +6,7 @@ import shutil
 import nbformat
 import pytest
 
-from doubleedge.grading.pipeline import CourseFolder, _modified_test_cells, _visible_part
+from doubleedge.grading.pipeline import CourseFolder, _modified_test_cells, visible_part
 from doubleedge.labs import LABS, get_lab
 
 # Lab 01's preview as the release before the preview read the learner's re-scan showed it.
@@ -52,5 +52,5 @@ def test_earlier_digests_name_test_cells_of_other_text(lab):
     nb = nbformat.read(lab.source_notebook, as_version=4)
     cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if c.metadata.get("nbgrader", {}).get("locked")}
     for grade_id, digests in lab.earlier_test_cells.items():
-        today = hashlib.sha256(_visible_part(cells[grade_id].source).encode()).hexdigest()
+        today = hashlib.sha256(visible_part(cells[grade_id].source).encode()).hexdigest()
         assert today not in digests and all(len(d) == 64 for d in digests)

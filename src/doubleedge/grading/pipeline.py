@@ -581,8 +581,8 @@ def _modified_test_cells(notebook: nbformat.NotebookNode, course: CourseFolder) 
         if original is None or grade_id in seen:
             continue
         seen.add(grade_id)
-        visible = _visible_part(cell.source)
-        if visible != _visible_part(original.source) and not _earlier_release(course.lab, grade_id, visible):
+        visible = visible_part(cell.source)
+        if visible != visible_part(original.source) and not _earlier_release(course.lab, grade_id, visible):
             notes.append(f"{grade_id}: test cell was modified; the original was restored for grading")
     for grade_id in source:
         if grade_id not in seen:
@@ -595,7 +595,7 @@ def _earlier_release(lab: Lab, grade_id: str, visible: str) -> bool:
     return hashlib.sha256(visible.encode()).hexdigest() in lab.earlier_test_cells.get(grade_id, ())
 
 
-def _visible_part(source: str) -> str:
+def visible_part(source: str) -> str:
     """What the learner's copy shows of a test cell (hidden tests removed), without trailing space."""
     visible = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", source, flags=re.S)
     return visible.strip()
