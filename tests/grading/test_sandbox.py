@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -295,3 +296,19 @@ def test_no_sandbox_mode_still_runs_with_limits(tmp_path):
                    tmp_path, timeout=60)  # fmt: skip
     assert int(done.stdout) == LIMITS.memory_bytes
 
+
+
+def test_kernel_scratch_goes_to_a_short_temporary_folder_else_to_tmp(tmp_path, monkeypatch):
+    """$TMPDIR is used when the kernel's socket paths still fit under it (a grader that is killed
+    leaves its scratch folder there), else /tmp."""
+    short = Path(tempfile.mkdtemp(prefix="dek-t-", dir="/tmp"))
+    long = tmp_path / ("x" * sandbox.SHORT_TEMP_CHARS)
+    long.mkdir()
+    try:
+        for base, expected in ((short, short), (long, Path("/tmp"))):
+            monkeypatch.setattr(tempfile, "tempdir", str(base))
+            scratch = sandbox.short_scratch()
+            assert scratch.parent == expected and scratch.name.startswith("dek-")
+            shutil.rmtree(scratch)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)

@@ -1,12 +1,14 @@
 """Grading a class in parallel: the serial CSV and gradebook from three worker processes, from a
 local Dask cluster and from a Dask scheduler that loses a worker. One serial run is the reference."""
 
+import os
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -140,9 +142,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(*args: str, log: Path) -> subprocess.Popen:
+def _start(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "wb") as out:
-        return subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)  # fmt: skip
 
 
 def _kill_tree(process: subprocess.Popen) -> None:
@@ -172,24 +175,28 @@ def scheduler_and_two_workers(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     processes = [_start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
                         log=tmp_path / "scheduler.log")]  # fmt: skip
+    # The workers' temporary folder, short as a kernel's socket paths need it: a killed worker leaves
+    # the scratch folder of the submission it was grading there, and this test removes it.
+    temp = tempfile.mkdtemp(prefix="dek-workers-", dir="/tmp")
     workers = {}
     for name in ("a", "b"):
         workers[name] = _start("worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
                                "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp_path / name),
-                               log=tmp_path / f"worker-{name}.log")  # fmt: skip
+                               log=tmp_path / f"worker-{name}.log", env=dict(os.environ, TMPDIR=temp))  # fmt: skip
         processes.append(workers[name])
     try:
-        yield address, workers
+        yield address, workers, Path(temp)
     finally:
         for process in reversed(processes):
             _kill_tree(process)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_two_workers_one_killed_mid_run_loses_and_doubles_nothing(submissions, serial, scheduler_and_two_workers,
                                                                    tmp_path, class_baseline):  # fmt: skip
     from distributed import Client
 
-    address, workers = scheduler_and_two_workers
+    address, workers, temp = scheduler_and_two_workers
     course = CourseFolder(tmp_path / "course", LAB)
     course.prepare()
     baseline = class_baseline(LAB.number)
@@ -215,9 +222,11 @@ def test_two_workers_one_killed_mid_run_loses_and_doubles_nothing(submissions, s
         time.sleep(5)  # well into its submission: the kernel is running the learner's notebook
         on_victim = set(watcher.processing().get(victim, ()))
         _kill_tree(workers["a"])
+        left = [p.name for p in temp.iterdir()]  # the killed worker's kernel scratch, in its temporary folder
         grading.join(timeout=600)
     assert not grading.is_alive() and "error" not in result, result.get("error")
     assert on_victim, "worker a was not grading anything when it was killed"
+    assert any(name.startswith("dek-") for name in left), left
     assert _csv(result["rows"], tmp_path / "grades.csv") == serial[0]
     assert _scores(course.root / "gradebook.db") == serial[1]
     positions = [p for p, _ in graded]

@@ -680,9 +680,15 @@ def nbgrader_config_block() -> str:
     )
 
 
+SHORT_TEMP_CHARS = 60  # a temporary folder this long still leaves room for the kernel's socket paths
+
+
 def short_scratch(prefix: str = "dek-") -> Path:
-    """A scratch folder with a short path: a kernel's ipc socket paths must fit in 107 bytes."""
-    base = "/tmp" if os.access("/tmp", os.W_OK) else None
+    """A scratch folder with a short path: a kernel's ipc socket paths must fit in 107 bytes.
+    In the temporary folder (``$TMPDIR``) when its path is short enough, else in /tmp."""
+    base = tempfile.gettempdir()
+    if len(base) > SHORT_TEMP_CHARS and os.access("/tmp", os.W_OK):
+        base = "/tmp"
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
