@@ -301,9 +301,9 @@ def test_no_sandbox_mode_still_runs_with_limits(tmp_path):
 def test_kernel_scratch_goes_to_a_short_temporary_folder_else_to_tmp(tmp_path, monkeypatch):
     """$TMPDIR is used when the kernel's socket paths still fit under it (a grader that is killed
     leaves its scratch folder there), else /tmp."""
-    short = Path(tempfile.mkdtemp(prefix="dek-t-", dir="/tmp"))
     long = tmp_path / ("x" * sandbox.SHORT_TEMP_CHARS)
     long.mkdir()
+    short = Path(tempfile.mkdtemp(prefix="dek-t-", dir="/tmp"))
     try:
         for base, expected in ((short, short), (long, Path("/tmp"))):
             monkeypatch.setattr(tempfile, "tempdir", str(base))
