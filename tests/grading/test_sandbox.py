@@ -297,7 +297,6 @@ def test_no_sandbox_mode_still_runs_with_limits(tmp_path):
     assert int(done.stdout) == LIMITS.memory_bytes
 
 
-
 def test_kernel_scratch_goes_to_a_short_temporary_folder_else_to_tmp(tmp_path, monkeypatch):
     """$TMPDIR is used when the kernel's socket paths still fit under it (a grader that is killed
     leaves its scratch folder there), else /tmp."""

@@ -175,17 +175,18 @@ def scheduler_and_two_workers(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     processes = [_start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
                         log=tmp_path / "scheduler.log")]  # fmt: skip
-    # The workers' temporary folder, short as a kernel's socket paths need it: a killed worker leaves
-    # the scratch folder of the submission it was grading there, and this test removes it.
-    temp = tempfile.mkdtemp(prefix="dek-workers-", dir="/tmp")
+    # A temporary folder per worker, short as a kernel's socket paths need it: a killed worker leaves
+    # the scratch folder of the submission it was grading in its own, and this fixture removes them.
+    temp = Path(tempfile.mkdtemp(prefix="dek-workers-", dir="/tmp"))
     workers = {}
     for name in ("a", "b"):
+        (temp / name).mkdir()
         workers[name] = _start("worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
                                "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(tmp_path / name),
-                               log=tmp_path / f"worker-{name}.log", env=dict(os.environ, TMPDIR=temp))  # fmt: skip
+                               log=tmp_path / f"worker-{name}.log", env=dict(os.environ, TMPDIR=str(temp / name)))  # fmt: skip
         processes.append(workers[name])
     try:
-        yield address, workers, Path(temp)
+        yield address, workers, temp
     finally:
         for process in reversed(processes):
             _kill_tree(process)
@@ -222,7 +223,7 @@ def test_two_workers_one_killed_mid_run_loses_and_doubles_nothing(submissions, s
         time.sleep(5)  # well into its submission: the kernel is running the learner's notebook
         on_victim = set(watcher.processing().get(victim, ()))
         _kill_tree(workers["a"])
-        left = [p.name for p in temp.iterdir()]  # the killed worker's kernel scratch, in its temporary folder
+        left = [p.name for p in (temp / "a").iterdir()]  # the killed worker's kernel scratch, in its own folder
         grading.join(timeout=600)
     assert not grading.is_alive() and "error" not in result, result.get("error")
     assert on_victim, "worker a was not grading anything when it was killed"
